@@ -1,0 +1,32 @@
+"""The HTTP gateway: validates, enqueues, answers polls and serves synchronous predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from gateway import errors, health, jobs, predict, request_log, services
+from onnxq.logs import configure_logging
+from onnxq.settings import Settings
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the gateway app; `test_config` may carry SETTINGS, REDIS_CLIENT and CELERY_APP."""
+    app = Flask(__name__)
+    config = dict(test_config or {})
+    settings: Settings = config.pop("SETTINGS", None) or Settings()
+    app.config.from_mapping(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    app.config.update(config)
+    if not app.testing:
+        configure_logging(settings.log_level, process="gateway")
+
+    request_log.init_app(app)
+    errors.init_app(app)
+    services.init_app(app)
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(predict.bp)
+    app.register_blueprint(jobs.bp)
+    return app

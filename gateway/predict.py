@@ -1,0 +1,65 @@
+"""Synchronous prediction from the warm in-process session."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from flask import Blueprint, g, jsonify, url_for
+from flask.typing import ResponseReturnValue
+
+from gateway.body import json_body
+from gateway.services import current_services
+from onnxq.errors import TooManyRows
+from onnxq.schemas import parse_predict_request
+
+bp = Blueprint("predict", __name__, url_prefix="/v1/models")
+log = structlog.get_logger("onnxq.gateway")
+
+
+def _row_count(body: Any) -> int:
+    instances = body.get("instances") if isinstance(body, dict) else None
+    return len(instances) if isinstance(instances, list) else 0
+
+
+@bp.post("/<name>/predict")
+def predict(name: str) -> ResponseReturnValue:
+    """Predict a small batch now and return labels and probabilities."""
+    services = current_services()
+    model = services.repository.get(name)
+    g.model, g.version = model.name, model.version
+    body = json_body()
+    limit = services.settings.sync_max_rows
+    if _row_count(body) > limit:
+        jobs_url = url_for("jobs.submit", name=name)
+        raise TooManyRows(
+            f"{_row_count(body)} rows is more than the synchronous limit of {limit}; "
+            f"submit them as a job with POST {jobs_url}",
+            [{"limit": limit, "jobs_url": jobs_url}],
+        )
+    _, rows = parse_predict_request(body, model.manifest)
+    g.rows = len(rows)
+    started = time.perf_counter()
+    result = model.predict(rows)
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        services.prediction_log.record(
+            model=model.name,
+            version=model.version,
+            rows=rows,
+            result=result,
+            latency_ms=latency_ms,
+            request_id=g.request_id,
+            source="sync",
+        )
+    except OSError as exc:
+        # The caller's answer is already computed; losing it over a full disk
+        # would be worse than one missing log line, which is reported loudly.
+        log.error("prediction_log_failed", error=repr(exc))
+    return jsonify(
+        model=model.name,
+        version=model.version,
+        request_id=g.request_id,
+        **result.to_dict(),
+    )

@@ -1,0 +1,73 @@
+"""The objects every view needs, built once per gunicorn worker process by `init_app`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+import structlog
+from celery import Celery
+from flask import Flask, current_app
+
+from onnxq.errors import OnnxqError
+from onnxq.jobs import JobStore
+from onnxq.model import SessionConfig
+from onnxq.prediction_log import PredictionLog
+from onnxq.queue import JobQueue, make_celery
+from onnxq.repository import ModelRepository
+from onnxq.settings import Settings
+
+log = structlog.get_logger("onnxq.gateway")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    repository: ModelRepository
+    redis: redis.Redis
+    jobs: JobStore
+    queue: JobQueue
+    prediction_log: PredictionLog
+
+    def load_models(self) -> bool:
+        """Load every model's default version; return whether all of them are ready."""
+        try:
+            loaded = self.repository.load_defaults()
+        except OnnxqError as exc:
+            log.error("model_load_failed", error=exc.message)
+            return False
+        if not loaded:
+            log.warning("no_models", model_dir=str(self.repository.root))
+        return self.repository.ready
+
+    def redis_ready(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return False
+
+
+def init_app(app: Flask) -> None:
+    settings: Settings = app.config["SETTINGS"]
+    client = app.config.get("REDIS_CLIENT") or redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=10
+    )
+    celery: Celery = app.config.get("CELERY_APP") or make_celery(settings, main="onnxq-gateway")
+    store = JobStore(client, ttl_seconds=settings.job_ttl_seconds)
+    services = Services(
+        settings=settings,
+        repository=ModelRepository(
+            settings.model_dir,
+            SessionConfig(settings.ort_intra_op_threads, settings.ort_inter_op_threads),
+        ),
+        redis=client,
+        jobs=store,
+        queue=JobQueue(celery, store),
+        prediction_log=PredictionLog(settings.prediction_log_dir),
+    )
+    app.extensions["onnxq"] = services
+    services.load_models()
+
+
+def current_services() -> Services:
+    return current_app.extensions["onnxq"]  # type: ignore[no-any-return]

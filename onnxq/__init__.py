@@ -1,0 +1,3 @@
+"""onnxq: the shared core of the gateway and the worker."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,50 @@
+"""The demo model: a random forest on scikit-learn's breast-cancer data set (30 float features)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from onnxq.export import DEFAULT_TOLERANCE, build_manifest, export_sklearn_classifier
+from onnxq.manifest import Manifest
+from onnxq.repository import ModelRepository
+
+DEMO_MODEL_NAME = "breast-cancer"
+
+
+def build_demo_model(
+    repository: ModelRepository,
+    name: str = DEMO_MODEL_NAME,
+    tolerance: float = DEFAULT_TOLERANCE,
+    n_estimators: int = 100,
+) -> Manifest:
+    """Train, export, check parity on the whole data set, and add it as the next version."""
+    import sklearn
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+
+    data = load_breast_cancer()
+    X = data.data.astype(np.float32)
+    estimator = RandomForestClassifier(n_estimators=n_estimators, random_state=0, n_jobs=1)
+    estimator.fit(X, data.target)
+    exported = export_sklearn_classifier(estimator, X, tolerance=tolerance)
+
+    versions = repository.versions(name)
+    manifest = build_manifest(
+        exported,
+        name=name,
+        version=(versions[-1] + 1) if versions else 1,
+        feature_names=[str(feature) for feature in data.feature_names],
+        sha256=hashlib.sha256(exported.onnx_bytes).hexdigest(),
+        class_names=[str(target) for target in data.target_names],
+        source={
+            "framework": "scikit-learn",
+            "framework_version": sklearn.__version__,
+            "estimator": f"RandomForestClassifier(n_estimators={n_estimators}, random_state=0)",
+            "training_data": "sklearn.datasets.load_breast_cancer",
+            "training_rows": len(X),
+        },
+    )
+    repository.add_version(manifest, exported.onnx_bytes)
+    return manifest

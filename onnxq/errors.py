@@ -1,0 +1,78 @@
+"""Errors that know their HTTP status, so one handler can render them all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OnnxqError(Exception):
+    """Base of every error onnxq raises on purpose."""
+
+    status_code: int = 500
+    error_type: str = "internal_error"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.error_type, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ModelNotFound(OnnxqError):
+    status_code = 404
+    error_type = "model_not_found"
+
+    def __init__(self, name: str, version: int | None = None):
+        where = f"model '{name}'" if version is None else f"model '{name}' version {version}"
+        super().__init__(f"{where} is not in the model repository")
+        self.name = name
+        self.version = version
+
+
+class ModelNotReady(OnnxqError):
+    status_code = 503
+    error_type = "model_not_ready"
+
+
+class InvalidModel(OnnxqError):
+    """A model directory that cannot be served: bad manifest, checksum or file."""
+
+    status_code = 500
+    error_type = "invalid_model"
+
+
+class InvalidInput(OnnxqError):
+    status_code = 422
+    error_type = "invalid_input"
+
+
+class TooManyRows(OnnxqError):
+    status_code = 413
+    error_type = "too_many_rows"
+
+
+class JobNotFound(OnnxqError):
+    status_code = 404
+    error_type = "job_not_found"
+
+    def __init__(self, job_id: str):
+        super().__init__(f"job '{job_id}' does not exist or has expired")
+        self.job_id = job_id
+
+
+class QueueUnavailable(OnnxqError):
+    """Redis (broker or job store) cannot be reached; the request may be retried."""
+
+    status_code = 503
+    error_type = "queue_unavailable"
+
+
+class ParityError(OnnxqError):
+    """ONNX outputs differ from the source model's by more than the tolerance."""
+
+    error_type = "parity_error"

@@ -1,0 +1,142 @@
+"""Job records in Redis: what the gateway answers polls from and the worker writes results to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import redis
+from pydantic import BaseModel
+
+from onnxq.errors import JobNotFound, QueueUnavailable
+
+T = TypeVar("T")
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+
+
+class Job(BaseModel):
+    """The public document of one job; `result` and `error` appear once it has ended."""
+
+    job_id: str
+    status: JobStatus
+    model: str
+    version: int
+    rows: int
+    request_id: str | None = None
+    submitted_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: dict[str, Any] | None = None
+    error: JobError | None = None
+
+    def public(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, exclude={"request_id"})
+
+
+@contextmanager
+def redis_errors_as_unavailable() -> Iterator[None]:
+    """Turn a Redis outage into a 503-shaped error instead of a stack trace."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise QueueUnavailable(f"the job store is unreachable: {exc}") from exc
+
+
+class JobStore:
+    """One JSON value per job under `onnxq:job:<id>`, expiring `ttl_seconds` after its last write.
+
+    Celery's own result backend cannot tell an unknown id from a queued one, so
+    onnxq keeps its own record, written before the task is sent.
+    """
+
+    prefix = "onnxq:job:"
+
+    def __init__(self, client: redis.Redis, ttl_seconds: int):
+        self.client = client
+        self.ttl_seconds = ttl_seconds
+
+    def key(self, job_id: str) -> str:
+        return self.prefix + job_id
+
+    def create(self, job: Job) -> None:
+        with redis_errors_as_unavailable():
+            created = self.client.set(
+                self.key(job.job_id), job.model_dump_json(), ex=self.ttl_seconds, nx=True
+            )
+        if not created:
+            raise ValueError(f"job {job.job_id} already exists")
+
+    def get(self, job_id: str) -> Job:
+        with redis_errors_as_unavailable():
+            raw = self.client.get(self.key(job_id))
+        if raw is None:
+            raise JobNotFound(job_id)
+        return Job.model_validate_json(raw)
+
+    def delete(self, job_id: str) -> None:
+        with redis_errors_as_unavailable():
+            self.client.delete(self.key(job_id))
+
+    def update(self, job_id: str, change: Callable[[Job], Job]) -> Job:
+        """Apply `change` to the stored job atomically (optimistic WATCH/MULTI)."""
+        key = self.key(job_id)
+        with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise JobNotFound(job_id)
+                    job = change(Job.model_validate_json(raw))
+                    pipe.multi()
+                    pipe.set(key, job.model_dump_json(), ex=self.ttl_seconds)
+                    pipe.execute()
+                    return job
+                except redis.WatchError:
+                    continue
+
+    def mark_running(self, job_id: str) -> Job:
+        return self.update(
+            job_id,
+            lambda job: job.model_copy(
+                update={"status": JobStatus.RUNNING, "started_at": utc_now()}
+            ),
+        )
+
+    def mark_succeeded(self, job_id: str, result: dict[str, Any]) -> Job:
+        return self.update(
+            job_id,
+            lambda job: job.model_copy(
+                update={"status": JobStatus.SUCCEEDED, "finished_at": utc_now(), "result": result}
+            ),
+        )
+
+    def mark_failed(self, job_id: str, error_type: str, message: str) -> Job:
+        return self.update(
+            job_id,
+            lambda job: job.model_copy(
+                update={
+                    "status": JobStatus.FAILED,
+                    "finished_at": utc_now(),
+                    "error": JobError(type=error_type, message=message),
+                }
+            ),
+        )

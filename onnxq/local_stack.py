@@ -1,0 +1,134 @@
+"""`onnxq run`: Redis (embedded when none answers), gateway and worker in the foreground."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import structlog
+
+from onnxq.redis_server import RedisServer, redis_answers
+from onnxq.settings import Settings
+
+log = structlog.get_logger("onnxq.run")
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class LocalStack:
+    """Starts and supervises the processes of a one-machine onnxq; stops them all on Ctrl-C."""
+
+    def __init__(self, settings: Settings, state_dir: Path = Path("var")):
+        self.settings = settings
+        self.state_dir = state_dir
+        self.redis: RedisServer | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = False
+
+    def ensure_redis(self) -> None:
+        url = self.settings.redis_url
+        if redis_answers(url):
+            log.info("redis_found", url=_without_password(url))
+            return
+        parsed = urlparse(url)
+        if parsed.hostname not in LOCAL_HOSTS:
+            raise SystemExit(f"Redis at {_without_password(url)} does not answer")
+        self.redis = RedisServer(parsed.port or 6379, self.state_dir / "redis", appendonly=True)
+        self.redis.start()
+        log.info("redis_started", url=self.redis.url, binary=self.redis.binary, appendonly=True)
+
+    def start_children(self) -> None:
+        python = sys.executable
+        commands = {
+            "gateway": [python, "-m", "gunicorn", "-c", str(gunicorn_config_path()),
+                        "gateway:create_app()"],
+            "worker": [python, "-m", "worker"],
+        }  # fmt: skip
+        for name, command in commands.items():
+            # Own session: Ctrl-C reaches only us, and we stop the children in order.
+            self.children[name] = subprocess.Popen(command, start_new_session=True)
+            log.info("process_started", process=name, pid=self.children[name].pid)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        for name, child in self.children.items():
+            if child.poll() is None:
+                log.info("process_stopping", process=name, pid=child.pid)
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in self.children.values():
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if self.redis is not None:
+            self.redis.stop()
+            log.info("redis_stopped")
+
+    def run(self) -> int:
+        """Run until Ctrl-C / SIGTERM (exit 0) or until a child dies (exit 1)."""
+
+        def _on_signal(signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        try:
+            self.ensure_redis()
+            self.start_children()
+            print(try_it(self.settings), flush=True)
+            while True:
+                for name, child in self.children.items():
+                    if child.poll() is not None:
+                        log.error("process_exited", process=name, returncode=child.returncode)
+                        return 1
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            self.stop()
+
+
+def gunicorn_config_path() -> Path:
+    """Locate gateway/gunicorn_conf.py without importing the gateway package.
+
+    gunicorn's `-c python:gateway.gunicorn_conf` would import `gateway` (and so
+    onnxruntime) in the master; the forked workers then inherit ORT's global
+    state and abort with std::system_error when they exit.
+    """
+    spec = importlib.util.find_spec("gateway")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the gateway package is not installed")
+    return Path(spec.origin).parent / "gunicorn_conf.py"
+
+
+def _without_password(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+def try_it(settings: Settings) -> str:
+    base = f"http://127.0.0.1:{settings.gateway_port}"
+    row = "[17.99,10.38,122.8,1001,0.1184,0.2776,0.3001,0.1471,0.2419,0.07871,1.095,0.9053,8.589,153.4,0.006399,0.04904,0.05373,0.01587,0.03003,0.006193,25.38,17.33,184.6,2019,0.1622,0.6656,0.7119,0.2654,0.4601,0.1189]"  # noqa: E501
+    return "\n".join(
+        [
+            "",
+            f"onnxq is starting on {base} (Ctrl-C stops everything). Try:",
+            f"  curl -s {base}/ready",
+            f"  curl -s -X POST {base}/v1/models/breast-cancer/predict \\",
+            f"       -H 'Content-Type: application/json' -d '{{\"instances\": [{row}]}}'",
+            f"  curl -s -i -X POST {base}/v1/models/breast-cancer/jobs \\",
+            f"       -H 'Content-Type: application/json' -d '{{\"instances\": [{row}]}}'",
+            f"  curl -s {base}/v1/jobs/<job_id from the Location header>",
+            "",
+        ]
+    )

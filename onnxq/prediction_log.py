@@ -1,0 +1,78 @@
+"""The append-only JSONL prediction log: one line per predicted row, sync or async."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from onnxq.model import PredictionResult
+
+
+class PredictionLog:
+    """Appends prediction lines to <dir>/predictions-YYYY-MM-DD.jsonl (UTC day = rotation)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def path_for(self, when: datetime) -> Path:
+        return self.directory / f"predictions-{when:%Y-%m-%d}.jsonl"
+
+    def record(
+        self,
+        *,
+        model: str,
+        version: int,
+        rows: np.ndarray | Sequence[Sequence[float]],
+        result: PredictionResult,
+        latency_ms: float,
+        request_id: str | None = None,
+        job_id: str | None = None,
+        source: str,
+    ) -> int:
+        """Append one line per row; return how many lines were written."""
+        now = datetime.now(UTC)
+        timestamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        features = rows.tolist() if isinstance(rows, np.ndarray) else [list(r) for r in rows]
+        lines = []
+        for index, row in enumerate(features):
+            entry: dict[str, Any] = {
+                "ts": timestamp,
+                "source": source,
+                "request_id": request_id,
+                "job_id": job_id,
+                "model": model,
+                "version": version,
+                "row": index,
+                "features": row,
+                "label": result.labels[index],
+                "probabilities": result.probabilities[index],
+                "latency_ms": round(latency_ms, 3),
+            }
+            lines.append(json.dumps(entry, separators=(",", ":"), allow_nan=False))
+        self._append(self.path_for(now), ("\n".join(lines) + "\n").encode("utf-8"))
+        return len(lines)
+
+    def _append(self, path: Path, payload: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            # O_APPEND puts every write at the end; the lock keeps a large batch
+            # from a second process out of the middle of ours, and the loop
+            # finishes a short write before anyone else may write.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                view = memoryview(payload)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)

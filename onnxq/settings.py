@@ -1,0 +1,74 @@
+"""Typed settings, read once at process start from ONNXQ_* variables and an optional .env."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a gateway, worker or CLI process needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ONNXQ_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis used as the Celery broker and as the job store."""
+
+    model_dir: Path = Path("models")
+    """Root of the model repository: <model_dir>/<name>/<version>/{model.onnx,manifest.json}."""
+
+    prediction_log_dir: Path = Path("var/predictions")
+    """Where the append-only JSONL prediction log is written, one file per UTC day."""
+
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Comma-separated API keys. Empty means no authentication (development only)."""
+
+    sync_max_rows: int = Field(default=1000, ge=1)
+    """Most rows the synchronous predict route accepts; larger batches go to the jobs route."""
+
+    ort_intra_op_threads: int = Field(default=1, ge=1)
+    """ONNX Runtime intra-op threads per process; processes x threads should not exceed cores."""
+
+    ort_inter_op_threads: int = Field(default=1, ge=1)
+    """ONNX Runtime inter-op threads per process (only used by parallel execution mode)."""
+
+    gateway_host: str = "0.0.0.0"
+    """Address gunicorn binds to."""
+
+    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    """Port gunicorn binds to."""
+
+    gateway_workers: int = Field(default=2, ge=1)
+    """gunicorn worker processes; each holds its own warm ONNX Runtime sessions."""
+
+    worker_concurrency: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    """Celery worker processes per worker container."""
+
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """Largest request body the gateway reads; larger bodies get 413."""
+
+    job_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    """How long a job and its result stay pollable after submission."""
+
+    queue_name: str = "onnxq.predict"
+    """Celery queue the prediction jobs travel on."""
+
+    log_level: str = "INFO"
+    """Level of the structured JSON logs written to stdout."""
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value

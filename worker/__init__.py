@@ -1,0 +1,1 @@
+"""Celery workers that hold warm ONNX Runtime sessions and run prediction jobs."""

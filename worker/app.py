@@ -1,0 +1,55 @@
+"""The worker's Celery app: thin task shells over worker.jobs, wired to a per-process runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import setup_logging, worker_process_init
+
+from onnxq.logs import configure_logging
+from onnxq.queue import PREDICT_TASK, make_celery
+from onnxq.settings import Settings
+from worker.jobs import run_predict_job
+from worker.runtime import WorkerRuntime
+
+
+def create_worker_app(settings: Settings) -> Celery:
+    """Build the Celery app with its tasks registered and its process hooks connected."""
+    app = make_celery(settings, main="onnxq-worker")
+    # Loading sessions happens in worker_process_init; give big models time.
+    app.conf.worker_proc_alive_timeout = 60
+    runtime = WorkerRuntime(settings)
+
+    @app.task(name=PREDICT_TASK)
+    def predict(
+        job_id: str,
+        model: str,
+        version: int,
+        instances: list[list[float]],
+        request_id: str | None = None,
+    ) -> str | None:
+        runtime.ensure_started()
+        job = run_predict_job(
+            job_id=job_id,
+            model=model,
+            version=version,
+            instances=instances,
+            request_id=request_id,
+            repository=runtime.repository,
+            store=runtime.store,
+            prediction_log=runtime.prediction_log,
+        )
+        return job.status.value if job else None
+
+    def _start_process(**_: Any) -> None:
+        runtime.start()
+
+    def _configure_logging(**_: Any) -> None:
+        # Connecting this signal stops Celery from installing its own handlers.
+        configure_logging(settings.log_level, process="worker")
+
+    worker_process_init.connect(_start_process, weak=False)
+    setup_logging.connect(_configure_logging, weak=False)
+    app.onnxq_runtime = runtime  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,86 @@
+"""The prediction job as a plain function: the Celery task calls it, and so do unit tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+
+from onnxq.errors import JobNotFound, OnnxqError, QueueUnavailable
+from onnxq.jobs import Job, JobStore
+from onnxq.prediction_log import PredictionLog
+from onnxq.repository import ModelRepository
+from onnxq.schemas import rows_to_matrix
+
+log = structlog.get_logger("onnxq.worker")
+
+
+def run_predict_job(
+    *,
+    job_id: str,
+    model: str,
+    version: int,
+    instances: list[list[float]],
+    repository: ModelRepository,
+    store: JobStore,
+    prediction_log: PredictionLog,
+    request_id: str | None = None,
+) -> Job | None:
+    """Run one job and store its outcome; return the final job (None if its record is gone)."""
+    started = time.perf_counter()
+    fields: dict[str, Any] = {
+        "job_id": job_id,
+        "request_id": request_id,
+        "model": model,
+        "version": version,
+        "rows": len(instances),
+    }
+    try:
+        store.mark_running(job_id)
+    except JobNotFound:
+        log.warning("job", status="dropped", reason="job record missing or expired", **fields)
+        return None
+    try:
+        onnx_model = repository.get(model, version)
+        rows = rows_to_matrix(instances, onnx_model.manifest)
+        predict_started = time.perf_counter()
+        result = onnx_model.predict(rows)
+        latency_ms = (time.perf_counter() - predict_started) * 1000
+        prediction_log.record(
+            model=model,
+            version=version,
+            rows=rows,
+            result=result,
+            latency_ms=latency_ms,
+            request_id=request_id,
+            job_id=job_id,
+            source="job",
+        )
+    except QueueUnavailable:
+        raise  # Redis trouble is not the job's fault: let the task layer retry it.
+    except OnnxqError as exc:
+        return _fail(store, fields, started, exc.error_type, exc.message)
+    except Exception as exc:  # a model or runtime fault: record it, never loop on it
+        log.exception("job_error", **fields)
+        return _fail(store, fields, started, type(exc).__name__, str(exc))
+    job = store.mark_succeeded(job_id, {"model": model, "version": version, **result.to_dict()})
+    log.info("job", status=job.status.value, duration_ms=_ms_since(started), **fields)
+    return job
+
+
+def _fail(store: JobStore, fields: dict[str, Any], started: float, kind: str, message: str) -> Job:
+    job = store.mark_failed(fields["job_id"], kind, message)
+    log.warning(
+        "job",
+        status=job.status.value,
+        error_type=kind,
+        error=message,
+        duration_ms=_ms_since(started),
+        **fields,
+    )
+    return job
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
