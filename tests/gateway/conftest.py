@@ -1,0 +1,44 @@
+"""The Flask app built from test config: fakeredis job store, in-memory Celery broker."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway import create_app
+from gateway.services import Services
+from onnxq.queue import make_celery
+from onnxq.settings import Settings
+
+
+@pytest.fixture
+def redis_client() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def app(settings: Settings, redis_client: fakeredis.FakeRedis) -> Flask:
+    celery = make_celery(settings)
+    celery.conf.broker_url = "memory://"
+    return create_app(
+        {"TESTING": True, "SETTINGS": settings, "REDIS_CLIENT": redis_client, "CELERY_APP": celery}
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def services(app: Flask) -> Services:
+    return app.extensions["onnxq"]
+
+
+@pytest.fixture
+def rows(services: Services, demo_model_name: str) -> list[list[float]]:
+    """Three valid rows of the right width."""
+    width = len(services.repository.manifest(demo_model_name).features)
+    return [[float(i + j) / 10 for j in range(width)] for i in range(3)]

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import fakeredis
+from flask.testing import FlaskClient
+
+from gateway import create_app
+from onnxq.settings import Settings
+
+
+def test_health_answers_ok_without_touching_redis_or_models(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None, model_dir=tmp_path / "empty", redis_url="redis://127.0.0.1:1/0"
+    )
+    client = create_app({"TESTING": True, "SETTINGS": settings}).test_client()
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_ready_is_200_when_models_are_loaded_and_redis_answers(client: FlaskClient) -> None:
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.get_json()["checks"] == {"models": True, "redis": True}
+
+
+def test_ready_is_503_when_redis_does_not_answer(settings: Settings) -> None:
+    client = create_app({"TESTING": True, "SETTINGS": settings}).test_client()  # real, unreachable
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {"models": True, "redis": False}
+
+
+def test_ready_is_503_until_a_model_appears_then_recovers_without_restart(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    empty = tmp_path / "models"
+    settings = Settings(_env_file=None, model_dir=empty, redis_url="redis://127.0.0.1:1/0")
+    app = create_app({"TESTING": True, "SETTINGS": settings, "REDIS_CLIENT": fakeredis.FakeRedis()})
+    client = app.test_client()
+    assert client.get("/ready").status_code == 503
+
+    empty.symlink_to(model_dir)  # the model arrives after start-up
+    assert client.get("/ready").status_code == 200
