@@ -95,7 +95,8 @@ def test_sync_predict_on_gunicorn_matches_onnxruntime_and_is_logged(
     assert response.json()["probabilities"] == probabilities
 
     request_id = response.headers["X-Request-ID"]
-    lines = [l for l in log_lines(stack.prediction_log_dir) if l["request_id"] == request_id]
+    logged = log_lines(stack.prediction_log_dir)
+    lines = [line for line in logged if line["request_id"] == request_id]
     assert [line["row"] for line in lines] == list(range(20))
     assert all(line["source"] == "sync" and line["job_id"] is None for line in lines)
 
