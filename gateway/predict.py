@@ -38,7 +38,7 @@ def predict(name: str) -> ResponseReturnValue:
             f"submit them as a job with POST {jobs_url}",
             [{"limit": limit, "jobs_url": jobs_url}],
         )
-    _, rows = parse_predict_request(body, model.manifest)
+    request, rows = parse_predict_request(body, model.manifest)
     g.rows = len(rows)
     started = time.perf_counter()
     result = model.predict(rows)
@@ -47,7 +47,7 @@ def predict(name: str) -> ResponseReturnValue:
         services.prediction_log.record(
             model=model.name,
             version=model.version,
-            rows=rows,
+            rows=request.instances,
             result=result,
             latency_ms=latency_ms,
             request_id=g.request_id,

@@ -57,6 +57,15 @@ class PredictionResult:
         }
 
 
+def float32_values(array: np.ndarray) -> list[Any]:
+    """Nested lists of the shortest decimals that round-trip each float32 value.
+
+    JSON clients then read 0.98, not 0.9800000190734863, and np.float32 of what
+    they read is bit-for-bit the value onnxruntime produced.
+    """
+    return array.astype(np.float32).astype(str).astype(np.float64).tolist()  # type: ignore[no-any-return]
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -121,6 +130,6 @@ class OnnxModel:
         )
         return PredictionResult(
             labels=labels.tolist(),
-            probabilities=probabilities.astype(float).tolist(),
+            probabilities=float32_values(probabilities),
             classes=list(manifest.class_labels),
         )

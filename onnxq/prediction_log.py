@@ -36,7 +36,11 @@ class PredictionLog:
         job_id: str | None = None,
         source: str,
     ) -> int:
-        """Append one line per row; return how many lines were written."""
+        """Append one line per row; return how many lines were written.
+
+        Log the features as the caller sent them (17.99, not its float32 cast
+        17.989999771118164): that is what drift compares with training data.
+        """
         now = datetime.now(UTC)
         timestamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         features = rows.tolist() if isinstance(rows, np.ndarray) else [list(r) for r in rows]

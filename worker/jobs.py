@@ -50,7 +50,7 @@ def run_predict_job(
         prediction_log.record(
             model=model,
             version=version,
-            rows=rows,
+            rows=instances,
             result=result,
             latency_ms=latency_ms,
             request_id=request_id,
