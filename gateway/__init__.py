@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from gateway import errors, health, jobs, predict, request_log, services
+from gateway import auth, errors, health, jobs, predict, request_log, services
 from onnxq.logs import configure_logging
 from onnxq.settings import Settings
 
@@ -23,6 +23,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         configure_logging(settings.log_level, process="gateway")
 
     request_log.init_app(app)
+    auth.init_app(app)
     errors.init_app(app)
     services.init_app(app)
 

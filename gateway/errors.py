@@ -9,7 +9,7 @@ from flask import Flask, g, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from onnxq.errors import OnnxqError
+from onnxq.errors import OnnxqError, Unauthorized
 
 log = structlog.get_logger("onnxq.gateway")
 
@@ -20,7 +20,11 @@ def _snake(name: str) -> str:
 
 def handle_onnxq_error(error: OnnxqError) -> ResponseReturnValue:
     g.error_type = error.error_type
-    return jsonify(error=error.to_dict()), error.status_code
+    response = jsonify(error=error.to_dict())
+    response.status_code = error.status_code
+    if isinstance(error, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="onnxq"'
+    return response
 
 
 def handle_http_error(error: HTTPException) -> ResponseReturnValue:

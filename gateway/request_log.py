@@ -20,7 +20,8 @@ def _begin_request() -> None:
     offered = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
     g.started = time.perf_counter()
-    structlog.contextvars.bind_contextvars(request_id=g.request_id)
+    # gthread handler threads start with an empty context: bind everything here.
+    structlog.contextvars.bind_contextvars(request_id=g.request_id, process="gateway")
 
 
 def _finish_request(response: Response) -> Response:

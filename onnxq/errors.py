@@ -39,6 +39,11 @@ class ModelNotReady(OnnxqError):
     error_type = "model_not_ready"
 
 
+class Unauthorized(OnnxqError):
+    status_code = 401
+    error_type = "unauthorized"
+
+
 class InvalidModel(OnnxqError):
     """A model directory that cannot be served: bad manifest, checksum or file."""
 

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     """Where the append-only JSONL prediction log is written, one file per UTC day."""
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    """Comma-separated API keys. Empty means no authentication (development only)."""
+    """Comma-separated API keys for /v1 routes (Bearer or X-API-Key). Empty: no auth (dev only)."""
 
     sync_max_rows: int = Field(default=1000, ge=1)
     """Most rows the synchronous predict route accepts; larger batches go to the jobs route."""
@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     """Largest request body the gateway reads; larger bodies get 413."""
 
     job_ttl_seconds: int = Field(default=24 * 3600, ge=60)
-    """How long a job and its result stay pollable after submission."""
+    """How long a job and its result stay pollable after its last change (queued, finished)."""
 
     queue_name: str = "onnxq.predict"
     """Celery queue the prediction jobs travel on."""
