@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     extra = list(sys.argv[1:] if argv is None else argv)
     app.worker_main(
         [
+            "--quiet",  # no ASCII banner: stdout carries JSON log lines only
             "worker",
             "--loglevel", settings.log_level,
             "--concurrency", str(settings.worker_concurrency),
