@@ -10,7 +10,7 @@ from celery import Celery
 from flask import Flask, current_app
 
 from onnxq.errors import OnnxqError
-from onnxq.jobs import JobStore
+from onnxq.jobs import JobStore, connect_redis
 from onnxq.model import SessionConfig
 from onnxq.prediction_log import PredictionLog
 from onnxq.queue import JobQueue, make_celery
@@ -49,9 +49,7 @@ class Services:
 
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
-    client = app.config.get("REDIS_CLIENT") or redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=10
-    )
+    client = app.config.get("REDIS_CLIENT") or connect_redis(settings.redis_url)
     celery: Celery = app.config.get("CELERY_APP") or make_celery(settings, main="onnxq-gateway")
     store = JobStore(client, ttl_seconds=settings.job_ttl_seconds)
     services = Services(

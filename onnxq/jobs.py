@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import redis
 from pydantic import BaseModel
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from onnxq.errors import JobNotFound, QueueUnavailable
 
@@ -49,6 +51,20 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, exclude={"request_id"})
+
+
+def connect_redis(url: str, *, socket_timeout: float = 2.0) -> redis.Redis:
+    """A client that fails fast when Redis is down, so an outage becomes a quick 503.
+
+    redis-py's default retries with backoff make each refused call take seconds.
+    """
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=1,
+        socket_timeout=socket_timeout,
+        health_check_interval=10,
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
+    )
 
 
 @contextmanager

@@ -18,8 +18,12 @@ from onnxq.model import OnnxModel, SessionConfig
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def is_model_name(name: str) -> bool:
+    return bool(MODEL_NAME.fullmatch(name)) and ".." not in name
+
+
 def check_model_name(name: str) -> str:
-    if not MODEL_NAME.fullmatch(name) or ".." in name:
+    if not is_model_name(name):
         raise ModelNotFound(name)
     return name
 
@@ -39,7 +43,7 @@ class ModelRepository:
         return sorted(
             entry.name
             for entry in self.root.iterdir()
-            if entry.is_dir() and MODEL_NAME.fullmatch(entry.name) and self.versions(entry.name)
+            if entry.is_dir() and is_model_name(entry.name) and self.versions(entry.name)
         )
 
     def versions(self, name: str) -> list[int]:

@@ -25,6 +25,18 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_model_dir(model_dir: Path) -> Path:
+    """The same repository under the name the unit tests use; tests must not write to it."""
+    return model_dir
+
+
+@pytest.fixture
+def demo_repository(model_dir: Path) -> ModelRepository:
+    """A fresh repository (no sessions loaded yet) over the shared demo model."""
+    return ModelRepository(model_dir)
+
+
+@pytest.fixture(scope="session")
 def demo_model_name() -> str:
     return DEMO_MODEL_NAME
 

@@ -39,8 +39,7 @@ def run_predict_job(
     try:
         store.mark_running(job_id)
     except JobNotFound:
-        log.warning("job", status="dropped", reason="job record missing or expired", **fields)
-        return None
+        return _dropped(fields, started)
     try:
         onnx_model = repository.get(model, version)
         rows = rows_to_matrix(instances, onnx_model.manifest)
@@ -64,13 +63,21 @@ def run_predict_job(
     except Exception as exc:  # a model or runtime fault: record it, never loop on it
         log.exception("job_error", **fields)
         return _fail(store, fields, started, type(exc).__name__, str(exc))
-    job = store.mark_succeeded(job_id, {"model": model, "version": version, **result.to_dict()})
+    try:
+        job = store.mark_succeeded(job_id, {"model": model, "version": version, **result.to_dict()})
+    except JobNotFound:
+        return _dropped(fields, started)
     log.info("job", status=job.status.value, duration_ms=_ms_since(started), **fields)
     return job
 
 
-def _fail(store: JobStore, fields: dict[str, Any], started: float, kind: str, message: str) -> Job:
-    job = store.mark_failed(fields["job_id"], kind, message)
+def _fail(
+    store: JobStore, fields: dict[str, Any], started: float, kind: str, message: str
+) -> Job | None:
+    try:
+        job = store.mark_failed(fields["job_id"], kind, message)
+    except JobNotFound:
+        return _dropped(fields, started)
     log.warning(
         "job",
         status=job.status.value,
@@ -80,6 +87,14 @@ def _fail(store: JobStore, fields: dict[str, Any], started: float, kind: str, me
         **fields,
     )
     return job
+
+
+def _dropped(fields: dict[str, Any], started: float) -> None:
+    # The record expired or was deleted while the job ran: nobody can poll
+    # the outcome any more, so say so once and let the task end quietly.
+    log.warning("job", status="dropped", reason="job record expired while running",
+                duration_ms=_ms_since(started), **fields)  # fmt: skip
+    return None
 
 
 def _ms_since(started: float) -> float:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
-import redis
 import structlog
 
-from onnxq.jobs import JobStore
+from onnxq.jobs import JobStore, connect_redis
 from onnxq.model import SessionConfig
 from onnxq.prediction_log import PredictionLog
 from onnxq.repository import ModelRepository
@@ -33,9 +32,7 @@ class WorkerRuntime:
             settings.model_dir,
             SessionConfig(settings.ort_intra_op_threads, settings.ort_inter_op_threads),
         )
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
-        )
+        client = connect_redis(settings.redis_url, socket_timeout=5)
         self.store = JobStore(client, ttl_seconds=settings.job_ttl_seconds)
         self.prediction_log = PredictionLog(settings.prediction_log_dir)
         loaded = self.repository.load_defaults()

@@ -1,0 +1,250 @@
+"""run_predict_job, called directly: outcomes land in the job store and the prediction log."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import numpy as np
+import onnxruntime as ort
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from onnxq.demo import DEMO_MODEL_NAME
+from onnxq.errors import QueueUnavailable
+from onnxq.jobs import Job, JobStatus, JobStore
+from onnxq.manifest import MODEL_FILE
+from onnxq.prediction_log import PredictionLog
+from onnxq.repository import ModelRepository
+from worker.jobs import run_predict_job
+
+JOB_ID = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def instances() -> list[list[float]]:
+    """Rows exactly as a client would send them: the data set's own decimals."""
+    return load_breast_cancer().data[:25].tolist()
+
+
+def queued(store: JobStore, rows: int, model: str = DEMO_MODEL_NAME) -> None:
+    store.create(
+        Job(
+            job_id=JOB_ID,
+            status=JobStatus.QUEUED,
+            model=model,
+            version=1,
+            rows=rows,
+            request_id="req-7",
+            submitted_at=datetime.now(UTC),
+        )
+    )
+
+
+def run(
+    repository: ModelRepository,
+    store: JobStore,
+    log: PredictionLog,
+    instances: list[list[float]],
+    model: str = DEMO_MODEL_NAME,
+    version: int = 1,
+) -> Job | None:
+    return run_predict_job(
+        job_id=JOB_ID,
+        model=model,
+        version=version,
+        instances=instances,
+        repository=repository,
+        store=store,
+        prediction_log=log,
+        request_id="req-7",
+    )
+
+
+def log_lines(log: PredictionLog) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for path in sorted(log.directory.glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+
+
+def test_a_successful_job_stores_the_onnxruntime_predictions(
+    demo_repository: ModelRepository,
+    demo_model_dir: Path,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    instances: list[list[float]],
+) -> None:
+    queued(job_store, len(instances))
+
+    returned = run(demo_repository, job_store, prediction_log, instances)
+
+    stored = job_store.get(JOB_ID)
+    assert returned == stored
+    assert stored.status is JobStatus.SUCCEEDED
+    assert stored.started_at is not None
+    assert stored.finished_at is not None
+    assert stored.result is not None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # as the worker's sessions: same summation order
+    session = ort.InferenceSession(
+        str(demo_model_dir / DEMO_MODEL_NAME / "1" / MODEL_FILE),
+        sess_options=options,
+        providers=["CPUExecutionProvider"],
+    )
+    labels, probabilities = session.run(
+        ["label", "probabilities"], {"input": np.array(instances, dtype=np.float32)}
+    )
+    assert stored.result["model"] == DEMO_MODEL_NAME
+    assert stored.result["version"] == 1
+    assert stored.result["classes"] == [0, 1]
+    assert stored.result["labels"] == labels.tolist()
+    returned_probabilities = np.array(stored.result["probabilities"], dtype=np.float32)
+    assert returned_probabilities.tobytes() == probabilities.tobytes()
+
+
+def test_a_successful_job_logs_one_line_per_row_with_its_job_id(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    instances: list[list[float]],
+) -> None:
+    queued(job_store, len(instances))
+
+    run(demo_repository, job_store, prediction_log, instances)
+
+    lines = log_lines(prediction_log)
+    result = job_store.get(JOB_ID).result
+    assert result is not None
+    assert len(lines) == len(instances)
+    assert [line["row"] for line in lines] == list(range(len(instances)))
+    assert {line["job_id"] for line in lines} == {JOB_ID}
+    assert {line["request_id"] for line in lines} == {"req-7"}
+    assert {line["source"] for line in lines} == {"job"}
+    assert {(line["model"], line["version"]) for line in lines} == {(DEMO_MODEL_NAME, 1)}
+    # Features are logged as sent (17.99), not as their float32 cast (17.989999771118164).
+    assert [line["features"] for line in lines] == instances
+    assert [line["label"] for line in lines] == result["labels"]
+    assert [line["probabilities"] for line in lines] == result["probabilities"]
+
+
+def test_a_row_of_the_wrong_length_fails_the_job_as_invalid_input_without_logging(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    instances: list[list[float]],
+) -> None:
+    bad = [*instances[:3], instances[3][:29], *instances[4:]]
+    queued(job_store, len(bad))
+
+    returned = run(demo_repository, job_store, prediction_log, bad)
+
+    stored = job_store.get(JOB_ID)
+    assert returned == stored
+    assert stored.status is JobStatus.FAILED
+    assert stored.error is not None
+    assert stored.error.type == "invalid_input"
+    assert stored.result is None
+    assert log_lines(prediction_log) == []
+
+
+@pytest.mark.parametrize(
+    ("model", "version"), [("no-such-model", 1), (DEMO_MODEL_NAME, 9)], ids=["name", "version"]
+)
+def test_an_unknown_model_fails_the_job_as_model_not_found(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    instances: list[list[float]],
+    model: str,
+    version: int,
+) -> None:
+    queued(job_store, len(instances), model=model)
+
+    run(demo_repository, job_store, prediction_log, instances, model=model, version=version)
+
+    stored = job_store.get(JOB_ID)
+    assert stored.status is JobStatus.FAILED
+    assert stored.error is not None
+    assert stored.error.type == "model_not_found"
+    assert model in stored.error.message
+    assert log_lines(prediction_log) == []
+
+
+def test_an_unexpected_fault_fails_the_job_with_the_exception_type(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    instances: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def explode(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("session crashed")
+
+    monkeypatch.setattr(demo_repository, "get", explode)
+    queued(job_store, len(instances))
+
+    run(demo_repository, job_store, prediction_log, instances)
+
+    stored = job_store.get(JOB_ID)
+    assert stored.status is JobStatus.FAILED
+    assert stored.error is not None
+    assert (stored.error.type, stored.error.message) == ("RuntimeError", "session crashed")
+
+
+def test_a_job_store_outage_is_raised_for_the_task_layer_to_retry(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    instances: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unavailable(**kwargs: Any) -> None:
+        raise QueueUnavailable("the job store is unreachable")
+
+    monkeypatch.setattr(prediction_log, "record", unavailable)
+    queued(job_store, len(instances))
+
+    with pytest.raises(QueueUnavailable):
+        run(demo_repository, job_store, prediction_log, instances)
+
+    assert job_store.get(JOB_ID).status is JobStatus.RUNNING
+
+
+def test_a_job_whose_record_is_gone_returns_none_and_does_nothing(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    redis_client: fakeredis.FakeRedis,
+    prediction_log: PredictionLog,
+    instances: list[list[float]],
+) -> None:
+    returned = run(demo_repository, job_store, prediction_log, instances)
+
+    assert returned is None
+    assert redis_client.keys("*") == []
+    assert log_lines(prediction_log) == []
+
+
+def test_a_job_whose_record_vanishes_while_running_returns_none(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    redis_client: fakeredis.FakeRedis,
+    prediction_log: PredictionLog,
+    instances: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record = prediction_log.record
+
+    def record_then_expire(**kwargs: Any) -> int:
+        written = record(**kwargs)
+        redis_client.delete(job_store.key(JOB_ID))  # the TTL ends mid-job
+        return written
+
+    monkeypatch.setattr(prediction_log, "record", record_then_expire)
+    queued(job_store, len(instances))
+
+    assert run(demo_repository, job_store, prediction_log, instances) is None
