@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from gateway import auth, errors, health, jobs, predict, request_log, services
+from gateway import auth, errors, health, jobs, models, predict, request_log, services, v2
 from onnxq.logs import configure_logging
 from onnxq.settings import Settings
 
@@ -30,4 +30,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(predict.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(v2.bp)
+    app.register_blueprint(models.bp)
     return app

@@ -1,52 +1,86 @@
-"""Queued prediction jobs: submit, then poll."""
+"""Queued prediction jobs: submit, poll, cancel."""
 
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, g, jsonify, url_for
+from flask import Blueprint, g, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import BadRequest
 
-from gateway.body import json_body
+from gateway.inputs import body_fingerprint, json_body, model_for
 from gateway.services import current_services
 from onnxq.errors import JobNotFound
-from onnxq.schemas import parse_predict_request
+from onnxq.schemas import JobRequest, parse_request, rows_to_matrix
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as in the IETF draft
 POLL_AFTER_SECONDS = 1
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise BadRequest("Idempotency-Key must be 1-255 visible ASCII characters")
+    return key
 
 
 @bp.post("/models/<name>/jobs")
 def submit(name: str) -> ResponseReturnValue:
     """Validate the rows, queue them as a job, and say where to poll."""
-    services = current_services()
-    model = services.repository.get(name)
-    g.model, g.version = model.name, model.version
-    request, _ = parse_predict_request(json_body(), model.manifest)
-    g.rows = len(request.instances)
-    job = services.queue.submit(
+    key = _idempotency_key()
+    body = json_body()
+    job_request = parse_request(JobRequest, body)
+    model = model_for(name, job_request.version)
+    rows_to_matrix(job_request.instances, model.manifest)  # refuse bad rows before queueing
+    g.rows = len(job_request.instances)
+    submission = current_services().queue.submit(
         model=model.name,
         version=model.version,
-        instances=request.instances,
+        instances=job_request.instances,
         request_id=g.request_id,
+        callback_url=str(job_request.callback_url) if job_request.callback_url else None,
+        idempotency_key=key,
+        fingerprint=body_fingerprint(name, body),
     )
+    job = submission.job
     g.job_id = job.job_id
-    response = jsonify(
-        job_id=job.job_id, status=job.status.value, model=job.model, version=job.version
-    )
-    response.status_code = 202
+    if submission.replayed:
+        response = jsonify(job.public())
+        response.status_code = 200 if job.status.ended else 202
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        response = jsonify(
+            job_id=job.job_id, status=job.status.value, model=job.model, version=job.version
+        )
+        response.status_code = 202
     response.headers["Location"] = url_for("jobs.poll", job_id=job.job_id)
-    response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
+    if not job.status.ended:
+        response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
     return response
+
+
+def _checked_job_id(job_id: str) -> str:
+    g.job_id = job_id
+    if not JOB_ID.fullmatch(job_id):
+        raise JobNotFound(job_id)
+    return job_id
 
 
 @bp.get("/jobs/<job_id>")
 def poll(job_id: str) -> ResponseReturnValue:
     """Return a job's status, and its result or error once it has ended."""
-    g.job_id = job_id
-    if not JOB_ID.fullmatch(job_id):
-        raise JobNotFound(job_id)
-    job = current_services().jobs.get(job_id)
+    job = current_services().jobs.get(_checked_job_id(job_id))
+    response = jsonify(job.public())
+    if not job.status.ended:
+        response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
+    return response
+
+
+@bp.delete("/jobs/<job_id>")
+def cancel(job_id: str) -> ResponseReturnValue:
+    """Cancel a queued job so that it never runs; 409 once it is running or has ended."""
+    job = current_services().queue.cancel(_checked_job_id(job_id))
     return jsonify(job.public())

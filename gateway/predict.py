@@ -9,10 +9,10 @@ import structlog
 from flask import Blueprint, g, jsonify, url_for
 from flask.typing import ResponseReturnValue
 
-from gateway.body import json_body
+from gateway.inputs import json_body, model_for
 from gateway.services import current_services
 from onnxq.errors import TooManyRows
-from onnxq.schemas import parse_predict_request
+from onnxq.schemas import PredictRequest, ordered_rows, parse_request, rows_to_matrix
 
 bp = Blueprint("predict", __name__, url_prefix="/v1/models")
 log = structlog.get_logger("onnxq.gateway")
@@ -27,8 +27,6 @@ def _row_count(body: Any) -> int:
 def predict(name: str) -> ResponseReturnValue:
     """Predict a small batch now and return labels and probabilities."""
     services = current_services()
-    model = services.repository.get(name)
-    g.model, g.version = model.name, model.version
     body = json_body()
     limit = services.settings.sync_max_rows
     if _row_count(body) > limit:
@@ -38,7 +36,9 @@ def predict(name: str) -> ResponseReturnValue:
             f"submit them as a job with POST {jobs_url}",
             [{"limit": limit, "jobs_url": jobs_url}],
         )
-    request, rows = parse_predict_request(body, model.manifest)
+    request = parse_request(PredictRequest, body)
+    model = model_for(name, request.version)
+    rows = rows_to_matrix(request.instances, model.manifest)
     g.rows = len(rows)
     started = time.perf_counter()
     result = model.predict(rows)
@@ -47,7 +47,7 @@ def predict(name: str) -> ResponseReturnValue:
         services.prediction_log.record(
             model=model.name,
             version=model.version,
-            rows=request.instances,
+            rows=ordered_rows(request.instances, model.manifest),
             result=result,
             latency_ms=latency_ms,
             request_id=g.request_id,

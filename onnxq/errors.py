@@ -66,8 +66,39 @@ class JobNotFound(OnnxqError):
     error_type = "job_not_found"
 
     def __init__(self, job_id: str):
-        super().__init__(f"job '{job_id}' does not exist or has expired")
+        super().__init__(f"job '{job_id}' does not exist")
         self.job_id = job_id
+
+
+class JobExpired(OnnxqError):
+    status_code = 404
+    error_type = "job_expired"
+
+    def __init__(self, job_id: str, ttl_seconds: int):
+        super().__init__(
+            f"job '{job_id}' has expired: jobs and results are kept {ttl_seconds} s "
+            "after their last change"
+        )
+        self.job_id = job_id
+
+
+class JobConflict(OnnxqError):
+    """The job is not in a state that allows the operation (e.g. cancelling a running job)."""
+
+    status_code = 409
+    error_type = "job_conflict"
+
+    def __init__(self, job_id: str, status: str):
+        super().__init__(
+            f"job '{job_id}' is {status}; only queued jobs can be cancelled",
+            [{"job_id": job_id, "status": status}],
+        )
+        self.status = status
+
+
+class IdempotencyConflict(OnnxqError):
+    status_code = 409
+    error_type = "idempotency_conflict"
 
 
 class QueueUnavailable(OnnxqError):

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from onnxq.errors import JobNotFound, QueueUnavailable
+from onnxq.errors import JobConflict, JobExpired, JobNotFound, QueueUnavailable
 
 T = TypeVar("T")
 
@@ -23,6 +23,11 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        return self in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
 def utc_now() -> datetime:
@@ -48,9 +53,10 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     result: dict[str, Any] | None = None
     error: JobError | None = None
+    callback_url: str | None = None
 
     def public(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True, exclude={"request_id"})
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 def connect_redis(url: str, *, socket_timeout: float = 2.0) -> redis.Redis:
@@ -84,6 +90,10 @@ class JobStore:
     """
 
     prefix = "onnxq:job:"
+    # A tiny marker that outlives the record, so an expired job can be told
+    # apart from one that never existed.
+    tombstone_prefix = "onnxq:job-existed:"
+    tombstone_factor = 7
 
     def __init__(self, client: redis.Redis, ttl_seconds: int):
         self.client = client
@@ -93,23 +103,28 @@ class JobStore:
         return self.prefix + job_id
 
     def create(self, job: Job) -> None:
-        with redis_errors_as_unavailable():
-            created = self.client.set(
-                self.key(job.job_id), job.model_dump_json(), ex=self.ttl_seconds, nx=True
-            )
+        with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
+            pipe.set(self.key(job.job_id), job.model_dump_json(), ex=self.ttl_seconds, nx=True)
+            pipe.set(
+                self.tombstone_prefix + job.job_id, "1",
+                ex=self.ttl_seconds * self.tombstone_factor,
+            )  # fmt: skip
+            created, _ = pipe.execute()
         if not created:
             raise ValueError(f"job {job.job_id} already exists")
 
     def get(self, job_id: str) -> Job:
         with redis_errors_as_unavailable():
             raw = self.client.get(self.key(job_id))
+            if raw is None and self.client.exists(self.tombstone_prefix + job_id):
+                raise JobExpired(job_id, self.ttl_seconds)
         if raw is None:
             raise JobNotFound(job_id)
         return Job.model_validate_json(raw)
 
     def delete(self, job_id: str) -> None:
         with redis_errors_as_unavailable():
-            self.client.delete(self.key(job_id))
+            self.client.delete(self.key(job_id), self.tombstone_prefix + job_id)
 
     def update(self, job_id: str, change: Callable[[Job], Job]) -> Job:
         """Apply `change` to the stored job atomically (optimistic WATCH/MULTI)."""
@@ -129,13 +144,29 @@ class JobStore:
                 except redis.WatchError:
                     continue
 
-    def mark_running(self, job_id: str) -> Job:
-        return self.update(
-            job_id,
-            lambda job: job.model_copy(
-                update={"status": JobStatus.RUNNING, "started_at": utc_now()}
-            ),
-        )
+    def mark_running(self, job_id: str) -> Job | None:
+        """Claim a job for running; None when it must not run (cancelled or already ended).
+
+        A job found `running` is a redelivery after a lost worker: run it again.
+        """
+
+        def claim(job: Job) -> Job:
+            if job.status.ended:
+                return job
+            return job.model_copy(update={"status": JobStatus.RUNNING, "started_at": utc_now()})
+
+        job = self.update(job_id, claim)
+        return None if job.status.ended else job
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job; a running or ended one raises JobConflict with its state."""
+
+        def cancel(job: Job) -> Job:
+            if job.status is not JobStatus.QUEUED:
+                raise JobConflict(job.job_id, job.status.value)
+            return job.model_copy(update={"status": JobStatus.CANCELLED, "finished_at": utc_now()})
+
+        return self.update(job_id, cancel)
 
     def mark_succeeded(self, job_id: str, result: dict[str, Any]) -> Job:
         return self.update(

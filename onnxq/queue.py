@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from onnxq.errors import QueueUnavailable
-from onnxq.jobs import Job, JobStatus, JobStore, utc_now
+from onnxq.errors import IdempotencyConflict, JobNotFound, QueueUnavailable
+from onnxq.jobs import Job, JobStatus, JobStore, redis_errors_as_unavailable, utc_now
 from onnxq.settings import Settings
 
 PREDICT_TASK = "onnxq.predict"
+CALLBACK_TASK = "onnxq.callback"
 
 
 def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
@@ -27,7 +31,10 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
         # Celery result backend would only hold a second copy.
         task_ignore_result=True,
         task_default_queue=settings.queue_name,
-        task_routes={PREDICT_TASK: {"queue": settings.queue_name}},
+        task_routes={
+            PREDICT_TASK: {"queue": settings.queue_name},
+            CALLBACK_TASK: {"queue": settings.queue_name},
+        },
         # A crashed worker must not lose the job: acknowledge after running.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -48,8 +55,18 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+@dataclass(frozen=True)
+class Submission:
+    """What a submit produced: the job, and whether it is an idempotent replay of an earlier one."""
+
+    job: Job
+    replayed: bool = False
+
+
 class JobQueue:
     """Records a job, then sends it to the workers by task name."""
+
+    idempotency_prefix = "onnxq:idempotency:"
 
     def __init__(self, celery: Celery, store: JobStore):
         self.celery = celery
@@ -60,9 +77,13 @@ class JobQueue:
         *,
         model: str,
         version: int,
-        instances: list[list[float]],
+        instances: list[Any],
         request_id: str | None = None,
-    ) -> Job:
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+        fingerprint: str = "",
+    ) -> Submission:
+        """Queue a job; with an idempotency key, the same key and body return the first job."""
         job = Job(
             job_id=new_job_id(),
             status=JobStatus.QUEUED,
@@ -71,22 +92,74 @@ class JobQueue:
             rows=len(instances),
             request_id=request_id,
             submitted_at=utc_now(),
+            callback_url=callback_url,
         )
+        claim_key = None
+        if idempotency_key is not None:
+            claim_key = self._claim_key(idempotency_key)
+            earlier = self._claim(claim_key, job.job_id, fingerprint)
+            if earlier is not None:
+                return Submission(earlier, replayed=True)
+        try:
+            self._enqueue(job, instances)
+        except QueueUnavailable:
+            if claim_key is not None:
+                with contextlib.suppress(QueueUnavailable), redis_errors_as_unavailable():
+                    self.store.client.delete(claim_key)
+            raise
+        return Submission(job)
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job (a worker that later receives it skips it)."""
+        job = self.store.cancel(job_id)
+        if job.callback_url:
+            with contextlib.suppress(OperationalError, OSError):
+                self._send(CALLBACK_TASK, {"job_id": job.job_id})
+        return job
+
+    def _enqueue(self, job: Job, instances: list[Any]) -> None:
         self.store.create(job)
         payload: dict[str, Any] = {
             "job_id": job.job_id,
-            "model": model,
-            "version": version,
+            "model": job.model,
+            "version": job.version,
             "instances": instances,
-            "request_id": request_id,
+            "request_id": job.request_id,
         }
         try:
-            self.celery.send_task(
-                PREDICT_TASK, kwargs=payload, task_id=job.job_id, ignore_result=True
-            )
+            self._send(PREDICT_TASK, payload, task_id=job.job_id)
         except (OperationalError, OSError) as exc:
             # No half-written job: the record goes if the message could not.
             with contextlib.suppress(QueueUnavailable):
                 self.store.delete(job.job_id)
             raise QueueUnavailable(f"the job queue is unreachable: {exc}") from exc
-        return job
+
+    def _send(self, task: str, kwargs: dict[str, Any], task_id: str | None = None) -> None:
+        self.celery.send_task(task, kwargs=kwargs, task_id=task_id, ignore_result=True)
+
+    def _claim_key(self, idempotency_key: str) -> str:
+        # Hash the client's key: it may be long or odd, and it never lands in Redis as is.
+        return self.idempotency_prefix + hashlib.sha256(idempotency_key.encode()).hexdigest()
+
+    def _claim(self, claim_key: str, job_id: str, fingerprint: str) -> Job | None:
+        """Claim the key for `job_id`; return the earlier job if the key was already used."""
+        value = json.dumps({"job_id": job_id, "fingerprint": fingerprint})
+        for _ in range(3):
+            with redis_errors_as_unavailable():
+                if self.store.client.set(claim_key, value, nx=True, ex=self.store.ttl_seconds):
+                    return None
+                raw = self.store.client.get(claim_key)
+            if raw is None:
+                continue  # expired between SET and GET: try to claim again
+            earlier = json.loads(raw)
+            if earlier["fingerprint"] != fingerprint:
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was used with a different request body"
+                )
+            try:
+                return self.store.get(earlier["job_id"])
+            except JobNotFound:
+                # The first request's enqueue failed after its claim; take over the key.
+                with redis_errors_as_unavailable():
+                    self.store.client.delete(claim_key)
+        raise QueueUnavailable("could not claim the idempotency key; retry the request")

@@ -1,81 +1,138 @@
-"""Request bodies, validated with pydantic and then checked against a model's manifest."""
+"""Request bodies: pydantic for the envelope, then every row checked against the manifest."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import math
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from onnxq.errors import InvalidInput
 from onnxq.manifest import Manifest
 
-# strict: no silent "1.5" -> 1.5 or true -> 1.0; finite: NaN and +-Inf are refused.
-FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+# Rows are checked against the manifest below (so that every error names its
+# row and feature); this schema tells clients and OpenAPI what a row looks like.
+Instances = Annotated[
+    list[Any],
+    Field(min_length=1, description="Rows as arrays in manifest feature order, or as objects "
+                                    "mapping every feature name to a number."),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "oneOf": [
+                    {"type": "array", "items": {"type": "number"}},
+                    {"type": "object", "additionalProperties": {"type": "number"}},
+                ]
+            },
+        }
+    ),
+]  # fmt: skip
 
 
 class PredictRequest(BaseModel):
-    """Body of a synchronous predict or a job submission."""
+    """Body of a synchronous predict."""
 
     model_config = ConfigDict(extra="forbid")
 
-    instances: list[list[FiniteNumber]] = Field(min_length=1)
+    instances: Instances
+    version: int | None = Field(default=None, ge=1, description="Pin a model version.")
 
 
-def _feature_at(manifest: Manifest, index: Any) -> str | None:
-    if isinstance(index, int) and 0 <= index < len(manifest.features):
-        return manifest.features[index].name
+RequestT = TypeVar("RequestT", bound="PredictRequest")
+
+
+class JobRequest(PredictRequest):
+    """Body of a job submission: a predict body plus an optional completion callback."""
+
+    callback_url: AnyHttpUrl | None = Field(
+        default=None, description="onnxq POSTs the final job document here when the job ends."
+    )
+
+
+def parse_request(model: type[RequestT], body: Any) -> RequestT:
+    """Validate the envelope (keys, types); rows are checked later against a manifest."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        details = [{"loc": list(error["loc"]), "message": error["msg"]} for error in exc.errors()]
+        raise InvalidInput(f"{len(details)} problem(s) in the request body", details) from None
+
+
+def rows_to_matrix(rows: list[Any], manifest: Manifest) -> np.ndarray:
+    """Check every row against the manifest and return the model's float32 input matrix."""
+    names = manifest.feature_names
+    matrix = np.empty((len(rows), len(names)), dtype=np.float32)
+    details: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        values = _row_values(index, row, names, details)
+        if values is not None:
+            matrix[index] = values
+    if details:
+        raise InvalidInput(f"{len(details)} problem(s) in the request body", details)
+    return matrix
+
+
+def _row_values(
+    index: int, row: Any, names: list[str], details: list[dict[str, Any]]
+) -> list[float] | None:
+    def problem(message: str, feature: str | None = None, column: int | str | None = None) -> None:
+        loc: list[Any] = ["instances", index] + ([column] if column is not None else [])
+        detail: dict[str, Any] = {"loc": loc, "row": index, "message": message}
+        if feature is not None:
+            detail["feature"] = feature
+        details.append(detail)
+
+    before = len(details)
+    if isinstance(row, list):
+        if len(row) != len(names):
+            problem(f"expected {len(names)} values, got {len(row)}")
+            return None
+        pairs = list(zip(names, row, range(len(names)), strict=True))
+    elif isinstance(row, dict):
+        for extra in sorted(set(row) - set(names)):
+            problem("unknown feature", feature=str(extra), column=str(extra))
+        for missing in (name for name in names if name not in row):
+            problem("missing feature", feature=missing, column=missing)
+        pairs = [(name, row.get(name), name) for name in names if name in row]
+    else:
+        problem("a row must be an array of numbers or an object of feature: number")
+        return None
+    values = []
+    for name, value, column in pairs:
+        message = _number_problem(value)
+        if message:
+            problem(message, feature=name, column=column)
+        values.append(value)
+    return values if len(details) == before else None
+
+
+def _number_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        kind = "null" if value is None else type(value).__name__
+        return f"expected a number, got {kind}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "expected a finite number, got NaN or Infinity"
+    if abs(value) > FLOAT32_MAX:
+        return "value is outside the float32 range"
     return None
 
 
-def parse_predict_request(body: Any, manifest: Manifest) -> tuple[PredictRequest, np.ndarray]:
-    """Validate a JSON body for `manifest`; raise InvalidInput listing every problem found."""
-    try:
-        request = PredictRequest.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidInput(
-            f"{exc.error_count()} problem(s) in the request body",
-            [_detail_from_pydantic(error, manifest) for error in exc.errors()],
-        ) from None
+def parse_predict_request(
+    body: Any,
+    manifest: Manifest,
+    model: type[RequestT] = PredictRequest,  # type: ignore[assignment]
+) -> tuple[RequestT, np.ndarray]:
+    """Validate a whole body for `manifest`: the envelope, then every row."""
+    request = parse_request(model, body)
     return request, rows_to_matrix(request.instances, manifest)
 
 
-def rows_to_matrix(rows: list[list[float]], manifest: Manifest) -> np.ndarray:
-    """Check row lengths and float32 range, and return the model's input matrix."""
-    expected = len(manifest.features)
-    details: list[dict[str, Any]] = []
-    for row_index, row in enumerate(rows):
-        if len(row) != expected:
-            details.append(
-                {
-                    "loc": ["instances", row_index],
-                    "row": row_index,
-                    "message": f"expected {expected} values, got {len(row)}",
-                }
-            )
-            continue
-        for column, value in enumerate(row):
-            if abs(value) > FLOAT32_MAX:
-                details.append(
-                    {
-                        "loc": ["instances", row_index, column],
-                        "row": row_index,
-                        "feature": manifest.features[column].name,
-                        "message": "value is outside the float32 range",
-                    }
-                )
-    if details:
-        raise InvalidInput(f"{len(details)} problem(s) in the request body", details)
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), expected)
-
-
-def _detail_from_pydantic(error: Any, manifest: Manifest) -> dict[str, Any]:
-    loc = list(error["loc"])
-    detail: dict[str, Any] = {"loc": loc, "message": error["msg"]}
-    if len(loc) >= 2 and loc[0] == "instances" and isinstance(loc[1], int):
-        detail["row"] = loc[1]
-        feature = _feature_at(manifest, loc[2]) if len(loc) >= 3 else None
-        if feature is not None:
-            detail["feature"] = feature
-    return detail
+def ordered_rows(rows: list[Any], manifest: Manifest) -> list[list[Any]]:
+    """Rows as lists in manifest feature order (objects are reordered), values as sent."""
+    names = manifest.feature_names
+    return [[row[name] for name in names] if isinstance(row, dict) else row for row in rows]

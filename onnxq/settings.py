@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     job_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     """How long a job and its result stay pollable after its last change (queued, finished)."""
 
+    callback_max_attempts: int = Field(default=5, ge=1, le=20)
+    """Attempts to deliver a job's completion callback before giving up."""
+
+    callback_backoff_seconds: float = Field(default=1.0, gt=0)
+    """First retry delay of a failed callback; doubles each attempt, capped at 60 s."""
+
+    callback_timeout_seconds: float = Field(default=5.0, gt=0)
+    """How long one callback POST may take."""
+
     queue_name: str = "onnxq.predict"
     """Celery queue the prediction jobs travel on."""
 

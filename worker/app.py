@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init
 
+from onnxq.jobs import Job
 from onnxq.logs import configure_logging
-from onnxq.queue import PREDICT_TASK, make_celery
+from onnxq.queue import CALLBACK_TASK, PREDICT_TASK, make_celery
 from onnxq.settings import Settings
+from worker.callbacks import CallbackOutcome, backoff_seconds, deliver_callback
 from worker.jobs import run_predict_job
 from worker.runtime import WorkerRuntime
 
@@ -21,12 +23,16 @@ def create_worker_app(settings: Settings) -> Celery:
     app.conf.worker_proc_alive_timeout = 60
     runtime = WorkerRuntime(settings)
 
+    def send_callback(job: Job) -> None:
+        if job.callback_url:
+            app.send_task(CALLBACK_TASK, kwargs={"job_id": job.job_id}, ignore_result=True)
+
     @app.task(name=PREDICT_TASK)
     def predict(
         job_id: str,
         model: str,
         version: int,
-        instances: list[list[float]],
+        instances: list[Any],
         request_id: str | None = None,
     ) -> str | None:
         runtime.ensure_started()
@@ -39,8 +45,24 @@ def create_worker_app(settings: Settings) -> Celery:
             repository=runtime.repository,
             store=runtime.store,
             prediction_log=runtime.prediction_log,
+            on_end=send_callback,
         )
         return job.status.value if job else None
+
+    @app.task(name=CALLBACK_TASK, bind=True, max_retries=settings.callback_max_attempts - 1)
+    def callback(self: Task, job_id: str) -> str:
+        runtime.ensure_started()
+        attempt = self.request.retries
+        outcome = deliver_callback(
+            job_id,
+            store=runtime.store,
+            attempt=attempt,
+            max_attempts=settings.callback_max_attempts,
+            timeout=settings.callback_timeout_seconds,
+        )
+        if outcome is CallbackOutcome.RETRY:
+            raise self.retry(countdown=backoff_seconds(attempt, settings.callback_backoff_seconds))
+        return outcome.value
 
     def _start_process(**_: Any) -> None:
         runtime.start()

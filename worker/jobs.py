@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -11,7 +12,7 @@ from onnxq.errors import JobNotFound, OnnxqError, QueueUnavailable
 from onnxq.jobs import Job, JobStore
 from onnxq.prediction_log import PredictionLog
 from onnxq.repository import ModelRepository
-from onnxq.schemas import rows_to_matrix
+from onnxq.schemas import ordered_rows, rows_to_matrix
 
 log = structlog.get_logger("onnxq.worker")
 
@@ -21,13 +22,17 @@ def run_predict_job(
     job_id: str,
     model: str,
     version: int,
-    instances: list[list[float]],
+    instances: list[Any],
     repository: ModelRepository,
     store: JobStore,
     prediction_log: PredictionLog,
     request_id: str | None = None,
+    on_end: Callable[[Job], None] | None = None,
 ) -> Job | None:
-    """Run one job and store its outcome; return the final job (None if its record is gone)."""
+    """Run one job and store its outcome; return the final job (None if its record is gone).
+
+    `on_end` is called once, by the run that ended the job (not by a skipped duplicate).
+    """
     started = time.perf_counter()
     fields: dict[str, Any] = {
         "job_id": job_id,
@@ -37,9 +42,15 @@ def run_predict_job(
         "rows": len(instances),
     }
     try:
-        store.mark_running(job_id)
+        claimed = store.mark_running(job_id)
     except JobNotFound:
         return _dropped(fields, started)
+    if claimed is None:
+        # Cancelled while queued, or a duplicate delivery of a job that ended.
+        job = store.get(job_id)
+        log.info("job", status="skipped", job_status=job.status.value,
+                 duration_ms=_ms_since(started), **fields)  # fmt: skip
+        return job
     try:
         onnx_model = repository.get(model, version)
         rows = rows_to_matrix(instances, onnx_model.manifest)
@@ -49,7 +60,7 @@ def run_predict_job(
         prediction_log.record(
             model=model,
             version=version,
-            rows=instances,
+            rows=ordered_rows(instances, onnx_model.manifest),
             result=result,
             latency_ms=latency_ms,
             request_id=request_id,
@@ -59,12 +70,23 @@ def run_predict_job(
     except QueueUnavailable:
         raise  # Redis trouble is not the job's fault: let the task layer retry it.
     except OnnxqError as exc:
-        return _fail(store, fields, started, exc.error_type, exc.message)
+        ended = _fail(store, fields, started, exc.error_type, exc.message)
     except Exception as exc:  # a model or runtime fault: record it, never loop on it
         log.exception("job_error", **fields)
-        return _fail(store, fields, started, type(exc).__name__, str(exc))
+        ended = _fail(store, fields, started, type(exc).__name__, str(exc))
+    else:
+        ended = _succeed(store, fields, started, {"model": model, "version": version,
+                                                  **result.to_dict()})  # fmt: skip
+    if ended is not None and on_end is not None:
+        on_end(ended)
+    return ended
+
+
+def _succeed(
+    store: JobStore, fields: dict[str, Any], started: float, result: dict[str, Any]
+) -> Job | None:
     try:
-        job = store.mark_succeeded(job_id, {"model": model, "version": version, **result.to_dict()})
+        job = store.mark_succeeded(fields["job_id"], result)
     except JobNotFound:
         return _dropped(fields, started)
     log.info("job", status=job.status.value, duration_ms=_ms_since(started), **fields)

@@ -38,8 +38,9 @@ def test_a_nan_value_is_refused_with_its_row_and_feature(
 def test_an_infinite_value_is_refused(
     client: FlaskClient, route: str, width: int, literal: str
 ) -> None:
+    good = ", ".join(["1.0"] * width)
     row = ", ".join([literal] + ["1.0"] * (width - 1))
-    response = _raw(client, route, f'{{"instances": [[1.0], [{row}]]}}')
+    response = _raw(client, route, f'{{"instances": [[{good}], [{row}]]}}')
     assert response.status_code == 422
     rows_named = {d["row"] for d in response.get_json()["error"]["details"]}
     assert rows_named == {1}

@@ -162,7 +162,7 @@ def test_an_update_retries_when_the_record_changes_underneath_it(
     assert (stored.rows, stored.status) == (7, JobStatus.RUNNING)
 
 
-def test_the_public_document_hides_the_request_id_and_empty_fields() -> None:
+def test_the_public_document_carries_the_request_id_and_leaves_out_empty_fields() -> None:
     document = new_job().public()
 
     assert document == {
@@ -171,6 +171,7 @@ def test_the_public_document_hides_the_request_id_and_empty_fields() -> None:
         "model": "breast-cancer",
         "version": 1,
         "rows": 2,
+        "request_id": "req-1",
         "submitted_at": "2024-05-01T12:00:00Z",
     }
 
@@ -217,7 +218,7 @@ def test_submit_records_a_queued_job_and_sends_its_task(
 
     job = queue.submit(
         model="breast-cancer", version=1, instances=[[1.0, 2.0], [3.0, 4.0]], request_id="r-9"
-    )
+    ).job
 
     stored = store.get(job.job_id)
     assert stored == job
@@ -248,7 +249,7 @@ def test_submit_records_a_queued_job_and_sends_its_task(
 def test_each_submission_gets_its_own_job_id(celery_app, store: JobStore) -> None:
     queue = JobQueue(celery_app, store)
 
-    ids = {queue.submit(model="m", version=1, instances=[[1.0]]).job_id for _ in range(3)}
+    ids = {queue.submit(model="m", version=1, instances=[[1.0]]).job.job_id for _ in range(3)}
 
     assert len(ids) == 3
 

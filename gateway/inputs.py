@@ -1,0 +1,36 @@
+"""Reading a request: its JSON body, and the model version it addresses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from flask import g, request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from gateway.services import current_services
+from onnxq.model import OnnxModel
+
+
+def json_body() -> Any:
+    """Return the parsed JSON body; 415 for another content type, 400 for broken JSON."""
+    if not request.is_json:
+        raise UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'")
+    try:
+        return request.get_json(force=True, cache=True)
+    except BadRequest as exc:
+        raise BadRequest("the request body is not valid JSON") from exc
+
+
+def body_fingerprint(name: str, body: Any) -> str:
+    """A digest of what a request asks for, to recognise a repeated submit."""
+    canonical = json.dumps([name, body], sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def model_for(name: str, version: int | None) -> OnnxModel:
+    """Load the addressed model version (the default when none is pinned) and note it for logs."""
+    model = current_services().repository.get(name, version)
+    g.model, g.version = model.name, model.version
+    return model
