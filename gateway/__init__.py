@@ -7,7 +7,18 @@ from typing import Any
 
 from flask import Flask
 
-from gateway import auth, errors, health, jobs, models, predict, request_log, services, v2
+from gateway import (
+    auth,
+    errors,
+    health,
+    jobs,
+    models,
+    openapi,
+    predict,
+    request_log,
+    services,
+    v2,
+)
 from onnxq.logs import configure_logging
 from onnxq.settings import Settings
 
@@ -32,4 +43,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(jobs.bp)
     app.register_blueprint(v2.bp)
     app.register_blueprint(models.bp)
+    app.register_blueprint(openapi.bp)
     return app

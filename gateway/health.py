@@ -5,18 +5,22 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from gateway.openapi import documented
+from gateway.responses import HealthResponse, ReadyResponse
 from gateway.services import current_services
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
+@documented(responses={200: HealthResponse}, public=True)
 def health() -> ResponseReturnValue:
     """Answer at once: the process is up. Touches no dependency."""
     return jsonify(status="ok")
 
 
 @bp.get("/ready")
+@documented(responses={200: ReadyResponse, 503: ReadyResponse}, public=True)
 def ready() -> ResponseReturnValue:
     """Say whether this process can serve: models loaded and Redis answering."""
     services = current_services()

@@ -9,8 +9,11 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
 from gateway.inputs import body_fingerprint, json_body, model_for
+from gateway.openapi import documented
+from gateway.responses import describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import JobNotFound
+from onnxq.jobs import Job
 from onnxq.schemas import JobRequest, parse_request, rows_to_matrix
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -28,6 +31,15 @@ def _idempotency_key() -> str | None:
 
 
 @bp.post("/models/<name>/jobs")
+@documented(
+    body=JobRequest,
+    responses={
+        200: Job,
+        202: Job,
+        **describe_error_statuses(400, 401, 404, 409, 413, 415, 422, 503),
+    },
+    headers={"Idempotency-Key": "Repeat a submit safely: same key and body return the same job."},
+)
 def submit(name: str) -> ResponseReturnValue:
     """Validate the rows, queue them as a job, and say where to poll."""
     key = _idempotency_key()
@@ -47,15 +59,11 @@ def submit(name: str) -> ResponseReturnValue:
     )
     job = submission.job
     g.job_id = job.job_id
+    response = jsonify(job.public())
+    # A replayed submit of a job that has ended answers 200: nothing new was accepted.
+    response.status_code = 200 if submission.replayed and job.status.ended else 202
     if submission.replayed:
-        response = jsonify(job.public())
-        response.status_code = 200 if job.status.ended else 202
         response.headers["Idempotent-Replayed"] = "true"
-    else:
-        response = jsonify(
-            job_id=job.job_id, status=job.status.value, model=job.model, version=job.version
-        )
-        response.status_code = 202
     response.headers["Location"] = url_for("jobs.poll", job_id=job.job_id)
     if not job.status.ended:
         response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
@@ -70,6 +78,7 @@ def _checked_job_id(job_id: str) -> str:
 
 
 @bp.get("/jobs/<job_id>")
+@documented(responses={200: Job, **describe_error_statuses(401, 404, 503)})
 def poll(job_id: str) -> ResponseReturnValue:
     """Return a job's status, and its result or error once it has ended."""
     job = current_services().jobs.get(_checked_job_id(job_id))
@@ -80,6 +89,7 @@ def poll(job_id: str) -> ResponseReturnValue:
 
 
 @bp.delete("/jobs/<job_id>")
+@documented(responses={200: Job, **describe_error_statuses(401, 404, 409, 503)})
 def cancel(job_id: str) -> ResponseReturnValue:
     """Cancel a queued job so that it never runs; 409 once it is running or has ended."""
     job = current_services().queue.cancel(_checked_job_id(job_id))

@@ -7,6 +7,8 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from gateway.openapi import documented
+from gateway.responses import ModelDescription, ModelList, describe_error_statuses
 from gateway.services import current_services
 from onnxq.manifest import Manifest
 
@@ -32,6 +34,7 @@ def describe(manifest: Manifest, versions: list[int], default: int) -> dict[str,
 
 
 @bp.get("")
+@documented(responses={200: ModelList, **describe_error_statuses(401)})
 def list_models() -> ResponseReturnValue:
     """List every model with its versions and default version."""
     repository = current_services().repository
@@ -47,6 +50,7 @@ def list_models() -> ResponseReturnValue:
 
 
 @bp.get("/<name>")
+@documented(responses={200: ModelDescription, **describe_error_statuses(401, 404)})
 def get_model(name: str) -> ResponseReturnValue:
     """Describe a model's default version: features with dtypes, outputs, classes, parity."""
     repository = current_services().repository
@@ -55,6 +59,7 @@ def get_model(name: str) -> ResponseReturnValue:
 
 
 @bp.get("/<name>/versions/<int:version>")
+@documented(responses={200: ModelDescription, **describe_error_statuses(401, 404)})
 def get_model_version(name: str, version: int) -> ResponseReturnValue:
     """Describe one version of a model."""
     repository = current_services().repository

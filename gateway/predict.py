@@ -10,6 +10,8 @@ from flask import Blueprint, g, jsonify, url_for
 from flask.typing import ResponseReturnValue
 
 from gateway.inputs import json_body, model_for
+from gateway.openapi import documented
+from gateway.responses import PredictResponse, describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import TooManyRows
 from onnxq.schemas import PredictRequest, ordered_rows, parse_request, rows_to_matrix
@@ -24,6 +26,10 @@ def _row_count(body: Any) -> int:
 
 
 @bp.post("/<name>/predict")
+@documented(
+    body=PredictRequest,
+    responses={200: PredictResponse, **describe_error_statuses(400, 401, 404, 413, 415, 422, 503)},
+)
 def predict(name: str) -> ResponseReturnValue:
     """Predict a small batch now and return labels and probabilities."""
     services = current_services()

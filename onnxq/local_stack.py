@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -44,6 +45,11 @@ class LocalStack:
 
     def start_children(self) -> None:
         python = sys.executable
+        env = dict(os.environ)
+        if not self.settings.api_keys:
+            # `onnxq run` is the development path: no key configured means an open gateway.
+            log.warning("authentication_disabled", hint="set ONNXQ_API_KEYS to require keys")
+            env["ONNXQ_ALLOW_UNAUTHENTICATED"] = "true"
         commands = {
             "gateway": [python, "-m", "gunicorn", "-c", str(gunicorn_config_path()),
                         "gateway:create_app()"],
@@ -51,7 +57,7 @@ class LocalStack:
         }  # fmt: skip
         for name, command in commands.items():
             # Own session: Ctrl-C reaches only us, and we stop the children in order.
-            self.children[name] = subprocess.Popen(command, start_new_session=True)
+            self.children[name] = subprocess.Popen(command, env=env, start_new_session=True)
             log.info("process_started", process=name, pid=self.children[name].pid)
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -31,7 +31,13 @@ class Settings(BaseSettings):
     """Where the append-only JSONL prediction log is written, one file per UTC day."""
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    """Comma-separated API keys for /v1 routes (Bearer or X-API-Key). Empty: no auth (dev only)."""
+    """Comma-separated API keys, sent as `Authorization: Bearer <key>` or `X-API-Key`."""
+
+    api_keys_file: Path | None = None
+    """File with more API keys, one per line or comma-separated (a Docker/Kubernetes secret)."""
+
+    allow_unauthenticated: bool = False
+    """Development only: let the gateway start with no API key configured (it logs a warning)."""
 
     sync_max_rows: int = Field(default=1000, ge=1)
     """Most rows the synchronous predict route accepts; larger batches go to the jobs route."""
@@ -74,6 +80,14 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     """Level of the structured JSON logs written to stdout."""
+
+    @model_validator(mode="after")
+    def _read_keys_file(self) -> Settings:
+        if self.api_keys_file is not None:
+            text = self.api_keys_file.read_text(encoding="utf-8")
+            keys = [key.strip() for key in text.replace(",", "\n").splitlines() if key.strip()]
+            self.api_keys = [*self.api_keys, *(SecretStr(key) for key in keys)]
+        return self
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -49,6 +49,7 @@ def settings(tmp_path: Path, model_dir: Path) -> Settings:
         model_dir=model_dir,
         prediction_log_dir=tmp_path / "predictions",
         sync_max_rows=50,
+        allow_unauthenticated=True,
     )
 
 

@@ -11,7 +11,10 @@ from onnxq.settings import Settings
 
 def test_health_answers_ok_without_touching_redis_or_models(tmp_path: Path) -> None:
     settings = Settings(
-        _env_file=None, model_dir=tmp_path / "empty", redis_url="redis://127.0.0.1:1/0"
+        _env_file=None,
+        model_dir=tmp_path / "empty",
+        redis_url="redis://127.0.0.1:1/0",
+        allow_unauthenticated=True,
     )
     client = create_app({"TESTING": True, "SETTINGS": settings}).test_client()
     response = client.get("/health")
@@ -36,7 +39,12 @@ def test_ready_is_503_until_a_model_appears_then_recovers_without_restart(
     tmp_path: Path, model_dir: Path
 ) -> None:
     empty = tmp_path / "models"
-    settings = Settings(_env_file=None, model_dir=empty, redis_url="redis://127.0.0.1:1/0")
+    settings = Settings(
+        _env_file=None,
+        model_dir=empty,
+        redis_url="redis://127.0.0.1:1/0",
+        allow_unauthenticated=True,
+    )
     app = create_app({"TESTING": True, "SETTINGS": settings, "REDIS_CLIENT": fakeredis.FakeRedis()})
     client = app.test_client()
     assert client.get("/ready").status_code == 503

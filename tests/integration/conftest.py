@@ -90,6 +90,7 @@ def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> di
         ONNXQ_GATEWAY_WORKERS="2",
         ONNXQ_WORKER_CONCURRENCY="2",
         ONNXQ_SYNC_MAX_ROWS="100",
+        ONNXQ_ALLOW_UNAUTHENTICATED="true",
     )
     return env
 
