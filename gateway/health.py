@@ -24,9 +24,9 @@ def health() -> ResponseReturnValue:
 def ready() -> ResponseReturnValue:
     """Say whether this process can serve: models loaded and Redis answering."""
     services = current_services()
-    # A model added after start-up (or a failed first load) is retried here,
-    # so readiness recovers without a restart.
-    models_ready = services.repository.ready or services.load_models()
+    # Every model's default version, every time: a model added after start-up
+    # (or a failed first load) is loaded here. Already-loaded ones are cached.
+    models_ready = services.load_models()
     redis_ready = services.redis_ready()
     checks = {"models": models_ready, "redis": redis_ready}
     is_ready = models_ready and redis_ready

@@ -21,6 +21,9 @@ def json_body() -> Any:
         return request.get_json(force=True, cache=True)
     except BadRequest as exc:
         raise BadRequest("the request body is not valid JSON") from exc
+    except RecursionError:
+        # json nests by recursion: '[' * 100000 must be a 400, not a crash.
+        raise BadRequest("the request body is nested too deeply") from None
 
 
 def body_fingerprint(name: str, body: Any) -> str:

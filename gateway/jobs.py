@@ -38,7 +38,12 @@ def _idempotency_key() -> str | None:
         202: Job,
         **describe_error_statuses(400, 401, 404, 409, 413, 415, 422, 503),
     },
-    headers={"Idempotency-Key": "Repeat a submit safely: same key and body return the same job."},
+    headers={
+        "Idempotency-Key": {
+            "description": "Repeat a submit safely: same key and body return the same job.",
+            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
+        }
+    },
 )
 def submit(name: str) -> ResponseReturnValue:
     """Validate the rows, queue them as a job, and say where to poll."""

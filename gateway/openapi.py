@@ -31,7 +31,7 @@ REF = "#/components/schemas/{model}"
 class OperationDoc:
     body: type[BaseModel] | None
     responses: dict[int, type[BaseModel]]
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, dict[str, Any]] = field(default_factory=dict)
     public: bool = False
 
 
@@ -39,7 +39,7 @@ def documented(
     *,
     responses: dict[int, type[BaseModel]],
     body: type[BaseModel] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, dict[str, Any]] | None = None,
     public: bool = False,
 ) -> Any:
     """Attach request and response models to a view for the OpenAPI document."""
@@ -97,11 +97,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
             operation_id += f"_{len(seen_ids)}"
         seen_ids.add(operation_id)
         summary = (view.__doc__ or "").strip().splitlines()[0] if view.__doc__ else ""
-        for name, description in doc.headers.items():
-            parameters.append(
-                {"name": name, "in": "header", "required": False,
-                 "description": description, "schema": {"type": "string"}}
-            )  # fmt: skip
+        for name, header in doc.headers.items():
+            parameters.append({"name": name, "in": "header", "required": False, **header})
         operation: dict[str, Any] = {
             "operationId": operation_id,
             "summary": summary,

@@ -1,0 +1,235 @@
+"""The Open Inference Protocol (KServe "V2"), REST/JSON: health, metadata and inference."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import structlog
+from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
+from pydantic import ValidationError
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, UnsupportedMediaType
+
+from gateway.inputs import json_body, model_for
+from gateway.openapi import documented
+from gateway.services import current_services
+from gateway.v2_schemas import (
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadataResponse,
+    ModelReadyResponse,
+    ServerLiveResponse,
+    ServerMetadataResponse,
+    ServerReadyResponse,
+    TensorError,
+    V2ErrorResponse,
+    decode_input,
+    describe,
+    metadata_tensors,
+    response_outputs,
+)
+from onnxq import __version__
+from onnxq.errors import InvalidModel, ModelNotReady, OnnxqError, Unauthorized
+from onnxq.model import OnnxModel
+
+bp = Blueprint("v2", __name__, url_prefix="/v2")
+log = structlog.get_logger("onnxq.gateway")
+
+SERVER_NAME = "onnxq"
+PLATFORM = "onnx_onnxv1"  # the spec's platform name for "an ONNX model encoded for ONNX Runtime"
+# The spec: "A 200 status code indicates true and a 4xx status code indicates false."
+NOT_READY_STATUS = 400
+VERSION = re.compile(r"^[1-9][0-9]{0,17}$")
+
+
+def _errors(*statuses: int) -> dict[int, type[V2ErrorResponse]]:
+    return dict.fromkeys(statuses, V2ErrorResponse)
+
+
+# ---- errors: the protocol's {"error": "<message>"}, and 400 for every bad request -------------
+
+
+def _error(message: str, status: int) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def handle_onnxq_error(error: OnnxqError) -> ResponseReturnValue:
+    g.error_type = error.error_type
+    # 422 (invalid input) and 413 (too many rows) are bad requests in this protocol.
+    response = _error(error.message, 400 if error.status_code in (413, 422) else error.status_code)
+    if isinstance(error, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="onnxq"'
+    return response
+
+
+def handle_http_error(error: HTTPException) -> ResponseReturnValue:
+    g.error_type = re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
+    response = _error(error.description or error.name, error.code or 500)
+    if error.code == 405 and getattr(error, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    return response
+
+
+def handle_unexpected_error(error: Exception) -> ResponseReturnValue:
+    g.error_type = "internal_error"
+    log.exception("unhandled_error", error=repr(error))
+    return _error("internal error; quote the X-Request-ID header when reporting it", 500)
+
+
+bp.register_error_handler(OnnxqError, handle_onnxq_error)
+bp.register_error_handler(HTTPException, handle_http_error)
+bp.register_error_handler(Exception, handle_unexpected_error)
+
+
+@bp.before_app_request
+def _routing_errors_in_v2_style() -> ResponseReturnValue | None:
+    """404/405 from routing happen before any blueprint is chosen: render /v2 ones here."""
+    error = request.routing_exception
+    in_v2 = request.path == "/v2" or request.path.startswith("/v2/")
+    if in_v2 and isinstance(error, HTTPException) and (error.code or 0) >= 400:
+        return handle_http_error(error)
+    return None
+
+
+# ---- health and metadata ------------------------------------------------------------------
+
+
+@bp.get("")
+@bp.get("/")
+@documented(responses={200: ServerMetadataResponse, **_errors(401)})
+def server_metadata() -> ResponseReturnValue:
+    """Server metadata: name, version and supported extensions (none)."""
+    return jsonify(name=SERVER_NAME, version=__version__, extensions=[])
+
+
+@bp.get("/health/live")
+@documented(responses={200: ServerLiveResponse}, public=True)
+def server_live() -> ResponseReturnValue:
+    """Answer at once: the process can take requests. Touches no dependency."""
+    return jsonify(live=True)
+
+
+@bp.get("/health/ready")
+@documented(
+    responses={200: ServerReadyResponse, NOT_READY_STATUS: ServerReadyResponse}, public=True
+)
+def server_ready() -> ResponseReturnValue:
+    """Ready when every model's default version is loaded in this process; never asks Redis."""
+    # load_models() also loads a model or a new default version that appeared after start-up.
+    ready = current_services().load_models()
+    return jsonify(ready=ready), 200 if ready else NOT_READY_STATUS
+
+
+def _model(name: str, version: str | None) -> OnnxModel:
+    """The model version a path names (default: the highest); 404 when there is none."""
+    if version is not None and not VERSION.fullmatch(version):
+        raise NotFound(f"model '{name}' version '{version}' is not in the model repository")
+    return model_for(name, None if version is None else int(version))
+
+
+@bp.get("/models/<name>")
+@bp.get("/models/<name>/versions/<version>")
+@documented(responses={200: ModelMetadataResponse, **_errors(401, 404)})
+def model_metadata(name: str, version: str | None = None) -> ResponseReturnValue:
+    """Model metadata: versions, platform, and input and output tensors."""
+    model = _model(name, version)
+    versions = current_services().repository.versions(model.name)
+    return jsonify(
+        name=model.name,
+        versions=[str(number) for number in versions],
+        platform=PLATFORM,
+        inputs=metadata_tensors(model.manifest.inputs),
+        outputs=metadata_tensors(model.manifest.outputs),
+    )
+
+
+@bp.get("/models/<name>/ready")
+@bp.get("/models/<name>/versions/<version>/ready")
+@documented(
+    responses={200: ModelReadyResponse, NOT_READY_STATUS: ModelReadyResponse, **_errors(401, 404)}
+)
+def model_ready(name: str, version: str | None = None) -> ResponseReturnValue:
+    """200 when the version is loaded here; a version that cannot be loaded is not ready."""
+    try:
+        ready = _model(name, version).ready
+    except (InvalidModel, ModelNotReady) as exc:
+        log.warning("model_not_ready", model=name, version=version, error=exc.message)
+        ready = False
+    return jsonify(name=name, ready=ready), 200 if ready else NOT_READY_STATUS
+
+
+# ---- inference ----------------------------------------------------------------------------
+
+
+def _request_body() -> Any:
+    """The parsed JSON body; every way of not sending one is a 400 in this protocol."""
+    try:
+        return json_body()
+    except UnsupportedMediaType as exc:
+        raise BadRequest(exc.description) from exc
+    except RecursionError:
+        raise BadRequest("the request body is nested too deeply") from None
+
+
+@bp.post("/models/<name>/infer")
+@bp.post("/models/<name>/versions/<version>/infer")
+@documented(
+    body=InferenceRequest,
+    responses={200: InferenceResponse, **_errors(400, 401, 404, 413, 503)},
+)
+def infer(name: str, version: str | None = None) -> ResponseReturnValue:
+    """Run one input tensor of shape [n, features] through the warm session now."""
+    services = current_services()
+    model = _model(name, version)
+    manifest = model.manifest
+    try:
+        body = InferenceRequest.model_validate(_request_body())
+    except ValidationError as exc:
+        raise BadRequest(describe(exc)) from None
+    names = [tensor.name for tensor in body.inputs]
+    if names != [manifest.input_name]:
+        raise BadRequest(
+            f"model '{model.name}' takes exactly one input, '{manifest.input_name}'; got {names}"
+        )
+    produced = (manifest.label_output, manifest.probability_output)
+    wanted = [output.name for output in body.outputs or []] or list(produced)
+    unknown = [output for output in wanted if output not in produced]
+    if unknown:
+        raise BadRequest(f"unknown output '{unknown[0]}'; the outputs are {list(produced)}")
+    if len(set(wanted)) != len(wanted):
+        raise BadRequest(f"an output is requested more than once: {wanted}")
+    jobs_url = url_for("jobs.submit", name=model.name)
+    try:
+        matrix, rows = decode_input(
+            body.inputs[0], manifest, services.settings.sync_max_rows, jobs_url
+        )
+    except TensorError as exc:
+        raise BadRequest(str(exc)) from None
+    g.rows = len(rows)
+    started = time.perf_counter()
+    result = model.predict(matrix)
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        services.prediction_log.record(
+            model=model.name,
+            version=model.version,
+            rows=rows,
+            result=result,
+            latency_ms=latency_ms,
+            request_id=g.request_id,
+            source="v2",
+        )
+    except OSError as exc:
+        # As in the v1 predict route: the answer is computed; report the lost log line loudly.
+        log.error("prediction_log_failed", error=repr(exc))
+    outputs = response_outputs(manifest, result, len(rows))
+    return jsonify(
+        model_name=model.name,
+        model_version=str(model.version),
+        id=body.id if body.id is not None else g.request_id,
+        outputs=[outputs[output] for output in wanted],
+    )
