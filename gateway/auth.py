@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 
@@ -30,6 +31,12 @@ def presented_key() -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return request.headers.get("X-API-Key") or None
+
+
+def client_identity() -> str:
+    """A stable, non-secret name for the caller: a digest of its API key ('' when open)."""
+    key = presented_key()
+    return hashlib.sha256(key.encode()).hexdigest()[:32] if key else ""
 
 
 def key_is_valid(key: str, settings: Settings) -> bool:

@@ -8,6 +8,7 @@ from flask import Blueprint, g, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
+from gateway.auth import client_identity
 from gateway.inputs import body_fingerprint, json_body, model_for
 from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
@@ -60,6 +61,7 @@ def submit(name: str) -> ResponseReturnValue:
         request_id=g.request_id,
         callback_url=str(job_request.callback_url) if job_request.callback_url else None,
         idempotency_key=key,
+        idempotency_scope=client_identity(),
         fingerprint=body_fingerprint(name, body),
     )
     job = submission.job

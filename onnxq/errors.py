@@ -70,18 +70,6 @@ class JobNotFound(OnnxqError):
         self.job_id = job_id
 
 
-class JobExpired(OnnxqError):
-    status_code = 404
-    error_type = "job_expired"
-
-    def __init__(self, job_id: str, ttl_seconds: int):
-        super().__init__(
-            f"job '{job_id}' has expired: jobs and results are kept {ttl_seconds} s "
-            "after their last change"
-        )
-        self.job_id = job_id
-
-
 class JobConflict(OnnxqError):
     """The job is not in a state that allows the operation (e.g. cancelling a running job)."""
 
@@ -99,6 +87,21 @@ class JobConflict(OnnxqError):
 class IdempotencyConflict(OnnxqError):
     status_code = 409
     error_type = "idempotency_conflict"
+
+
+class JobExpired(JobNotFound):
+    """A job that existed, but whose record has expired."""
+
+    status_code = 404
+    error_type = "job_expired"
+
+    def __init__(self, job_id: str, ttl_seconds: int):
+        OnnxqError.__init__(
+            self,
+            f"job '{job_id}' has expired: jobs and results are kept {ttl_seconds} s "
+            "after their last change",
+        )
+        self.job_id = job_id
 
 
 class QueueUnavailable(OnnxqError):

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import redis
 from pydantic import BaseModel
@@ -116,11 +116,14 @@ class JobStore:
     def get(self, job_id: str) -> Job:
         with redis_errors_as_unavailable():
             raw = self.client.get(self.key(job_id))
-            if raw is None and self.client.exists(self.tombstone_prefix + job_id):
-                raise JobExpired(job_id, self.ttl_seconds)
-        if raw is None:
-            raise JobNotFound(job_id)
+            if raw is None:
+                self._raise_missing(job_id)
         return Job.model_validate_json(raw)
+
+    def _raise_missing(self, job_id: str) -> NoReturn:
+        if self.client.exists(self.tombstone_prefix + job_id):
+            raise JobExpired(job_id, self.ttl_seconds)
+        raise JobNotFound(job_id)
 
     def delete(self, job_id: str) -> None:
         with redis_errors_as_unavailable():
@@ -135,7 +138,7 @@ class JobStore:
                     pipe.watch(key)
                     raw = pipe.get(key)
                     if raw is None:
-                        raise JobNotFound(job_id)
+                        self._raise_missing(job_id)
                     job = change(Job.model_validate_json(raw))
                     pipe.multi()
                     pipe.set(key, job.model_dump_json(), ex=self.ttl_seconds)

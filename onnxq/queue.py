@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from celery import Celery
 from kombu.exceptions import OperationalError
 
@@ -16,7 +18,11 @@ from onnxq.errors import IdempotencyConflict, JobNotFound, QueueUnavailable
 from onnxq.jobs import Job, JobStatus, JobStore, redis_errors_as_unavailable, utc_now
 from onnxq.settings import Settings
 
+log = structlog.get_logger("onnxq.queue")
+
 PREDICT_TASK = "onnxq.predict"
+# How long a claimed idempotency key without a job record counts as in progress.
+CLAIM_GRACE_SECONDS = 10.0
 CALLBACK_TASK = "onnxq.callback"
 
 
@@ -81,6 +87,7 @@ class JobQueue:
         request_id: str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        idempotency_scope: str = "",
         fingerprint: str = "",
     ) -> Submission:
         """Queue a job; with an idempotency key, the same key and body return the first job."""
@@ -96,7 +103,7 @@ class JobQueue:
         )
         claim_key = None
         if idempotency_key is not None:
-            claim_key = self._claim_key(idempotency_key)
+            claim_key = self._claim_key(idempotency_scope, idempotency_key)
             earlier = self._claim(claim_key, job.job_id, fingerprint)
             if earlier is not None:
                 return Submission(earlier, replayed=True)
@@ -113,8 +120,11 @@ class JobQueue:
         """Cancel a queued job (a worker that later receives it skips it)."""
         job = self.store.cancel(job_id)
         if job.callback_url:
-            with contextlib.suppress(OperationalError, OSError):
+            try:
                 self._send(CALLBACK_TASK, {"job_id": job.job_id})
+            except (OperationalError, OSError) as exc:
+                # The cancel stands; only its notification is lost, and said so.
+                log.error("callback_not_queued", job_id=job.job_id, error=repr(exc))
         return job
 
     def _enqueue(self, job: Job, instances: list[Any]) -> None:
@@ -137,13 +147,15 @@ class JobQueue:
     def _send(self, task: str, kwargs: dict[str, Any], task_id: str | None = None) -> None:
         self.celery.send_task(task, kwargs=kwargs, task_id=task_id, ignore_result=True)
 
-    def _claim_key(self, idempotency_key: str) -> str:
-        # Hash the client's key: it may be long or odd, and it never lands in Redis as is.
-        return self.idempotency_prefix + hashlib.sha256(idempotency_key.encode()).hexdigest()
+    def _claim_key(self, scope: str, idempotency_key: str) -> str:
+        # Keys are per client (scope), hashed: they may be long or odd, and never land
+        # in Redis as sent.
+        digest = hashlib.sha256(f"{scope}\0{idempotency_key}".encode()).hexdigest()
+        return self.idempotency_prefix + digest
 
     def _claim(self, claim_key: str, job_id: str, fingerprint: str) -> Job | None:
         """Claim the key for `job_id`; return the earlier job if the key was already used."""
-        value = json.dumps({"job_id": job_id, "fingerprint": fingerprint})
+        value = json.dumps({"job_id": job_id, "fingerprint": fingerprint, "at": time.time()})
         for _ in range(3):
             with redis_errors_as_unavailable():
                 if self.store.client.set(claim_key, value, nx=True, ex=self.store.ttl_seconds):
@@ -159,7 +171,12 @@ class JobQueue:
             try:
                 return self.store.get(earlier["job_id"])
             except JobNotFound:
-                # The first request's enqueue failed after its claim; take over the key.
+                if time.time() - earlier.get("at", 0) < CLAIM_GRACE_SECONDS:
+                    # The first request is between its claim and its job record.
+                    raise IdempotencyConflict(
+                        "a request with this Idempotency-Key is still being processed; retry"
+                    ) from None
+                # The first request died after its claim: take the key over.
                 with redis_errors_as_unavailable():
                     self.store.client.delete(claim_key)
         raise QueueUnavailable("could not claim the idempotency key; retry the request")

@@ -40,7 +40,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instances: Instances
-    version: int | None = Field(default=None, ge=1, description="Pin a model version.")
+    version: int | None = Field(default=None, ge=1, strict=True, description="Pin a model version.")
 
 
 RequestT = TypeVar("RequestT", bound="PredictRequest")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init
+from kombu.exceptions import OperationalError
 
 from onnxq.jobs import Job
 from onnxq.logs import configure_logging
@@ -14,6 +16,8 @@ from onnxq.settings import Settings
 from worker.callbacks import CallbackOutcome, backoff_seconds, deliver_callback
 from worker.jobs import run_predict_job
 from worker.runtime import WorkerRuntime
+
+log = structlog.get_logger("onnxq.worker")
 
 
 def create_worker_app(settings: Settings) -> Celery:
@@ -24,8 +28,13 @@ def create_worker_app(settings: Settings) -> Celery:
     runtime = WorkerRuntime(settings)
 
     def send_callback(job: Job) -> None:
-        if job.callback_url:
+        if not job.callback_url:
+            return
+        try:
             app.send_task(CALLBACK_TASK, kwargs={"job_id": job.job_id}, ignore_result=True)
+        except (OperationalError, OSError) as exc:
+            # The job's result is stored; only its notification is lost, and said so.
+            log.error("callback_not_queued", job_id=job.job_id, error=repr(exc))
 
     @app.task(name=PREDICT_TASK)
     def predict(

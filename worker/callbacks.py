@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from onnxq.errors import JobExpired, JobNotFound
+from onnxq.errors import JobNotFound, QueueUnavailable
 from onnxq.jobs import JobStore
 
 log = structlog.get_logger("onnxq.worker")
@@ -29,6 +29,15 @@ class CallbackOutcome(StrEnum):
     DROPPED = "dropped"  # nothing to deliver: the job record is gone
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    # urllib would turn a redirected POST into a bodyless GET and call it done.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+
+
 def post_json(url: str, document: dict[str, Any], timeout: float) -> int:
     """POST `document` as JSON; return the status, raise CallbackFailed unless it is 2xx."""
     request = urllib.request.Request(
@@ -38,7 +47,7 @@ def post_json(url: str, document: dict[str, Any], timeout: float) -> int:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _NO_REDIRECTS.open(request, timeout=timeout) as response:
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         raise CallbackFailed(f"HTTP {exc.code}") from None
@@ -61,9 +70,12 @@ def deliver_callback(
     fields = {"job_id": job_id, "attempt": attempt + 1, "max_attempts": max_attempts}
     try:
         job = store.get(job_id)
-    except (JobNotFound, JobExpired):
+    except JobNotFound:
         log.warning("callback", status=CallbackOutcome.DROPPED.value, **fields)
         return CallbackOutcome.DROPPED
+    except QueueUnavailable as exc:
+        log.warning("callback", status=CallbackOutcome.RETRY.value, error=exc.message, **fields)
+        return CallbackOutcome.RETRY
     if job.callback_url is None:
         return CallbackOutcome.DROPPED
     fields["request_id"] = job.request_id

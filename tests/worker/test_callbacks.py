@@ -1,0 +1,346 @@
+"""Completion callbacks, against a real HTTP server on 127.0.0.1: post_json and deliver_callback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import fakeredis
+import pytest
+
+from onnxq.jobs import Job, JobStatus, JobStore
+from onnxq.redis_server import free_port
+from worker.callbacks import (
+    MAX_BACKOFF_SECONDS,
+    CallbackFailed,
+    CallbackOutcome,
+    backoff_seconds,
+    deliver_callback,
+    post_json,
+)
+
+JOB_ID = "0123456789abcdef0123456789abcdef"
+RESULT = {
+    "model": "breast-cancer",
+    "version": 1,
+    "labels": [1, 0],
+    "probabilities": [[0.25, 0.75], [0.875, 0.125]],
+    "classes": [0, 1],
+}
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.monotonic() on arrival
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class CallbackServer:
+    """A callback receiver: records every request and answers with scripted statuses in turn.
+
+    The last status repeats once the script runs out. A 3xx answer redirects to `/moved`;
+    `delay` makes every answer that late.
+    """
+
+    def __init__(self, statuses: Sequence[int] = (200,), delay: float = 0.0):
+        self.statuses = list(statuses)
+        self.delay = delay
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/hook"
+
+    @property
+    def posts(self) -> list[Received]:
+        with self._lock:
+            return [request for request in self.received if request.method == "POST"]
+
+    def __enter__(self) -> CallbackServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def _answer(self, request: Received) -> int:
+        with self._lock:
+            self.received.append(request)
+            return self.statuses[min(len(self.received), len(self.statuses)) - 1]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status = server._answer(
+                    Received(
+                        self.command, self.path, dict(self.headers.items()), body, time.monotonic()
+                    )
+                )
+                if server.delay:
+                    time.sleep(server.delay)
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/moved")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_GET = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@pytest.fixture
+def receiver() -> Iterator[CallbackServer]:
+    with CallbackServer() as server:
+        yield server
+
+
+def closed_port_url() -> str:
+    """A URL on a port nothing listens on: the connection is refused."""
+    return f"http://127.0.0.1:{free_port()}/hook"
+
+
+def store_job(store: JobStore, callback_url: str | None, *, succeeded: bool = True) -> Job:
+    store.create(
+        Job(
+            job_id=JOB_ID,
+            status=JobStatus.QUEUED,
+            model="breast-cancer",
+            version=1,
+            rows=2,
+            request_id="req-cb",
+            submitted_at=datetime.now(UTC),
+            callback_url=callback_url,
+        )
+    )
+    if not succeeded:
+        return store.get(JOB_ID)
+    store.mark_running(JOB_ID)
+    return store.mark_succeeded(JOB_ID, RESULT)
+
+
+def deliver(store: JobStore, attempt: int = 0, max_attempts: int = 3) -> CallbackOutcome:
+    return deliver_callback(
+        JOB_ID, store=store, attempt=attempt, max_attempts=max_attempts, timeout=2.0
+    )
+
+
+# post_json
+
+
+def test_post_json_sends_the_document_as_json_and_returns_the_2xx_status(
+    receiver: CallbackServer,
+) -> None:
+    receiver.statuses = [204]
+    document = {"job_id": JOB_ID, "status": "succeeded", "result": RESULT}
+
+    assert post_json(receiver.url, document, timeout=2.0) == 204
+
+    [request] = receiver.posts
+    assert request.path == "/hook"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.json() == document
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_post_json_raises_callback_failed_naming_the_status_of_an_error_answer(
+    receiver: CallbackServer, status: int
+) -> None:
+    receiver.statuses = [status]
+
+    with pytest.raises(CallbackFailed, match=f"HTTP {status}"):
+        post_json(receiver.url, {"job_id": JOB_ID}, timeout=2.0)
+
+    assert len(receiver.posts) == 1
+
+
+def test_post_json_raises_callback_failed_when_the_connection_is_refused() -> None:
+    with pytest.raises(CallbackFailed, match=r"(?i)refused"):
+        post_json(closed_port_url(), {"job_id": JOB_ID}, timeout=2.0)
+
+
+def test_post_json_raises_callback_failed_when_the_receiver_answers_too_late() -> None:
+    with CallbackServer([200], delay=1.5) as slow:
+        started = time.monotonic()
+        with pytest.raises(CallbackFailed):
+            post_json(slow.url, {"job_id": JOB_ID}, timeout=0.3)
+        assert time.monotonic() - started < 1.4
+
+
+def test_post_json_does_not_count_a_redirect_as_a_delivery(receiver: CallbackServer) -> None:
+    # urllib turns a POST answered with 302 into a body-less GET of the new location;
+    # a 200 to that GET delivered nothing, so it must not be reported as delivered.
+    receiver.statuses = [302, 200]
+
+    with pytest.raises(CallbackFailed):
+        status = post_json(receiver.url, {"job_id": JOB_ID}, timeout=2.0)
+        seen = [(request.method, request.path, request.body) for request in receiver.received]
+        pytest.fail(f"reported as delivered (HTTP {status}) after these requests: {seen}")
+
+    assert [request.method for request in receiver.received] == ["POST"]
+
+
+# deliver_callback
+
+
+def test_deliver_callback_posts_the_jobs_public_document_and_says_delivered(
+    receiver: CallbackServer, job_store: JobStore
+) -> None:
+    store_job(job_store, receiver.url)
+
+    assert deliver(job_store) is CallbackOutcome.DELIVERED
+
+    [request] = receiver.posts
+    document = request.json()
+    assert document == job_store.get(JOB_ID).public()
+    assert document["job_id"] == JOB_ID
+    assert document["status"] == "succeeded"
+    assert document["result"] == RESULT
+    assert document["request_id"] == "req-cb"
+
+
+def test_deliver_callback_reports_a_cancelled_job_as_cancelled(
+    receiver: CallbackServer, job_store: JobStore
+) -> None:
+    store_job(job_store, receiver.url, succeeded=False)
+    job_store.cancel(JOB_ID)
+
+    assert deliver(job_store) is CallbackOutcome.DELIVERED
+
+    [request] = receiver.posts
+    assert request.json()["status"] == "cancelled"
+    assert "result" not in request.json()
+
+
+@pytest.mark.parametrize(
+    ("attempt", "max_attempts", "expected"),
+    [
+        (0, 3, CallbackOutcome.RETRY),
+        (1, 3, CallbackOutcome.RETRY),
+        (2, 3, CallbackOutcome.FAILED),
+        (0, 1, CallbackOutcome.FAILED),
+    ],
+    ids=["first-of-3", "second-of-3", "last-of-3", "only-attempt"],
+)
+def test_a_failed_delivery_retries_before_the_last_attempt_and_fails_on_it(
+    receiver: CallbackServer,
+    job_store: JobStore,
+    attempt: int,
+    max_attempts: int,
+    expected: CallbackOutcome,
+) -> None:
+    receiver.statuses = [500]
+    store_job(job_store, receiver.url)
+
+    assert deliver(job_store, attempt=attempt, max_attempts=max_attempts) is expected
+    assert len(receiver.posts) == 1
+
+
+def test_a_refused_connection_is_retried_like_an_error_answer(job_store: JobStore) -> None:
+    store_job(job_store, closed_port_url())
+
+    assert deliver(job_store, attempt=0, max_attempts=2) is CallbackOutcome.RETRY
+    assert deliver(job_store, attempt=1, max_attempts=2) is CallbackOutcome.FAILED
+
+
+def test_a_delivery_succeeds_on_a_later_attempt_after_failures(
+    receiver: CallbackServer, job_store: JobStore
+) -> None:
+    receiver.statuses = [500, 503, 200]
+    store_job(job_store, receiver.url)
+
+    outcomes = [deliver(job_store, attempt=attempt, max_attempts=4) for attempt in range(3)]
+
+    assert outcomes == [CallbackOutcome.RETRY, CallbackOutcome.RETRY, CallbackOutcome.DELIVERED]
+    assert [request.json() for request in receiver.posts] == [job_store.get(JOB_ID).public()] * 3
+
+
+def test_a_job_that_never_existed_is_dropped_without_a_post(
+    receiver: CallbackServer, job_store: JobStore
+) -> None:
+    assert deliver(job_store) is CallbackOutcome.DROPPED
+    assert receiver.received == []
+
+
+def test_a_job_whose_record_expired_is_dropped_without_a_post(
+    receiver: CallbackServer, job_store: JobStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    store_job(job_store, receiver.url)
+    redis_client.delete(job_store.key(JOB_ID))  # the TTL ran out; the tombstone remains
+    assert redis_client.exists(job_store.tombstone_prefix + JOB_ID)
+
+    assert deliver(job_store) is CallbackOutcome.DROPPED
+    assert receiver.received == []
+
+
+def test_a_job_without_a_callback_url_is_dropped(
+    receiver: CallbackServer, job_store: JobStore
+) -> None:
+    store_job(job_store, None)
+
+    assert deliver(job_store) is CallbackOutcome.DROPPED
+    assert receiver.received == []
+
+
+def test_failed_callbacks_leave_the_jobs_stored_state_unchanged(
+    receiver: CallbackServer, job_store: JobStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    receiver.statuses = [500]
+    store_job(job_store, receiver.url)
+    before = redis_client.get(job_store.key(JOB_ID))
+
+    outcomes = [deliver(job_store, attempt=attempt, max_attempts=3) for attempt in range(3)]
+
+    assert outcomes[-1] is CallbackOutcome.FAILED
+    assert len(receiver.posts) == 3
+    assert redis_client.get(job_store.key(JOB_ID)) == before
+    stored = job_store.get(JOB_ID)
+    assert stored.status is JobStatus.SUCCEEDED
+    assert stored.result == RESULT
+    assert stored.error is None
+
+
+# backoff_seconds
+
+
+@pytest.mark.parametrize(
+    ("attempt", "base", "expected"),
+    [(0, 1.0, 1.0), (1, 1.0, 2.0), (2, 1.0, 4.0), (5, 1.0, 32.0), (0, 0.2, 0.2), (2, 0.2, 0.8)],
+)
+def test_backoff_starts_at_the_base_and_doubles_each_attempt(
+    attempt: int, base: float, expected: float
+) -> None:
+    assert backoff_seconds(attempt, base) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("attempt", "base"), [(6, 1.0), (19, 1.0), (3, 10.0), (0, 120.0)])
+def test_backoff_is_capped_at_a_minute(attempt: int, base: float) -> None:
+    assert MAX_BACKOFF_SECONDS == 60.0
+    assert backoff_seconds(attempt, base) == 60.0
