@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import structlog
 from flask import Blueprint, g, jsonify, url_for
 from flask.typing import ResponseReturnValue
 
 from gateway.inputs import json_body, model_for
 from gateway.openapi import documented
+from gateway.prediction import predict_and_log
 from gateway.responses import PredictResponse, describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import TooManyRows
 from onnxq.schemas import PredictRequest, ordered_rows, parse_request, rows_to_matrix
 
 bp = Blueprint("predict", __name__, url_prefix="/v1/models")
-log = structlog.get_logger("onnxq.gateway")
 
 
 def _row_count(body: Any) -> int:
@@ -44,25 +42,9 @@ def predict(name: str) -> ResponseReturnValue:
         )
     request = parse_request(PredictRequest, body)
     model = model_for(name, request.version)
-    rows = rows_to_matrix(request.instances, model.manifest)
-    g.rows = len(rows)
-    started = time.perf_counter()
-    result = model.predict(rows)
-    latency_ms = (time.perf_counter() - started) * 1000
-    try:
-        services.prediction_log.record(
-            model=model.name,
-            version=model.version,
-            rows=ordered_rows(request.instances, model.manifest),
-            result=result,
-            latency_ms=latency_ms,
-            request_id=g.request_id,
-            source="sync",
-        )
-    except OSError as exc:
-        # The caller's answer is already computed; losing it over a full disk
-        # would be worse than one missing log line, which is reported loudly.
-        log.error("prediction_log_failed", error=repr(exc))
+    matrix = rows_to_matrix(request.instances, model.manifest)
+    rows = ordered_rows(request.instances, model.manifest)
+    result = predict_and_log(model, matrix, rows, source="sync")
     return jsonify(
         model=model.name,
         version=model.version,

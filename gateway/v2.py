@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import structlog
@@ -14,6 +13,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound, Unsupported
 
 from gateway.inputs import json_body, model_for
 from gateway.openapi import documented
+from gateway.prediction import predict_and_log
 from gateway.services import current_services
 from gateway.v2_schemas import (
     InferenceRequest,
@@ -209,23 +209,7 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         )
     except TensorError as exc:
         raise BadRequest(str(exc)) from None
-    g.rows = len(rows)
-    started = time.perf_counter()
-    result = model.predict(matrix)
-    latency_ms = (time.perf_counter() - started) * 1000
-    try:
-        services.prediction_log.record(
-            model=model.name,
-            version=model.version,
-            rows=rows,
-            result=result,
-            latency_ms=latency_ms,
-            request_id=g.request_id,
-            source="v2",
-        )
-    except OSError as exc:
-        # As in the v1 predict route: the answer is computed; report the lost log line loudly.
-        log.error("prediction_log_failed", error=repr(exc))
+    result = predict_and_log(model, matrix, rows, source="v2")
     outputs = response_outputs(manifest, result, len(rows))
     return jsonify(
         model_name=model.name,

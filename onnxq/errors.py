@@ -78,7 +78,7 @@ class JobConflict(OnnxqError):
 
     def __init__(self, job_id: str, status: str):
         super().__init__(
-            f"job '{job_id}' is {status}; only queued jobs can be cancelled",
+            f"job '{job_id}' is already {status}; only queued jobs can be cancelled",
             [{"job_id": job_id, "status": status}],
         )
         self.status = status

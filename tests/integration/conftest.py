@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,10 +71,15 @@ class ServiceProcess:
 class Stack:
     redis: RedisServer
     gateway: ServiceProcess
-    worker: ServiceProcess
+    worker: ServiceProcess | None
     base_url: str
     prediction_log_dir: Path
     model_dir: Path
+    env: dict[str, str]
+
+    def start_worker(self) -> ServiceProcess:
+        self.worker = start_worker(self.env, self.prediction_log_dir.parent)
+        return self.worker
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -119,24 +125,41 @@ def worker_ready(worker: ServiceProcess, processes: int) -> bool:
     return " ready." in output and output.count('"worker_process_ready"') >= processes
 
 
-@pytest.fixture(scope="module")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, redis_binary: str
+@contextmanager
+def running_stack(
+    directory: Path,
+    model_dir: Path,
+    redis_binary: str,
+    *,
+    extra_env: dict[str, str] | None = None,
+    with_worker: bool = True,
 ) -> Iterator[Stack]:
-    """redis-server, gateway and worker, all real, on free ports, for one test module."""
-    directory = tmp_path_factory.mktemp("stack")
+    """redis-server, gateway and (optionally) worker, all real, on free ports."""
     redis = RedisServer(free_port(), directory / "redis", appendonly=True, binary=redis_binary)
     redis.start()
     port = free_port()
     env = service_env(redis.url, model_dir, directory / "predictions", port)
+    env.update(extra_env or {})
     gateway = start_gateway(env, directory)
-    worker = start_worker(env, directory)
+    worker = start_worker(env, directory) if with_worker else None
     base_url = f"http://127.0.0.1:{port}"
+    stack = Stack(redis, gateway, worker, base_url, directory / "predictions", model_dir, env)
     try:
         wait_until(lambda: gateway_answers(base_url, "/ready"), 30, "the gateway to be ready")
-        wait_until(lambda: worker_ready(worker, 2), 30, "the worker to be ready")
-        yield Stack(redis, gateway, worker, base_url, directory / "predictions", model_dir)
+        if worker is not None:
+            wait_until(lambda: worker_ready(worker, 2), 30, "the worker to be ready")
+        yield stack
     finally:
-        gateway.stop()
-        worker.stop()
+        stack.gateway.stop()
+        if stack.worker is not None:
+            stack.worker.stop()
         redis.kill()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, redis_binary: str
+) -> Iterator[Stack]:
+    """A whole stack for one test module."""
+    with running_stack(tmp_path_factory.mktemp("stack"), model_dir, redis_binary) as running:
+        yield running

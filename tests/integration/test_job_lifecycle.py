@@ -12,14 +12,11 @@ from typing import Any
 import pytest
 import requests
 
-from onnxq.redis_server import RedisServer, free_port
+from onnxq.redis_server import free_port
 from tests.integration.conftest import (
     ServiceProcess,
     Stack,
-    gateway_answers,
-    service_env,
-    start_gateway,
-    start_worker,
+    running_stack,
     wait_until,
     worker_ready,
 )
@@ -68,16 +65,8 @@ def wait_for_status(base_url: str, job_id: str, status: str, timeout: float = 30
 def test_a_job_cancelled_while_queued_is_skipped_by_the_worker_that_receives_it(
     tmp_path: Path, model_dir: Path, redis_binary: str
 ) -> None:
-    redis = RedisServer(free_port(), tmp_path / "redis", binary=redis_binary)
-    redis.start()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    predictions = tmp_path / "predictions"
-    env = service_env(redis.url, model_dir, predictions, port)
-    gateway = start_gateway(env, tmp_path)
-    worker: ServiceProcess | None = None
-    try:
-        wait_until(lambda: gateway_answers(base, "/ready"), 30, "the gateway")
+    with running_stack(tmp_path, model_dir, redis_binary, with_worker=False) as stack:
+        base = stack.base_url
         # No worker yet: both jobs wait in the queue.
         cancelled = requests.post(base + JOBS_PATH, json={"instances": ROWS}, timeout=5)
         kept = requests.post(base + JOBS_PATH, json={"instances": ROWS}, timeout=5)
@@ -89,7 +78,7 @@ def test_a_job_cancelled_while_queued_is_skipped_by_the_worker_that_receives_it(
         assert deleted.json()["status"] == "cancelled"
         cancelled_at = deleted.json()["finished_at"]
 
-        worker = start_worker(env, tmp_path)
+        worker = stack.start_worker()
         wait_until(lambda: worker_ready(worker, 2), 30, "the worker")
         wait_until(
             lambda: bool(events(worker, "job", cancelled_id)),
@@ -108,14 +97,9 @@ def test_a_job_cancelled_while_queued_is_skipped_by_the_worker_that_receives_it(
         assert job.json()["finished_at"] == cancelled_at
         assert "started_at" not in job.json()
         assert "result" not in job.json()
-        logged = logged_job_ids(predictions)
+        logged = logged_job_ids(stack.prediction_log_dir)
         assert kept_id in logged
         assert cancelled_id not in logged
-    finally:
-        gateway.stop()
-        if worker is not None:
-            worker.stop()
-        redis.kill()
 
 
 @pytest.fixture(scope="module")
@@ -123,27 +107,14 @@ def callback_stack(
     tmp_path_factory: pytest.TempPathFactory, model_dir: Path, redis_binary: str
 ) -> Iterator[Stack]:
     """A whole stack whose worker retries callbacks quickly: 4 attempts, 0.2 s doubling."""
+    retries_fast = {
+        "ONNXQ_CALLBACK_BACKOFF_SECONDS": str(CALLBACK_BACKOFF),
+        "ONNXQ_CALLBACK_MAX_ATTEMPTS": str(CALLBACK_ATTEMPTS),
+        "ONNXQ_CALLBACK_TIMEOUT_SECONDS": "2",
+    }
     directory = tmp_path_factory.mktemp("callback-stack")
-    redis = RedisServer(free_port(), directory / "redis", binary=redis_binary)
-    redis.start()
-    port = free_port()
-    env = service_env(redis.url, model_dir, directory / "predictions", port)
-    env.update(
-        ONNXQ_CALLBACK_BACKOFF_SECONDS=str(CALLBACK_BACKOFF),
-        ONNXQ_CALLBACK_MAX_ATTEMPTS=str(CALLBACK_ATTEMPTS),
-        ONNXQ_CALLBACK_TIMEOUT_SECONDS="2",
-    )
-    gateway = start_gateway(env, directory)
-    worker = start_worker(env, directory)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: gateway_answers(base_url, "/ready"), 30, "the gateway to be ready")
-        wait_until(lambda: worker_ready(worker, 2), 30, "the worker to be ready")
-        yield Stack(redis, gateway, worker, base_url, directory / "predictions", model_dir)
-    finally:
-        gateway.stop()
-        worker.stop()
-        redis.kill()
+    with running_stack(directory, model_dir, redis_binary, extra_env=retries_fast) as stack:
+        yield stack
 
 
 def test_a_callback_that_fails_twice_is_retried_with_backoff_until_delivered(

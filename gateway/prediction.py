@@ -1,0 +1,40 @@
+"""Run rows through a warm session and append them to the prediction log (sync and V2 routes)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import structlog
+from flask import g
+
+from gateway.services import current_services
+from onnxq.model import OnnxModel, PredictionResult
+
+log = structlog.get_logger("onnxq.gateway")
+
+
+def predict_and_log(
+    model: OnnxModel, matrix: np.ndarray, rows: list[list[Any]], source: str
+) -> PredictionResult:
+    """Predict `matrix`; log `rows` (the values as sent) with the request id."""
+    g.rows = len(rows)
+    started = time.perf_counter()
+    result = model.predict(matrix)
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        current_services().prediction_log.record(
+            model=model.name,
+            version=model.version,
+            rows=rows,
+            result=result,
+            latency_ms=latency_ms,
+            request_id=g.request_id,
+            source=source,
+        )
+    except OSError as exc:
+        # The caller's answer is already computed; losing it over a full disk
+        # would be worse than one missing log line, which is reported loudly.
+        log.error("prediction_log_failed", error=repr(exc))
+    return result
