@@ -51,21 +51,36 @@ def documented(
     return mark
 
 
-def _path_and_parameters(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
+def _examples(app: Flask) -> dict[str, Any]:
+    """Real values to show (and for schemathesis to try first): the first model, its rows."""
+    services = app.extensions.get("onnxq")
+    names = services.repository.names() if services is not None else []
+    if not names:
+        return {}
+    manifest = services.repository.manifest(names[0])
+    return {
+        "name": names[0],
+        "version": manifest.version,
+        "instances": [[0.5] * len(manifest.features)],
+    }
+
+
+def _path_and_parameters(rule: Rule, examples: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     path, parameters = rule.rule, []
     for argument in sorted(rule.arguments):
         converter = rule._converters[argument]
         is_int = type(converter).__name__ == "IntegerConverter"
         for prefix in ("int:", "path:", ""):
             path = path.replace(f"<{prefix}{argument}>", "{" + argument + "}")
-        parameters.append(
-            {
-                "name": argument,
-                "in": "path",
-                "required": True,
-                "schema": {"type": "integer", "minimum": 0} if is_int else {"type": "string"},
-            }
-        )
+        parameter: dict[str, Any] = {
+            "name": argument,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0} if is_int else {"type": "string"},
+        }
+        if argument in examples:
+            parameter["example"] = str(examples[argument]) if not is_int else examples[argument]
+        parameters.append(parameter)
     return path, parameters
 
 
@@ -87,11 +102,12 @@ def build_spec(app: Flask) -> dict[str, Any]:
         for model in doc.responses.values():
             models[(model, "serialization")] = None
     refs, definitions = models_json_schema(list(models), ref_template=REF)
+    examples = _examples(app)
 
     paths: dict[str, dict[str, Any]] = {}
     seen_ids: set[str] = set()
     for method, _, rule, view, doc in operations:
-        path, parameters = _path_and_parameters(rule)
+        path, parameters = _path_and_parameters(rule, examples)
         operation_id = f"{rule.endpoint.replace('.', '_')}_{method}"
         if operation_id in seen_ids:
             operation_id += f"_{len(seen_ids)}"
@@ -115,10 +131,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
         if doc.public:
             operation["security"] = []
         if doc.body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": refs[(doc.body, "validation")]}},
-            }
+            content: dict[str, Any] = {"schema": refs[(doc.body, "validation")]}
+            if "instances" in doc.body.model_fields and "instances" in examples:
+                content["example"] = {"instances": examples["instances"]}
+            operation["requestBody"] = {"required": True, "content": {"application/json": content}}
         paths.setdefault(path, {})[method] = operation
 
     return {
