@@ -14,16 +14,16 @@ from onnxq.model import OnnxModel
 
 
 def json_body() -> Any:
-    """Return the parsed JSON body; 415 for another content type, 400 for broken JSON."""
+    """Return the parsed JSON body; 415 for another content type or a body that is not JSON."""
     if not request.is_json:
         raise UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'")
     try:
         return request.get_json(force=True, cache=True)
     except BadRequest as exc:
-        raise BadRequest("the request body is not valid JSON") from exc
+        raise UnsupportedMediaType("the request body is not valid JSON") from exc
     except RecursionError:
-        # json nests by recursion: '[' * 100000 must be a 400, not a crash.
-        raise BadRequest("the request body is nested too deeply") from None
+        # json nests by recursion: '[' * 100000 must be a 4xx, not a crash.
+        raise UnsupportedMediaType("the request body is nested too deeply to be read") from None
 
 
 def body_fingerprint(name: str, body: Any) -> str:

@@ -80,9 +80,9 @@ def test_malformed_bodies_get_422(client: FlaskClient, route: str, body: object)
     assert response.get_json()["error"]["type"] == "invalid_input"
 
 
-def test_broken_json_gets_400(client: FlaskClient, route: str) -> None:
+def test_a_body_that_is_not_json_gets_415(client: FlaskClient, route: str) -> None:
     response = _raw(client, route, '{"instances": [[1.0,')
-    assert response.status_code == 400
+    assert response.status_code == 415
     assert "not valid JSON" in response.get_json()["error"]["message"]
 
 
