@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NoReturn, TypeVar
@@ -30,6 +32,32 @@ class JobStatus(StrEnum):
         return self in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
+class ClaimState(StrEnum):
+    CLAIMED = "claimed"  # now running here
+    ENDED = "ended"  # cancelled, or a duplicate delivery of a job that already ended
+    POISONED = "poisoned"  # failed now: delivered too often
+    MISSING = "missing"  # the record expired or never existed
+
+
+@dataclass(frozen=True)
+class Claim:
+    job: Job | None
+    state: ClaimState
+
+
+def _claimed(job: Job, now: datetime, max_attempts: int) -> Job:
+    if job.attempts >= max_attempts:
+        # Every earlier delivery died with its worker: stop redelivering it.
+        return job.model_copy(update={
+            "status": JobStatus.FAILED, "finished_at": now, "attempts": job.attempts,
+            "error": JobError(type="poison_job", message=(
+                f"the worker running this job was lost {job.attempts} times; not retrying")),
+        })  # fmt: skip
+    return job.model_copy(
+        update={"status": JobStatus.RUNNING, "started_at": now, "attempts": job.attempts + 1}
+    )
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -54,9 +82,10 @@ class Job(BaseModel):
     result: dict[str, Any] | None = None
     error: JobError | None = None
     callback_url: str | None = None
+    attempts: int = 0
 
     def public(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        return self.model_dump(mode="json", exclude_none=True, exclude={"attempts"})
 
 
 def connect_redis(url: str, *, socket_timeout: float = 2.0) -> redis.Redis:
@@ -82,6 +111,20 @@ def redis_errors_as_unavailable() -> Iterator[None]:
         raise QueueUnavailable(f"the job store is unreachable: {exc}") from exc
 
 
+# Large results (a 100,000-row job) are stored zlib-compressed; JSON never starts with "z".
+COMPRESS_ABOVE_BYTES = 32 * 1024
+
+
+def dump_job(job: Job) -> bytes:
+    raw = job.model_dump_json().encode()
+    return b"z" + zlib.compress(raw, 1) if len(raw) > COMPRESS_ABOVE_BYTES else raw
+
+
+def load_job(raw: bytes | str) -> Job:
+    data = raw.encode() if isinstance(raw, str) else raw
+    return Job.model_validate_json(zlib.decompress(data[1:]) if data[:1] == b"z" else data)
+
+
 class JobStore:
     """One JSON value per job under `onnxq:job:<id>`, expiring `ttl_seconds` after its last write.
 
@@ -104,7 +147,7 @@ class JobStore:
 
     def create(self, job: Job) -> None:
         with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
-            pipe.set(self.key(job.job_id), job.model_dump_json(), ex=self.ttl_seconds, nx=True)
+            pipe.set(self.key(job.job_id), dump_job(job), ex=self.ttl_seconds, nx=True)
             pipe.set(
                 self.tombstone_prefix + job.job_id, "1",
                 ex=self.ttl_seconds * self.tombstone_factor,
@@ -118,7 +161,7 @@ class JobStore:
             raw = self.client.get(self.key(job_id))
             if raw is None:
                 self._raise_missing(job_id)
-        return Job.model_validate_json(raw)
+        return load_job(raw)
 
     def _raise_missing(self, job_id: str) -> NoReturn:
         if self.client.exists(self.tombstone_prefix + job_id):
@@ -139,13 +182,53 @@ class JobStore:
                     raw = pipe.get(key)
                     if raw is None:
                         self._raise_missing(job_id)
-                    job = change(Job.model_validate_json(raw))
+                    job = change(load_job(raw))
                     pipe.multi()
-                    pipe.set(key, job.model_dump_json(), ex=self.ttl_seconds)
+                    pipe.set(key, dump_job(job), ex=self.ttl_seconds)
                     pipe.execute()
                     return job
                 except redis.WatchError:
                     continue
+
+    def claim_many(self, job_ids: list[str], max_attempts: int) -> dict[str, Claim]:
+        """Mark queued (or redelivered running) jobs running in one transaction.
+
+        A job already delivered `max_attempts` times is failed as a poison job instead.
+        """
+        keys = [self.key(job_id) for job_id in job_ids]
+        with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(*keys)
+                    raws = pipe.mget(keys)
+                    now, claimed = utc_now(), {}
+                    pipe.multi()
+                    for job_id, key, raw in zip(job_ids, keys, raws, strict=True):
+                        job = load_job(raw) if raw is not None else None
+                        if job is None:
+                            claimed[job_id] = Claim(None, ClaimState.MISSING)
+                        elif job.status.ended:
+                            claimed[job_id] = Claim(job, ClaimState.ENDED)
+                        else:
+                            job = _claimed(job, now, max_attempts)
+                            pipe.set(key, dump_job(job), ex=self.ttl_seconds)
+                            state = ClaimState.POISONED if job.status.ended else ClaimState.CLAIMED
+                            claimed[job_id] = Claim(job, state)
+                    pipe.execute()
+                    return claimed
+                except redis.WatchError:
+                    continue
+
+    def store_many(self, jobs: list[Job]) -> set[str]:
+        """Write final states of jobs this worker claimed, in one round trip.
+
+        Returns the ids written; a record that expired meanwhile is not recreated.
+        """
+        with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.set(self.key(job.job_id), dump_job(job), ex=self.ttl_seconds, xx=True)
+            written = pipe.execute()
+        return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}
 
     def mark_running(self, job_id: str) -> Job | None:
         """Claim a job for running; None when it must not run (cancelled or already ended).

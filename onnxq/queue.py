@@ -14,47 +14,14 @@ import structlog
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from onnxq.celery_config import CALLBACK_TASK, PREDICT_TASK
 from onnxq.errors import IdempotencyConflict, JobNotFound, QueueUnavailable
 from onnxq.jobs import Job, JobStatus, JobStore, redis_errors_as_unavailable, utc_now
-from onnxq.settings import Settings
 
 log = structlog.get_logger("onnxq.queue")
 
-PREDICT_TASK = "onnxq.predict"
 # How long a claimed idempotency key without a job record counts as in progress.
 CLAIM_GRACE_SECONDS = 10.0
-CALLBACK_TASK = "onnxq.callback"
-
-
-def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
-    """Build a Celery app configured for onnxq; the worker registers tasks on it."""
-    app = Celery(main, broker=settings.redis_url, backend=settings.redis_url)
-    app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        result_serializer="json",
-        # Job state and results live in the JobStore (see onnxq.jobs); the
-        # Celery result backend would only hold a second copy.
-        task_ignore_result=True,
-        task_default_queue=settings.queue_name,
-        task_routes={
-            PREDICT_TASK: {"queue": settings.queue_name},
-            CALLBACK_TASK: {"queue": settings.queue_name},
-        },
-        # A crashed worker must not lose the job: acknowledge after running.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        broker_connection_retry_on_startup=True,
-        # Fail a submit fast when Redis is down instead of hanging the request.
-        broker_connection_timeout=2,
-        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
-        worker_hijack_root_logger=False,
-        worker_redirect_stdouts=False,
-        timezone="UTC",
-        enable_utc=True,
-    )
-    return app
 
 
 def new_job_id() -> str:

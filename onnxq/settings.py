@@ -76,7 +76,34 @@ class Settings(BaseSettings):
     """How long one callback POST may take."""
 
     queue_name: str = "onnxq.predict"
-    """Celery queue the prediction jobs travel on."""
+    """Celery queue the prediction jobs travel on (callbacks use `<queue_name>.callbacks`)."""
+
+    visibility_timeout_seconds: int = Field(default=3600, ge=5)
+    """How long a job reserved by a worker that died stays hidden before Redis redelivers it."""
+
+    task_soft_time_limit_seconds: int = Field(default=240, ge=1)
+    """A job running longer gets SoftTimeLimitExceeded and is failed as 'timeout'."""
+
+    task_time_limit_seconds: int = Field(default=300, ge=2)
+    """A job running longer has its worker process killed (and is redelivered)."""
+
+    job_max_attempts: int = Field(default=3, ge=1)
+    """Deliveries of one job before it is failed as a poison job (its worker died each time)."""
+
+    transient_retry_max: int = Field(default=5, ge=0)
+    """Retries, with backoff, of a job that hit a transient error (Redis unreachable)."""
+
+    job_max_rows: int = Field(default=100_000, ge=1)
+    """Most rows one job may carry; more is a 413 at submit."""
+
+    job_chunk_rows: int = Field(default=10_000, ge=1)
+    """Rows per session.run when a large job is run in chunks."""
+
+    microbatch_max_jobs: int = Field(default=64, ge=1)
+    """Most waiting jobs a worker runs together through one session.run."""
+
+    microbatch_wait_ms: float = Field(default=2.0, ge=0)
+    """How long a worker waits for more jobs to batch before running what it has."""
 
     log_level: str = "INFO"
     """Level of the structured JSON logs written to stdout."""
@@ -87,6 +114,15 @@ class Settings(BaseSettings):
             text = self.api_keys_file.read_text(encoding="utf-8")
             keys = [key.strip() for key in text.replace(",", "\n").splitlines() if key.strip()]
             self.api_keys = [*self.api_keys, *(SecretStr(key) for key in keys)]
+        return self
+
+    @model_validator(mode="after")
+    def _check_time_limits(self) -> Settings:
+        # Redis must not redeliver a job that is still running within its limits.
+        if not self.task_soft_time_limit_seconds < self.task_time_limit_seconds:
+            raise ValueError("task_soft_time_limit_seconds must be below task_time_limit_seconds")
+        if not self.task_time_limit_seconds < self.visibility_timeout_seconds:
+            raise ValueError("visibility_timeout_seconds must exceed task_time_limit_seconds")
         return self
 
     @field_validator("api_keys", mode="before")

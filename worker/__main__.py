@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from onnxq.celery_config import callback_queue
 from onnxq.logs import configure_logging
 from onnxq.settings import Settings
 from worker.app import create_worker_app
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
             "worker",
             "--loglevel", settings.log_level,
             "--concurrency", str(settings.worker_concurrency),
-            "--queues", settings.queue_name,
+            "--queues", f"{settings.queue_name},{callback_queue(settings)}",
             "--without-gossip",
             "--without-mingle",
             *extra,

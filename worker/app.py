@@ -9,12 +9,14 @@ from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init
 from kombu.exceptions import OperationalError
 
+from onnxq.celery_config import CALLBACK_TASK, PREDICT_TASK, make_celery
+from onnxq.errors import QueueUnavailable
 from onnxq.jobs import Job
 from onnxq.logs import configure_logging
-from onnxq.queue import CALLBACK_TASK, PREDICT_TASK, make_celery
 from onnxq.settings import Settings
+from worker.batching import settle
 from worker.callbacks import CallbackOutcome, backoff_seconds, deliver_callback
-from worker.jobs import run_predict_job
+from worker.jobs import JobMessage
 from worker.runtime import WorkerRuntime
 
 log = structlog.get_logger("onnxq.worker")
@@ -25,7 +27,7 @@ def create_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings, main="onnxq-worker")
     # Loading sessions happens in worker_process_init; give big models time.
     app.conf.worker_proc_alive_timeout = 60
-    runtime = WorkerRuntime(settings)
+    runtime = WorkerRuntime(settings, app)
 
     def send_callback(job: Job) -> None:
         if not job.callback_url:
@@ -36,7 +38,15 @@ def create_worker_app(settings: Settings) -> Celery:
             # The job's result is stored; only its notification is lost, and said so.
             log.error("callback_not_queued", job_id=job.job_id, error=repr(exc))
 
-    @app.task(name=PREDICT_TASK)
+    @app.task(
+        name=PREDICT_TASK,
+        # Redis unreachable or timing out: retry later, a bounded number of times.
+        autoretry_for=(QueueUnavailable,),
+        retry_backoff=1,
+        retry_backoff_max=30,
+        retry_jitter=True,
+        max_retries=settings.transient_retry_max,
+    )
     def predict(
         job_id: str,
         model: str,
@@ -45,17 +55,16 @@ def create_worker_app(settings: Settings) -> Celery:
         request_id: str | None = None,
     ) -> str | None:
         runtime.ensure_started()
-        job = run_predict_job(
-            job_id=job_id,
-            model=model,
-            version=version,
-            instances=instances,
-            request_id=request_id,
-            repository=runtime.repository,
-            store=runtime.store,
-            prediction_log=runtime.prediction_log,
-            on_end=send_callback,
-        )
+        first = JobMessage(job_id, model, version, instances, request_id)
+        small = len(instances) < settings.job_chunk_rows
+        extras = runtime.drain.take(settings.microbatch_max_jobs - 1) if small else []
+        try:
+            outcomes = runtime.runner(send_callback).run([first, *(job for job, _ in extras)])
+        except BaseException:
+            settle([message for _, message in extras], ok=False)
+            raise
+        settle([message for _, message in extras], ok=True)
+        job = outcomes[job_id]
         return job.status.value if job else None
 
     @app.task(name=CALLBACK_TASK, bind=True, max_retries=settings.callback_max_attempts - 1)

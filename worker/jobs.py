@@ -1,20 +1,218 @@
-"""The prediction job as a plain function: the Celery task calls it, and so do unit tests."""
+"""Running prediction jobs as plain objects: the Celery task calls them, and so do unit tests.
+
+One `JobRunner.run` takes any number of job messages: it claims them in one
+transaction, runs every group of same-model jobs through one `session.run`
+(chunked for large jobs), and stores all outcomes in one round trip.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 
-from onnxq.errors import JobNotFound, OnnxqError, QueueUnavailable
-from onnxq.jobs import Job, JobStore
+from onnxq.errors import OnnxqError, QueueUnavailable
+from onnxq.jobs import ClaimState, Job, JobError, JobStatus, JobStore, utc_now
+from onnxq.model import OnnxModel, PredictionResult
 from onnxq.prediction_log import PredictionLog
 from onnxq.repository import ModelRepository
 from onnxq.schemas import ordered_rows, rows_to_matrix
 
 log = structlog.get_logger("onnxq.worker")
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """What the gateway sent for one job."""
+
+    job_id: str
+    model: str
+    version: int
+    instances: list[Any]
+    request_id: str | None = None
+
+
+@dataclass
+class JobRunner:
+    repository: ModelRepository
+    store: JobStore
+    prediction_log: PredictionLog
+    max_attempts: int = 3
+    chunk_rows: int = 10_000
+    on_end: Callable[[Job], None] | None = None
+
+    def run(self, messages: list[JobMessage]) -> dict[str, Job | None]:
+        """Run the jobs; return each one's final state (None when its record is gone)."""
+        started = time.perf_counter()
+        claims = self.store.claim_many([m.job_id for m in messages], self.max_attempts)
+        outcomes: dict[str, Job | None] = {}
+        groups: dict[tuple[str, int], list[tuple[JobMessage, Job]]] = {}
+        for message in messages:
+            claim = claims[message.job_id]
+            outcomes[message.job_id] = claim.job
+            if claim.state is ClaimState.CLAIMED and claim.job is not None:
+                groups.setdefault((message.model, message.version), []).append((message, claim.job))
+            else:
+                self._report_unclaimed(message, claim.state, claim.job, started)
+
+        finished: list[Job] = []
+        for (name, version), members in groups.items():
+            finished += self._run_group(name, version, members)
+        stored = self.store.store_many(finished)
+        for job in finished:
+            if job.job_id in stored:
+                outcomes[job.job_id] = job
+                self._report_end(job, len(messages), started)
+            else:  # the record expired while the job ran: nobody can poll it any more
+                outcomes[job.job_id] = None
+                log.warning("job", status="dropped", reason="job record expired while running",
+                            job_id=job.job_id, duration_ms=_ms_since(started))  # fmt: skip
+        return outcomes
+
+    def _run_group(
+        self, name: str, version: int, members: list[tuple[JobMessage, Job]]
+    ) -> list[Job]:
+        try:
+            model = self.repository.get(name, version)
+        except OnnxqError as exc:
+            return [_failed(job, exc.error_type, exc.message) for _, job in members]
+        except Exception as exc:  # a broken model file or runtime: fail, never loop
+            log.exception("model_load_failed", model=name, version=version)
+            return [_failed(job, type(exc).__name__, str(exc)) for _, job in members]
+        finished, ready = [], []
+        for message, job in members:
+            try:
+                ready.append((message, job, rows_to_matrix(message.instances, model.manifest)))
+            except OnnxqError as exc:
+                finished.append(_failed(job, exc.error_type, exc.message))
+        if not ready:
+            return finished
+        try:
+            results = self._predict_together(model, [matrix for *_, matrix in ready])
+        except QueueUnavailable:
+            raise
+        except SoftTimeLimitExceeded:
+            message = f"the job ran past its time limit ({len(ready)} job(s) in the batch)"
+            return finished + [_failed(job, "timeout", message) for _, job, _ in ready]
+        except Exception:  # one bad job must not fail its batch-mates: run them alone
+            log.exception("batch_failed_running_alone", model=name, jobs=len(ready))
+            return finished + [self._run_alone(model, m, job, x) for m, job, x in ready]
+        for (message, job, _), (result, latency_ms) in zip(ready, results, strict=True):
+            finished.append(self._succeed(model, message, job, result, latency_ms))
+        return finished
+
+    def _predict_together(
+        self, model: OnnxModel, matrices: list[np.ndarray]
+    ) -> list[tuple[PredictionResult, float]]:
+        started = time.perf_counter()
+        combined = np.concatenate(matrices) if len(matrices) > 1 else matrices[0]
+        parts = [
+            model.predict(combined[start : start + self.chunk_rows])
+            for start in range(0, len(combined), self.chunk_rows)
+        ]
+        latency_ms = (time.perf_counter() - started) * 1000
+        labels = [label for part in parts for label in part.labels]
+        probabilities = [row for part in parts for row in part.probabilities]
+        results, offset = [], 0
+        for matrix in matrices:
+            end = offset + len(matrix)
+            result = PredictionResult(
+                labels[offset:end], probabilities[offset:end], parts[0].classes
+            )
+            results.append((result, latency_ms))
+            offset = end
+        return results
+
+    def _run_alone(
+        self, model: OnnxModel, message: JobMessage, job: Job, matrix: np.ndarray
+    ) -> Job:
+        try:
+            [(result, latency_ms)] = self._predict_together(model, [matrix])
+        except QueueUnavailable:
+            raise
+        except Exception as exc:  # a model or runtime fault: record it, never loop on it
+            return _failed(job, type(exc).__name__, str(exc))
+        return self._succeed(model, message, job, result, latency_ms)
+
+    def _succeed(
+        self,
+        model: OnnxModel,
+        message: JobMessage,
+        job: Job,
+        result: PredictionResult,
+        latency_ms: float,
+    ) -> Job:
+        self.prediction_log.record(
+            model=model.name,
+            version=model.version,
+            rows=ordered_rows(message.instances, model.manifest),
+            result=result,
+            latency_ms=latency_ms,
+            request_id=message.request_id,
+            job_id=message.job_id,
+            source="job",
+        )
+        document = {"model": model.name, "version": model.version, **result.to_dict()}
+        return job.model_copy(
+            update={"status": JobStatus.SUCCEEDED, "finished_at": utc_now(), "result": document}
+        )
+
+    def _report_unclaimed(
+        self, message: JobMessage, state: ClaimState, job: Job | None, started: float
+    ) -> None:
+        fields = _fields(message, started)
+        if state is ClaimState.POISONED and job is not None:
+            log.error("job", status=job.status.value, error_type="poison_job",
+                      attempts=job.attempts, **fields)  # fmt: skip
+            if self.on_end is not None:
+                self.on_end(job)
+        elif state is ClaimState.ENDED and job is not None:
+            # Cancelled while queued, or a duplicate delivery of a job that ended.
+            log.info("job", status="skipped", job_status=job.status.value, **fields)
+        else:
+            log.warning("job", status="dropped", reason="job record missing or expired", **fields)
+
+    def _report_end(self, job: Job, batch_size: int, started: float) -> None:
+        fields = {
+            "job_id": job.job_id, "request_id": job.request_id, "model": job.model,
+            "version": job.version, "rows": job.rows, "batch_jobs": batch_size,
+            "attempt": job.attempts, "duration_ms": _ms_since(started),
+        }  # fmt: skip
+        if job.status is JobStatus.SUCCEEDED:
+            log.info("job", status=job.status.value, **fields)
+        else:
+            error = job.error
+            log.warning("job", status=job.status.value, error_type=error and error.type,
+                        error=error and error.message, **fields)  # fmt: skip
+        if self.on_end is not None:
+            self.on_end(job)
+
+
+def _failed(job: Job, kind: str, message: str) -> Job:
+    return job.model_copy(
+        update={
+            "status": JobStatus.FAILED,
+            "finished_at": utc_now(),
+            "error": JobError(type=kind, message=message),
+        }
+    )
+
+
+def _fields(message: JobMessage, started: float) -> dict[str, Any]:
+    return {
+        "job_id": message.job_id, "request_id": message.request_id, "model": message.model,
+        "version": message.version, "rows": len(message.instances),
+        "duration_ms": _ms_since(started),
+    }  # fmt: skip
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 def run_predict_job(
@@ -28,96 +226,13 @@ def run_predict_job(
     prediction_log: PredictionLog,
     request_id: str | None = None,
     on_end: Callable[[Job], None] | None = None,
+    max_attempts: int = 3,
 ) -> Job | None:
     """Run one job and store its outcome; return the final job (None if its record is gone).
 
     `on_end` is called once, by the run that ended the job (not by a skipped duplicate).
     """
-    started = time.perf_counter()
-    fields: dict[str, Any] = {
-        "job_id": job_id,
-        "request_id": request_id,
-        "model": model,
-        "version": version,
-        "rows": len(instances),
-    }
-    try:
-        claimed = store.mark_running(job_id)
-    except JobNotFound:
-        return _dropped(fields, started)
-    if claimed is None:
-        # Cancelled while queued, or a duplicate delivery of a job that ended.
-        job = store.get(job_id)
-        log.info("job", status="skipped", job_status=job.status.value,
-                 duration_ms=_ms_since(started), **fields)  # fmt: skip
-        return job
-    try:
-        onnx_model = repository.get(model, version)
-        rows = rows_to_matrix(instances, onnx_model.manifest)
-        predict_started = time.perf_counter()
-        result = onnx_model.predict(rows)
-        latency_ms = (time.perf_counter() - predict_started) * 1000
-        prediction_log.record(
-            model=model,
-            version=version,
-            rows=ordered_rows(instances, onnx_model.manifest),
-            result=result,
-            latency_ms=latency_ms,
-            request_id=request_id,
-            job_id=job_id,
-            source="job",
-        )
-    except QueueUnavailable:
-        raise  # Redis trouble is not the job's fault: let the task layer retry it.
-    except OnnxqError as exc:
-        ended = _fail(store, fields, started, exc.error_type, exc.message)
-    except Exception as exc:  # a model or runtime fault: record it, never loop on it
-        log.exception("job_error", **fields)
-        ended = _fail(store, fields, started, type(exc).__name__, str(exc))
-    else:
-        ended = _succeed(store, fields, started, {"model": model, "version": version,
-                                                  **result.to_dict()})  # fmt: skip
-    if ended is not None and on_end is not None:
-        on_end(ended)
-    return ended
-
-
-def _succeed(
-    store: JobStore, fields: dict[str, Any], started: float, result: dict[str, Any]
-) -> Job | None:
-    try:
-        job = store.mark_succeeded(fields["job_id"], result)
-    except JobNotFound:
-        return _dropped(fields, started)
-    log.info("job", status=job.status.value, duration_ms=_ms_since(started), **fields)
-    return job
-
-
-def _fail(
-    store: JobStore, fields: dict[str, Any], started: float, kind: str, message: str
-) -> Job | None:
-    try:
-        job = store.mark_failed(fields["job_id"], kind, message)
-    except JobNotFound:
-        return _dropped(fields, started)
-    log.warning(
-        "job",
-        status=job.status.value,
-        error_type=kind,
-        error=message,
-        duration_ms=_ms_since(started),
-        **fields,
-    )
-    return job
-
-
-def _dropped(fields: dict[str, Any], started: float) -> None:
-    # The record expired or was deleted while the job ran: nobody can poll
-    # the outcome any more, so say so once and let the task end quietly.
-    log.warning("job", status="dropped", reason="job record expired while running",
-                duration_ms=_ms_since(started), **fields)  # fmt: skip
-    return None
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+    runner = JobRunner(repository, store, prediction_log, max_attempts=max_attempts,
+                       on_end=on_end)  # fmt: skip
+    message = JobMessage(job_id, model, version, instances, request_id)
+    return runner.run([message])[job_id]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import structlog
+from celery import Celery
 
-from onnxq.jobs import JobStore, connect_redis
+from onnxq.jobs import Job, JobStore, connect_redis
 from onnxq.model import SessionConfig
 from onnxq.prediction_log import PredictionLog
 from onnxq.repository import ModelRepository
 from onnxq.settings import Settings
+from worker.batching import QueueDrain
+from worker.jobs import JobRunner
 
 log = structlog.get_logger("onnxq.worker")
 
@@ -18,8 +22,9 @@ log = structlog.get_logger("onnxq.worker")
 class WorkerRuntime:
     """The repository, job store and prediction log one worker process uses."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, app: Celery):
         self.settings = settings
+        self.app = app
         self.pid: int | None = None
         self.repository: ModelRepository
         self.store: JobStore
@@ -35,6 +40,7 @@ class WorkerRuntime:
         client = connect_redis(settings.redis_url, socket_timeout=5)
         self.store = JobStore(client, ttl_seconds=settings.job_ttl_seconds)
         self.prediction_log = PredictionLog(settings.prediction_log_dir)
+        self.drain = QueueDrain(self.app, settings.queue_name, settings.microbatch_wait_ms)
         loaded = self.repository.load_defaults()
         self.pid = os.getpid()
         log.info(
@@ -42,6 +48,17 @@ class WorkerRuntime:
             pid=self.pid,
             models=[f"{model.name}/{model.version}" for model in loaded],
             intra_op_threads=settings.ort_intra_op_threads,
+        )
+
+    def runner(self, on_end: Callable[[Job], None] | None = None) -> JobRunner:
+        settings = self.settings
+        return JobRunner(
+            self.repository,
+            self.store,
+            self.prediction_log,
+            max_attempts=settings.job_max_attempts,
+            chunk_rows=settings.job_chunk_rows,
+            on_end=on_end,
         )
 
     def ensure_started(self) -> None:

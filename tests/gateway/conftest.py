@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from gateway import create_app
 from gateway.services import Services
-from onnxq.queue import make_celery
+from onnxq.celery_config import make_celery
 from onnxq.settings import Settings
 
 

@@ -20,7 +20,7 @@ from gateway.inputs import body_fingerprint
 from gateway.services import Services
 from onnxq.errors import OnnxqError
 from onnxq.jobs import Job, JobStatus
-from onnxq.queue import CALLBACK_TASK, PREDICT_TASK
+from onnxq.celery_config import CALLBACK_TASK, PREDICT_TASK
 from worker.jobs import run_predict_job
 
 MODEL = "breast-cancer"

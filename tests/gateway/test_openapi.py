@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gateway import create_app
 from gateway.openapi import build_spec
-from onnxq.queue import make_celery
+from onnxq.celery_config import make_celery
 from onnxq.schemas import JobRequest
 from onnxq.settings import Settings
 

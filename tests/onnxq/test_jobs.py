@@ -15,7 +15,8 @@ from redis.retry import Retry
 
 from onnxq.errors import JobNotFound, QueueUnavailable
 from onnxq.jobs import Job, JobStatus, JobStore
-from onnxq.queue import PREDICT_TASK, JobQueue, make_celery
+from onnxq.celery_config import PREDICT_TASK, make_celery
+from onnxq.queue import JobQueue
 from onnxq.settings import Settings
 
 TTL = 600

@@ -1,0 +1,65 @@
+"""The Celery app both sides share, with every delivery setting in one place.
+
+docs/reliability.md says why each setting has the value it has.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from onnxq.settings import Settings
+
+PREDICT_TASK = "onnxq.predict"
+CALLBACK_TASK = "onnxq.callback"
+
+
+def callback_queue(settings: Settings) -> str:
+    return f"{settings.queue_name}.callbacks"
+
+
+def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
+    """Build a Celery app configured for onnxq; the worker registers tasks on it."""
+    app = Celery(main, broker=settings.redis_url, backend=settings.redis_url)
+    transport = {
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 10,
+        "retry_on_timeout": True,
+        "health_check_interval": 10,
+    }
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        # Job state and results live in the JobStore (onnxq.jobs); the backend is
+        # kept for Celery's own use and expires with the jobs.
+        task_ignore_result=True,
+        result_expires=settings.job_ttl_seconds,
+        task_default_queue=settings.queue_name,
+        task_routes={
+            PREDICT_TASK: {"queue": settings.queue_name},
+            # A slow callback receiver must never sit in front of predictions.
+            CALLBACK_TASK: {"queue": callback_queue(settings)},
+        },
+        # At-least-once: acknowledge after running, give the job back when the
+        # process running it dies, and reserve one message at a time.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        task_soft_time_limit=settings.task_soft_time_limit_seconds,
+        task_time_limit=settings.task_time_limit_seconds,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        # Fail a submit fast when Redis is down instead of hanging the request.
+        broker_connection_timeout=2,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_send_task_events=False,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app

@@ -1,0 +1,84 @@
+"""Micro-batching on Celery's public APIs: take more waiting predict messages off the queue.
+
+Celery delivers one job to the task; the task then takes up to N-1 more
+messages from the same queue with kombu (unacknowledged, so Redis gives them
+back if this process dies), runs them all through one session.run, and only
+then acknowledges them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import structlog
+from celery import Celery
+from kombu import Connection, Exchange, Message, Queue
+from kombu.exceptions import OperationalError
+
+from onnxq.celery_config import PREDICT_TASK
+from worker.jobs import JobMessage
+
+log = structlog.get_logger("onnxq.worker")
+
+
+class QueueDrain:
+    """Takes waiting predict messages from one queue, within a small time budget."""
+
+    def __init__(self, app: Celery, queue_name: str, wait_ms: float):
+        self.app = app
+        self.queue_name = queue_name
+        self.wait_seconds = wait_ms / 1000
+        self._connection: Connection | None = None
+        self._queue: Any = None
+
+    def _bound_queue(self) -> Any:
+        if self._queue is None:
+            # Made on first use, so in the worker child process, never across a fork.
+            self._connection = self.app.connection_for_read()
+            exchange = Exchange(self.queue_name, type="direct")
+            queue = Queue(self.queue_name, exchange, routing_key=self.queue_name)
+            self._queue = queue(self._connection.default_channel)
+        return self._queue
+
+    def take(self, limit: int) -> list[tuple[JobMessage, Message]]:
+        """Return up to `limit` more predict jobs; waits at most the configured few ms."""
+        taken: list[tuple[JobMessage, Message]] = []
+        deadline = time.monotonic() + self.wait_seconds
+        try:
+            queue = self._bound_queue()
+            while len(taken) < limit:
+                message = queue.get(no_ack=False, accept=["json"])
+                if message is None:
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.0005)
+                    continue
+                if message.headers.get("task") != PREDICT_TASK:
+                    message.requeue()
+                    break
+                _args, kwargs, _embed = message.decode()
+                taken.append((JobMessage(**kwargs), message))
+        except (OperationalError, OSError, ConnectionError) as exc:
+            # Batching is an optimisation: on trouble, run what we have.
+            log.warning("batch_fetch_failed", error=repr(exc))
+            self.reset()
+        return taken
+
+    def reset(self) -> None:
+        if self._connection is not None:
+            # The connection is being thrown away anyway.
+            with contextlib.suppress(Exception):
+                self._connection.release()
+        self._connection, self._queue = None, None
+
+
+def settle(messages: list[Message], *, ok: bool) -> None:
+    """Acknowledge the extra messages once their jobs are stored, or give them back."""
+    for message in messages:
+        try:
+            message.ack() if ok else message.requeue()
+        except (OperationalError, OSError, ConnectionError) as exc:
+            # Unacknowledged messages come back after the visibility timeout.
+            log.warning("batch_settle_failed", ok=ok, error=repr(exc))
