@@ -26,6 +26,12 @@ def json_body() -> Any:
         raise UnsupportedMediaType("the request body is nested too deeply to be read") from None
 
 
+def row_count(body: Any) -> int:
+    """How many rows a body carries, before any validation (limits are checked first)."""
+    instances = body.get("instances") if isinstance(body, dict) else None
+    return len(instances) if isinstance(instances, list) else 0
+
+
 def body_fingerprint(name: str, body: Any) -> str:
     """A digest of what a request asks for, to recognise a repeated submit."""
     canonical = json.dumps([name, body], sort_keys=True, separators=(",", ":"), allow_nan=True)

@@ -9,11 +9,11 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
 from gateway.auth import client_identity
-from gateway.inputs import body_fingerprint, json_body, model_for
+from gateway.inputs import body_fingerprint, json_body, model_for, row_count
 from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
 from gateway.services import current_services
-from onnxq.errors import JobNotFound
+from onnxq.errors import JobNotFound, TooManyRows
 from onnxq.jobs import Job
 from onnxq.schemas import JobRequest, parse_request, rows_to_matrix
 
@@ -50,6 +50,12 @@ def submit(name: str) -> ResponseReturnValue:
     """Validate the rows, queue them as a job, and say where to poll."""
     key = _idempotency_key()
     body = json_body()
+    limit = current_services().settings.job_max_rows
+    if row_count(body) > limit:
+        raise TooManyRows(
+            f"{row_count(body)} rows is more than one job may carry ({limit}); split the batch",
+            [{"limit": limit}],
+        )
     job_request = parse_request(JobRequest, body)
     model = model_for(name, job_request.version)
     rows_to_matrix(job_request.instances, model.manifest)  # refuse bad rows before queueing

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, g, jsonify, url_for
 from flask.typing import ResponseReturnValue
 
-from gateway.inputs import json_body, model_for
+from gateway.inputs import json_body, model_for, row_count
 from gateway.openapi import documented
 from gateway.prediction import predict_and_log
 from gateway.responses import PredictResponse, describe_error_statuses
@@ -16,11 +14,6 @@ from onnxq.errors import TooManyRows
 from onnxq.schemas import PredictRequest, ordered_rows, parse_request, rows_to_matrix
 
 bp = Blueprint("predict", __name__, url_prefix="/v1/models")
-
-
-def _row_count(body: Any) -> int:
-    instances = body.get("instances") if isinstance(body, dict) else None
-    return len(instances) if isinstance(instances, list) else 0
 
 
 @bp.post("/<name>/predict")
@@ -33,10 +26,10 @@ def predict(name: str) -> ResponseReturnValue:
     services = current_services()
     body = json_body()
     limit = services.settings.sync_max_rows
-    if _row_count(body) > limit:
+    if row_count(body) > limit:
         jobs_url = url_for("jobs.submit", name=name)
         raise TooManyRows(
-            f"{_row_count(body)} rows is more than the synchronous limit of {limit}; "
+            f"{row_count(body)} rows is more than the synchronous limit of {limit}; "
             f"submit them as a job with POST {jobs_url}",
             [{"limit": limit, "jobs_url": jobs_url}],
         )

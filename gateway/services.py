@@ -9,11 +9,11 @@ import structlog
 from celery import Celery
 from flask import Flask, current_app
 
+from onnxq.celery_config import make_celery
 from onnxq.errors import OnnxqError
 from onnxq.jobs import JobStore, connect_redis
 from onnxq.model import SessionConfig
 from onnxq.prediction_log import PredictionLog
-from onnxq.celery_config import make_celery
 from onnxq.queue import JobQueue
 from onnxq.repository import ModelRepository
 from onnxq.settings import Settings

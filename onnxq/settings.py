@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     """Celery worker processes per worker container."""
 
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    """Largest request body the gateway reads; larger bodies get 413."""
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest request body the gateway reads (a 100,000-row job is ~25 MB); larger: 413."""
 
     job_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     """How long a job and its result stay pollable after its last change (queued, finished)."""

@@ -49,6 +49,8 @@ def settings(tmp_path: Path, model_dir: Path) -> Settings:
         model_dir=model_dir,
         prediction_log_dir=tmp_path / "predictions",
         sync_max_rows=50,
+        job_max_rows=500,
+        max_body_bytes=1024 * 1024,
         allow_unauthenticated=True,
     )
 

@@ -77,3 +77,15 @@ def test_submit_gets_503_and_leaves_no_job_when_redis_is_down(
     assert response.get_json()["error"]["type"] == "queue_unavailable"
     poll = client.get("/v1/jobs/0123456789abcdef0123456789abcdef")
     assert poll.status_code == 503
+
+
+def test_a_job_over_the_row_limit_gets_413_before_anything_is_queued(
+    client: FlaskClient, services: Services, demo_model_name: str
+) -> None:
+    limit = services.settings.job_max_rows
+    response = _submit(client, demo_model_name, [[0.5] * 30] * (limit + 1))
+    assert response.status_code == 413
+    error = response.get_json()["error"]
+    assert error["type"] == "too_many_rows"
+    assert error["details"] == [{"limit": limit}]
+    assert services.redis.keys("onnxq:job:*") == []
