@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from onnxq.model import PredictionResult
 
@@ -43,7 +43,7 @@ class PredictionLog:
         """
         now = datetime.now(UTC)
         timestamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        features = rows.tolist() if isinstance(rows, np.ndarray) else [list(r) for r in rows]
+        features = rows.tolist() if isinstance(rows, np.ndarray) else rows
         lines = []
         for index, row in enumerate(features):
             entry: dict[str, Any] = {
@@ -59,8 +59,8 @@ class PredictionLog:
                 "probabilities": result.probabilities[index],
                 "latency_ms": round(latency_ms, 3),
             }
-            lines.append(json.dumps(entry, separators=(",", ":"), allow_nan=False))
-        self._append(self.path_for(now), ("\n".join(lines) + "\n").encode("utf-8"))
+            lines.append(orjson.dumps(entry))
+        self._append(self.path_for(now), b"\n".join(lines) + b"\n")
         return len(lines)
 
     def _append(self, path: Path, payload: bytes) -> None:

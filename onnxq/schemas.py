@@ -65,6 +65,32 @@ def parse_request(model: type[RequestT], body: Any) -> RequestT:
 
 def rows_to_matrix(rows: list[Any], manifest: Manifest) -> np.ndarray:
     """Check every row against the manifest and return the model's float32 input matrix."""
+    matrix = _plain_matrix(rows, len(manifest.features))
+    if matrix is not None:
+        return matrix
+    return _checked_matrix(rows, manifest)
+
+
+def _plain_matrix(rows: list[Any], width: int) -> np.ndarray | None:
+    """Fast path for the common case: arrays of plain finite numbers of the right width.
+
+    Returns None whenever anything needs a per-value look (objects, bools, strings,
+    NaN, wrong lengths); `_checked_matrix` then finds and names every problem.
+    """
+    if not all(type(row) is list and len(row) == width for row in rows):
+        return None
+    if not {type(value) for row in rows for value in row} <= {float, int}:
+        return None  # bool is not int here: type() is exact
+    try:
+        values = np.array(rows, dtype=np.float64)
+    except (OverflowError, ValueError):  # ints beyond float64
+        return None
+    if not np.isfinite(values).all() or np.abs(values).max(initial=0.0) > FLOAT32_MAX:
+        return None
+    return values.astype(np.float32).reshape(len(rows), width)
+
+
+def _checked_matrix(rows: list[Any], manifest: Manifest) -> np.ndarray:
     names = manifest.feature_names
     matrix = np.empty((len(rows), len(names)), dtype=np.float32)
     details: list[dict[str, Any]] = []

@@ -1,0 +1,1 @@
+"""Benchmarks: `python bench/throughput.py` (see docs/benchmarks.md)."""

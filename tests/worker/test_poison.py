@@ -1,0 +1,384 @@
+"""Deliveries, poison jobs and micro-batches in JobRunner, against fakeredis and the demo model."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from onnxq.demo import DEMO_MODEL_NAME
+from onnxq.jobs import ClaimState, Job, JobStatus, JobStore
+from onnxq.model import OnnxModel, PredictionResult
+from onnxq.prediction_log import PredictionLog
+from onnxq.repository import ModelRepository
+from worker.jobs import JobMessage, JobRunner
+
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture(scope="module")
+def data() -> list[list[float]]:
+    """Rows exactly as a client would send them: the data set's own decimals."""
+    return load_breast_cancer().data.tolist()  # type: ignore[no-any-return]
+
+
+def job_id(number: int) -> str:
+    return f"{number:032x}"
+
+
+def put(
+    store: JobStore,
+    number: int,
+    rows: int,
+    *,
+    status: JobStatus = JobStatus.QUEUED,
+    attempts: int = 0,
+) -> str:
+    """Write a job record as the gateway (or an earlier delivery) left it."""
+    identifier = job_id(number)
+    store.create(
+        Job(
+            job_id=identifier,
+            status=status,
+            model=DEMO_MODEL_NAME,
+            version=1,
+            rows=rows,
+            request_id=f"req-{number}",
+            submitted_at=datetime.now(UTC),
+            attempts=attempts,
+        )
+    )
+    return identifier
+
+
+def message(number: int, instances: list[Any]) -> JobMessage:
+    return JobMessage(job_id(number), DEMO_MODEL_NAME, 1, instances, f"req-{number}")
+
+
+def log_lines(log: PredictionLog) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for path in sorted(log.directory.glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+
+
+class Ended:
+    """An on_end callback that remembers every job it was called with."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+
+    def __call__(self, job: Job) -> None:
+        self.jobs.append(job)
+
+
+def runner(
+    repository: ModelRepository,
+    store: JobStore,
+    log: PredictionLog,
+    on_end: Ended | None = None,
+    chunk_rows: int = 10_000,
+) -> JobRunner:
+    return JobRunner(repository, store, log, max_attempts=MAX_ATTEMPTS, chunk_rows=chunk_rows,
+                     on_end=on_end)  # fmt: skip
+
+
+class PredictSpy:
+    """Wraps one loaded model's predict and records the row count of every call."""
+
+    def __init__(self, model: OnnxModel, monkeypatch: pytest.MonkeyPatch):
+        self.calls: list[int] = []
+        self._predict = model.predict
+        monkeypatch.setattr(model, "predict", self)
+
+    def __call__(self, rows: np.ndarray) -> PredictionResult:
+        self.calls.append(len(rows))
+        return self._predict(rows)
+
+
+def alone(model: OnnxModel, rows: list[list[float]]) -> dict[str, Any]:
+    """What predicting these rows by themselves gives, in the job result's shape."""
+    return model.predict(np.array(rows, dtype=np.float32)).to_dict()
+
+
+def result_of(job: Job | None) -> dict[str, Any]:
+    assert job is not None
+    assert job.result is not None
+    return {key: job.result[key] for key in ("labels", "probabilities", "classes")}
+
+
+def test_each_claim_of_a_job_counts_one_more_attempt(job_store: JobStore) -> None:
+    identifier = put(job_store, 1, rows=1)
+
+    first = job_store.claim_many([identifier], MAX_ATTEMPTS)[identifier]
+    assert first.state is ClaimState.CLAIMED
+    assert first.job is not None
+    assert (first.job.status, first.job.attempts) == (JobStatus.RUNNING, 1)
+    assert job_store.get(identifier).attempts == 1
+
+    # The worker died: the message is delivered again and claimed again.
+    second = job_store.claim_many([identifier], MAX_ATTEMPTS)[identifier]
+    assert second.state is ClaimState.CLAIMED
+    assert second.job is not None
+    assert (second.job.status, second.job.attempts) == (JobStatus.RUNNING, 2)
+    assert job_store.get(identifier).attempts == 2
+
+
+def test_a_claim_at_max_attempts_fails_the_job_as_poison_instead_of_running_it(
+    job_store: JobStore,
+) -> None:
+    identifier = put(job_store, 1, rows=1, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS)
+
+    claim = job_store.claim_many([identifier], MAX_ATTEMPTS)[identifier]
+
+    assert claim.state is ClaimState.POISONED
+    stored = job_store.get(identifier)
+    assert claim.job == stored
+    assert stored.status is JobStatus.FAILED
+    assert stored.attempts == MAX_ATTEMPTS  # not counted as one more delivery
+    assert stored.error is not None
+    assert stored.error.type == "poison_job"
+    assert str(MAX_ATTEMPTS) in stored.error.message
+    assert stored.finished_at is not None
+
+
+def test_the_runner_reports_a_poison_job_once_as_failed_and_never_predicts_it(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: list[list[float]],
+) -> None:
+    identifier = put(job_store, 1, rows=2, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS)
+    ended = Ended()
+
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run(
+        [message(1, data[:2])]
+    )
+
+    stored = job_store.get(identifier)
+    assert outcomes == {identifier: stored}
+    assert stored.status is JobStatus.FAILED
+    assert stored.error is not None
+    assert stored.error.type == "poison_job"
+    assert stored.result is None
+    assert ended.jobs == [stored]
+    assert log_lines(prediction_log) == []
+
+
+def test_a_poison_job_in_a_batch_does_not_stop_its_batch_mates(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: list[list[float]],
+) -> None:
+    put(job_store, 1, rows=1, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS)
+    put(job_store, 2, rows=1)
+    ended = Ended()
+
+    runner(demo_repository, job_store, prediction_log, ended).run(
+        [message(1, data[:1]), message(2, data[1:2])]
+    )
+
+    assert job_store.get(job_id(1)).status is JobStatus.FAILED
+    assert job_store.get(job_id(2)).status is JobStatus.SUCCEEDED
+    assert sorted(job.job_id for job in ended.jobs) == [job_id(1), job_id(2)]
+    assert {line["job_id"] for line in log_lines(prediction_log)} == {job_id(2)}
+
+
+def test_a_redelivered_running_job_is_run_again_and_succeeds(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: list[list[float]],
+) -> None:
+    # Its first worker claimed it (attempts 1) and died before storing anything.
+    identifier = put(job_store, 1, rows=3, status=JobStatus.RUNNING, attempts=1)
+    ended = Ended()
+
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run(
+        [message(1, data[:3])]
+    )
+
+    stored = job_store.get(identifier)
+    assert outcomes == {identifier: stored}
+    assert stored.status is JobStatus.SUCCEEDED
+    assert stored.attempts == 2
+    assert stored.error is None
+    assert result_of(stored) == alone(demo_repository.get(DEMO_MODEL_NAME, 1), data[:3])
+    assert ended.jobs == [stored]
+    assert [line["row"] for line in log_lines(prediction_log)] == [0, 1, 2]
+
+
+def test_a_job_delivered_for_the_last_allowed_time_still_runs(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: list[list[float]],
+) -> None:
+    identifier = put(job_store, 1, rows=1, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS - 1)
+
+    runner(demo_repository, job_store, prediction_log).run([message(1, data[:1])])
+
+    stored = job_store.get(identifier)
+    assert stored.status is JobStatus.SUCCEEDED
+    assert stored.attempts == MAX_ATTEMPTS
+
+
+@pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED])
+def test_a_duplicate_delivery_of_an_ended_job_is_skipped_unchanged(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+    status: JobStatus,
+) -> None:
+    identifier = put(job_store, 1, rows=1, status=status, attempts=1)
+    before = job_store.get(identifier)
+    spy = PredictSpy(demo_repository.get(DEMO_MODEL_NAME, 1), monkeypatch)
+    ended = Ended()
+
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run(
+        [message(1, data[:1])]
+    )
+
+    assert outcomes == {identifier: before}
+    assert job_store.get(identifier) == before
+    assert ended.jobs == []
+    assert spy.calls == []
+    assert log_lines(prediction_log) == []
+
+
+def test_a_batch_of_ten_jobs_runs_through_one_predict_and_each_gets_its_own_rows(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = demo_repository.get(DEMO_MODEL_NAME, 1)
+    sizes = [1, 3, 1, 2, 5, 1, 4, 1, 2, 6]
+    starts = [sum(sizes[:index]) * 7 for index in range(len(sizes))]  # spread over the data
+    batch = [data[start : start + size] for start, size in zip(starts, sizes, strict=True)]
+    expected = [alone(model, rows) for rows in batch]  # before the spy: calls not counted
+    for number, rows in enumerate(batch):
+        put(job_store, number, rows=len(rows))
+    spy = PredictSpy(model, monkeypatch)
+    ended = Ended()
+
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run(
+        [message(number, rows) for number, rows in enumerate(batch)]
+    )
+
+    assert spy.calls == [sum(sizes)]
+    for number, rows in enumerate(batch):
+        stored = job_store.get(job_id(number))
+        assert outcomes[job_id(number)] == stored
+        assert stored.status is JobStatus.SUCCEEDED
+        assert stored.rows == len(rows)
+        assert result_of(stored) == expected[number]
+    assert len(ended.jobs) == len(batch)
+    lines = log_lines(prediction_log)
+    assert len(lines) == sum(sizes)
+    for number, rows in enumerate(batch):
+        mine = [line for line in lines if line["job_id"] == job_id(number)]
+        assert [line["features"] for line in mine] == rows
+        assert [line["label"] for line in mine] == expected[number]["labels"]
+        assert [line["probabilities"] for line in mine] == expected[number]["probabilities"]
+
+
+def test_a_job_with_malformed_rows_fails_alone_while_its_batch_mates_share_one_predict(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = demo_repository.get(DEMO_MODEL_NAME, 1)
+    batch = [data[0:2], [data[2], data[3][:29]], data[4:7], data[7:8]]
+    for number, rows in enumerate(batch):
+        put(job_store, number, rows=len(rows))
+    spy = PredictSpy(model, monkeypatch)
+
+    runner(demo_repository, job_store, prediction_log).run(
+        [message(number, rows) for number, rows in enumerate(batch)]
+    )
+
+    bad = job_store.get(job_id(1))
+    assert bad.status is JobStatus.FAILED
+    assert bad.error is not None
+    assert bad.error.type == "invalid_input"
+    assert bad.result is None
+    assert spy.calls == [2 + 3 + 1]
+    for number in (0, 2, 3):
+        stored = job_store.get(job_id(number))
+        assert stored.status is JobStatus.SUCCEEDED
+        assert result_of(stored) == alone(model, batch[number])
+    assert job_id(1) not in {line["job_id"] for line in log_lines(prediction_log)}
+
+
+def test_a_job_that_breaks_the_shared_run_fails_alone_and_its_batch_mates_are_rerun(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = demo_repository.get(DEMO_MODEL_NAME, 1)
+    poison_row = [123456.0] * 30  # valid input that the (faked) runtime chokes on
+    batch = [data[0:2], [data[2], poison_row], data[4:7]]
+    for number, rows in enumerate(batch):
+        put(job_store, number, rows=len(rows))
+    predict = model.predict
+    calls: list[int] = []
+
+    def fragile(rows: np.ndarray) -> PredictionResult:
+        calls.append(len(rows))
+        if (rows == np.float32(123456.0)).all(axis=1).any():
+            raise RuntimeError("onnxruntime fell over")
+        return predict(rows)
+
+    monkeypatch.setattr(model, "predict", fragile)
+
+    runner(demo_repository, job_store, prediction_log).run(
+        [message(number, rows) for number, rows in enumerate(batch)]
+    )
+
+    assert calls == [7, 2, 2, 3]  # the shared run, then each job alone
+    broken = job_store.get(job_id(1))
+    assert broken.status is JobStatus.FAILED
+    assert broken.error is not None
+    assert (broken.error.type, broken.error.message) == ("RuntimeError", "onnxruntime fell over")
+    for number in (0, 2):
+        stored = job_store.get(job_id(number))
+        assert stored.status is JobStatus.SUCCEEDED
+        assert result_of(stored) == alone(model, batch[number])
+
+
+def test_a_job_larger_than_chunk_rows_runs_in_chunks_with_the_same_results(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = demo_repository.get(DEMO_MODEL_NAME, 1)
+    whole = alone(model, data)
+    identifier = put(job_store, 1, rows=len(data))
+    spy = PredictSpy(model, monkeypatch)
+
+    runner(demo_repository, job_store, prediction_log, chunk_rows=100).run(
+        [message(1, data)]
+    )
+
+    assert len(data) == 569
+    assert spy.calls == [100, 100, 100, 100, 100, 69]
+    stored = job_store.get(identifier)
+    assert stored.status is JobStatus.SUCCEEDED
+    assert result_of(stored) == whole
+    assert len(log_lines(prediction_log)) == len(data)
