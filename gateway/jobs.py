@@ -68,7 +68,7 @@ def submit(name: str) -> ResponseReturnValue:
         callback_url=str(job_request.callback_url) if job_request.callback_url else None,
         idempotency_key=key,
         idempotency_scope=client_identity(),
-        fingerprint=body_fingerprint(name, body),
+        fingerprint=body_fingerprint(name, body) if key is not None else "",
     )
     job = submission.job
     g.job_id = job.job_id
