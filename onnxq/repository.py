@@ -7,11 +7,14 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from onnxq.errors import InvalidModel, ModelNotFound
 from onnxq.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
 from onnxq.model import OnnxModel, SessionConfig
+
+DEFAULT_CACHE_SECONDS = 2.0
 
 # Names become directory names: keep them to a safe, portable alphabet so that
 # no request can address anything outside the repository.
@@ -35,6 +38,7 @@ class ModelRepository:
         self.root = root
         self.config = config or SessionConfig()
         self._loaded: dict[tuple[str, int], OnnxModel] = {}
+        self._defaults: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -57,10 +61,19 @@ class ModelRepository:
         )
 
     def default_version(self, name: str) -> int:
-        """Return the version served when a request names none: the highest, for now."""
+        """Return the version served when a request names none: the highest, for now.
+
+        Asked on every request, so the directory listing behind it is reused for
+        a second or two; a new version is seen within DEFAULT_CACHE_SECONDS.
+        """
+        now = time.monotonic()
+        cached = self._defaults.get(name)
+        if cached is not None and now - cached[0] < DEFAULT_CACHE_SECONDS:
+            return cached[1]
         versions = self.versions(name)
         if not versions:
             raise ModelNotFound(name)
+        self._defaults[name] = (now, versions[-1])
         return versions[-1]
 
     def manifest(self, name: str, version: int | None = None) -> Manifest:
@@ -118,6 +131,7 @@ class ModelRepository:
             (staging / MODEL_FILE).write_bytes(model_bytes)
             manifest.write(staging)
             os.replace(staging, target)
+            self._defaults.pop(manifest.name, None)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

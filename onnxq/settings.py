@@ -102,8 +102,8 @@ class Settings(BaseSettings):
     microbatch_max_jobs: int = Field(default=64, ge=1)
     """Most waiting jobs a worker runs together through one session.run."""
 
-    microbatch_wait_ms: float = Field(default=2.0, ge=0)
-    """How long a worker waits for more jobs to batch before running what it has."""
+    microbatch_wait_ms: float = Field(default=0.0, ge=0)
+    """How long a worker waits for more jobs to batch; 0 takes only jobs already waiting."""
 
     log_level: str = "INFO"
     """Level of the structured JSON logs written to stdout."""
