@@ -11,7 +11,7 @@ from gateway.prediction import predict_and_log
 from gateway.responses import PredictResponse, describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import TooManyRows
-from onnxq.schemas import PredictRequest, ordered_rows, parse_request, rows_to_matrix
+from onnxq.schemas import PredictRequest, parse_request, rows_to_matrix
 
 bp = Blueprint("predict", __name__, url_prefix="/v1/models")
 
@@ -36,8 +36,7 @@ def predict(name: str) -> ResponseReturnValue:
     request = parse_request(PredictRequest, body)
     model = model_for(name, request.version)
     matrix = rows_to_matrix(request.instances, model.manifest)
-    rows = ordered_rows(request.instances, model.manifest)
-    result = predict_and_log(model, matrix, rows, source="sync")
+    result = predict_and_log(model, matrix, source="sync")
     return jsonify(
         model=model.name,
         version=model.version,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import structlog
@@ -15,11 +14,9 @@ from onnxq.model import OnnxModel, PredictionResult
 log = structlog.get_logger("onnxq.gateway")
 
 
-def predict_and_log(
-    model: OnnxModel, matrix: np.ndarray, rows: list[list[Any]], source: str
-) -> PredictionResult:
-    """Predict `matrix`; log `rows` (the values as sent) with the request id."""
-    g.rows = len(rows)
+def predict_and_log(model: OnnxModel, matrix: np.ndarray, source: str) -> PredictionResult:
+    """Predict `matrix` and log every row with the request id."""
+    g.rows = len(matrix)
     started = time.perf_counter()
     result = model.predict(matrix)
     latency_ms = (time.perf_counter() - started) * 1000
@@ -27,7 +24,7 @@ def predict_and_log(
         current_services().prediction_log.record(
             model=model.name,
             version=model.version,
-            rows=rows,
+            rows=matrix,
             result=result,
             latency_ms=latency_ms,
             request_id=g.request_id,

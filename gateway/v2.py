@@ -209,7 +209,7 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         )
     except TensorError as exc:
         raise BadRequest(str(exc)) from None
-    result = predict_and_log(model, matrix, rows, source="v2")
+    result = predict_and_log(model, matrix, source="v2")
     outputs = response_outputs(manifest, result, len(rows))
     return jsonify(
         model_name=model.name,

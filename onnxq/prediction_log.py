@@ -7,7 +7,6 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
@@ -38,28 +37,32 @@ class PredictionLog:
     ) -> int:
         """Append one line per row; return how many lines were written.
 
-        Log the features as the caller sent them (17.99, not its float32 cast
-        17.989999771118164): that is what drift compares with training data.
+        Features are logged as the float32 values the model saw, each written as
+        its shortest round-trip decimal (17.99, not 17.989999771118164), in
+        manifest order whatever form the request used.
         """
         now = datetime.now(UTC)
         timestamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        features = rows.tolist() if isinstance(rows, np.ndarray) else rows
-        lines = []
-        for index, row in enumerate(features):
-            entry: dict[str, Any] = {
-                "ts": timestamp,
-                "source": source,
-                "request_id": request_id,
-                "job_id": job_id,
-                "model": model,
-                "version": version,
-                "row": index,
-                "features": row,
-                "label": result.labels[index],
-                "probabilities": result.probabilities[index],
-                "latency_ms": round(latency_ms, 3),
-            }
-            lines.append(orjson.dumps(entry))
+        matrix = np.ascontiguousarray(rows, dtype=np.float32)
+        lines = [
+            orjson.dumps(
+                {
+                    "ts": timestamp,
+                    "source": source,
+                    "request_id": request_id,
+                    "job_id": job_id,
+                    "model": model,
+                    "version": version,
+                    "row": index,
+                    "features": matrix[index],
+                    "label": result.labels[index],
+                    "probabilities": result.probabilities[index],
+                    "latency_ms": round(latency_ms, 3),
+                },
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
+            for index in range(len(matrix))
+        ]
         self._append(self.path_for(now), b"\n".join(lines) + b"\n")
         return len(lines)
 

@@ -21,7 +21,7 @@ from onnxq.jobs import ClaimState, Job, JobError, JobStatus, JobStore, utc_now
 from onnxq.model import OnnxModel, PredictionResult
 from onnxq.prediction_log import PredictionLog
 from onnxq.repository import ModelRepository
-from onnxq.schemas import ordered_rows, rows_to_matrix
+from onnxq.schemas import rows_to_matrix
 
 log = structlog.get_logger("onnxq.worker")
 
@@ -102,8 +102,8 @@ class JobRunner:
         except Exception:  # one bad job must not fail its batch-mates: run them alone
             log.exception("batch_failed_running_alone", model=name, jobs=len(ready))
             return finished + [self._run_alone(model, m, job, x) for m, job, x in ready]
-        for (message, job, _), (result, latency_ms) in zip(ready, results, strict=True):
-            finished.append(self._succeed(model, message, job, result, latency_ms))
+        for (message, job, matrix), (result, latency_ms) in zip(ready, results, strict=True):
+            finished.append(self._succeed(model, message, job, matrix, result, latency_ms))
         return finished
 
     def _predict_together(
@@ -137,20 +137,21 @@ class JobRunner:
             raise
         except Exception as exc:  # a model or runtime fault: record it, never loop on it
             return _failed(job, type(exc).__name__, str(exc))
-        return self._succeed(model, message, job, result, latency_ms)
+        return self._succeed(model, message, job, matrix, result, latency_ms)
 
     def _succeed(
         self,
         model: OnnxModel,
         message: JobMessage,
         job: Job,
+        matrix: np.ndarray,
         result: PredictionResult,
         latency_ms: float,
     ) -> Job:
         self.prediction_log.record(
             model=model.name,
             version=model.version,
-            rows=ordered_rows(message.instances, model.manifest),
+            rows=matrix,
             result=result,
             latency_ms=latency_ms,
             request_id=message.request_id,
