@@ -58,12 +58,12 @@ def submit(name: str) -> ResponseReturnValue:
         )
     job_request = parse_request(JobRequest, body)
     model = model_for(name, job_request.version)
-    rows_to_matrix(job_request.instances, model.manifest)  # refuse bad rows before queueing
+    matrix = rows_to_matrix(job_request.instances, model.manifest)  # bad rows: 422, no job
     g.rows = len(job_request.instances)
     submission = current_services().queue.submit(
         model=model.name,
         version=model.version,
-        instances=job_request.instances,
+        instances=matrix,
         request_id=g.request_id,
         callback_url=str(job_request.callback_url) if job_request.callback_url else None,
         idempotency_key=key,

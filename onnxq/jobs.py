@@ -137,6 +137,8 @@ class JobStore:
     # apart from one that never existed.
     tombstone_prefix = "onnxq:job-existed:"
     tombstone_factor = 7
+    # A job's validated float32 input matrix, kept out of the Celery message.
+    rows_prefix = "onnxq:rows:"
 
     def __init__(self, client: redis.Redis, ttl_seconds: int):
         self.client = client
@@ -145,14 +147,20 @@ class JobStore:
     def key(self, job_id: str) -> str:
         return self.prefix + job_id
 
-    def create(self, job: Job) -> None:
+    def rows_key(self, job_id: str) -> str:
+        return self.rows_prefix + job_id
+
+    def create(self, job: Job, rows: bytes | None = None) -> None:
+        """Write a new job record (and its validated input rows, when given) in one transaction."""
         with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
             pipe.set(self.key(job.job_id), dump_job(job), ex=self.ttl_seconds, nx=True)
+            if rows is not None:
+                pipe.set(self.rows_key(job.job_id), rows, ex=self.ttl_seconds)
             pipe.set(
                 self.tombstone_prefix + job.job_id, "1",
                 ex=self.ttl_seconds * self.tombstone_factor,
             )  # fmt: skip
-            created, _ = pipe.execute()
+            created = pipe.execute()[0]
         if not created:
             raise ValueError(f"job {job.job_id} already exists")
 
@@ -170,7 +178,9 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         with redis_errors_as_unavailable():
-            self.client.delete(self.key(job_id), self.tombstone_prefix + job_id)
+            self.client.delete(
+                self.key(job_id), self.tombstone_prefix + job_id, self.rows_key(job_id)
+            )
 
     def update(self, job_id: str, change: Callable[[Job], Job]) -> Job:
         """Apply `change` to the stored job atomically (optimistic WATCH/MULTI)."""
@@ -227,8 +237,18 @@ class JobStore:
         with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
             for job in jobs:
                 pipe.set(self.key(job.job_id), dump_job(job), ex=self.ttl_seconds, xx=True)
-            written = pipe.execute()
+            for job in jobs:
+                pipe.delete(self.rows_key(job.job_id))  # inputs are no longer needed
+            written = pipe.execute()[: len(jobs)]
         return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}
+
+    def load_rows(self, job_ids: list[str]) -> dict[str, bytes | None]:
+        """The stored input rows of these jobs (None where there are none)."""
+        if not job_ids:
+            return {}
+        with redis_errors_as_unavailable():
+            values = self.client.mget([self.rows_key(job_id) for job_id in job_ids])
+        return dict(zip(job_ids, values, strict=True))
 
     def mark_running(self, job_id: str) -> Job | None:
         """Claim a job for running; None when it must not run (cancelled or already ended).

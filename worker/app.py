@@ -51,12 +51,14 @@ def create_worker_app(settings: Settings) -> Celery:
         job_id: str,
         model: str,
         version: int,
-        instances: list[Any],
+        instances: list[Any] | None = None,
         request_id: str | None = None,
+        width: int | None = None,
+        rows: int | None = None,
     ) -> str | None:
         runtime.ensure_started()
-        first = JobMessage(job_id, model, version, instances, request_id)
-        small = len(instances) < settings.job_chunk_rows
+        first = JobMessage(job_id, model, version, instances, request_id, width, rows)
+        small = first.row_count is None or first.row_count < settings.job_chunk_rows
         extras = runtime.drain.take(settings.microbatch_max_jobs - 1) if small else []
         try:
             outcomes = runtime.runner(send_callback).run([first, *(job for job, _ in extras)])

@@ -16,7 +16,7 @@ import numpy as np
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
-from onnxq.errors import OnnxqError, QueueUnavailable
+from onnxq.errors import InvalidInput, OnnxqError, QueueUnavailable
 from onnxq.jobs import ClaimState, Job, JobError, JobStatus, JobStore, utc_now
 from onnxq.model import OnnxModel, PredictionResult
 from onnxq.prediction_log import PredictionLog
@@ -33,8 +33,14 @@ class JobMessage:
     job_id: str
     model: str
     version: int
-    instances: list[Any]
+    instances: list[Any] | None = None  # None: validated float32 rows stored in Redis
     request_id: str | None = None
+    width: int | None = None  # features per stored row
+    rows: int | None = None  # how many stored rows
+
+    @property
+    def row_count(self) -> int | None:
+        return len(self.instances) if self.instances is not None else self.rows
 
 
 @dataclass
@@ -50,6 +56,9 @@ class JobRunner:
         """Run the jobs; return each one's final state (None when its record is gone)."""
         started = time.perf_counter()
         claims = self.store.claim_many([m.job_id for m in messages], self.max_attempts)
+        stored_rows = self.store.load_rows(
+            [m.job_id for m in messages if m.instances is None and claims[m.job_id].job]
+        )
         outcomes: dict[str, Job | None] = {}
         groups: dict[tuple[str, int], list[tuple[JobMessage, Job]]] = {}
         for message in messages:
@@ -62,7 +71,7 @@ class JobRunner:
 
         finished: list[Job] = []
         for (name, version), members in groups.items():
-            finished += self._run_group(name, version, members)
+            finished += self._run_group(name, version, members, stored_rows)
         stored = self.store.store_many(finished)
         for job in finished:
             if job.job_id in stored:
@@ -75,7 +84,11 @@ class JobRunner:
         return outcomes
 
     def _run_group(
-        self, name: str, version: int, members: list[tuple[JobMessage, Job]]
+        self,
+        name: str,
+        version: int,
+        members: list[tuple[JobMessage, Job]],
+        stored_rows: dict[str, bytes | None],
     ) -> list[Job]:
         try:
             model = self.repository.get(name, version)
@@ -87,9 +100,17 @@ class JobRunner:
         finished, ready = [], []
         for message, job in members:
             try:
-                ready.append((message, job, rows_to_matrix(message.instances, model.manifest)))
+                matrix = _input_matrix(message, model, stored_rows.get(message.job_id))
             except OnnxqError as exc:
                 finished.append(_failed(job, exc.error_type, exc.message))
+                continue
+            if matrix is None:
+                # Its inputs are gone: a duplicate delivery of a job another worker
+                # just finished. Leave the record to that worker.
+                log.info("job", status="skipped", reason="inputs already consumed",
+                         job_id=message.job_id)  # fmt: skip
+                continue
+            ready.append((message, job, matrix))
         if not ready:
             return finished
         try:
@@ -194,6 +215,17 @@ class JobRunner:
             self.on_end(job)
 
 
+def _input_matrix(message: JobMessage, model: OnnxModel, raw: bytes | None) -> np.ndarray | None:
+    if message.instances is not None:
+        return rows_to_matrix(message.instances, model.manifest)
+    if raw is None:
+        return None
+    width = len(model.manifest.features)
+    if message.width != width:
+        raise InvalidInput(f"rows have {message.width} features; the model takes {width}")
+    return np.frombuffer(raw, dtype=np.float32).reshape(-1, width)
+
+
 def _failed(job: Job, kind: str, message: str) -> Job:
     return job.model_copy(
         update={
@@ -207,7 +239,7 @@ def _failed(job: Job, kind: str, message: str) -> Job:
 def _fields(message: JobMessage, started: float) -> dict[str, Any]:
     return {
         "job_id": message.job_id, "request_id": message.request_id, "model": message.model,
-        "version": message.version, "rows": len(message.instances),
+        "version": message.version, "rows": message.row_count,
         "duration_ms": _ms_since(started),
     }  # fmt: skip
 

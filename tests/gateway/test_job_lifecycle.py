@@ -380,7 +380,7 @@ def test_a_concurrent_submit_with_the_same_key_does_not_queue_a_second_job(
     fingerprint = body_fingerprint(MODEL, {"instances": rows})
     retry: dict[str, str] = {}
 
-    def create_after_a_concurrent_retry(job: Job) -> None:
+    def create_after_a_concurrent_retry(job: Job, stored_rows: bytes | None = None) -> None:
         if not retry:
             retry["answer"] = "pending"  # once: the retry's own create passes straight on
             try:
@@ -394,7 +394,7 @@ def test_a_concurrent_submit_with_the_same_key_does_not_queue_a_second_job(
                 retry["answer"] = f"job {replay.job.job_id} (replayed={replay.replayed})"
             except OnnxqError as exc:  # refusing the retry (409, 503) would be fine
                 retry["answer"] = exc.error_type
-        create(job)
+        create(job, stored_rows)
 
     monkeypatch.setattr(services.jobs, "create", create_after_a_concurrent_retry)
 

@@ -1,0 +1,192 @@
+"""Read a window of the JSONL prediction log into per-feature bin counts, chunk by chunk.
+
+The log (docs/prediction-log.md) is one file per UTC day, ``predictions-YYYY-MM-DD.jsonl``, one line
+per predicted row, with ``features`` a list in manifest feature order. For a window of the last
+``days`` days ending at ``now``:
+
+- only files whose name's day falls in the window are opened (other names are ignored);
+- within them, only lines whose ``ts`` lies in ``[now - days, now]`` are counted;
+- lines are read and JSON-parsed in batches of ``chunk_size`` matching rows; each batch is binned
+  with the profile's edges and added to running counts, then dropped — memory is bounded by the
+  chunk size, never by the window;
+- a line that is not JSON (corrupt, or a truncated last line being written), or lacks ``ts``,
+  ``model``, ``version`` or a ``features`` list, is skipped and counted in ``corrupt_lines``;
+  a line of the model whose feature count differs from the profile's is counted in
+  ``mismatched_lines``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile
+
+LOG_FILE = re.compile(r"^predictions-(\d{4}-\d{2}-\d{2})\.jsonl$")
+DEFAULT_DAYS = 7
+DEFAULT_CHUNK_SIZE = 10_000
+
+
+def window_bounds(
+    days: int = DEFAULT_DAYS, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """``(now - days, now)`` in UTC; a naive ``now`` is taken as UTC."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    end = now or datetime.now(UTC)
+    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
+    return end - timedelta(days=days), end
+
+
+def log_files(log_dir: str | Path, start: datetime, end: datetime) -> list[Path]:
+    """The daily log files whose UTC day overlaps ``[start, end]``, oldest first."""
+    directory = Path(log_dir)
+    if not directory.is_dir():
+        return []
+    found: list[tuple[date, Path]] = []
+    for path in directory.iterdir():
+        match = LOG_FILE.match(path.name)
+        if not match or not path.is_file():
+            continue
+        try:
+            day = date.fromisoformat(match.group(1))
+        except ValueError:
+            continue
+        if start.date() <= day <= end.date():
+            found.append((day, path))
+    return [path for _, path in sorted(found)]
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+@dataclass
+class FeatureBins:
+    """Running bin counts of one feature (or output) over the chunks read so far."""
+
+    feature: NumericFeature | CategoricalFeature
+    counts: np.ndarray
+    missing: int = 0
+
+    def add(self, values: Any) -> None:
+        counts, missing = self.feature.count(values)
+        self.counts += counts
+        self.missing += missing
+
+
+@dataclass
+class WindowCounts:
+    """Bin counts of one model's logged rows in a window; the rows themselves are not kept."""
+
+    start: datetime
+    end: datetime
+    features: list[FeatureBins]
+    probability: FeatureBins | None = None
+    label: FeatureBins | None = None
+    rows: int = 0
+    corrupt_lines: int = 0
+    mismatched_lines: int = 0
+    outside_window: int = 0
+    files: list[str] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, profile: ReferenceProfile, start: datetime, end: datetime) -> WindowCounts:
+        def bins(feature: NumericFeature | CategoricalFeature) -> FeatureBins:
+            return FeatureBins(feature, np.zeros(feature.n_bins, dtype=np.int64))
+
+        return cls(
+            start=start,
+            end=end,
+            features=[bins(f) for f in profile.features],
+            probability=bins(profile.probability) if profile.probability else None,
+            label=bins(profile.label) if profile.label else None,
+        )
+
+    def add_chunk(self, rows: list[list[Any]], probabilities: list[Any], labels: list[Any]) -> None:
+        """Bin one chunk of rows (all of the profile's width) into the running counts."""
+        if not rows:
+            return
+        frame = pd.DataFrame(rows, dtype=object)
+        for index, bins in enumerate(self.features):
+            bins.add(frame[index])
+        if self.probability is not None:
+            self.probability.add(probabilities)
+        if self.label is not None:
+            self.label.add(labels)
+        self.rows += len(rows)
+
+
+def _last_probability(value: Any) -> Any:
+    if isinstance(value, list) and value:
+        return value[-1]
+    return None
+
+
+def read_window(
+    profile: ReferenceProfile,
+    log_dir: str | Path,
+    model: str,
+    version: int | None = None,
+    days: int = DEFAULT_DAYS,
+    now: datetime | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> WindowCounts:
+    """Count the logged rows of ``model`` (and ``version``, if given) in the window, by bin."""
+    start, end = window_bounds(days, now)
+    result = WindowCounts.empty(profile, start, end)
+    width = len(profile.features)
+    rows: list[list[Any]] = []
+    probabilities: list[Any] = []
+    labels: list[Any] = []
+
+    for path in log_files(log_dir, start, end):
+        result.files.append(path.name)
+        with path.open("rb") as handle:
+            for raw in handle:
+                if not raw.strip():
+                    continue
+                try:
+                    line = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    result.corrupt_lines += 1
+                    continue
+                if not isinstance(line, dict) or not isinstance(line.get("features"), list):
+                    result.corrupt_lines += 1
+                    continue
+                if line.get("model") != model:
+                    continue
+                if version is not None and line.get("version") != version:
+                    continue
+                ts = _parse_ts(line.get("ts"))
+                if ts is None:
+                    result.corrupt_lines += 1
+                    continue
+                if not start <= ts <= end:
+                    result.outside_window += 1
+                    continue
+                features = line["features"]
+                if len(features) != width:
+                    result.mismatched_lines += 1
+                    continue
+                rows.append(features)
+                probabilities.append(_last_probability(line.get("probabilities")))
+                labels.append(line.get("label"))
+                if len(rows) >= chunk_size:
+                    result.add_chunk(rows, probabilities, labels)
+                    rows, probabilities, labels = [], [], []
+    result.add_chunk(rows, probabilities, labels)
+    return result

@@ -1,0 +1,293 @@
+"""The reference profile: what the training data looked like, in bins, without the data itself.
+
+A profile is a small JSON document (kilobytes): for every input feature, in manifest order,
+
+- numeric features: the interior quantile cut points fitted on the training data (``bins`` quantile
+  bins by default 10; tied cut points merged, so a feature with many equal values gets fewer bins),
+  and the share of training rows in each bin. The outer bins are open-ended, ``(-inf, c0)`` and
+  ``[c_last, +inf)``, so values outside the training range still land in a bin. Bin ``i`` is
+  ``[cuts[i-1], cuts[i])`` (left-closed), as ``np.searchsorted(cuts, x, side="right")`` assigns it.
+  A constant feature gets the cuts ``[v, nextafter(v)]``: below / equal / above.
+- categorical (object, string, bool, or named in ``categorical``) features: the share of each
+  training category (the ``max_categories`` most frequent ones) plus a last "unseen" bucket that
+  receives every other value; its training share is that of the categories not kept (usually 0).
+  Categories are compared as text, integral floats written as integers: the prediction log writes
+  features as float32, so a category code 2 comes back as 2.0 and must still match.
+- every feature: the missing rate (None / NaN), kept apart from the bins; bin shares are over the
+  non-missing rows. For numeric features a value that is not a number counts as missing.
+
+With model outputs, the profile also describes the model's output distribution: the predicted
+probability of the last class (the positive class of a binary classifier) in quantile bins, and the
+label proportions, binned exactly like a numeric and a categorical feature.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_BINS = 10
+MAX_CATEGORIES = 50
+UNSEEN = "__unseen__"
+PROBABILITY = "__probability__"
+LABEL = "__label__"
+PROFILE_FORMAT = 1
+
+
+def _series(values: Any) -> pd.Series:
+    if isinstance(values, pd.Series):
+        return values.reset_index(drop=True)
+    return pd.Series(np.asarray(values, dtype=object).ravel())
+
+
+def _category_key(value: Any) -> str:
+    """A category as text; an integral float is written as an integer, so the code 1 logged as
+    the float32 1.0 (the prediction log writes features as float32) is the training category 1."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _category_keys(series: pd.Series) -> pd.Series:
+    return series.map(_category_key).astype(object)
+
+
+def _numbers(values: Any) -> np.ndarray:
+    """Values as float64; anything that is not a number (None, "abc") becomes NaN."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values.astype(np.float64)
+    series = _series(values)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+class NumericFeature(BaseModel):
+    """Quantile bins of one numeric feature; the outer bins are open-ended."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["numeric"] = "numeric"
+    cuts: list[float] = Field(description="interior bin edges, strictly increasing")
+    shares: list[float] = Field(description="training share per bin, len(cuts) + 1")
+    rows: int = Field(description="non-missing training rows the shares were computed on")
+    missing_rate: float
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.cuts) + 1
+
+    @property
+    def edges(self) -> list[float]:
+        return [-math.inf, *self.cuts, math.inf]
+
+    @property
+    def bin_labels(self) -> list[str]:
+        edges = self.edges
+        return [f"[{lo:.6g}, {hi:.6g})" for lo, hi in itertools.pairwise(edges)]
+
+    def count(self, values: Any) -> tuple[np.ndarray, int]:
+        """Bin counts of ``values`` with this feature's edges, and how many were missing."""
+        x = _numbers(values)
+        missing = np.isnan(x)
+        index = np.searchsorted(np.asarray(self.cuts, dtype=np.float64), x[~missing], side="right")
+        return np.bincount(index, minlength=self.n_bins).astype(np.int64), int(missing.sum())
+
+
+class CategoricalFeature(BaseModel):
+    """Category shares of one categorical feature, with a last bucket for unseen values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["categorical"] = "categorical"
+    categories: list[str]
+    shares: list[float] = Field(description="training share per category, then the unseen bucket")
+    rows: int = Field(description="non-missing training rows the shares were computed on")
+    missing_rate: float
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.categories) + 1
+
+    @property
+    def bin_labels(self) -> list[str]:
+        return [*self.categories, UNSEEN]
+
+    def count(self, values: Any) -> tuple[np.ndarray, int]:
+        """Counts per category (compared as text, 1.0 as 1); other values go to the unseen bin."""
+        series = _series(values)
+        missing = series.isna().to_numpy()
+        lookup = {category: i for i, category in enumerate(self.categories)}
+        present = _category_keys(series[~missing])
+        index = present.map(lookup).fillna(len(self.categories)).to_numpy(dtype=np.int64)
+        return np.bincount(index, minlength=self.n_bins).astype(np.int64), int(missing.sum())
+
+
+FeatureProfile = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="kind")]
+
+
+class ReferenceProfile(BaseModel):
+    """The training distribution, feature by feature in manifest order, plus model outputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = PROFILE_FORMAT
+    model: str | None = None
+    version: int | None = None
+    created_at: datetime
+    rows: int = Field(description="training rows")
+    bins: int = Field(description="quantile bins requested for numeric features")
+    features: list[FeatureProfile]
+    probability: NumericFeature | None = Field(
+        default=None, description="predicted probability of the last class on the training data"
+    )
+    label: CategoricalFeature | None = Field(
+        default=None, description="predicted label proportions on the training data"
+    )
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=1)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceProfile:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def numeric_feature(name: str, values: Any, bins: int = DEFAULT_BINS) -> NumericFeature:
+    """Fit quantile cut points on ``values`` (ties merged) and record the training shares."""
+    if bins < 1:
+        raise ValueError("bins must be at least 1")
+    x = _numbers(values)
+    missing = np.isnan(x)
+    valid = x[~missing]
+    if valid.size == 0:
+        cuts: list[float] = []
+    elif valid.min() == valid.max():
+        value = float(valid[0])
+        cuts = [value, float(np.nextafter(value, math.inf))]
+    else:
+        quantiles = np.quantile(valid, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+        cuts = [float(c) for c in np.unique(quantiles)]
+    feature = NumericFeature(
+        name=name,
+        cuts=cuts,
+        shares=[0.0] * (len(cuts) + 1),
+        rows=int(valid.size),
+        missing_rate=float(missing.mean()) if x.size else 0.0,
+    )
+    counts, _ = feature.count(valid)
+    if valid.size:
+        feature.shares = (counts / valid.size).tolist()
+    return feature
+
+
+def categorical_feature(
+    name: str, values: Any, max_categories: int = MAX_CATEGORIES
+) -> CategoricalFeature:
+    """Record the shares of the ``max_categories`` most frequent categories; the rest is unseen."""
+    series = _series(values)
+    missing = series.isna().to_numpy()
+    present = _category_keys(series[~missing])
+    frequencies = present.value_counts(sort=True)
+    categories = [str(c) for c in frequencies.index[:max_categories]]
+    feature = CategoricalFeature(
+        name=name,
+        categories=categories,
+        shares=[0.0] * (len(categories) + 1),
+        rows=int(present.size),
+        missing_rate=float(missing.mean()) if series.size else 0.0,
+    )
+    counts, _ = feature.count(present)
+    if present.size:
+        feature.shares = (counts / present.size).tolist()
+    return feature
+
+
+def _is_categorical(column: pd.Series) -> bool:
+    return bool(pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column))
+
+
+def build_profile(
+    frame: pd.DataFrame | np.ndarray,
+    outputs: Mapping[str, Any] | None = None,
+    bins: int = DEFAULT_BINS,
+    *,
+    feature_names: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
+    model: str | None = None,
+    version: int | None = None,
+    max_categories: int = MAX_CATEGORIES,
+) -> ReferenceProfile:
+    """Profile training data: a DataFrame (names from its columns) or a matrix + ``feature_names``.
+
+    Column order must be the manifest's feature order: prediction log rows are matched by position.
+    Object/string/bool columns, and the names in ``categorical``, are profiled as categorical.
+
+    ``outputs`` (optional) holds the model's outputs on the training rows, keyed like the prediction
+    log fields: ``"probabilities"`` (n x classes, or n probabilities of the last class) and/or
+    ``"label"`` (n labels). Labels are compared as strings, so pass the values the model's label
+    output logs (``0``/``1``, not ``False``/``True``).
+    """
+    if isinstance(frame, pd.DataFrame):
+        data = frame.copy()
+        if feature_names is not None:
+            data.columns = list(feature_names)
+        data.columns = [str(c) for c in data.columns]
+    else:
+        matrix = np.asarray(frame)
+        if matrix.ndim != 2:
+            raise ValueError("training data must be two-dimensional (rows x features)")
+        if feature_names is None:
+            raise ValueError("feature_names are required with a numpy matrix")
+        if len(feature_names) != matrix.shape[1]:
+            raise ValueError(f"{len(feature_names)} feature names for {matrix.shape[1]} columns")
+        data = pd.DataFrame(matrix, columns=[str(n) for n in feature_names])
+    if len(set(data.columns)) != len(data.columns):
+        raise ValueError("feature names must be unique")
+
+    forced = set(categorical)
+    features: list[NumericFeature | CategoricalFeature] = []
+    for name in data.columns:
+        column = data[name]
+        if name in forced or _is_categorical(column):
+            features.append(categorical_feature(name, column, max_categories))
+        else:
+            features.append(numeric_feature(name, column, bins))
+
+    probability = label = None
+    if outputs is not None:
+        if outputs.get("probabilities") is not None:
+            probabilities = np.asarray(outputs["probabilities"], dtype=np.float64)
+            if probabilities.ndim == 2:
+                probabilities = probabilities[:, -1]
+            probability = numeric_feature(PROBABILITY, probabilities, bins)
+        if outputs.get("label") is not None:
+            label = categorical_feature(LABEL, list(outputs["label"]), max_categories)
+
+    return ReferenceProfile(
+        model=model,
+        version=version,
+        created_at=datetime.now(UTC),
+        rows=len(data),
+        bins=bins,
+        features=features,
+        probability=probability,
+        label=label,
+    )

@@ -1,0 +1,114 @@
+"""PSI by hand, the epsilon floor, the chi-square noise level and the verdict rules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import chi2
+
+from drift import EPSILON, compare, noise_level, psi, sort_reports, verdict
+from drift.profile import CategoricalFeature, NumericFeature
+
+
+def test_psi_of_a_hand_vector_is_the_sum_of_the_terms_computed_by_hand() -> None:
+    expected = [0.25, 0.25, 0.25, 0.25]
+    actual = [0.1, 0.2, 0.3, 0.4]
+    # (0.1 - 0.25) * ln(0.1 / 0.25) = -0.15 * ln(0.4) = -0.15 * -0.916291 = 0.137444
+    # (0.2 - 0.25) * ln(0.2 / 0.25) = -0.05 * ln(0.8) = -0.05 * -0.223144 = 0.011157
+    # (0.3 - 0.25) * ln(0.3 / 0.25) =  0.05 * ln(1.2) =  0.05 *  0.182322 = 0.009116
+    # (0.4 - 0.25) * ln(0.4 / 0.25) =  0.15 * ln(1.6) =  0.15 *  0.470004 = 0.070501
+    # sum                                                                  = 0.228217
+    assert psi(expected, actual) == pytest.approx(0.228217, abs=1e-6)
+
+
+def test_psi_is_symmetric_in_its_two_share_vectors() -> None:
+    # Each term (a - e) * ln(a / e) is unchanged when a and e swap: both factors change sign.
+    assert psi([0.25] * 4, [0.1, 0.2, 0.3, 0.4]) == pytest.approx(
+        psi([0.1, 0.2, 0.3, 0.4], [0.25] * 4)
+    )
+
+
+def test_psi_of_identical_shares_is_zero() -> None:
+    assert psi([0.1, 0.2, 0.7], [0.1, 0.2, 0.7]) == 0.0
+
+
+def test_an_empty_reference_bin_is_floored_at_epsilon_without_renormalising() -> None:
+    expected = [0.5, 0.5, 0.0]
+    actual = [0.5, 0.4, 0.1]
+    # the empty bin becomes EPSILON = 1e-4; the other shares are left as they are
+    # (0.5 - 0.5)    * ln(0.5 / 0.5)    = 0
+    # (0.4 - 0.5)    * ln(0.4 / 0.5)    = -0.1   * -0.223144 = 0.022314
+    # (0.1 - 0.0001) * ln(0.1 / 0.0001) =  0.0999 *  6.907755 = 0.690085
+    # sum                                                      = 0.712399
+    assert EPSILON == 1e-4
+    assert psi(expected, actual) == pytest.approx(0.712399, abs=1e-6)
+
+
+def test_an_empty_current_bin_is_floored_too_so_psi_stays_finite() -> None:
+    # (0.0001 - 0.5) * ln(0.0001 / 0.5) = -0.4999 * -8.517193 = 4.257745
+    # (1.0 - 0.5)    * ln(1.0 / 0.5)    =  0.5    *  0.693147 = 0.346574
+    value = psi([0.5, 0.5], [0.0, 1.0])
+    assert math.isfinite(value)
+    assert value == pytest.approx(4.257745 + 0.346574, abs=1e-5)
+
+
+def test_share_vectors_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError):
+        psi([0.5, 0.5], [1.0])
+
+
+def test_noise_level_is_chi2_95th_percentile_for_b_minus_1_times_one_over_n_plus_m() -> None:
+    n, m = 569, 1000
+    # chi2.ppf(0.95, 9) = 16.918978 ; (1/569 + 1/1000) = 0.0027575 ; product = 0.046654
+    assert chi2.ppf(0.95, 9) == pytest.approx(16.918978, abs=1e-6)
+    assert noise_level(10, n, m) == pytest.approx(chi2.ppf(0.95, 9) * (1 / n + 1 / m), rel=1e-12)
+    assert noise_level(10, n, m) == pytest.approx(0.046654, abs=1e-6)
+
+
+def test_noise_level_shrinks_as_both_samples_grow() -> None:
+    assert noise_level(10, 10_000, 10_000) < noise_level(10, 1_000, 1_000)
+
+
+def test_verdict_is_drift_only_when_psi_exceeds_both_threshold_and_noise_level() -> None:
+    assert verdict(0.5, noise=0.1, current_rows=1000, reference_rows=1000) == "drift"
+    assert verdict(0.25, noise=0.3, current_rows=1000, reference_rows=1000) == "stable"
+    assert verdict(0.15, noise=0.01, current_rows=1000, reference_rows=1000) == "stable"
+
+
+def test_verdict_is_insufficient_data_below_the_minimum_sample_size() -> None:
+    assert verdict(5.0, noise=0.1, current_rows=99, reference_rows=1000) == "insufficient data"
+    assert verdict(5.0, noise=0.1, current_rows=40, reference_rows=1000, min_rows=30) == "drift"
+
+
+def test_compare_bins_counts_into_a_feature_report_with_shares_and_missing_rate() -> None:
+    feature = NumericFeature(name="x", cuts=[0.0], shares=[0.5, 0.5], rows=1000, missing_rate=0.0)
+    report = compare(feature, np.array([100, 300]), missing=100)
+    # shares 0.25 / 0.75 ; psi = (-0.25)*ln(0.5) + 0.25*ln(1.5) = 0.173287 + 0.101366 = 0.274653
+    assert report.current_shares == [0.25, 0.75]
+    assert report.psi == pytest.approx(0.274653, abs=1e-6)
+    assert report.noise_level == pytest.approx(chi2.ppf(0.95, 1) * (1 / 1000 + 1 / 400))
+    assert report.verdict == "drift"
+    assert report.current_rows == 400
+    assert report.current_missing_rate == pytest.approx(0.2)
+    assert report.bins == ["[-inf, 0)", "[0, inf)"]
+
+
+def test_compare_with_no_current_rows_gives_no_psi_and_insufficient_data() -> None:
+    feature = CategoricalFeature(
+        name="c", categories=["a"], shares=[1.0, 0.0], rows=10, missing_rate=0.0
+    )
+    report = compare(feature, [0, 0])
+    assert report.psi is None
+    assert report.verdict == "insufficient data"
+
+
+def test_sorted_reports_put_drifted_features_first_by_descending_psi() -> None:
+    feature = NumericFeature(name="x", cuts=[0.0], shares=[0.5, 0.5], rows=1000, missing_rate=0.0)
+    stable = compare(feature, [500, 500]).model_copy(update={"name": "stable"})
+    small = compare(feature, [5, 5]).model_copy(update={"name": "small"})
+    drift = compare(feature, [100, 900]).model_copy(update={"name": "drift"})
+    more = compare(feature, [10, 990]).model_copy(update={"name": "more"})
+    ordered = sort_reports([stable, small, drift, more])
+    assert [r.name for r in ordered] == ["more", "drift", "stable", "small"]
