@@ -43,7 +43,9 @@ def _make_session() -> Any:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(MODEL_PATH, sess_options=options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        MODEL_PATH, sess_options=options, providers=["CPUExecutionProvider"]
+    )
 
 
 @worker_process_init.connect
