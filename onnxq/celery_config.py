@@ -45,6 +45,9 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
         # process running it dies, and reserve one message at a time.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A hard time limit kill (or a task that raises) requeues the message rather
+        # than acknowledging it: the job's attempt counter then decides (poison_job).
+        task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_transport_options=transport,
