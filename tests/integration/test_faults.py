@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -352,7 +351,9 @@ def test_a_thousand_jobs_all_succeed_after_a_worker_child_and_then_the_whole_wor
         for (job_id, row), group in by_row.items():
             result = final[job_id].result  # type: ignore[union-attr]
             assert result is not None
-            said = {(json.dumps(line["label"]), json.dumps(line["probabilities"])) for line in group}
+            said = {
+                (json.dumps(line["label"]), json.dumps(line["probabilities"])) for line in group
+            }
             assert said == {(json.dumps(result["labels"][row]),
                              json.dumps(result["probabilities"][row]))}  # fmt: skip
         attempts = Counter(job.attempts for job in final.values() if job)

@@ -13,9 +13,9 @@ from kombu.exceptions import OperationalError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from onnxq.celery_config import PREDICT_TASK, make_celery
 from onnxq.errors import JobNotFound, QueueUnavailable
 from onnxq.jobs import Job, JobStatus, JobStore
-from onnxq.celery_config import PREDICT_TASK, make_celery
 from onnxq.queue import JobQueue
 from onnxq.settings import Settings
 

@@ -18,10 +18,13 @@ from onnxq.repository import ModelRepository
 from worker.jobs import JobMessage, JobRunner
 
 MAX_ATTEMPTS = 3
+FORMS = ["rows in the message", "rows beside the record"]
+
+Rows = list[list[float]]
 
 
 @pytest.fixture(scope="module")
-def data() -> list[list[float]]:
+def data() -> Rows:
     """Rows exactly as a client would send them: the data set's own decimals."""
     return load_breast_cancer().data.tolist()  # type: ignore[no-any-return]
 
@@ -37,9 +40,15 @@ def put(
     *,
     status: JobStatus = JobStatus.QUEUED,
     attempts: int = 0,
+    stored: Rows | None = None,
 ) -> str:
-    """Write a job record as the gateway (or an earlier delivery) left it."""
+    """Write a job record as the gateway (or an earlier delivery) left it.
+
+    `stored`: the rows travel as float32 bytes beside the record, as the gateway sends
+    plain numeric rows, instead of inside the message.
+    """
     identifier = job_id(number)
+    matrix = None if stored is None else np.array(stored, dtype=np.float32).tobytes()
     store.create(
         Job(
             job_id=identifier,
@@ -50,13 +59,20 @@ def put(
             request_id=f"req-{number}",
             submitted_at=datetime.now(UTC),
             attempts=attempts,
-        )
+        ),
+        matrix,
     )
     return identifier
 
 
-def message(number: int, instances: list[Any]) -> JobMessage:
+def message(number: int, instances: Rows) -> JobMessage:
     return JobMessage(job_id(number), DEMO_MODEL_NAME, 1, instances, f"req-{number}")
+
+
+def stored_message(number: int, rows: Rows) -> JobMessage:
+    """The message of a job whose rows were stored beside its record."""
+    return JobMessage(job_id(number), DEMO_MODEL_NAME, 1, None, f"req-{number}",
+                      width=len(rows[0]), rows=len(rows))  # fmt: skip
 
 
 def log_lines(log: PredictionLog) -> list[dict[str, Any]]:
@@ -101,7 +117,7 @@ class PredictSpy:
         return self._predict(rows)
 
 
-def alone(model: OnnxModel, rows: list[list[float]]) -> dict[str, Any]:
+def alone(model: OnnxModel, rows: Rows) -> dict[str, Any]:
     """What predicting these rows by themselves gives, in the job result's shape."""
     return model.predict(np.array(rows, dtype=np.float32)).to_dict()
 
@@ -151,14 +167,12 @@ def test_the_runner_reports_a_poison_job_once_as_failed_and_never_predicts_it(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
-    data: list[list[float]],
+    data: Rows,
 ) -> None:
     identifier = put(job_store, 1, rows=2, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS)
     ended = Ended()
 
-    outcomes = runner(demo_repository, job_store, prediction_log, ended).run(
-        [message(1, data[:2])]
-    )
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run([message(1, data[:2])])
 
     stored = job_store.get(identifier)
     assert outcomes == {identifier: stored}
@@ -174,7 +188,7 @@ def test_a_poison_job_in_a_batch_does_not_stop_its_batch_mates(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
-    data: list[list[float]],
+    data: Rows,
 ) -> None:
     put(job_store, 1, rows=1, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS)
     put(job_store, 2, rows=1)
@@ -194,15 +208,13 @@ def test_a_redelivered_running_job_is_run_again_and_succeeds(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
-    data: list[list[float]],
+    data: Rows,
 ) -> None:
     # Its first worker claimed it (attempts 1) and died before storing anything.
     identifier = put(job_store, 1, rows=3, status=JobStatus.RUNNING, attempts=1)
     ended = Ended()
 
-    outcomes = runner(demo_repository, job_store, prediction_log, ended).run(
-        [message(1, data[:3])]
-    )
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run([message(1, data[:3])])
 
     stored = job_store.get(identifier)
     assert outcomes == {identifier: stored}
@@ -218,7 +230,7 @@ def test_a_job_delivered_for_the_last_allowed_time_still_runs(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
-    data: list[list[float]],
+    data: Rows,
 ) -> None:
     identifier = put(job_store, 1, rows=1, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS - 1)
 
@@ -234,7 +246,7 @@ def test_a_duplicate_delivery_of_an_ended_job_is_skipped_unchanged(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
-    data: list[list[float]],
+    data: Rows,
     monkeypatch: pytest.MonkeyPatch,
     status: JobStatus,
 ) -> None:
@@ -243,9 +255,7 @@ def test_a_duplicate_delivery_of_an_ended_job_is_skipped_unchanged(
     spy = PredictSpy(demo_repository.get(DEMO_MODEL_NAME, 1), monkeypatch)
     ended = Ended()
 
-    outcomes = runner(demo_repository, job_store, prediction_log, ended).run(
-        [message(1, data[:1])]
-    )
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run([message(1, data[:1])])
 
     assert outcomes == {identifier: before}
     assert job_store.get(identifier) == before
@@ -254,25 +264,29 @@ def test_a_duplicate_delivery_of_an_ended_job_is_skipped_unchanged(
     assert log_lines(prediction_log) == []
 
 
+@pytest.mark.parametrize("form", FORMS)
 def test_a_batch_of_ten_jobs_runs_through_one_predict_and_each_gets_its_own_rows(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
-    data: list[list[float]],
+    data: Rows,
     monkeypatch: pytest.MonkeyPatch,
+    form: str,
 ) -> None:
     model = demo_repository.get(DEMO_MODEL_NAME, 1)
     sizes = [1, 3, 1, 2, 5, 1, 4, 1, 2, 6]
     starts = [sum(sizes[:index]) * 7 for index in range(len(sizes))]  # spread over the data
     batch = [data[start : start + size] for start, size in zip(starts, sizes, strict=True)]
     expected = [alone(model, rows) for rows in batch]  # before the spy: calls not counted
+    beside = form == FORMS[1]
     for number, rows in enumerate(batch):
-        put(job_store, number, rows=len(rows))
+        put(job_store, number, rows=len(rows), stored=rows if beside else None)
     spy = PredictSpy(model, monkeypatch)
     ended = Ended()
+    send = stored_message if beside else message
 
     outcomes = runner(demo_repository, job_store, prediction_log, ended).run(
-        [message(number, rows) for number, rows in enumerate(batch)]
+        [send(number, rows) for number, rows in enumerate(batch)]
     )
 
     assert spy.calls == [sum(sizes)]
@@ -287,7 +301,8 @@ def test_a_batch_of_ten_jobs_runs_through_one_predict_and_each_gets_its_own_rows
     assert len(lines) == sum(sizes)
     for number, rows in enumerate(batch):
         mine = [line for line in lines if line["job_id"] == job_id(number)]
-        assert [line["features"] for line in mine] == rows
+        logged = np.array([line["features"] for line in mine], dtype=np.float32)
+        assert logged.tobytes() == np.array(rows, dtype=np.float32).tobytes()
         assert [line["label"] for line in mine] == expected[number]["labels"]
         assert [line["probabilities"] for line in mine] == expected[number]["probabilities"]
 
@@ -296,7 +311,7 @@ def test_a_job_with_malformed_rows_fails_alone_while_its_batch_mates_share_one_p
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
-    data: list[list[float]],
+    data: Rows,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = demo_repository.get(DEMO_MODEL_NAME, 1)
@@ -326,7 +341,7 @@ def test_a_job_that_breaks_the_shared_run_fails_alone_and_its_batch_mates_are_re
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
-    data: list[list[float]],
+    data: Rows,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = demo_repository.get(DEMO_MODEL_NAME, 1)
@@ -364,7 +379,7 @@ def test_a_job_larger_than_chunk_rows_runs_in_chunks_with_the_same_results(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
-    data: list[list[float]],
+    data: Rows,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = demo_repository.get(DEMO_MODEL_NAME, 1)
@@ -372,9 +387,7 @@ def test_a_job_larger_than_chunk_rows_runs_in_chunks_with_the_same_results(
     identifier = put(job_store, 1, rows=len(data))
     spy = PredictSpy(model, monkeypatch)
 
-    runner(demo_repository, job_store, prediction_log, chunk_rows=100).run(
-        [message(1, data)]
-    )
+    runner(demo_repository, job_store, prediction_log, chunk_rows=100).run([message(1, data)])
 
     assert len(data) == 569
     assert spy.calls == [100, 100, 100, 100, 100, 69]
@@ -382,3 +395,58 @@ def test_a_job_larger_than_chunk_rows_runs_in_chunks_with_the_same_results(
     assert stored.status is JobStatus.SUCCEEDED
     assert result_of(stored) == whole
     assert len(log_lines(prediction_log)) == len(data)
+
+
+def test_a_redelivered_job_whose_stored_rows_have_expired_ends_instead_of_staying_running(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: Rows,
+) -> None:
+    # Its first worker claimed it and died. Every claim rewrites the record with a fresh
+    # TTL, but the rows beside it keep the TTL they got at submit: a job that waited long
+    # in the queue can come back (after the visibility timeout) with its record alive
+    # and its rows gone. Nobody else will ever end it.
+    identifier = put(job_store, 1, rows=2, status=JobStatus.RUNNING, attempts=1, stored=data[:2])
+    job_store.client.delete(job_store.rows_key(identifier))
+    ended = Ended()
+
+    runner(demo_repository, job_store, prediction_log, ended).run([stored_message(1, data[:2])])
+
+    stored = job_store.get(identifier)
+    assert stored.status.ended, f"left {stored.status.value} with attempts {stored.attempts}"
+    assert stored.status is JobStatus.FAILED
+    assert ended.jobs == [stored]
+
+
+def test_a_duplicate_delivery_that_finds_the_rows_consumed_leaves_the_job_to_its_finisher(
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    data: Rows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    identifier = put(job_store, 1, rows=2, status=JobStatus.RUNNING, attempts=1, stored=data[:2])
+    finisher_result = {"model": DEMO_MODEL_NAME, "version": 1, "labels": [0, 0],
+                       "probabilities": [[1.0, 0.0], [1.0, 0.0]], "classes": [0, 1]}  # fmt: skip
+    load_rows = job_store.load_rows
+
+    def another_worker_finishes_first(job_ids: list[str]) -> dict[str, bytes | None]:
+        # Between this delivery's claim and its read of the rows, the worker that was
+        # running the job stores its outcome (which consumes the rows).
+        finished = job_store.get(identifier).model_copy(
+            update={"status": JobStatus.SUCCEEDED, "result": finisher_result}
+        )
+        job_store.store_many([finished])
+        return load_rows(job_ids)
+
+    monkeypatch.setattr(job_store, "load_rows", another_worker_finishes_first)
+    ended = Ended()
+
+    runner(demo_repository, job_store, prediction_log, ended).run([stored_message(1, data[:2])])
+
+    stored = job_store.get(identifier)
+    assert stored.status is JobStatus.SUCCEEDED
+    assert stored.result == finisher_result
+    assert ended.jobs == []
+    assert log_lines(prediction_log) == []
