@@ -222,6 +222,8 @@ class JobStore:
                         else:
                             job = _claimed(job, now, max_attempts)
                             pipe.set(key, dump_job(job), ex=self.ttl_seconds)
+                            # The inputs live as long as the record that needs them.
+                            pipe.expire(self.rows_key(job_id), self.ttl_seconds)
                             state = ClaimState.POISONED if job.status.ended else ClaimState.CLAIMED
                             claimed[job_id] = Claim(job, state)
                     pipe.execute()

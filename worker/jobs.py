@@ -105,10 +105,18 @@ class JobRunner:
                 finished.append(_failed(job, exc.error_type, exc.message))
                 continue
             if matrix is None:
-                # Its inputs are gone: a duplicate delivery of a job another worker
-                # just finished. Leave the record to that worker.
-                log.info("job", status="skipped", reason="inputs already consumed",
-                         job_id=message.job_id)  # fmt: skip
+                current = self.store.get(message.job_id)
+                if current.status.ended:
+                    # A duplicate delivery of a job another worker just finished.
+                    log.info("job", status="skipped", reason="inputs already consumed",
+                             job_id=message.job_id)  # fmt: skip
+                    continue
+                # Nobody else will end it: say why it cannot run rather than leave it running.
+                finished.append(
+                    _failed(
+                        job, "inputs_missing", "the job's input rows are no longer stored (expired)"
+                    )
+                )
                 continue
             ready.append((message, job, matrix))
         if not ready:

@@ -189,8 +189,24 @@ def unacked_messages(client: redis.Redis) -> int:
     return int(client.hlen("unacked"))
 
 
+def unacked_job_ids(client: redis.Redis) -> Counter[str]:
+    """The job id of every delivered, unacknowledged message."""
+    return Counter(json.loads(raw)[0]["headers"]["id"] for raw in client.hvals("unacked"))
+
+
 def wait_all_ended(client: redis.Redis, ids: list[str], timeout: float) -> dict[str, Job | None]:
-    wait_until(lambda: ended(client, ids) == len(ids), timeout, f"all {len(ids)} jobs to end")
+    try:
+        wait_until(lambda: ended(client, ids) == len(ids), timeout, f"all {len(ids)} jobs to end")
+    except AssertionError as exc:
+        waiting, held = queued_job_ids(client), unacked_job_ids(client)
+        stragglers = {
+            job_id: (job.status.value, job.attempts, waiting[job_id], held[job_id])
+            for job_id, job in records(client, ids).items()
+            if job is None or not job.status.ended
+        }
+        raise AssertionError(
+            f"{exc}; (status, attempts, in queue, unacked): {stragglers}"
+        ) from None
     return records(client, ids)
 
 
