@@ -44,7 +44,7 @@ class Services:
     def redis_ready(self) -> bool:
         try:
             return bool(self.redis.ping())
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except (redis.RedisError, OSError):  # incl. error replies such as DENIED or LOADING
             return False
 
 

@@ -107,7 +107,8 @@ def redis_errors_as_unavailable() -> Iterator[None]:
     """Turn a Redis outage into a 503-shaped error instead of a stack trace."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+        # ResponseError: Redis answered but refused (DENIED, READONLY, OOM): unusable too.
         raise QueueUnavailable(f"the job store is unreachable: {exc}") from exc
 
 

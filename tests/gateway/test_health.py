@@ -3,9 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import fakeredis
+import pytest
+import redis
+from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway import create_app
+from gateway.services import Services
 from onnxq.settings import Settings
 
 
@@ -51,3 +55,15 @@ def test_ready_is_503_until_a_model_appears_then_recovers_without_restart(
 
     empty.symlink_to(model_dir)  # the model arrives after start-up
     assert client.get("/ready").status_code == 200
+
+
+def test_ready_is_503_not_500_when_redis_answers_with_an_error(
+    app: Flask, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied() -> bool:
+        raise redis.ResponseError("DENIED Redis is running in protected mode")
+
+    monkeypatch.setattr(services.redis, "ping", denied)
+    response = app.test_client().get("/ready")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["redis"] is False
