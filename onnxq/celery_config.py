@@ -45,12 +45,18 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
         # process running it dies, and reserve one message at a time.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        # A hard time limit kill (or a task that raises) requeues the message rather
-        # than acknowledging it: the job's attempt counter then decides (poison_job).
+        # A hard time limit kill requeues the message rather than acknowledging it:
+        # the job's attempt counter then decides (poison_job).
         task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
-        broker_transport_options=transport,
+        broker_transport_options={
+            **transport,
+            # kombu sweeps for unacked messages of dead consumers only every
+            # interval x throttle seconds (100 s by default): make it ~the timeout.
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_seconds // 2)),
+            "unacked_restore_throttle": 1,
+        },
         result_backend_transport_options=transport,
         task_soft_time_limit=settings.task_soft_time_limit_seconds,
         task_time_limit=settings.task_time_limit_seconds,
