@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import redis
 from pydantic import BaseModel
@@ -16,8 +16,6 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from onnxq.errors import JobConflict, JobExpired, JobNotFound, QueueUnavailable
-
-T = TypeVar("T")
 
 
 class JobStatus(StrEnum):

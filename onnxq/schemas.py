@@ -156,9 +156,3 @@ def parse_predict_request(
     """Validate a whole body for `manifest`: the envelope, then every row."""
     request = parse_request(model, body)
     return request, rows_to_matrix(request.instances, manifest)
-
-
-def ordered_rows(rows: list[Any], manifest: Manifest) -> list[list[Any]]:
-    """Rows as lists in manifest feature order (objects are reordered), values as sent."""
-    names = manifest.feature_names
-    return [[row[name] for name in names] if isinstance(row, dict) else row for row in rows]
