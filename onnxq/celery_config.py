@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from onnxq.redis_transport import TRANSPORT
 from onnxq.settings import Settings
 
 PREDICT_TASK = "onnxq.predict"
@@ -28,6 +29,9 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
         "health_check_interval": 10,
     }
     app.conf.update(
+        # kombu's Redis transport plus a fix that keeps a worker alive when Redis
+        # restarts while it holds an unacknowledged job (onnxq/redis_transport.py).
+        broker_transport=TRANSPORT,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",

@@ -16,6 +16,7 @@ from onnxq.logs import configure_logging
 from onnxq.settings import Settings
 from worker.batching import settle
 from worker.callbacks import CallbackOutcome, backoff_seconds, deliver_callback
+from worker.consumer import CONSUMER
 from worker.jobs import JobMessage
 from worker.runtime import WorkerRuntime
 
@@ -27,6 +28,7 @@ def create_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings, main="onnxq-worker")
     # Loading sessions happens in worker_process_init; give big models time.
     app.conf.worker_proc_alive_timeout = 60
+    app.conf.worker_consumer = CONSUMER
     runtime = WorkerRuntime(settings, app)
 
     def send_callback(job: Job) -> None:
