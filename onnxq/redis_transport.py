@@ -1,45 +1,40 @@
-"""kombu's Redis transport with one fix: no crash restoring unacked messages after Celery let go.
+"""kombu's Redis transport with one fix: a channel left over from a lost connection fails softly.
 
-When Redis goes away, Celery 5.7's consumer collects its broker connection
-(which drops the transport's client) and then closes it. If a channel did not
-finish closing during the collect (its pending BRPOP read raised), the second
-close tries to restore that channel's unacked messages through a transport with
-no client, `AttributeError: 'NoneType' object has no attribute 'hostname'`,
-which Celery treats as unrecoverable: the worker exits. It happened when Redis
-restarted just as a worker finished a job whose ack then failed.
+When Redis goes away, Celery 5.7's consumer collects its broker connection,
+which drops the transport's client, and reconnects with a new one. Channels of
+the old connection can still be used afterwards: closing one that did not
+finish closing (its pending BRPOP read raised) restores its unacked messages,
+and a job that was running during the outage acks its message when it ends.
+Both then build a Redis client from a transport that is gone and raise
+`AttributeError: 'NoneType' object has no attribute 'hostname'` (or
+`'client'`). Celery treats that as unrecoverable: **the worker exits**.
 
-The messages are safe where they already are, in Redis's unacked hash: the
-visibility sweep of any live worker hands them out again, so with no client the
-restore is skipped instead of crashing.
+Here such a channel raises Redis's `ConnectionError` instead, which kombu and
+Celery already handle as "the connection is gone" (log it, carry on). The
+messages stay in Redis's unacked hash, where the visibility sweep hands them
+out again; a job whose outcome was stored before its ack failed is not run
+again when redelivered.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from kombu.transport import redis as kombu_redis
-
-log = structlog.get_logger("onnxq.transport")
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 TRANSPORT = "onnxq.redis_transport:Transport"
 
 
-class QoS(kombu_redis.QoS):
-    """Redis QoS whose restore is a no-op once the connection was collected."""
-
-    def restore_unacked(self, client: Any = None) -> None:
-        if client is None and self.channel.connection.client is None:
-            log.warning("unacked_left_for_visibility_sweep", messages=len(self._delivered))
-            self._delivered.clear()
-            return
-        super().restore_unacked(client)
-
-
 class Channel(kombu_redis.Channel):
-    """kombu's Redis channel using `QoS` above."""
+    """A Redis channel that says "connection lost" once its connection was collected."""
 
-    QoS = QoS
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        transport = self.connection
+        if transport is None or transport.client is None:
+            raise RedisConnectionError("this channel's broker connection was closed")
+        params: dict[str, Any] = super()._connparams(asynchronous)
+        return params
 
 
 class Transport(kombu_redis.Transport):

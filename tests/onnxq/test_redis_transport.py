@@ -1,11 +1,18 @@
-"""The broker transport survives a connection Celery has already collected (real redis-server)."""
+"""The broker transport survives a connection Celery has already collected (real redis-server).
+
+Celery 5.7 collects its connection when Redis goes away; a channel of that
+connection can still be closed or used to ack afterwards. With kombu's stock
+transport that raised AttributeError and the worker exited.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 from kombu import Connection, Exchange, Queue
+from kombu.message import Message
 
 from onnxq.celery_config import make_celery
 from onnxq.redis_server import RedisServer
@@ -15,44 +22,69 @@ from onnxq.settings import Settings
 QUEUE = Queue("jobs", Exchange("jobs", type="direct"), routing_key="jobs")
 
 
-def take_one_unacked(url: str, transport: str | None) -> Connection:
+def take_one_unacked(url: str, transport: str | None) -> tuple[Connection, Message]:
     with Connection(url) as producer:
         producer.Producer().publish({"job": 1}, exchange=QUEUE.exchange, routing_key="jobs",
                                     declare=[QUEUE])  # fmt: skip
     consumer = Connection(url, transport=transport, transport_options={"visibility_timeout": 1})
-    assert QUEUE(consumer.default_channel).get(no_ack=False) is not None
-    return consumer
+    message = QUEUE(consumer.default_channel).get(no_ack=False)
+    assert message is not None
+    return consumer, message
 
 
-def drop_transport_like_celery_collect(connection: Connection) -> None:
-    # What Celery 5.7's consumer leaves behind when Redis goes away mid-poll:
-    # the transport's client is gone but a channel with unacked messages is open.
+def collected_like_celery(connection: Connection) -> None:
+    # The state Celery 5.7's consumer leaves a channel in when Redis went away:
+    # collect() dropped the transport's client and the channel's client pool
+    # (its own close raised halfway), while the channel still holds unacked
+    # messages and running jobs will ack through it.
+    channel = connection.default_channel
+    channel._disconnect_pools()
     connection._do_close_transport()
 
 
-def test_kombus_stock_transport_crashes_closing_a_collected_channel(
-    redis_server: RedisServer,
-) -> None:
-    consumer = take_one_unacked(redis_server.url, transport=None)
-    channel = consumer.default_channel
-    drop_transport_like_celery_collect(consumer)
-    with pytest.raises(AttributeError, match="hostname"):
-        channel.close()
-
-
-def test_onnxq_transport_closes_it_and_the_message_comes_back_after_the_visibility_timeout(
-    redis_server: RedisServer,
-) -> None:
-    consumer = take_one_unacked(redis_server.url, transport=TRANSPORT)
-    channel = consumer.default_channel
-    drop_transport_like_celery_collect(consumer)
-    channel.close()
-
+def redelivered_after_visibility_timeout(url: str) -> Message | None:
     time.sleep(1.2)  # past the 1 s visibility timeout
-    with Connection(redis_server.url, transport_options={"visibility_timeout": 1}) as other:
+    with Connection(url, transport_options={"visibility_timeout": 1}) as other:
         other.default_channel.qos.restore_visible()
-        message = QUEUE(other.default_channel).get(no_ack=True)
+        return QUEUE(other.default_channel).get(no_ack=True)
+
+
+@pytest.mark.parametrize("use", ["close", "ack"])
+def test_kombus_stock_transport_raises_attribute_error_on_a_collected_channel(
+    redis_server: RedisServer, use: str
+) -> None:
+    consumer, message = take_one_unacked(redis_server.url, transport=None)
+    channel = consumer.default_channel
+    collected_like_celery(consumer)
+    with pytest.raises(AttributeError):
+        consumer.maybe_close_channel(channel) if use == "close" else message.ack()
+
+
+def test_onnxq_transport_closes_a_collected_channel_and_the_message_comes_back(
+    redis_server: RedisServer,
+) -> None:
+    consumer, _message = take_one_unacked(redis_server.url, transport=TRANSPORT)
+    channel = consumer.default_channel
+    collected_like_celery(consumer)
+    consumer.maybe_close_channel(channel)  # swallows connection errors only
+
+    message = redelivered_after_visibility_timeout(redis_server.url)
     assert message is not None and message.payload == {"job": 1}
+
+
+def test_an_ack_on_a_collected_channel_is_logged_as_a_connection_error_and_redelivered(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer, message = take_one_unacked(redis_server.url, transport=TRANSPORT)
+    collected_like_celery(consumer)
+    # Celery acks through ack_log_error with the connection's recoverable errors.
+    errors = Connection(redis_server.url, transport=TRANSPORT).recoverable_connection_errors
+    with caplog.at_level(logging.CRITICAL):
+        message.ack_log_error(logging.getLogger("test"), errors)
+    assert "Couldn't ack" in caplog.text
+
+    redelivered = redelivered_after_visibility_timeout(redis_server.url)
+    assert redelivered is not None and redelivered.payload == {"job": 1}
 
 
 def test_both_sides_of_celery_use_the_onnxq_transport(settings: Settings) -> None:
