@@ -12,6 +12,7 @@ from onnxq.settings import Settings
 
 PREDICT_TASK = "onnxq.predict"
 CALLBACK_TASK = "onnxq.callback"
+RECONCILE_TASK = "onnxq.reconcile"
 
 
 def callback_queue(settings: Settings) -> str:

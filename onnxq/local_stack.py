@@ -1,4 +1,4 @@
-"""`onnxq run`: Redis (embedded when none answers), gateway and worker in the foreground."""
+"""`onnxq run`: Redis (embedded when none answers), gateway, worker and beat in the foreground."""
 
 from __future__ import annotations
 
@@ -54,6 +54,8 @@ class LocalStack:
             "gateway": [python, "-m", "gunicorn", "-c", str(gunicorn_config_path()),
                         "gateway:create_app()"],
             "worker": [python, "-m", "worker"],
+            # Exactly one beat: it schedules the reconciler and the drift check.
+            "beat": [python, "-m", "worker.beat"],
         }  # fmt: skip
         for name, command in commands.items():
             # Own session: Ctrl-C reaches only us, and we stop the children in order.

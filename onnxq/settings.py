@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     microbatch_wait_ms: float = Field(default=0.0, ge=0)
     """How long a worker waits for more jobs to batch; 0 takes only jobs already waiting."""
 
+    state_dir: Path = Path("var")
+    """Writable directory for process state: Celery beat's schedule file, drift reports."""
+
+    reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    """How often beat runs the reconciler that re-sends jobs whose message was lost."""
+
+    reconcile_stale_seconds: float = Field(default=120.0, gt=0)
+    """A queued job older than this with no message left in Redis is re-sent by the reconciler."""
+
     log_level: str = "INFO"
     """Level of the structured JSON logs written to stdout."""
 
