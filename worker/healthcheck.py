@@ -14,9 +14,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
+from onnxq.redis_server import redis_answers
 from onnxq.settings import Settings
+
+REDIS_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,18 +69,6 @@ def find_worker(proc: Path = Path("/proc"), module: str = WORKER_MODULE) -> Work
     return WorkerProcesses(main_pid=mains[0], pool_pids=children)
 
 
-def redis_answers(url: str, timeout_seconds: float = 2.0) -> bool:
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=timeout_seconds, socket_timeout=timeout_seconds
-    )
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
 def check(settings: Settings, proc: Path = Path("/proc"), beat: bool = False) -> list[str]:
     """Problems found; empty when healthy."""
     problems = []
@@ -89,7 +78,7 @@ def check(settings: Settings, proc: Path = Path("/proc"), beat: bool = False) ->
         problems.append(f"no process runs python -m {module}")
     elif not beat and not found.pool_pids:
         problems.append(f"the Celery worker (pid {found.main_pid}) has no pool processes")
-    if not redis_answers(settings.redis_url):
+    if not redis_answers(settings.redis_url, timeout=REDIS_TIMEOUT_SECONDS):
         problems.append("Redis does not answer PING")
     return problems
 

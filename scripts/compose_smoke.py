@@ -1,0 +1,145 @@
+"""HTTP and log checks for scripts/compose-smoke; standard library only (runs on the host).
+
+    python3 scripts/compose_smoke.py wait-ready <base url> <timeout s>
+    python3 scripts/compose_smoke.py submit <base url> <api key> <jobs> <timeout s> <job ids file>
+    python3 scripts/compose_smoke.py served-by <job ids file> <container log file>...
+
+Each prints what it found and exits 1 with a message saying what did not happen.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+MODEL = "breast-cancer"
+# The first and another sample of scikit-learn's breast-cancer data set (README.md).
+ROWS = [
+    [17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053,
+     8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6,
+     2019, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189],
+    [13.54, 14.36, 87.46, 566.3, 0.09779, 0.08129, 0.06664, 0.04781, 0.1885, 0.05766, 0.2699,
+     0.7886, 2.058, 23.56, 0.008462, 0.0146, 0.02387, 0.01315, 0.0198, 0.0023, 15.11, 19.26, 99.7,
+     711.2, 0.144, 0.1773, 0.239, 0.1288, 0.2977, 0.07259],
+]  # fmt: skip
+EXPECTED_LABELS = [0, 1]
+
+
+class SmokeFailure(Exception):
+    """A check did not pass; the message says which and what was seen."""
+
+
+def _request(url: str, api_key: str = "", body: object = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    request.add_header("Content-Type", "application/json")
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def wait_ready(base_url: str, timeout_seconds: float) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        try:
+            status, body = _request(f"{base_url}/ready")
+            if status == 200:
+                print(f"ready: {json.dumps(body)}")
+                return
+            last = f"{status} {json.dumps(body)}"
+        except (OSError, ValueError) as error:
+            last = repr(error)
+        time.sleep(1)
+    raise SmokeFailure(f"{base_url}/ready was not 200 within {timeout_seconds:.0f} s; last: {last}")
+
+
+def _run_job(base_url: str, api_key: str, deadline: float) -> str:
+    status, job = _request(f"{base_url}/v1/models/{MODEL}/jobs", api_key, {"instances": ROWS})
+    if status != 202:
+        raise SmokeFailure(f"job submit answered {status}: {json.dumps(job)}")
+    job_id = job["job_id"]
+    while time.monotonic() < deadline:
+        status, job = _request(f"{base_url}/v1/jobs/{job_id}", api_key)
+        if status == 200 and job["status"] == "succeeded":
+            if job["result"]["labels"] != EXPECTED_LABELS:
+                raise SmokeFailure(f"job {job_id} labels {job['result']['labels']}")
+            return job_id
+        if status != 200 or job["status"] in ("failed", "cancelled"):
+            raise SmokeFailure(f"job {job_id}: {status} {json.dumps(job)}")
+        time.sleep(0.2)
+    raise SmokeFailure(f"job {job_id} still {job['status']} at the deadline")
+
+
+def submit(base_url: str, api_key: str, jobs: int, timeout_seconds: float, ids_file: Path) -> None:
+    status, body = _request(f"{base_url}/v1/models/{MODEL}/predict", api_key, {"instances": ROWS})
+    if status != 200 or body.get("labels") != EXPECTED_LABELS:
+        raise SmokeFailure(f"synchronous predict answered {status}: {json.dumps(body)}")
+    print(f"synchronous predict: labels {body['labels']}")
+    deadline = time.monotonic() + timeout_seconds
+    started = time.monotonic()
+    # A few clients at once, as real traffic: jobs queue up and every worker gets some.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        job_ids = list(pool.map(lambda _: _run_job(base_url, api_key, deadline), range(jobs)))
+    ids_file.write_text("\n".join(job_ids) + "\n")
+    elapsed = time.monotonic() - started
+    print(f"jobs: {len(job_ids)} submitted through the gateway, all succeeded ({elapsed:.1f} s)")
+
+
+def served_by(ids_file: Path, log_files: list[Path]) -> None:
+    job_ids = set(ids_file.read_text().split())
+    served: Counter[str] = Counter()
+    seen: set[str] = set()
+    for log_file in log_files:
+        for line in log_file.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if (
+                isinstance(event, dict)
+                and event.get("event") == "job"
+                and event.get("status") == "succeeded"
+                and event.get("job_id") in job_ids
+            ):
+                served[log_file.stem] += 1
+                seen.add(event["job_id"])
+    for name in sorted(log.stem for log in log_files):
+        print(f"served by {name}: {served[name]} jobs")
+    missing = job_ids - seen
+    if missing:
+        raise SmokeFailure(f"{len(missing)} succeeded jobs have no 'job' log event in any worker")
+    if sum(1 for count in served.values() if count) < 2:
+        raise SmokeFailure("only one worker container served the jobs")
+
+
+def main(argv: list[str]) -> int:
+    try:
+        match argv:
+            case ["wait-ready", base_url, timeout]:
+                wait_ready(base_url, float(timeout))
+            case ["submit", base_url, api_key, jobs, timeout, ids_file]:
+                submit(base_url, api_key, int(jobs), float(timeout), Path(ids_file))
+            case ["served-by", ids_file, *log_files] if log_files:
+                served_by(Path(ids_file), [Path(name) for name in log_files])
+            case _:
+                print(__doc__, file=sys.stderr)
+                return 2
+    except SmokeFailure as failure:
+        print(f"FAILED: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
