@@ -1,12 +1,12 @@
 """Print the pinned requirements one container image installs, one per line.
 
-    python scripts/image_requirements.py gateway|worker|flower [pyproject.toml]
+    python scripts/image_requirements.py gateway|worker|flower|demo-model [pyproject.toml]
 
 They are pyproject.toml's `[project] dependencies`, pins unchanged, minus the packages that
-image's processes never import (LEFT_OUT, with the reason); the flower image takes only Celery's
-packages and the `monitoring` extra. pyproject.toml stays the one place versions are pinned;
-tests/scripts/test_image_requirements.py checks that neither process imports what its image
-leaves out.
+image's processes never import (LEFT_OUT, with the reason). The flower image takes only Celery's
+packages and the `monitoring` extra; the demo-model build stage, the worker's set and the `export`
+extra. pyproject.toml stays the one place versions are pinned; tests/scripts/
+test_image_requirements.py checks that neither process imports what its image leaves out.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ LEFT_OUT: dict[str, dict[str, str]] = {
 # Flower watches the broker with Celery alone; it never loads onnxq's code.
 FLOWER_KEEPS = ("celery", "kombu", "redis")
 FLOWER_EXTRA = "monitoring"
+# The demo model is trained in a build stage: the worker's set plus the export extra.
+DEMO_MODEL_EXTRA = "export"
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -48,8 +50,11 @@ def image_requirements(image: str, pyproject: Path) -> list[str]:
     if image == "flower":
         kept = [r.strip() for r in dependencies if canonical_name(r) in FLOWER_KEEPS]
         return kept + project["optional-dependencies"][FLOWER_EXTRA]
+    if image == "demo-model":
+        extra = project["optional-dependencies"][DEMO_MODEL_EXTRA]
+        return image_requirements("worker", pyproject) + extra
     if image not in LEFT_OUT:
-        known = ", ".join(sorted([*LEFT_OUT, "flower"]))
+        known = ", ".join(sorted([*LEFT_OUT, "flower", "demo-model"]))
         raise ValueError(f"unknown image {image!r}; known: {known}")
     names = {canonical_name(requirement) for requirement in dependencies}
     # A stale entry (a package renamed or dropped) must fail the build, not pass silently.

@@ -109,6 +109,15 @@ def test_the_flower_image_takes_celery_and_the_monitoring_extra_only() -> None:
     ]  # fmt: skip
 
 
+def test_the_demo_model_is_trained_with_the_worker_set_and_the_export_extra() -> None:
+    pyproject = ROOT / "pyproject.toml"
+    requirements = image_requirements.image_requirements("demo-model", pyproject)
+    worker = image_requirements.image_requirements("worker", pyproject)
+    assert requirements[: len(worker)] == worker
+    assert "skl2onnx==1.20.0" in requirements
+    assert "protobuf==6.33.6" in requirements
+
+
 def test_a_left_out_package_missing_from_pyproject_fails_the_build(tmp_path: Path) -> None:
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text('[project]\ndependencies = ["numpy==2.4.6"]\n')
