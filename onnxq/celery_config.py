@@ -45,6 +45,8 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
             PREDICT_TASK: {"queue": settings.queue_name},
             # A slow callback receiver must never sit in front of predictions.
             CALLBACK_TASK: {"queue": callback_queue(settings)},
+            # Housekeeping shares that side queue, for the same reason.
+            RECONCILE_TASK: {"queue": callback_queue(settings)},
         },
         # At-least-once: acknowledge after running, give the job back when the
         # process running it dies, and reserve one message at a time.
