@@ -5,6 +5,8 @@ docs/reliability.md says why each setting has the value it has.
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 from celery import Celery
 
 from onnxq.redis_transport import TRANSPORT
@@ -17,6 +19,11 @@ RECONCILE_TASK = "onnxq.reconcile"
 
 def callback_queue(settings: Settings) -> str:
     return f"{settings.queue_name}.callbacks"
+
+
+def broker_transport(url: str) -> str | None:
+    """onnxq's fixed Redis transport for redis:// and rediss:// URLs; otherwise the URL decides."""
+    return TRANSPORT if urlparse(url).scheme in {"redis", "rediss"} else None
 
 
 def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
@@ -32,7 +39,7 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
     app.conf.update(
         # kombu's Redis transport plus a fix that keeps a worker alive when Redis
         # restarts while it holds an unacknowledged job (onnxq/redis_transport.py).
-        broker_transport=TRANSPORT,
+        broker_transport=broker_transport(settings.redis_url),
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -12,10 +11,9 @@ from typing import Any, NoReturn
 
 import redis
 from pydantic import BaseModel
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
-from onnxq.errors import JobConflict, JobExpired, JobNotFound, QueueUnavailable
+from onnxq.errors import JobConflict, JobExpired, JobNotFound
+from onnxq.redis_client import redis_errors_as_unavailable
 
 
 class JobStatus(StrEnum):
@@ -84,30 +82,6 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, exclude={"attempts"})
-
-
-def connect_redis(url: str, *, socket_timeout: float = 2.0) -> redis.Redis:
-    """A client that fails fast when Redis is down, so an outage becomes a quick 503.
-
-    redis-py's default retries with backoff make each refused call take seconds.
-    """
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=1,
-        socket_timeout=socket_timeout,
-        health_check_interval=10,
-        retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
-    )
-
-
-@contextmanager
-def redis_errors_as_unavailable() -> Iterator[None]:
-    """Turn a Redis outage into a 503-shaped error instead of a stack trace."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
-        # ResponseError: Redis answered but refused (DENIED, READONLY, OOM): unusable too.
-        raise QueueUnavailable(f"the job store is unreachable: {exc}") from exc
 
 
 # Large results (a 100,000-row job) are stored zlib-compressed; JSON never starts with "z".
@@ -250,7 +224,8 @@ class JobStore:
                 pipe.set(self.key(job.job_id), dump_job(job), ex=self.ttl_seconds, xx=True)
             for job in jobs:
                 pipe.delete(self.rows_key(job.job_id))  # inputs are no longer needed
-            pipe.zrem(self.active_key, *(job.job_id for job in jobs))
+            if jobs:
+                pipe.zrem(self.active_key, *(job.job_id for job in jobs))
             written = pipe.execute()[: len(jobs)]
         return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}
 

@@ -17,7 +17,8 @@ from kombu.exceptions import OperationalError
 
 from onnxq.celery_config import CALLBACK_TASK, PREDICT_TASK
 from onnxq.errors import IdempotencyConflict, JobNotFound, QueueUnavailable
-from onnxq.jobs import Job, JobStatus, JobStore, redis_errors_as_unavailable, utc_now
+from onnxq.jobs import Job, JobStatus, JobStore, utc_now
+from onnxq.redis_client import redis_errors_as_unavailable
 
 log = structlog.get_logger("onnxq.queue")
 

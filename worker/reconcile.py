@@ -27,8 +27,9 @@ import redis
 import structlog
 
 from onnxq.errors import JobNotFound
-from onnxq.jobs import Job, JobStatus, JobStore, redis_errors_as_unavailable
+from onnxq.jobs import Job, JobStatus, JobStore
 from onnxq.queue import JobQueue
+from onnxq.redis_client import redis_errors_as_unavailable
 
 log = structlog.get_logger("onnxq.reconcile")
 
