@@ -14,8 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from onnxq.errors import OnnxqError
-from onnxq.export import DEFAULT_TOLERANCE
-from onnxq.manifest import MODEL_FILE, Manifest
+from onnxq.manifest import DEFAULT_TOLERANCE, MODEL_FILE, Manifest
 from onnxq.repository import ModelRepository
 from onnxq.settings import Settings
 

@@ -13,12 +13,11 @@ import numpy as np
 import onnxruntime as ort
 
 from onnxq.errors import ParityError
-from onnxq.manifest import FeatureSpec, Manifest, Parity, TensorSpec
+from onnxq.manifest import DEFAULT_TOLERANCE, FeatureSpec, Manifest, Parity, TensorSpec
 
 INPUT_NAME = "input"
 LABEL_OUTPUT = "label"
 PROBABILITY_OUTPUT = "probabilities"
-DEFAULT_TOLERANCE = 1e-5
 
 _ORT_DTYPES = {
     "tensor(float)": "float32",

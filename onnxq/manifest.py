@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
+# Largest |ONNX - source model| a parity check accepts unless told otherwise.
+DEFAULT_TOLERANCE = 1e-5
 
 DType = Literal["float32", "float64", "int64", "bool", "string"]
 

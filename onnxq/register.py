@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from onnxq.errors import InvalidInput, InvalidModel, ModelNotFound
-from onnxq.export import DEFAULT_TOLERANCE, tensor_spec
+from onnxq.export import tensor_spec
 from onnxq.export_dir import feature_matrix, read_csv, read_export_dir
-from onnxq.manifest import FeatureSpec, Manifest
+from onnxq.manifest import DEFAULT_TOLERANCE, FeatureSpec, Manifest
 from onnxq.onnx_file import check_onnx_bytes
 from onnxq.repository import MODEL_NAME, ModelRepository, is_model_name
 from onnxq.validate import ValidationReport, run_onnx, validate_export

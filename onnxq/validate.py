@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from onnxq.errors import InvalidInput, InvalidModel, ParityError
-from onnxq.export import DEFAULT_TOLERANCE
 from onnxq.export_dir import (
     ExpectedOutputs,
     ExportRecord,
@@ -27,7 +26,7 @@ from onnxq.export_dir import (
     read_csv,
     read_export_dir,
 )
-from onnxq.manifest import MODEL_FILE, Parity
+from onnxq.manifest import DEFAULT_TOLERANCE, MODEL_FILE, Parity
 from onnxq.onnx_file import check_onnx_bytes
 
 LISTED_ROWS = 20  # rows named in a message; the manifest keeps them all
