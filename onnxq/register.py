@@ -100,19 +100,20 @@ def register_model(
     from drift.profile import build_profile
 
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    # Everything that can fail on the user's input happens before the model directory is touched.
+    profile = build_profile(
+        pd.DataFrame(training, columns=record.features),
+        outputs={"probabilities": probabilities, "label": np.asarray(labels).tolist()},
+        model=name,
+    )
     with model_lock(repository, name, create=True):
         versions = repository.versions(name)
         version = versions[-1] + 1 if versions else 1
+        profile.version = version
         if versions and not promote and repository.pinned_default(name) is None:
             # A model from before DEFAULT existed serves its highest version; pin that first so
             # that adding an unpromoted version does not change what is served.
             repository.set_default(name, repository.default_version(name))
-        profile = build_profile(
-            pd.DataFrame(training, columns=record.features),
-            outputs={"probabilities": probabilities, "label": np.asarray(labels).tolist()},
-            model=name,
-            version=version,
-        )
         manifest = Manifest(
             name=name,
             version=version,

@@ -246,3 +246,21 @@ def test_an_unpromoted_register_keeps_serving_what_a_model_without_default_serve
     repository = ModelRepository(root)
     assert repository.versions("breast-cancer") == [1, 2]
     assert repository.default_version("breast-cancer") == 1
+
+
+def test_training_data_without_the_models_features_is_refused_before_anything_is_written(
+    repository: ModelRepository,
+    exports: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    X, _ = breast_cancer()
+    partial = tmp_path / "partial.csv"
+    X.drop(columns=["mean radius"]).to_csv(partial, index=False)
+
+    code, _, err = run_cli("register", "bc", exports["pipeline"], "--reference", partial,
+                           capsys=capsys)  # fmt: skip
+
+    assert code == 1
+    assert "lacks the model's feature column(s) ['mean radius']" in err
+    assert not repository.root.exists()
