@@ -8,6 +8,7 @@ version, as every model did before promotion existed.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -61,6 +62,7 @@ class ModelRepository:
         # The default version each model was last served with, kept while a new default that
         # cannot be loaded is refused: a bad promotion must not fail requests.
         self._served: dict[str, int] = {}
+        self._refused: dict[tuple[str, int], float] = {}  # default versions that failed to load
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -164,14 +166,19 @@ class ModelRepository:
             return self._get(name, check_version(name, version))
         resolved = self.default_version(name)
         previous = self._served.get(name)
+        refused_at = self._refused.get((name, resolved), -math.inf)
+        if previous is not None and time.monotonic() - refused_at < DEFAULT_CACHE_SECONDS:
+            return self._get(name, previous)  # not re-read and re-logged on every request
         try:
             model = self._get(name, resolved)
         except OnnxqError as exc:
             if previous is None or previous == resolved:
                 raise
+            self._refused[(name, resolved)] = time.monotonic()
             log.error("default_version_refused", model=name, version=resolved,
                       keeping=previous, error=exc.message)  # fmt: skip
             return self._get(name, previous)
+        self._refused.pop((name, resolved), None)
         if previous != resolved:
             self._served[name] = resolved
             if previous is not None:

@@ -15,6 +15,7 @@ from onnxq import repository as repository_module
 from onnxq.demo import DEMO_MODEL_NAME
 from onnxq.errors import InvalidModel, ModelNotFound
 from onnxq.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from onnxq.model import OnnxModel
 from onnxq.repository import DEFAULT_FILE, ModelRepository
 
 ROWS = np.zeros((2, 30), dtype=np.float32)
@@ -83,6 +84,28 @@ def test_a_default_that_cannot_be_loaded_leaves_the_previous_default_served(
     assert len(two_versions.get(DEMO_MODEL_NAME).predict(ROWS).labels) == 2
     with pytest.raises(InvalidModel):
         ModelRepository(two_versions.root).get(DEMO_MODEL_NAME)  # a new process has no fallback
+
+
+def test_a_refused_default_is_not_read_again_on_every_request(
+    two_versions: ModelRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    two_versions.set_default(DEMO_MODEL_NAME, 1)
+    assert two_versions.get(DEMO_MODEL_NAME).version == 1
+    (two_versions.root / DEMO_MODEL_NAME / "2" / MODEL_FILE).write_bytes(b"tampered")
+    loads: list[int] = []
+    original_load = OnnxModel.load
+
+    def counted_load(model: OnnxModel) -> None:
+        loads.append(model.version)
+        original_load(model)
+
+    monkeypatch.setattr(OnnxModel, "load", counted_load)
+    two_versions.set_default(DEMO_MODEL_NAME, 2)
+
+    served = [two_versions.get(DEMO_MODEL_NAME).version for _ in range(20)]
+
+    assert served == [1] * 20
+    assert loads == [2]  # one attempt, then version 1 straight away until the next re-read
 
 
 def test_a_default_file_naming_a_missing_version_is_refused(two_versions: ModelRepository) -> None:
