@@ -160,7 +160,11 @@ def _models(_args: argparse.Namespace, settings: Settings) -> int:
         f"{'rows':>6}  {'size':>10}  created"
     )
     for name in repository.names():
-        default = repository.default_version(name)
+        try:
+            default: int | None = repository.default_version(name)
+        except OnnxqError as exc:  # list the versions anyway: this is what a person debugs with
+            print(f"WARNING: {name}: {exc.message}", file=sys.stderr)
+            default = None
         for version in repository.versions(name):
             marker = "*" if version == default else ""
             try:

@@ -264,3 +264,17 @@ def test_training_data_without_the_models_features_is_refused_before_anything_is
     assert code == 1
     assert "lacks the model's feature column(s) ['mean radius']" in err
     assert not repository.root.exists()
+
+
+def test_models_still_lists_the_versions_when_the_default_file_is_broken(
+    repository: ModelRepository, exports: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert register("bc", exports["pipeline"], exports, capsys, "--promote")[0] == 0
+    (repository.root / "bc" / DEFAULT_FILE).write_text("9\n")
+
+    code, out, err = run_cli("models", capsys=capsys)
+
+    assert code == 0
+    assert "names version 9" in err
+    assert out.splitlines()[1].split()[:2] == ["bc", "1"]
+    assert "*" not in out  # no version is marked default when DEFAULT cannot be read
