@@ -18,6 +18,7 @@ per predicted row, with ``features`` a list in manifest feature order. For a win
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,14 +35,22 @@ DEFAULT_DAYS = 7
 DEFAULT_CHUNK_SIZE = 10_000
 
 
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def window_bounds(
-    days: int = DEFAULT_DAYS, now: datetime | None = None
+    days: int = DEFAULT_DAYS, now: datetime | None = None, since: datetime | None = None
 ) -> tuple[datetime, datetime]:
-    """``(now - days, now)`` in UTC; a naive ``now`` is taken as UTC."""
+    """``(now - days, now)`` in UTC, or ``(since, now)`` when ``since`` is given; naive is UTC."""
+    end = _utc(now or datetime.now(UTC))
+    if since is not None:
+        start = _utc(since)
+        if start >= end:
+            raise ValueError(f"since ({start.isoformat()}) must be before now ({end.isoformat()})")
+        return start, end
     if days < 1:
         raise ValueError("days must be at least 1")
-    end = now or datetime.now(UTC)
-    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
     return end - timedelta(days=days), end
 
 
@@ -72,6 +81,19 @@ def _parse_ts(value: Any) -> datetime | None:
     except ValueError:
         return None
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a window read got: bytes of the window's files read so far, and rows counted."""
+
+    bytes_read: int
+    total_bytes: int
+    rows: int
+
+    @property
+    def fraction(self) -> float:
+        return self.bytes_read / self.total_bytes if self.total_bytes else 1.0
 
 
 @dataclass
@@ -144,19 +166,34 @@ def read_window(
     days: int = DEFAULT_DAYS,
     now: datetime | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    *,
+    since: datetime | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> WindowCounts:
-    """Count the logged rows of ``model`` (and ``version``, if given) in the window, by bin."""
-    start, end = window_bounds(days, now)
+    """Count the logged rows of ``model`` (and ``version``, if given) in the window, by bin.
+
+    ``progress`` is called after each chunk is binned and once at the end.
+    """
+    start, end = window_bounds(days, now, since)
     result = WindowCounts.empty(profile, start, end)
     width = len(profile.features)
     rows: list[list[Any]] = []
     probabilities: list[Any] = []
     labels: list[Any] = []
 
-    for path in log_files(log_dir, start, end):
+    paths = log_files(log_dir, start, end)
+    total_bytes = sum(path.stat().st_size for path in paths)
+    bytes_read = 0
+
+    def report_progress() -> None:
+        if progress is not None:
+            progress(Progress(min(bytes_read, total_bytes), total_bytes, result.rows))
+
+    for path in paths:
         result.files.append(path.name)
         with path.open("rb") as handle:
             for raw in handle:
+                bytes_read += len(raw)
                 if not raw.strip():
                     continue
                 try:
@@ -188,5 +225,7 @@ def read_window(
                 if len(rows) >= chunk_size:
                     result.add_chunk(rows, probabilities, labels)
                     rows, probabilities, labels = [], [], []
+                    report_progress()
     result.add_chunk(rows, probabilities, labels)
+    report_progress()
     return result

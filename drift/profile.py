@@ -40,6 +40,7 @@ UNSEEN = "__unseen__"
 PROBABILITY = "__probability__"
 LABEL = "__label__"
 PROFILE_FORMAT = 1
+PROFILE_FILE = "profile.json"  # beside manifest.json in the model version's directory
 
 
 def _series(values: Any) -> pd.Series:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from onnxq.drift_cli import add_drift_commands
 from onnxq.logs import configure_logging
 from onnxq.model import SessionConfig
 from onnxq.repository import ModelRepository
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run Redis (if needed), gateway and worker here")
     run.set_defaults(handler=_run)
+    add_drift_commands(commands)
     return parser
 
 

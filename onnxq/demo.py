@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -47,4 +48,22 @@ def build_demo_model(
         },
     )
     repository.add_version(manifest, exported.onnx_bytes)
+    write_demo_profile(repository, manifest, X, estimator)
     return manifest
+
+
+def write_demo_profile(
+    repository: ModelRepository, manifest: Manifest, X: np.ndarray, estimator: Any
+) -> None:
+    """The drift reference: the training features and the model's outputs on them."""
+    from drift import build_profile
+    from onnxq.drift_check import write_profile
+
+    profile = build_profile(
+        X,
+        outputs={"probabilities": estimator.predict_proba(X), "label": estimator.predict(X)},
+        feature_names=manifest.feature_names,
+        model=manifest.name,
+        version=manifest.version,
+    )
+    write_profile(repository.root, manifest.name, manifest.version, profile)
