@@ -6,9 +6,11 @@ per predicted row, with ``features`` a list in manifest feature order. For a win
 
 - only files whose name's day falls in the window are opened (other names are ignored);
 - within them, only lines whose ``ts`` lies in ``[now - days, now]`` are counted;
-- lines are read and JSON-parsed in batches of ``chunk_size`` matching rows; each batch is binned
-  with the profile's edges and added to running counts, then dropped — memory is bounded by the
-  chunk size, never by the window;
+- lines are read in chunks of ``chunk_size`` lines; each chunk is parsed (at once when it is in
+  PredictionLog's layout, see drift/log_lines.py, else line by line with orjson), binned with the
+  profile's edges and added to running counts, then dropped — memory is bounded by the chunk
+  size, never by the window;
+- numeric features are binned as float32, the values the model saw;
 - a line that is not JSON (corrupt, or a truncated last line being written), or lacks ``ts``,
   ``model``, ``version`` or a ``features`` list, is skipped and counted in ``corrupt_lines``;
   a line of the model whose feature count differs from the profile's is counted in
@@ -17,6 +19,7 @@ per predicted row, with ``features`` a list in manifest feature order. For a win
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +31,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile
+from drift.log_lines import ParsedBlock, parse_block
+from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile, _numbers
 
 LOG_FILE = re.compile(r"^predictions-(\d{4}-\d{2}-\d{2})\.jsonl$")
 DEFAULT_DAYS = 7
@@ -143,13 +147,31 @@ class WindowCounts:
         if not rows:
             return
         frame = pd.DataFrame(rows, dtype=object)
-        for index, bins in enumerate(self.features):
-            bins.add(frame[index])
+        self._add_columns([frame[index] for index in range(len(self.features))])
+        self._add_outputs(probabilities, labels, len(rows))
+
+    def add_parsed(self, parsed: ParsedBlock) -> None:
+        """Bin a block the fast path parsed (it has no corrupt or mismatched lines)."""
+        self.outside_window += parsed.outside_window
+        if len(parsed.features):
+            self._add_columns(list(parsed.features.T))
+            self._add_outputs(parsed.probabilities, parsed.labels, len(parsed.features))
+
+    def _add_columns(self, columns: list[Any]) -> None:
+        for bins, column in zip(self.features, columns, strict=True):
+            if isinstance(bins.feature, NumericFeature):
+                # The log holds the float32 values the model saw, written as their shortest
+                # decimals: back to float32, or 10.26 would fall below the training edge
+                # 10.260000228881836 (float32 10.26) and into the wrong bin.
+                column = _numbers(column).astype(np.float32)
+            bins.add(column)
+
+    def _add_outputs(self, probabilities: Any, labels: list[Any], rows: int) -> None:
         if self.probability is not None:
             self.probability.add(probabilities)
         if self.label is not None:
             self.label.add(labels)
-        self.rows += len(rows)
+        self.rows += rows
 
 
 def _last_probability(value: Any) -> Any:
@@ -172,60 +194,67 @@ def read_window(
 ) -> WindowCounts:
     """Count the logged rows of ``model`` (and ``version``, if given) in the window, by bin.
 
-    ``progress`` is called after each chunk is binned and once at the end.
+    Files are read ``chunk_size`` lines at a time; a chunk in PredictionLog's own layout takes
+    the fast path (drift/log_lines.py), any other chunk is parsed line by line with orjson.
+    ``progress`` is called after each chunk and once at the end.
     """
     start, end = window_bounds(days, now, since)
     result = WindowCounts.empty(profile, start, end)
     width = len(profile.features)
-    rows: list[list[Any]] = []
-    probabilities: list[Any] = []
-    labels: list[Any] = []
-
     paths = log_files(log_dir, start, end)
     total_bytes = sum(path.stat().st_size for path in paths)
     bytes_read = 0
-
-    def report_progress() -> None:
-        if progress is not None:
-            progress(Progress(min(bytes_read, total_bytes), total_bytes, result.rows))
-
     for path in paths:
         result.files.append(path.name)
         with path.open("rb") as handle:
-            for raw in handle:
-                bytes_read += len(raw)
-                if not raw.strip():
-                    continue
-                try:
-                    line = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    result.corrupt_lines += 1
-                    continue
-                if not isinstance(line, dict) or not isinstance(line.get("features"), list):
-                    result.corrupt_lines += 1
-                    continue
-                if line.get("model") != model:
-                    continue
-                if version is not None and line.get("version") != version:
-                    continue
-                ts = _parse_ts(line.get("ts"))
-                if ts is None:
-                    result.corrupt_lines += 1
-                    continue
-                if not start <= ts <= end:
-                    result.outside_window += 1
-                    continue
-                features = line["features"]
-                if len(features) != width:
-                    result.mismatched_lines += 1
-                    continue
-                rows.append(features)
-                probabilities.append(_last_probability(line.get("probabilities")))
-                labels.append(line.get("label"))
-                if len(rows) >= chunk_size:
-                    result.add_chunk(rows, probabilities, labels)
-                    rows, probabilities, labels = [], [], []
-                    report_progress()
-    result.add_chunk(rows, probabilities, labels)
-    report_progress()
+            while chunk := list(itertools.islice(handle, chunk_size)):
+                block = b"".join(chunk)
+                bytes_read += len(block)
+                parsed = parse_block(block, len(chunk), model, version, start, end, width)
+                if parsed is None:
+                    lines = [raw for raw in chunk if raw.strip()]
+                    _read_lines(result, lines, model, version, width)
+                else:
+                    result.add_parsed(parsed)
+                if progress is not None:
+                    progress(Progress(min(bytes_read, total_bytes), total_bytes, result.rows))
+    if progress is not None:
+        progress(Progress(total_bytes, total_bytes, result.rows))
     return result
+
+
+def _read_lines(
+    result: WindowCounts, lines: list[bytes], model: str, version: int | None, width: int
+) -> None:
+    """The general path: every line parsed on its own, anything odd skipped and counted."""
+    rows: list[list[Any]] = []
+    probabilities: list[Any] = []
+    labels: list[Any] = []
+    for raw in lines:
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            result.corrupt_lines += 1
+            continue
+        if not isinstance(line, dict) or not isinstance(line.get("features"), list):
+            result.corrupt_lines += 1
+            continue
+        if line.get("model") != model:
+            continue
+        if version is not None and line.get("version") != version:
+            continue
+        ts = _parse_ts(line.get("ts"))
+        if ts is None:
+            result.corrupt_lines += 1
+            continue
+        if not result.start <= ts <= result.end:
+            result.outside_window += 1
+            continue
+        features = line["features"]
+        if len(features) != width:
+            result.mismatched_lines += 1
+            continue
+        rows.append(features)
+        probabilities.append(_last_probability(line.get("probabilities")))
+        labels.append(line.get("label"))
+    result.add_chunk(rows, probabilities, labels)
