@@ -58,8 +58,10 @@ def write_log(directory: Path, rows: int, features: int, now: datetime) -> int:
         when = now - timedelta(days=6.9 * (1 - written / rows))
         with mock.patch("onnxq.prediction_log.datetime") as clock:
             clock.now.return_value = when
-            log.record(model=MODEL, version=1, rows=matrix, result=result, latency_ms=1.0,
-                       source="job", request_id=uuid.uuid4().hex, job_id=uuid.uuid4().hex)  # fmt: skip
+            log.record(
+                model=MODEL, version=1, rows=matrix, result=result, latency_ms=1.0,
+                source="job", request_id=uuid.uuid4().hex, job_id=uuid.uuid4().hex,
+            )  # fmt: skip
         written += size
     return sum(path.stat().st_size for path in directory.iterdir())
 
@@ -71,8 +73,8 @@ def measure(profile_path: str, log_dir: str, now: str) -> None:
     report = compute_drift(profile, log_dir, MODEL, version=1, now=datetime.fromisoformat(now))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": report.rows, "peak_mb": peak_kb / 1024,
-                      "drifted": len(report.drifted)}))  # fmt: skip
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": report.rows,
+                      "peak_mb": peak_kb / 1024, "drifted": len(report.drifted)}))  # fmt: skip
 
 
 def main() -> None:
@@ -121,16 +123,17 @@ def main() -> None:
     base = sizes[0]
     base_seconds = statistics.median(r["seconds"] for r in runs[base])
     base_cpu = statistics.median(r["cpu"] for r in runs[base])
-    print(f"| logged rows ({args.features} features) | log size | median wall s | median CPU s "
-          "| rows/s (wall) | peak RSS | rows vs first | wall vs first | CPU vs first |")  # fmt: skip
+    print(f"| logged rows ({args.features} features) | log size | median wall s | "
+          "median CPU s | rows/s (wall) | peak RSS | rows vs first | wall vs first | "
+          "CPU vs first |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rows in sizes:
         seconds = statistics.median(r["seconds"] for r in runs[rows])
         cpu = statistics.median(r["cpu"] for r in runs[rows])
         peak = max(r["peak_mb"] for r in runs[rows])
         print(f"| {rows:,} | {sizes_mb[rows]:,.0f} MB | {seconds:.2f} | {cpu:.2f} | "
-              f"{rows / seconds:,.0f} | {peak:,.0f} MB | {rows / base:.1f}× | "
-              f"{seconds / base_seconds:.2f}× | {cpu / base_cpu:.2f}× |")  # fmt: skip
+              f"{rows / seconds:,.0f} | {peak:,.0f} MB | {rows / base:.1f}x | "
+              f"{seconds / base_seconds:.2f}x | {cpu / base_cpu:.2f}x |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -82,16 +82,17 @@ def parse_block(
         labels = tuple(labels[i] for i in keep)
         probabilities = tuple(probabilities[i] for i in keep)
     joined = b"\n".join(values)
+    if joined.count(b",") != keep.size * (width - 1):
+        return None  # a row of another width: the general path counts it as mismatched
     try:
-        # Too many fields raise; too few read as NaN, caught below with the empty fields.
         matrix = pd.read_csv(
             io.BytesIO(joined), header=None, names=range(width), dtype=np.float64,
             na_values=["null"], keep_default_na=False, engine="c",
         ).to_numpy()  # fmt: skip
     except (ValueError, pd.errors.ParserError):
         return None
-    # An empty field ("1,,2") or a short row reads as NaN where orjson would refuse the line or
-    # the general path would count a mismatched width: every NaN must be a logged null.
+    # An empty field ("1,,2"), or a short row next to a long one, reads as NaN where orjson would
+    # refuse the line or the general path count a mismatched width: every NaN must be a null.
     if matrix.shape != (keep.size, width) or np.isnan(matrix).sum() != joined.count(b"null"):
         return None
     try:
