@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import numpy as np
 
@@ -48,20 +47,20 @@ def build_demo_model(
         },
     )
     repository.add_version(manifest, exported.onnx_bytes)
-    write_demo_profile(repository, manifest, X, estimator)
+    write_demo_profile(repository, manifest, X)
     return manifest
 
 
-def write_demo_profile(
-    repository: ModelRepository, manifest: Manifest, X: np.ndarray, estimator: Any
-) -> None:
-    """The drift reference: the training features and the model's outputs on them."""
+def write_demo_profile(repository: ModelRepository, manifest: Manifest, X: np.ndarray) -> None:
+    """The drift reference: the training features, and the ONNX model's outputs on them (what
+    the prediction log records: scikit-learn's 1.0 is ONNX Runtime's 0.99999934)."""
     from drift import build_profile
     from onnxq.drift_check import write_profile
 
+    result = repository.get(manifest.name, manifest.version).predict(X)
     profile = build_profile(
         X,
-        outputs={"probabilities": estimator.predict_proba(X), "label": estimator.predict(X)},
+        outputs={"probabilities": result.probabilities, "label": result.labels},
         feature_names=manifest.feature_names,
         model=manifest.name,
         version=manifest.version,

@@ -120,11 +120,10 @@ def summary_table(features: list[FeatureReport]) -> str:
 
 def _drift(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_level, process="cli")
-    since = None
-    if args.since:
-        since = datetime.fromisoformat(args.since)
-        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
     try:
+        since = datetime.fromisoformat(args.since) if args.since else None
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
         check = check_model(
             settings,
             args.name,

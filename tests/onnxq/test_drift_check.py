@@ -79,6 +79,20 @@ def test_a_shifted_feature_is_flagged_and_the_unshifted_ones_are_not(
     assert all(f.verdict == "stable" and f.psi < 0.2 for f in stable)
 
 
+def test_predictions_like_the_training_data_drift_in_no_feature_and_no_output(
+    settings: Settings, model_dir: Path
+) -> None:
+    # The demo profile holds ONNX Runtime's outputs, as logged: scikit-learn's probability 1.0
+    # is 0.99999934 there, and profiling the former would put every logged row in another bin.
+    log_demo_predictions(model_dir, settings.prediction_log_dir, 2000, seed=1)
+    report = check_model(settings, MODEL).report
+    assert report.drifted == []
+    assert [(o.name, o.verdict) for o in report.outputs] == [
+        ("__probability__", "stable"),
+        ("__label__", "stable"),
+    ]
+
+
 def test_a_check_writes_the_latest_json_and_html_and_keeps_a_history(
     settings: Settings, drifted_log: None
 ) -> None:
