@@ -81,14 +81,21 @@ def post_alert(url: str, payload: dict[str, Any], timeout: float) -> int:
     return status
 
 
+def _summary(feature: dict[str, Any]) -> dict[str, Any]:
+    summary = {"name": feature["name"], "psi": feature["psi"]}
+    if feature["missing_verdict"] == "drift":
+        summary["missing_rate"] = feature["current_missing_rate"]
+    return summary
+
+
 def send_alert(payload: dict[str, Any], settings: Settings) -> WebhookOutcome:
     """Log the alert, then deliver it to the webhook if one is set; never raises."""
     log.warning(
         ALERT_EVENT,
         model=payload["model"],
         version=payload["version"],
-        features=[{"name": f["name"], "psi": f["psi"]} for f in payload["features"]],
-        outputs=[{"name": f["name"], "psi": f["psi"]} for f in payload["outputs"]],
+        features=[_summary(f) for f in payload["features"]],
+        outputs=[_summary(f) for f in payload["outputs"]],
         rows=payload["rows"],
     )
     if settings.drift_webhook_url is None:

@@ -167,6 +167,12 @@ class Settings(BaseSettings):
             raise ValueError("visibility_timeout_seconds must exceed task_time_limit_seconds")
         return self
 
+    @field_validator("drift_webhook_url", mode="before")
+    @classmethod
+    def _no_empty_webhook(cls, value: object) -> object:
+        # compose passes ONNXQ_DRIFT_WEBHOOK_URL= when it is unset: that means no webhook.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("drift_schedule")
     @classmethod
     def _check_drift_schedule(cls, value: str) -> str:

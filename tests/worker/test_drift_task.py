@@ -69,3 +69,9 @@ def test_the_drift_schedule_may_be_seconds_or_a_crontab() -> None:
 def test_a_malformed_drift_schedule_is_refused_at_start_up(bad: str) -> None:
     with pytest.raises(ValueError, match="drift_schedule"):
         Settings(_env_file=None, drift_schedule=bad)
+
+
+def test_an_empty_webhook_url_means_no_webhook() -> None:
+    assert Settings(_env_file=None, drift_webhook_url="").drift_webhook_url is None
+    url = Settings(_env_file=None, drift_webhook_url="http://hooks.example/x").drift_webhook_url
+    assert url is not None and url.get_secret_value() == "http://hooks.example/x"
