@@ -66,8 +66,13 @@ def write_log(directory: Path, rows: int, features: int, now: datetime) -> int:
     return sum(path.stat().st_size for path in directory.iterdir())
 
 
-def measure(profile_path: str, log_dir: str, now: str) -> None:
-    """Child process: one compute_drift, printed as JSON with its time and peak RSS."""
+def measure(profile_path: str, log_dir: str, now: str, path: str) -> None:
+    """Child process: one compute_drift, printed as JSON with its time and peak RSS. ``path``
+    "general" turns the fast path off: every line through orjson, the reader before it."""
+    if path == "general":
+        import drift.log_reader
+
+        drift.log_reader.parse_block = lambda *args: None  # type: ignore[assignment]
     profile = ReferenceProfile.load(profile_path)
     started, cpu = time.perf_counter(), time.process_time()
     report = compute_drift(profile, log_dir, MODEL, version=1, now=datetime.fromisoformat(now))
@@ -82,7 +87,10 @@ def main() -> None:
     parser.add_argument("--rows", default="100000,1000000")
     parser.add_argument("--features", type=int, default=30)
     parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-rows", type=int, default=100_000,
+                        help="rows read once more with the general (orjson) path, as a baseline; "
+                        "0: none")  # fmt: skip
+    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(*args.measure)
@@ -108,17 +116,24 @@ def main() -> None:
             print(f"wrote {rows:,} rows ({sizes_mb[rows]:,.0f} MB) in "
                   f"{time.perf_counter() - started:.1f} s", file=sys.stderr)  # fmt: skip
         runs: dict[int, list[dict[str, float]]] = {rows: [] for rows in sizes}
+        general: list[dict[str, float]] = []
+
+        def run(rows: int, path: str) -> dict[str, float]:
+            command = [sys.executable, __file__, "--measure", str(profile_path),
+                       str(root / f"log-{rows}"), now.isoformat(), path]  # fmt: skip
+            result = json.loads(subprocess.run(command, check=True, capture_output=True,
+                                               text=True).stdout)  # fmt: skip
+            assert result["rows"] == rows, result
+            print(f"{rows:,} rows ({path}): {result['seconds']:.2f} s wall, "
+                  f"{result['cpu']:.2f} s CPU, {result['peak_mb']:.0f} MB",
+                  file=sys.stderr)  # fmt: skip
+            return result
+
         for _ in range(args.reps):
             for rows in sizes:  # alternate, so the machine's noise spreads over all sizes
-                command = [sys.executable, __file__, "--measure", str(profile_path),
-                           str(root / f"log-{rows}"), now.isoformat()]  # fmt: skip
-                result = json.loads(subprocess.run(command, check=True, capture_output=True,
-                                                   text=True).stdout)  # fmt: skip
-                assert result["rows"] == rows, result
-                runs[rows].append(result)
-                print(f"{rows:,} rows: {result['seconds']:.2f} s wall, {result['cpu']:.2f} s CPU, "
-                      f"{result['peak_mb']:.0f} MB",
-                      file=sys.stderr)  # fmt: skip
+                runs[rows].append(run(rows, "fast"))
+            if args.baseline_rows in runs:
+                general.append(run(args.baseline_rows, "general"))
 
     base = sizes[0]
     base_seconds = statistics.median(r["seconds"] for r in runs[base])
@@ -134,6 +149,13 @@ def main() -> None:
         print(f"| {rows:,} | {sizes_mb[rows]:,.0f} MB | {seconds:.2f} | {cpu:.2f} | "
               f"{rows / seconds:,.0f} | {peak:,.0f} MB | {rows / base:.1f}x | "
               f"{seconds / base_seconds:.2f}x | {cpu / base_cpu:.2f}x |")  # fmt: skip
+    if general:
+        rows = args.baseline_rows
+        fast_cpu = statistics.median(r["cpu"] for r in runs[rows])
+        slow_cpu = statistics.median(r["cpu"] for r in general)
+        print(f"\nGeneral path (orjson per line, the reader before the fast path), {rows:,} rows: "
+              f"median {slow_cpu:.2f} s CPU; the fast path is {slow_cpu / fast_cpu:.1f}x faster "
+              "(CPU, same run).")  # fmt: skip
 
 
 if __name__ == "__main__":
