@@ -15,9 +15,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gateway import create_app
 from gateway.openapi import build_spec
-from onnxq.celery_config import make_celery
 from onnxq.schemas import JobRequest
 from onnxq.settings import Settings
+from tests.conftest import in_memory_celery
 
 API_KEY = "schemathesis-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -83,8 +83,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(settings: Se
     keyed = settings.model_copy(
         update={"api_keys": [SecretStr(API_KEY)], "allow_unauthenticated": False}
     )
-    celery = make_celery(keyed)
-    celery.conf.broker_url = "memory://"
+    celery = in_memory_celery(keyed)
     app = create_app(
         {"TESTING": True, "SETTINGS": keyed, "REDIS_CLIENT": fakeredis.FakeRedis(),
          "CELERY_APP": celery}
