@@ -68,7 +68,7 @@ def write_log(directory: Path, rows: int, features: int, now: datetime) -> int:
 
 def measure(profile_path: str, log_dir: str, now: str, path: str) -> None:
     """Child process: one compute_drift, printed as JSON with its time and peak RSS. ``path``
-    "general" turns the fast path off: every line through orjson, the reader before it."""
+    "general" turns the fast path off: every line through orjson."""
     if path == "general":
         import drift.log_reader
 
@@ -153,7 +153,7 @@ def main() -> None:
         rows = args.baseline_rows
         fast_cpu = statistics.median(r["cpu"] for r in runs[rows])
         slow_cpu = statistics.median(r["cpu"] for r in general)
-        print(f"\nGeneral path (orjson per line, the reader before the fast path), {rows:,} rows: "
+        print(f"\nGeneral path (orjson line by line, fast path off), {rows:,} rows: "
               f"median {slow_cpu:.2f} s CPU; the fast path is {slow_cpu / fast_cpu:.1f}x faster "
               "(CPU, same run).")  # fmt: skip
 

@@ -68,13 +68,21 @@ def parse_block(
     if not matches:
         return empty
     stamps, names, versions, values, labels, probabilities = zip(*matches, strict=True)
-    ours = np.array(names) == model.encode()
-    if version is not None:
-        ours &= np.array(versions) == str(version).encode()
-    stamp_array = np.array(stamps)
-    inside = (stamp_array >= low) & (stamp_array <= high)
-    keep = np.flatnonzero(ours & inside)
-    empty.outside_window = int((ours & ~inside).sum())
+    model_bytes = model.encode()
+    version_bytes = None if version is None else str(version).encode()
+    everyone = names.count(model_bytes) == len(names) and (
+        version_bytes is None or versions.count(version_bytes) == len(versions)
+    )
+    if everyone and low <= min(stamps) and max(stamps) <= high:
+        keep = np.arange(len(matches))  # the usual block: one model, inside the window
+    else:
+        ours = np.array(names) == model_bytes
+        if version_bytes is not None:
+            ours &= np.array(versions) == version_bytes
+        stamp_array = np.array(stamps)
+        inside = (stamp_array >= low) & (stamp_array <= high)
+        keep = np.flatnonzero(ours & inside)
+        empty.outside_window = int((ours & ~inside).sum())
     if keep.size == 0:
         return empty
     if keep.size < len(matches):
@@ -96,14 +104,18 @@ def parse_block(
     if matrix.shape != (keep.size, width) or np.isnan(matrix).sum() != joined.count(b"null"):
         return None
     try:
-        last = np.array([b"nan" if p == b"null" else p for p in probabilities] or [b"nan"])
-        numbers = last.astype(np.float64)[: len(probabilities)]
+        if b"null" in probabilities or b"" in probabilities:
+            probabilities = tuple(p if p and p != b"null" else b"nan" for p in probabilities)
+        numbers = np.array(probabilities).astype(np.float64)
         decoded = {label: orjson.loads(label) for label in set(labels)}
     except (ValueError, orjson.JSONDecodeError):
         return None
+    # Labels are few distinct values: decode each once, map the rest.
+    codes, distinct = pd.factorize(np.array(labels, dtype=object))
+    label_values = np.array([decoded[label] for label in distinct] + [None], dtype=object)
     return ParsedBlock(
         features=matrix,
         probabilities=numbers,
-        labels=[decoded[label] for label in labels],
+        labels=list(label_values[codes]),
         outside_window=empty.outside_window,
     )
