@@ -9,6 +9,7 @@ from flask import Flask
 
 from gateway import (
     auth,
+    drift,
     errors,
     health,
     jobs,
@@ -44,4 +45,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(v2.bp)
     app.register_blueprint(models.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(drift.bp)
     return app

@@ -15,6 +15,7 @@ from onnxq.settings import Settings
 PREDICT_TASK = "onnxq.predict"
 CALLBACK_TASK = "onnxq.callback"
 RECONCILE_TASK = "onnxq.reconcile"
+DRIFT_TASK = "onnxq.drift"
 
 
 def callback_queue(settings: Settings) -> str:
@@ -54,6 +55,8 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
             CALLBACK_TASK: {"queue": callback_queue(settings)},
             # Housekeeping shares that side queue, for the same reason.
             RECONCILE_TASK: {"queue": callback_queue(settings)},
+            # A drift check reads a week of log: never in front of predictions either.
+            DRIFT_TASK: {"queue": callback_queue(settings)},
         },
         # At-least-once: acknowledge after running, give the job back when the
         # process running it dies, and reserve one message at a time.

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from onnxq.cli_lifecycle import add_lifecycle_commands
+from onnxq.drift_cli import add_drift_commands
 from onnxq.logs import configure_logging
 from onnxq.model import SessionConfig
 from onnxq.repository import ModelRepository
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     add_lifecycle_commands(commands)
+    add_drift_commands(commands)
     return parser
 
 

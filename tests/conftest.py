@@ -58,6 +58,7 @@ def settings(tmp_path: Path, model_dir: Path) -> Settings:
         redis_url=UNREACHABLE_REDIS,
         model_dir=model_dir,
         prediction_log_dir=tmp_path / "predictions",
+        state_dir=tmp_path / "state",
         sync_max_rows=50,
         job_max_rows=500,
         max_body_bytes=1024 * 1024,

@@ -9,7 +9,13 @@ from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init
 from kombu.exceptions import OperationalError
 
-from onnxq.celery_config import CALLBACK_TASK, PREDICT_TASK, RECONCILE_TASK, make_celery
+from onnxq.celery_config import (
+    CALLBACK_TASK,
+    DRIFT_TASK,
+    PREDICT_TASK,
+    RECONCILE_TASK,
+    make_celery,
+)
 from onnxq.errors import QueueUnavailable
 from onnxq.jobs import Job, utc_now
 from onnxq.logs import configure_logging
@@ -18,6 +24,7 @@ from onnxq.settings import Settings
 from worker.batching import settle
 from worker.callbacks import CallbackOutcome, backoff_seconds, deliver_callback
 from worker.consumer import CONSUMER
+from worker.drift_task import run_drift_check
 from worker.jobs import JobMessage
 from worker.reconcile import JobReconciler
 from worker.runtime import WorkerRuntime
@@ -103,6 +110,17 @@ def create_worker_app(settings: Settings) -> Celery:
                  forgotten=report.forgotten, waiting=report.waiting,
                  queue_too_long=report.queue_too_long)  # fmt: skip
         return {"resent": report.resent}
+
+    @app.task(
+        name=DRIFT_TASK,
+        ignore_result=True,
+        # Reading a week of log takes longer than a prediction job may; stay below the
+        # visibility timeout so that Redis does not hand a running check to a second worker.
+        soft_time_limit=int(settings.visibility_timeout_seconds * 0.8),
+        time_limit=int(settings.visibility_timeout_seconds * 0.8) + 1,
+    )
+    def drift() -> dict[str, Any]:
+        return run_drift_check(settings)
 
     def _start_process(**_: Any) -> None:
         runtime.start()
