@@ -97,6 +97,8 @@ def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> di
         ONNXQ_WORKER_CONCURRENCY="2",
         ONNXQ_SYNC_MAX_ROWS="100",
         ONNXQ_ALLOW_UNAUTHENTICATED="true",
+        # Never the default port: stacks of other test runs may share this machine.
+        ONNXQ_WORKER_METRICS_PORT=str(free_port()),
     )
     return env
 
