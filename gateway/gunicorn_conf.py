@@ -7,6 +7,7 @@ No preload: each worker process builds its own app, so every ONNX Runtime
 session is created after the fork, never inherited from the master.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ threads = 4
 preload_app = False
 timeout = 60
 graceful_timeout = 20
+# Workers touch a heartbeat file on every loop turn; on a disk-backed /tmp (Docker's
+# overlay) that write can stall a request. /dev/shm is memory.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = None  # the app logs one JSON event per request itself
 errorlog = "-"
 logconfig_dict = {
