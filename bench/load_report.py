@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,13 @@ def _errors(result: Any) -> str:
     kinds = {**{str(s): n for s, n in result.statuses.items() if s >= 400}, **result.errors}
     detail = ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items()))
     return f"{result.failed} ({result.error_share:.2%})" + (f" [{detail}]" if detail else "")
+
+
+def _server_cpu_ms(run: Any) -> float:
+    """CPU ms per answered request of the server's processes (client and noise left out)."""
+    cores = os.cpu_count() or 1
+    share = sum(v for k, v in run.cpu.items() if k != "client" and "noise" not in k)
+    return share * cores * run.result.wall * 1000 / max(1, run.result.answered)
 
 
 def _cpu(run: Any) -> str:
@@ -104,11 +112,15 @@ def render(report: dict[str, Any]) -> str:
                 f"**{o.pct(99) / f.pct(99):.2f}** | {_errors(o)} | "
                 f"{_ms(o.pct(99, probe=True))} |")  # fmt: skip
         add("")
-    add("Share of the 2 cores used during each run:")
+    add(
+        "Share of the 2 cores used during each run, and the server's CPU per answered request "
+        "(the number that decides req/s on a quiet machine, where the servers get every core):"
+    )
     add("")
     for n, (floor, onnxq) in enumerate(pairs, 1):
-        add(f"- pair {n}, floor: {_cpu(floor)}")
-        add(f"- pair {n}, onnxq: {_cpu(onnxq)}")
+        add(f"- pair {n}, floor: {_cpu(floor)}; **{_server_cpu_ms(floor):.2f} ms CPU/request**")
+        add(f"- pair {n}, onnxq: {_cpu(onnxq)}; **{_server_cpu_ms(onnxq):.2f} ms CPU/request** "
+            f"({_server_cpu_ms(onnxq) / _server_cpu_ms(floor):.2f} x the floor's)")  # fmt: skip
     add("")
     rate_ratio, p99_ratio = statistics.median(rate_ratios), statistics.median(p99_ratios)
     best = max((onnxq for _, onnxq in pairs), key=lambda run: run.result.rate)
@@ -124,6 +136,9 @@ def render(report: dict[str, Any]) -> str:
         f"{_verdict(rate_ratio >= 0.8)} |")  # fmt: skip
     add(f"| onnxq p99 ≤ 1.5 x floor p99 (median of pairs) | {p99_ratio:.2f} x | "
         f"{_verdict(p99_ratio <= 1.5)} |")  # fmt: skip
+    cpu_ratio = statistics.median(_server_cpu_ms(o) / _server_cpu_ms(f) for f, o in pairs)
+    add(f"| (for scale, no target) onnxq ÷ floor req/s that CPU per request alone predicts "
+        f"for a quiet machine | {1 / cpu_ratio:.2f} x | |")  # fmt: skip
     add(f"| at saturation ({best.result.rate:,.0f} req/s best, errors ≤ {worst_errors:.2%}) "
         f"p99 < 100 ms with < 1 % errors | {_ms(saturated_p99)} ms | "
         f"{_verdict(saturated_p99 < 0.1 and worst_errors < 0.01)} |")  # fmt: skip
@@ -135,9 +150,11 @@ def render(report: dict[str, Any]) -> str:
         add(f"| soak {soak.result.wall:.0f} s at {soak.rate:,.0f} req/s "
             f"({args.soak_share:.0%} of the median max): 0 errors | {_errors(soak.result)} | "
             f"{_verdict(soak.result.failed == 0)} |")  # fmt: skip
-        add(f"| soak: flat memory (RSS of gateway + worker processes) | {first:,.0f} → "
-            f"{last:,.0f} MiB (max {peak:,.0f}), {slope:+.2f} MiB/min after the first minute | "
+        add(f"| soak: flat memory (RSS of gateway + worker processes) | {first:,.1f} → "
+            f"{last:,.1f} MiB (max {peak:,.1f}), {slope:+.2f} MiB/min after the first minute | "
             f"{_verdict(flat)} |")  # fmt: skip
+        add(f"| (no target) soak p99, open loop, from when each request was due | "
+            f"{_ms(soak.result.pct(99))} ms | |")  # fmt: skip
     add("")
     if soak is not None:
         r = soak.result
@@ -145,7 +162,7 @@ def render(report: dict[str, Any]) -> str:
             f"answered, p50 / p95 / p99 {_ms(r.pct(50))} / {_ms(r.pct(95))} / "
             f"{_ms(r.pct(99))} ms; /health p99 {_ms(r.pct(99, probe=True))} ms "
             f"({r.probe_failures} probe failures); RSS samples every 5 s: "
-            + ", ".join(f"{m:,.0f}" for _, m in soak.rss[:: max(1, len(soak.rss) // 12)])
+            + ", ".join(f"{m:,.1f}" for _, m in soak.rss[:: max(1, len(soak.rss) // 12)])
             + " MiB.")  # fmt: skip
         add("")
     add(f"Cross-check: over the whole run the gateway's own `/metrics` counted "
