@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fakeredis
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from gateway import create_app
+from gateway.services import Services
 from onnxq.celery_config import make_celery
 from onnxq.settings import Settings
 from tests.metrics_text import label_sets, sample
@@ -128,3 +131,24 @@ def test_a_scrape_still_answers_when_redis_is_down(settings: Settings) -> None:
     assert response.status_code == 200
     assert "onnxq_http_requests_total" in response.get_data(as_text=True)
     assert not label_sets(response.get_data(as_text=True), "onnxq_queue_depth")
+
+
+def test_an_unexpected_error_is_logged_and_counted_with_its_exception_type(
+    client: FlaskClient, services: Services, demo_model_name: str, rows: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    def explode(*_: object, **__: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(services.prediction_log, "record", explode)
+    labels = {"route": PREDICT_ROUTE, "method": "POST", "status": "500"}
+    before = sample(scrape(client), "onnxq_http_requests_total", **labels)
+    with capture_logs() as events:
+        response = client.post(f"/v1/models/{demo_model_name}/predict", json={"instances": rows})
+    assert response.status_code == 500
+    [request_event] = [e for e in events if e["event"] == "request"]
+    assert request_event["error_type"] == "internal_error"
+    assert request_event["exception_type"] == "ZeroDivisionError"
+    [error_event] = [e for e in events if e["event"] == "unhandled_error"]
+    assert error_event["exception_type"] == "ZeroDivisionError"
+    assert sample(scrape(client), "onnxq_http_requests_total", **labels) == before + 1
