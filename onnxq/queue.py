@@ -15,6 +15,7 @@ import structlog
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from onnxq import metrics
 from onnxq.celery_config import CALLBACK_TASK, PREDICT_TASK
 from onnxq.errors import IdempotencyConflict, JobNotFound, QueueUnavailable
 from onnxq.jobs import Job, JobStatus, JobStore, utc_now
@@ -83,6 +84,7 @@ class JobQueue:
                 with contextlib.suppress(QueueUnavailable), redis_errors_as_unavailable():
                     self.store.client.delete(claim_key)
             raise
+        metrics.job_submitted(model)
         return Submission(job)
 
     def cancel(self, job_id: str) -> Job:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -150,6 +151,16 @@ class Settings(BaseSettings):
     drift_webhook_backoff_seconds: float = Field(default=1.0, ge=0)
     """Wait before the second webhook attempt; doubles each attempt."""
 
+    metrics_dir: Path | None = None
+    """Where gateway and worker processes share Prometheus metric files (`<dir>/gateway`,
+    `<dir>/worker`, wiped at start); empty: a fresh temporary directory per process tree."""
+
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    """Port of the worker's Prometheus `/metrics` server (its main process); 0 turns it off."""
+
+    worker_metrics_host: str = "0.0.0.0"
+    """Address the worker's `/metrics` server binds to."""
+
     @model_validator(mode="after")
     def _read_keys_file(self) -> Settings:
         if self.api_keys_file is not None:
@@ -195,3 +206,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+
+def effective_configuration(settings: Settings) -> dict[str, object]:
+    """Every setting as JSON-ready values for the start-up log, with no secret in it.
+
+    API keys are reduced to how many there are; a password in the Redis URL is masked.
+    """
+    values = settings.model_dump(mode="json")
+    values["api_keys"] = f"{len(settings.api_keys)} configured"
+    values["redis_url"] = _masked_url(settings.redis_url)
+    return values
+
+
+def _masked_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo = f"{parts.username}:***" if parts.username else ":***"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))

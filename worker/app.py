@@ -6,9 +6,10 @@ from typing import Any
 
 import structlog
 from celery import Celery, Task
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 from kombu.exceptions import OperationalError
 
+from onnxq import metrics
 from onnxq.celery_config import (
     CALLBACK_TASK,
     DRIFT_TASK,
@@ -129,7 +130,11 @@ def create_worker_app(settings: Settings) -> Celery:
         # Connecting this signal stops Celery from installing its own handlers.
         configure_logging(settings.log_level, process="worker")
 
+    def _end_process(pid: int, **_: Any) -> None:
+        metrics.mark_process_dead(pid)
+
     worker_process_init.connect(_start_process, weak=False)
+    worker_process_shutdown.connect(_end_process, weak=False)
     setup_logging.connect(_configure_logging, weak=False)
     app.onnxq_runtime = runtime  # type: ignore[attr-defined]
     return app

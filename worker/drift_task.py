@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from onnxq import metrics
 from onnxq.drift_check import check_model
 from onnxq.errors import DriftProfileMissing, OnnxqError
 from onnxq.repository import ModelRepository
@@ -33,6 +34,9 @@ def run_drift_check(settings: Settings, now: datetime | None = None) -> dict[str
             log.error("drift_check_failed", model=name, error=f"{type(exc).__name__}: {exc}")
             outcomes[name] = {"status": "failed", "error": str(exc)}
         else:
+            for feature in check.report.features:
+                if feature.psi is not None:
+                    metrics.record_drift(name, check.report.version, feature.name, feature.psi)
             outcomes[name] = {
                 "status": "checked",
                 "version": check.report.version,

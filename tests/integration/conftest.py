@@ -98,6 +98,8 @@ def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> di
         ONNXQ_SYNC_MAX_ROWS="100",
         ONNXQ_ALLOW_UNAUTHENTICATED="true",
         ONNXQ_STATE_DIR=str(log_dir.parent / "state"),
+        # Never the default port: stacks of other test runs may share this machine.
+        ONNXQ_WORKER_METRICS_PORT=str(free_port()),
     )
     return env
 

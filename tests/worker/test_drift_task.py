@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from celery.schedules import crontab, schedule
 
+from onnxq import metrics
 from onnxq.celery_config import DRIFT_TASK, callback_queue, make_celery
 from onnxq.settings import Settings
 from tests.drift_fixtures import SHIFTED, log_demo_predictions
+from tests.metrics_text import sample
 from worker.app import create_worker_app
 from worker.drift_task import run_drift_check
 from worker.schedule import beat_schedule, drift_schedule
@@ -39,6 +41,14 @@ def test_run_drift_check_checks_every_model_and_skips_one_without_profile(
     assert checked["rows"] == 600 and checked["drifted"] == [SHIFTED]
     report = two_models.state_dir / "drift" / "breast-cancer" / "latest.json"
     assert checked["report"] == str(report) and report.is_file()
+
+
+def test_run_drift_check_exposes_each_features_latest_psi_as_a_gauge(two_models: Settings) -> None:
+    log_demo_predictions(two_models.model_dir, two_models.prediction_log_dir, 600, shift=1.5)
+    run_drift_check(two_models)
+    text = metrics.exposition().decode()
+    shifted = sample(text, "onnxq_drift_psi", model="breast-cancer", version="1", feature=SHIFTED)
+    assert shifted is not None and shifted > 0.2
 
 
 def test_run_drift_check_with_no_models_does_nothing(settings: Settings, tmp_path: Path) -> None:
