@@ -9,17 +9,11 @@ A pure library: no Flask, no Celery, no gateway or worker imports.
     report.drifted  # names of the features whose PSI > threshold and > noise level
 """
 
-from drift.compute import compute_drift
-from drift.log_reader import WindowCounts, log_files, read_window, window_bounds
-from drift.profile import (
-    LABEL,
-    PROBABILITY,
-    UNSEEN,
-    CategoricalFeature,
-    NumericFeature,
-    ReferenceProfile,
-    build_profile,
-)
+from importlib import import_module
+from typing import Any
+
+# drift.psi is light (numpy, pydantic) and imported now; its `psi` function must win over the
+# submodule of the same name.
 from drift.psi import (
     DEFAULT_MIN_ROWS,
     DEFAULT_THRESHOLD,
@@ -34,6 +28,30 @@ from drift.psi import (
     sort_reports,
     verdict,
 )
+
+# The rest is imported on first use (PEP 562): the gateway reads a report's schema from
+# drift.psi without loading pandas, which only the worker's image carries.
+_EXPORTS = {
+    "compute_drift": "drift.compute",
+    "WindowCounts": "drift.log_reader",
+    "log_files": "drift.log_reader",
+    "read_window": "drift.log_reader",
+    "window_bounds": "drift.log_reader",
+    "CategoricalFeature": "drift.profile",
+    "LABEL": "drift.profile",
+    "NumericFeature": "drift.profile",
+    "PROBABILITY": "drift.profile",
+    "ReferenceProfile": "drift.profile",
+    "UNSEEN": "drift.profile",
+    "build_profile": "drift.profile",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'drift' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
+
 
 __all__ = [
     "DEFAULT_MIN_ROWS",

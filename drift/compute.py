@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from drift.log_reader import DEFAULT_CHUNK_SIZE, DEFAULT_DAYS, FeatureBins, read_window
+from drift.log_reader import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_DAYS,
+    FeatureBins,
+    Progress,
+    read_window,
+)
 from drift.profile import ReferenceProfile
 from drift.psi import (
     DEFAULT_MIN_ROWS,
+    DEFAULT_MISSING_THRESHOLD,
     DEFAULT_THRESHOLD,
     EPSILON,
     DriftReport,
@@ -30,9 +39,19 @@ def compute_drift(
     *,
     epsilon: float = EPSILON,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    missing_threshold: float = DEFAULT_MISSING_THRESHOLD,
+    progress: Callable[[Progress], None] | None = None,
+    since: datetime | None = None,
 ) -> DriftReport:
-    """Compare the last ``days`` days of ``model``'s logged rows with ``profile``, per feature."""
-    window = read_window(profile, log_dir, model, version, days, now, chunk_size)
+    """Compare the last ``days`` days of ``model``'s logged rows with ``profile``, per feature.
+
+    ``progress``, if given, is called after every chunk (and once at the end) with how far the
+    reading got, for a progress bar on large logs. ``since`` replaces ``days``: the window is
+    then ``[since, now]``.
+    """
+    window = read_window(
+        profile, log_dir, model, version, days, now, chunk_size, since=since, progress=progress
+    )
 
     def report(bins: FeatureBins) -> FeatureReport:
         return compare(
@@ -42,6 +61,8 @@ def compute_drift(
             threshold=threshold,
             min_rows=min_rows,
             epsilon=epsilon,
+            missing_threshold=missing_threshold,
+            reference_total=profile.rows,
         )
 
     outputs = [report(b) for b in (window.probability, window.label) if b is not None]
@@ -50,12 +71,13 @@ def compute_drift(
         version=version,
         window_start=window.start,
         window_end=window.end,
-        days=days,
+        days=math.ceil((window.end - window.start) / timedelta(days=1)),
         rows=window.rows,
         created_at=datetime.now(UTC),
         threshold=threshold,
         min_rows=min_rows,
         epsilon=epsilon,
+        missing_threshold=missing_threshold,
         files=window.files,
         corrupt_lines=window.corrupt_lines,
         mismatched_lines=window.mismatched_lines,

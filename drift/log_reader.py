@@ -6,9 +6,11 @@ per predicted row, with ``features`` a list in manifest feature order. For a win
 
 - only files whose name's day falls in the window are opened (other names are ignored);
 - within them, only lines whose ``ts`` lies in ``[now - days, now]`` are counted;
-- lines are read and JSON-parsed in batches of ``chunk_size`` matching rows; each batch is binned
-  with the profile's edges and added to running counts, then dropped — memory is bounded by the
-  chunk size, never by the window;
+- lines are read in chunks of about ``chunk_size`` lines; each chunk is parsed (at once when it is
+  in PredictionLog's layout, see drift/log_lines.py, else line by line with orjson), binned with the
+  profile's edges and added to running counts, then dropped — memory is bounded by the chunk
+  size, never by the window;
+- numeric features are binned as float32, the values the model saw;
 - a line that is not JSON (corrupt, or a truncated last line being written), or lacks ``ts``,
   ``model``, ``version`` or a ``features`` list, is skipped and counted in ``corrupt_lines``;
   a line of the model whose feature count differs from the profile's is counted in
@@ -18,6 +20,7 @@ per predicted row, with ``features`` a list in manifest feature order. For a win
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,21 +30,31 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile
+from drift.log_lines import ParsedBlock, parse_block
+from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile, _numbers
 
 LOG_FILE = re.compile(r"^predictions-(\d{4}-\d{2}-\d{2})\.jsonl$")
 DEFAULT_DAYS = 7
 DEFAULT_CHUNK_SIZE = 10_000
+LINE_BYTES = 512  # a chunk is read as chunk_size x LINE_BYTES bytes, completed to a whole line
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def window_bounds(
-    days: int = DEFAULT_DAYS, now: datetime | None = None
+    days: int = DEFAULT_DAYS, now: datetime | None = None, since: datetime | None = None
 ) -> tuple[datetime, datetime]:
-    """``(now - days, now)`` in UTC; a naive ``now`` is taken as UTC."""
+    """``(now - days, now)`` in UTC, or ``(since, now)`` when ``since`` is given; naive is UTC."""
+    end = _utc(now or datetime.now(UTC))
+    if since is not None:
+        start = _utc(since)
+        if start >= end:
+            raise ValueError(f"since ({start.isoformat()}) must be before now ({end.isoformat()})")
+        return start, end
     if days < 1:
         raise ValueError("days must be at least 1")
-    end = now or datetime.now(UTC)
-    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
     return end - timedelta(days=days), end
 
 
@@ -72,6 +85,19 @@ def _parse_ts(value: Any) -> datetime | None:
     except ValueError:
         return None
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a window read got: bytes of the window's files read so far, and rows counted."""
+
+    bytes_read: int
+    total_bytes: int
+    rows: int
+
+    @property
+    def fraction(self) -> float:
+        return self.bytes_read / self.total_bytes if self.total_bytes else 1.0
 
 
 @dataclass
@@ -121,13 +147,31 @@ class WindowCounts:
         if not rows:
             return
         frame = pd.DataFrame(rows, dtype=object)
-        for index, bins in enumerate(self.features):
-            bins.add(frame[index])
+        self._add_columns([frame[index] for index in range(len(self.features))])
+        self._add_outputs(probabilities, labels, len(rows))
+
+    def add_parsed(self, parsed: ParsedBlock) -> None:
+        """Bin a block the fast path parsed (it has no corrupt or mismatched lines)."""
+        self.outside_window += parsed.outside_window
+        if len(parsed.features):
+            self._add_columns(list(parsed.features.T))
+            self._add_outputs(parsed.probabilities, parsed.labels, len(parsed.features))
+
+    def _add_columns(self, columns: list[Any]) -> None:
+        for bins, column in zip(self.features, columns, strict=True):
+            if isinstance(bins.feature, NumericFeature):
+                # The log holds the float32 values the model saw, written as their shortest
+                # decimals: back to float32, or 10.26 would fall below the training edge
+                # 10.260000228881836 (float32 10.26) and into the wrong bin.
+                column = _numbers(column).astype(np.float32)
+            bins.add(column)
+
+    def _add_outputs(self, probabilities: Any, labels: list[Any], rows: int) -> None:
         if self.probability is not None:
             self.probability.add(probabilities)
         if self.label is not None:
             self.label.add(labels)
-        self.rows += len(rows)
+        self.rows += rows
 
 
 def _last_probability(value: Any) -> Any:
@@ -144,49 +188,75 @@ def read_window(
     days: int = DEFAULT_DAYS,
     now: datetime | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    *,
+    since: datetime | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> WindowCounts:
-    """Count the logged rows of ``model`` (and ``version``, if given) in the window, by bin."""
-    start, end = window_bounds(days, now)
+    """Count the logged rows of ``model`` (and ``version``, if given) in the window, by bin.
+
+    Files are read about ``chunk_size`` lines at a time; a chunk in PredictionLog's own layout takes
+    the fast path (drift/log_lines.py), any other chunk is parsed line by line with orjson.
+    ``progress`` is called after each chunk and once at the end.
+    """
+    start, end = window_bounds(days, now, since)
     result = WindowCounts.empty(profile, start, end)
     width = len(profile.features)
+    paths = log_files(log_dir, start, end)
+    total_bytes = sum(path.stat().st_size for path in paths)
+    bytes_read = 0
+    for path in paths:
+        result.files.append(path.name)
+        with path.open("rb") as handle:
+            # Whole lines, about chunk_size of them: iterating a file line by line costs more
+            # than parsing a block of lines does on the fast path.
+            while block := handle.read(chunk_size * LINE_BYTES) + handle.readline():
+                bytes_read += len(block)
+                lines = block.count(b"\n") + (not block.endswith(b"\n"))
+                parsed = parse_block(block, lines, model, version, start, end, width)
+                if parsed is None:
+                    chunk = [raw for raw in block.split(b"\n") if raw.strip()]
+                    _read_lines(result, chunk, model, version, width)
+                else:
+                    result.add_parsed(parsed)
+                if progress is not None:
+                    progress(Progress(min(bytes_read, total_bytes), total_bytes, result.rows))
+    if progress is not None:
+        progress(Progress(total_bytes, total_bytes, result.rows))
+    return result
+
+
+def _read_lines(
+    result: WindowCounts, lines: list[bytes], model: str, version: int | None, width: int
+) -> None:
+    """The general path: every line parsed on its own, anything odd skipped and counted."""
     rows: list[list[Any]] = []
     probabilities: list[Any] = []
     labels: list[Any] = []
-
-    for path in log_files(log_dir, start, end):
-        result.files.append(path.name)
-        with path.open("rb") as handle:
-            for raw in handle:
-                if not raw.strip():
-                    continue
-                try:
-                    line = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    result.corrupt_lines += 1
-                    continue
-                if not isinstance(line, dict) or not isinstance(line.get("features"), list):
-                    result.corrupt_lines += 1
-                    continue
-                if line.get("model") != model:
-                    continue
-                if version is not None and line.get("version") != version:
-                    continue
-                ts = _parse_ts(line.get("ts"))
-                if ts is None:
-                    result.corrupt_lines += 1
-                    continue
-                if not start <= ts <= end:
-                    result.outside_window += 1
-                    continue
-                features = line["features"]
-                if len(features) != width:
-                    result.mismatched_lines += 1
-                    continue
-                rows.append(features)
-                probabilities.append(_last_probability(line.get("probabilities")))
-                labels.append(line.get("label"))
-                if len(rows) >= chunk_size:
-                    result.add_chunk(rows, probabilities, labels)
-                    rows, probabilities, labels = [], [], []
+    for raw in lines:
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            result.corrupt_lines += 1
+            continue
+        if not isinstance(line, dict) or not isinstance(line.get("features"), list):
+            result.corrupt_lines += 1
+            continue
+        if line.get("model") != model:
+            continue
+        if version is not None and line.get("version") != version:
+            continue
+        ts = _parse_ts(line.get("ts"))
+        if ts is None:
+            result.corrupt_lines += 1
+            continue
+        if not result.start <= ts <= result.end:
+            result.outside_window += 1
+            continue
+        features = line["features"]
+        if len(features) != width:
+            result.mismatched_lines += 1
+            continue
+        rows.append(features)
+        probabilities.append(_last_probability(line.get("probabilities")))
+        labels.append(line.get("label"))
     result.add_chunk(rows, probabilities, labels)
-    return result

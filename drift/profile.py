@@ -40,6 +40,7 @@ UNSEEN = "__unseen__"
 PROBABILITY = "__probability__"
 LABEL = "__label__"
 PROFILE_FORMAT = 1
+PROFILE_FILE = "profile.json"  # beside manifest.json in the model version's directory
 
 
 def _series(values: Any) -> pd.Series:
@@ -123,12 +124,16 @@ class CategoricalFeature(BaseModel):
 
     def count(self, values: Any) -> tuple[np.ndarray, int]:
         """Counts per category (compared as text, 1.0 as 1); other values go to the unseen bin."""
-        series = _series(values)
-        missing = series.isna().to_numpy()
+        # Factorize first: the text of each distinct value is made once, not once per row.
+        codes, uniques = pd.factorize(_series(values), use_na_sentinel=True)
         lookup = {category: i for i, category in enumerate(self.categories)}
-        present = _category_keys(series[~missing])
-        index = present.map(lookup).fillna(len(self.categories)).to_numpy(dtype=np.int64)
-        return np.bincount(index, minlength=self.n_bins).astype(np.int64), int(missing.sum())
+        unseen = len(self.categories)
+        bin_of = np.array(
+            [lookup.get(_category_key(value), unseen) for value in uniques], dtype=np.int64
+        )
+        present = codes[codes >= 0]
+        counts = np.bincount(bin_of[present], minlength=self.n_bins).astype(np.int64)
+        return counts, int(codes.size - present.size)
 
 
 FeatureProfile = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="kind")]

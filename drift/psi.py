@@ -18,24 +18,35 @@ properties of population stability index"). The noise level at 95 % is therefore
 both the threshold (0.2 by default) and that noise level. ``n`` and ``m`` are the non-missing rows
 the shares were computed on; ``B`` counts every bin compared, the unseen bucket of a categorical
 feature included.
+
+The missing rate (None / NaN values) is tracked apart from the bins, so PSI never sees it. It has
+its own rule: a feature's missing rate has drifted when it *rose* by more than
+``missing_threshold`` (0.1, i.e. 10 percentage points, by default) **and** by more than its own
+95 % noise level, the one-sided two-proportion bound ``z₀.₉₅ · √(p̄(1 - p̄)(1/N + 1/M))`` (``p̄``
+the pooled missing rate, ``N`` and ``M`` all reference and current rows, missing ones included).
+Fewer than ``min_rows`` current rows is "insufficient data". A fall in the missing rate is reported
+but never flagged. A feature counts as drifted (``FeatureReport.drifted``) when either its bins or
+its missing rate drifted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
-from scipy.stats import chi2
+from pydantic import BaseModel, Field, computed_field
 
-from drift.profile import CategoricalFeature, NumericFeature
+if TYPE_CHECKING:
+    from drift.profile import CategoricalFeature, NumericFeature
 
 EPSILON = 1e-4
 DEFAULT_THRESHOLD = 0.2
 DEFAULT_MIN_ROWS = 100
 DEFAULT_CONFIDENCE = 0.95
+DEFAULT_MISSING_THRESHOLD = 0.1
 
 Verdict = Literal["drift", "stable", "insufficient data"]
 
@@ -63,6 +74,10 @@ def noise_level(
         return 0.0
     if reference_rows <= 0 or current_rows <= 0:
         return float("inf")
+    # Imported here: the gateway imports this module for the report's schema, and its image
+    # leaves scipy out (scripts/image_requirements.py).
+    from scipy.stats import chi2
+
     return float(chi2.ppf(confidence, n_bins - 1) * (1.0 / reference_rows + 1.0 / current_rows))
 
 
@@ -98,6 +113,38 @@ def verdict(
     return "stable"
 
 
+def missing_noise_level(
+    reference_missing: float,
+    reference_total: int,
+    current_missing: int,
+    current_total: int,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> float:
+    """The rise in missing rate two samples of one distribution stay under with ``confidence``."""
+    if reference_total <= 0 or current_total <= 0:
+        return float("inf")
+    pooled = (reference_missing + current_missing) / (reference_total + current_total)
+    spread = pooled * (1.0 - pooled) * (1.0 / reference_total + 1.0 / current_total)
+    return float(NormalDist().inv_cdf(confidence) * spread**0.5)
+
+
+def missing_verdict(
+    reference_rate: float,
+    current_rate: float,
+    noise: float,
+    current_total: int,
+    threshold: float = DEFAULT_MISSING_THRESHOLD,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> Verdict:
+    """'drift' when the missing rate rose by more than ``threshold`` and more than ``noise``."""
+    if current_total < min_rows:
+        return "insufficient data"
+    rise = current_rate - reference_rate
+    if rise > threshold and rise > noise:
+        return "drift"
+    return "stable"
+
+
 class FeatureReport(BaseModel):
     """How one feature (or model output) in the window compares with the reference."""
 
@@ -116,6 +163,19 @@ class FeatureReport(BaseModel):
     current_missing: int
     reference_missing_rate: float
     current_missing_rate: float
+    missing_verdict: Verdict = Field(
+        default="insufficient data", description="verdict on a rise in the missing rate"
+    )
+    missing_noise_level: float | None = Field(
+        default=None, description="no-drift 95 % bound on the rise of the missing rate"
+    )
+    missing_threshold: float = DEFAULT_MISSING_THRESHOLD
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def drifted(self) -> bool:
+        """Its bins (PSI) or its missing rate drifted."""
+        return self.verdict == "drift" or self.missing_verdict == "drift"
 
 
 def compare(
@@ -127,8 +187,14 @@ def compare(
     min_rows: int = DEFAULT_MIN_ROWS,
     epsilon: float = EPSILON,
     confidence: float = DEFAULT_CONFIDENCE,
+    missing_threshold: float = DEFAULT_MISSING_THRESHOLD,
+    reference_total: int | None = None,
 ) -> FeatureReport:
-    """Report on one feature from its current bin ``counts`` and ``missing`` count."""
+    """Report on one feature from its current bin ``counts`` and ``missing`` count.
+
+    ``reference_total`` is the number of training rows, missing ones included (the profile's
+    ``rows``); by default it is derived from the feature's non-missing rows and missing rate.
+    """
     counts = np.asarray(counts, dtype=np.int64)
     if counts.shape != (feature.n_bins,):
         raise ValueError(f"{feature.name}: {counts.size} counts for {feature.n_bins} bins")
@@ -137,6 +203,13 @@ def compare(
     value = psi(feature.shares, current, epsilon) if m else None
     noise = noise_level(feature.n_bins, feature.rows, m, confidence) if m else None
     total = m + missing
+    if reference_total is None:
+        kept = 1.0 - feature.missing_rate
+        reference_total = round(feature.rows / kept) if kept > 0 else 0
+    current_rate = missing / total if total else 0.0
+    missing_noise = missing_noise_level(
+        feature.missing_rate * reference_total, reference_total, missing, total, confidence
+    )
     return FeatureReport(
         name=feature.name,
         kind=feature.kind,
@@ -159,7 +232,17 @@ def compare(
         current_rows=m,
         current_missing=int(missing),
         reference_missing_rate=feature.missing_rate,
-        current_missing_rate=missing / total if total else 0.0,
+        current_missing_rate=current_rate,
+        missing_verdict=missing_verdict(
+            feature.missing_rate,
+            current_rate,
+            missing_noise,
+            total,
+            missing_threshold,
+            min_rows,
+        ),
+        missing_noise_level=missing_noise if total and reference_total else None,
+        missing_threshold=missing_threshold,
     )
 
 
@@ -167,10 +250,15 @@ _ORDER = {"drift": 0, "stable": 1, "insufficient data": 2}
 
 
 def sort_reports(reports: Sequence[FeatureReport]) -> list[FeatureReport]:
-    """Drifted features first, then stable, then insufficient data; higher PSI first within each."""
+    """Drifted features (bins or missing rate) first, then stable, then insufficient data;
+    higher PSI first within each."""
     return sorted(
         reports,
-        key=lambda r: (_ORDER[r.verdict], -(r.psi if r.psi is not None else -1.0), r.name),
+        key=lambda r: (
+            0 if r.drifted else _ORDER[r.verdict],
+            -(r.psi if r.psi is not None else -1.0),
+            r.name,
+        ),
     )
 
 
@@ -187,6 +275,7 @@ class DriftReport(BaseModel):
     threshold: float
     min_rows: int
     epsilon: float
+    missing_threshold: float = DEFAULT_MISSING_THRESHOLD
     files: list[str] = Field(description="log files read")
     corrupt_lines: int = Field(description="lines skipped: not JSON, truncated, or fields missing")
     mismatched_lines: int = Field(description="lines skipped: feature count ≠ profile's")
@@ -195,9 +284,11 @@ class DriftReport(BaseModel):
         default_factory=list, description="predicted probability and label, when profiled"
     )
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def drifted(self) -> list[str]:
-        return [r.name for r in self.features if r.verdict == "drift"]
+        """Features whose bins or missing rate drifted."""
+        return [r.name for r in self.features if r.drifted]
 
     def feature(self, name: str) -> FeatureReport:
         for report in [*self.features, *self.outputs]:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from flask import Flask
 
 from gateway import (
     auth,
+    drift,
     errors,
     health,
     jobs,
+    metrics,
     models,
     openapi,
     predict,
@@ -20,7 +24,9 @@ from gateway import (
     v2,
 )
 from onnxq.logs import configure_logging
-from onnxq.settings import Settings
+from onnxq.settings import Settings, effective_configuration
+
+log = structlog.get_logger("onnxq.gateway")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -32,11 +38,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config)
     if not app.testing:
         configure_logging(settings.log_level, process="gateway")
+    # Said once per gateway process: what it runs with, secrets left out.
+    log.info("configuration", pid=os.getpid(), settings=effective_configuration(settings))
 
     request_log.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
     services.init_app(app)
+    metrics.init_app(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(predict.bp)
@@ -44,4 +53,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(v2.bp)
     app.register_blueprint(models.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(drift.bp)
+    app.register_blueprint(metrics.bp)
     return app

@@ -39,7 +39,8 @@ def handle_http_error(error: HTTPException) -> ResponseReturnValue:
 
 def handle_unexpected_error(error: Exception) -> ResponseReturnValue:
     g.error_type = "internal_error"
-    log.exception("unhandled_error", error=repr(error))
+    g.exception_type = type(error).__name__
+    log.exception("unhandled_error", error=repr(error), exception_type=g.exception_type)
     body = {
         "type": "internal_error",
         "message": "internal error; quote the X-Request-ID header when reporting it",

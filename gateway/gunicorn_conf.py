@@ -7,9 +7,15 @@ No preload: each worker process builds its own app, so every ONNX Runtime
 session is created after the fork, never inherited from the master.
 """
 
+import os
+from pathlib import Path
+from typing import Any
+
+from onnxq import multiprocess_metrics
 from onnxq.settings import Settings
 
 _settings = Settings()
+_metrics_dir: Path | None = None
 
 bind = f"{_settings.gateway_host}:{_settings.gateway_port}"
 workers = _settings.gateway_workers
@@ -18,6 +24,9 @@ threads = 4
 preload_app = False
 timeout = 60
 graceful_timeout = 20
+# Workers touch a heartbeat file on every loop turn; on a disk-backed /tmp (Docker's
+# overlay) that write can stall a request. /dev/shm is memory.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = None  # the app logs one JSON event per request itself
 errorlog = "-"
 logconfig_dict = {
@@ -36,3 +45,25 @@ logconfig_dict = {
         "gunicorn.error": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
     },
 }
+
+
+def on_starting(_server: Any) -> None:
+    """Give this master's workers an empty directory to share metric values through.
+
+    Done here, once per master start (not on reload), and before anything imports
+    prometheus_client: the forked workers inherit PROMETHEUS_MULTIPROC_DIR.
+    """
+    global _metrics_dir
+    _metrics_dir = multiprocess_metrics.prepare(_settings.metrics_dir, "gateway")
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    # Imported here, after on_starting exported the directory.
+    from onnxq.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
+def on_exit(_server: Any) -> None:
+    if _metrics_dir is not None and _settings.metrics_dir is None:
+        multiprocess_metrics.remove(_metrics_dir)

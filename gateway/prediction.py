@@ -9,6 +9,7 @@ import structlog
 from flask import g
 
 from gateway.services import current_services
+from onnxq import metrics
 from onnxq.model import OnnxModel, PredictionResult
 
 log = structlog.get_logger("onnxq.gateway")
@@ -19,7 +20,9 @@ def predict_and_log(model: OnnxModel, matrix: np.ndarray, source: str) -> Predic
     g.rows = len(matrix)
     started = time.perf_counter()
     result = model.predict(matrix)
-    latency_ms = (time.perf_counter() - started) * 1000
+    seconds = time.perf_counter() - started
+    latency_ms = seconds * 1000
+    metrics.inference_ran(model.name, source, len(matrix), seconds)
     try:
         current_services().prediction_log.record(
             model=model.name,

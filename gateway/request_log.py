@@ -28,7 +28,7 @@ def _finish_request(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
     fields = {
         key: g.get(key)
-        for key in ("model", "version", "rows", "job_id", "error_type")
+        for key in ("model", "version", "rows", "job_id", "error_type", "exception_type")
         if g.get(key) is not None
     }
     duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000

@@ -11,10 +11,11 @@ from flask import Flask, current_app
 
 from onnxq.celery_config import make_celery
 from onnxq.errors import OnnxqError
-from onnxq.jobs import JobStore, connect_redis
+from onnxq.jobs import JobStore
 from onnxq.model import SessionConfig
 from onnxq.prediction_log import PredictionLog
 from onnxq.queue import JobQueue
+from onnxq.redis_client import connect_redis
 from onnxq.repository import ModelRepository
 from onnxq.settings import Settings
 

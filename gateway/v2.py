@@ -125,7 +125,7 @@ def server_ready() -> ResponseReturnValue:
 
 
 def _model(name: str, version: str | None) -> OnnxModel:
-    """The model version a path names (default: the highest); 404 when there is none."""
+    """The model version a path names (else the default version); 404 when there is none."""
     if version is not None and not VERSION.fullmatch(version):
         raise NotFound(f"model '{name}' version '{version}' is not in the model repository")
     return model_for(name, None if version is None else int(version))

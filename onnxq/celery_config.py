@@ -5,6 +5,8 @@ docs/reliability.md says why each setting has the value it has.
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 from celery import Celery
 
 from onnxq.redis_transport import TRANSPORT
@@ -13,10 +15,16 @@ from onnxq.settings import Settings
 PREDICT_TASK = "onnxq.predict"
 CALLBACK_TASK = "onnxq.callback"
 RECONCILE_TASK = "onnxq.reconcile"
+DRIFT_TASK = "onnxq.drift"
 
 
 def callback_queue(settings: Settings) -> str:
     return f"{settings.queue_name}.callbacks"
+
+
+def broker_transport(url: str) -> str | None:
+    """onnxq's fixed Redis transport for redis:// and rediss:// URLs; otherwise the URL decides."""
+    return TRANSPORT if urlparse(url).scheme in {"redis", "rediss"} else None
 
 
 def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
@@ -32,7 +40,7 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
     app.conf.update(
         # kombu's Redis transport plus a fix that keeps a worker alive when Redis
         # restarts while it holds an unacknowledged job (onnxq/redis_transport.py).
-        broker_transport=TRANSPORT,
+        broker_transport=broker_transport(settings.redis_url),
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
@@ -45,6 +53,10 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
             PREDICT_TASK: {"queue": settings.queue_name},
             # A slow callback receiver must never sit in front of predictions.
             CALLBACK_TASK: {"queue": callback_queue(settings)},
+            # Housekeeping shares that side queue, for the same reason.
+            RECONCILE_TASK: {"queue": callback_queue(settings)},
+            # A drift check reads a week of log: never in front of predictions either.
+            DRIFT_TASK: {"queue": callback_queue(settings)},
         },
         # At-least-once: acknowledge after running, give the job back when the
         # process running it dies, and reserve one message at a time.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from onnxq.cli_lifecycle import add_lifecycle_commands
+from onnxq.drift_cli import add_drift_commands
 from onnxq.logs import configure_logging
 from onnxq.model import SessionConfig
 from onnxq.repository import ModelRepository
@@ -27,14 +29,6 @@ def _demo_model(args: argparse.Namespace, settings: Settings) -> int:
         f"{settings.model_dir / manifest.name / str(manifest.version)} "
         f"(parity max |Δp| = {manifest.parity.max_abs_diff:.3g} on {manifest.parity.rows} rows)"
     )
-    return 0
-
-
-def _models(_args: argparse.Namespace, settings: Settings) -> int:
-    repository = ModelRepository(settings.model_dir)
-    for name in repository.names():
-        versions = repository.versions(name)
-        print(f"{name}\tversions={versions}\tdefault={repository.default_version(name)}")
     return 0
 
 
@@ -86,14 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tolerance", type=float, default=1e-5, help="parity tolerance")
     demo.set_defaults(handler=_demo_model)
 
-    models = commands.add_parser("models", help="list models and versions")
-    models.set_defaults(handler=_models)
-
     doc = commands.add_parser("config-doc", help="print docs/configuration.md")
     doc.set_defaults(handler=_config_doc)
 
     run = commands.add_parser("run", help="run Redis (if needed), gateway and worker here")
     run.set_defaults(handler=_run)
+
+    add_lifecycle_commands(commands)
+    add_drift_commands(commands)
     return parser
 
 

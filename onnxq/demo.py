@@ -47,4 +47,22 @@ def build_demo_model(
         },
     )
     repository.add_version(manifest, exported.onnx_bytes)
+    write_demo_profile(repository, manifest, X)
     return manifest
+
+
+def write_demo_profile(repository: ModelRepository, manifest: Manifest, X: np.ndarray) -> None:
+    """The drift reference: the training features, and the ONNX model's outputs on them (what
+    the prediction log records: scikit-learn's 1.0 is ONNX Runtime's 0.99999934)."""
+    from drift import build_profile
+    from onnxq.drift_check import write_profile
+
+    result = repository.get(manifest.name, manifest.version).predict(X)
+    profile = build_profile(
+        X,
+        outputs={"probabilities": result.probabilities, "label": result.labels},
+        feature_names=manifest.feature_names,
+        model=manifest.name,
+        version=manifest.version,
+    )
+    write_profile(repository.root, manifest.name, manifest.version, profile)

@@ -115,3 +115,29 @@ class ParityError(OnnxqError):
     """ONNX outputs differ from the source model's by more than the tolerance."""
 
     error_type = "parity_error"
+
+
+class DriftProfileMissing(OnnxqError):
+    """A model version has no reference profile (profile.json) to measure drift against."""
+
+    status_code = 404
+    error_type = "drift_profile_missing"
+
+    def __init__(self, name: str, version: int):
+        super().__init__(
+            f"model '{name}' version {version} has no reference profile: build one with "
+            f"`onnxq drift-profile {name} --version {version} --data <training.csv>`"
+        )
+
+
+class DriftReportNotFound(OnnxqError):
+    """No drift check has written a report for this model yet."""
+
+    status_code = 404
+    error_type = "drift_report_not_found"
+
+    def __init__(self, name: str):
+        super().__init__(
+            f"no drift report for model '{name}' yet: the scheduled check writes one, or run "
+            f"`onnxq drift {name}`"
+        )

@@ -13,12 +13,11 @@ import numpy as np
 import onnxruntime as ort
 
 from onnxq.errors import ParityError
-from onnxq.manifest import FeatureSpec, Manifest, Parity, TensorSpec
+from onnxq.manifest import DEFAULT_TOLERANCE, FeatureSpec, Manifest, Parity, TensorSpec
 
 INPUT_NAME = "input"
 LABEL_OUTPUT = "label"
 PROBABILITY_OUTPUT = "probabilities"
-DEFAULT_TOLERANCE = 1e-5
 
 _ORT_DTYPES = {
     "tensor(float)": "float32",
@@ -44,21 +43,8 @@ def export_sklearn_classifier(
     estimator: Any, X: np.ndarray, tolerance: float = DEFAULT_TOLERANCE
 ) -> ExportedModel:
     """Convert with probabilities as a tensor (no ZipMap) and float32 input; check parity on X."""
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType
-
     X32 = np.asarray(X, dtype=np.float32)
-    onnx_model = to_onnx(
-        estimator,
-        initial_types=[(INPUT_NAME, FloatTensorType([None, X32.shape[1]]))],
-        options={id(estimator): {"zipmap": False}},
-        final_types=None,
-    )
-    for output, name in zip(
-        onnx_model.graph.output, (LABEL_OUTPUT, PROBABILITY_OUTPUT), strict=True
-    ):
-        _rename_output(onnx_model, output.name, name)
-    onnx_bytes = onnx_model.SerializeToString()
+    onnx_bytes = sklearn_classifier_to_onnx(estimator, X32.shape[1])
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     labels, probabilities = session.run([LABEL_OUTPUT, PROBABILITY_OUTPUT], {INPUT_NAME: X32})
 
@@ -73,13 +59,34 @@ def export_sklearn_classifier(
         )
     return ExportedModel(
         onnx_bytes=onnx_bytes,
-        inputs=[_tensor_spec(node) for node in session.get_inputs()],
-        outputs=[_tensor_spec(node) for node in session.get_outputs()],
+        inputs=[tensor_spec(node) for node in session.get_inputs()],
+        outputs=[tensor_spec(node) for node in session.get_outputs()],
         class_labels=[_plain(label) for label in estimator.classes_],
         parity=Parity(
             max_abs_diff=max_abs_diff, tolerance=tolerance, rows=len(X32), compared="probabilities"
         ),
     )
+
+
+def sklearn_classifier_to_onnx(estimator: Any, width: int) -> bytes:
+    """ONNX bytes of a classifier or pipeline: float32 input `input` of `width` columns, outputs
+    `label` and `probabilities` (a tensor: ZipMap off)."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    # ZipMap is an option of the classifier itself, also when it is the last step of a pipeline.
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    onnx_model = to_onnx(
+        estimator,
+        initial_types=[(INPUT_NAME, FloatTensorType([None, width]))],
+        options={id(final): {"zipmap": False}},
+        final_types=None,
+    )
+    for output, name in zip(
+        onnx_model.graph.output, (LABEL_OUTPUT, PROBABILITY_OUTPUT), strict=True
+    ):
+        _rename_output(onnx_model, output.name, name)
+    return onnx_model.SerializeToString()  # type: ignore[no-any-return]
 
 
 def build_manifest(
@@ -120,7 +127,7 @@ def _rename_output(model: Any, old: str, new: str) -> None:
             output.name = new
 
 
-def _tensor_spec(node: Any) -> TensorSpec:
+def tensor_spec(node: Any) -> TensorSpec:
     shape = [dim if isinstance(dim, int) else None for dim in node.shape]
     return TensorSpec(name=node.name, dtype=_ORT_DTYPES.get(node.type, "float32"), shape=shape)
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -12,10 +11,9 @@ from typing import Any, NoReturn
 
 import redis
 from pydantic import BaseModel
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
-from onnxq.errors import JobConflict, JobExpired, JobNotFound, QueueUnavailable
+from onnxq.errors import JobConflict, JobExpired, JobNotFound
+from onnxq.redis_client import redis_errors_as_unavailable
 
 
 class JobStatus(StrEnum):
@@ -86,30 +84,6 @@ class Job(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, exclude={"attempts"})
 
 
-def connect_redis(url: str, *, socket_timeout: float = 2.0) -> redis.Redis:
-    """A client that fails fast when Redis is down, so an outage becomes a quick 503.
-
-    redis-py's default retries with backoff make each refused call take seconds.
-    """
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=1,
-        socket_timeout=socket_timeout,
-        health_check_interval=10,
-        retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
-    )
-
-
-@contextmanager
-def redis_errors_as_unavailable() -> Iterator[None]:
-    """Turn a Redis outage into a 503-shaped error instead of a stack trace."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
-        # ResponseError: Redis answered but refused (DENIED, READONLY, OOM): unusable too.
-        raise QueueUnavailable(f"the job store is unreachable: {exc}") from exc
-
-
 # Large results (a 100,000-row job) are stored zlib-compressed; JSON never starts with "z".
 COMPRESS_ABOVE_BYTES = 32 * 1024
 
@@ -138,6 +112,9 @@ class JobStore:
     tombstone_factor = 7
     # A job's validated float32 input matrix, kept out of the Celery message.
     rows_prefix = "onnxq:rows:"
+    # Jobs not yet ended, scored by their last change (epoch seconds): what the
+    # reconciler looks through for jobs whose message was lost.
+    active_key = "onnxq:jobs:active"
 
     def __init__(self, client: redis.Redis, ttl_seconds: int):
         self.client = client
@@ -159,6 +136,7 @@ class JobStore:
                 self.tombstone_prefix + job.job_id, "1",
                 ex=self.ttl_seconds * self.tombstone_factor,
             )  # fmt: skip
+            pipe.zadd(self.active_key, {job.job_id: job.submitted_at.timestamp()})
             created = pipe.execute()[0]
         if not created:
             raise ValueError(f"job {job.job_id} already exists")
@@ -176,10 +154,10 @@ class JobStore:
         raise JobNotFound(job_id)
 
     def delete(self, job_id: str) -> None:
-        with redis_errors_as_unavailable():
-            self.client.delete(
-                self.key(job_id), self.tombstone_prefix + job_id, self.rows_key(job_id)
-            )
+        with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
+            pipe.delete(self.key(job_id), self.tombstone_prefix + job_id, self.rows_key(job_id))
+            pipe.zrem(self.active_key, job_id)
+            pipe.execute()
 
     def update(self, job_id: str, change: Callable[[Job], Job]) -> Job:
         """Apply `change` to the stored job atomically (optimistic WATCH/MULTI)."""
@@ -194,6 +172,8 @@ class JobStore:
                     job = change(load_job(raw))
                     pipe.multi()
                     pipe.set(key, dump_job(job), ex=self.ttl_seconds)
+                    if job.status.ended:
+                        pipe.zrem(self.active_key, job_id)
                     pipe.execute()
                     return job
                 except redis.WatchError:
@@ -223,6 +203,10 @@ class JobStore:
                             pipe.set(key, dump_job(job), ex=self.ttl_seconds)
                             # The inputs live as long as the record that needs them.
                             pipe.expire(self.rows_key(job_id), self.ttl_seconds)
+                            if job.status.ended:
+                                pipe.zrem(self.active_key, job_id)
+                            else:
+                                pipe.zadd(self.active_key, {job_id: now.timestamp()})
                             state = ClaimState.POISONED if job.status.ended else ClaimState.CLAIMED
                             claimed[job_id] = Claim(job, state)
                     pipe.execute()
@@ -240,8 +224,29 @@ class JobStore:
                 pipe.set(self.key(job.job_id), dump_job(job), ex=self.ttl_seconds, xx=True)
             for job in jobs:
                 pipe.delete(self.rows_key(job.job_id))  # inputs are no longer needed
+            if jobs:
+                pipe.zrem(self.active_key, *(job.job_id for job in jobs))
             written = pipe.execute()[: len(jobs)]
         return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}
+
+    def stale_active(self, idle_seconds: float, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of jobs not ended whose last change is more than `idle_seconds` old."""
+        cutoff = now.timestamp() - idle_seconds
+        with redis_errors_as_unavailable():
+            ids = self.client.zrangebyscore(self.active_key, "-inf", cutoff, start=0, num=limit)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def forget_active(self, job_ids: list[str]) -> None:
+        """Drop jobs from the active index (ended, or their record expired)."""
+        if job_ids:
+            with redis_errors_as_unavailable():
+                self.client.zrem(self.active_key, *job_ids)
+
+    def rows_width(self, job: Job) -> int | None:
+        """Features per row of a job's stored input matrix; None when the rows are gone."""
+        with redis_errors_as_unavailable():
+            size = int(self.client.strlen(self.rows_key(job.job_id)))
+        return size // 4 // job.rows if size and job.rows else None
 
     def load_rows(self, job_ids: list[str]) -> dict[str, bytes | None]:
         """The stored input rows of these jobs (None where there are none)."""

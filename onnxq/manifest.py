@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
+# Largest |ONNX - source model| a parity check accepts unless told otherwise.
+DEFAULT_TOLERANCE = 1e-5
 
 DType = Literal["float32", "float64", "int64", "bool", "string"]
 
@@ -36,6 +38,14 @@ class Parity(BaseModel):
     tolerance: float
     rows: int
     compared: str = Field(description="which outputs were compared, e.g. 'probabilities'")
+    per_output: dict[str, float] = Field(
+        default_factory=dict,
+        description="max |difference| per output; for labels, the share of rows that differ",
+    )
+    threshold_flip_rows: list[int] = Field(
+        default_factory=list,
+        description="sample rows whose source output changes from float64 to float32 input",
+    )
 
 
 class Manifest(BaseModel):
@@ -46,7 +56,7 @@ class Manifest(BaseModel):
     name: str
     version: int = Field(ge=1)
     format: Literal["onnx"] = "onnx"
-    file: str = MODEL_FILE
+    file: str = Field(default=MODEL_FILE, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int
     created_at: datetime

@@ -13,6 +13,7 @@ import orjson
 
 from onnxq.errors import InvalidModel, ModelNotReady
 from onnxq.manifest import Manifest
+from onnxq.onnx_file import check_onnx_bytes
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -98,20 +99,26 @@ class OnnxModel:
         return self.manifest.version
 
     def load(self) -> None:
-        """Verify the file against the manifest and create the session."""
+        """Verify the file against the manifest and create the session.
+
+        The bytes are read once: the checksum and the ONNX check cover exactly the bytes that
+        ONNX Runtime is given, so a file swapped in between cannot slip through.
+        """
         path = self.directory / self.manifest.file
         if not path.is_file():
             raise InvalidModel(f"{path} is missing")
-        actual = sha256_of(path)
+        data = path.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
         if actual != self.manifest.sha256:
             raise InvalidModel(
                 f"{path} does not match its manifest (sha256 {actual[:12]}..., "
                 f"expected {self.manifest.sha256[:12]}...)"
             )
+        check_onnx_bytes(data, str(path))
         import onnxruntime as ort
 
         self._session = ort.InferenceSession(
-            str(path),
+            data,
             sess_options=self.config.session_options(),
             providers=["CPUExecutionProvider"],
         )

@@ -19,6 +19,7 @@ class PredictionLog:
 
     def __init__(self, directory: Path):
         self.directory = directory
+        self._directory_made = False
 
     def path_for(self, when: datetime) -> Path:
         return self.directory / f"predictions-{when:%Y-%m-%d}.jsonl"
@@ -67,8 +68,15 @@ class PredictionLog:
         return len(lines)
 
     def _append(self, path: Path, payload: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # One mkdir per process, not per request; made again if someone removed it.
+        if not self._directory_made:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._directory_made = True
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             # O_APPEND puts every write at the end; the lock keeps a large batch
             # from a second process out of the middle of ours, and the loop

@@ -15,9 +15,11 @@ import structlog
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from onnxq import metrics
 from onnxq.celery_config import CALLBACK_TASK, PREDICT_TASK
 from onnxq.errors import IdempotencyConflict, JobNotFound, QueueUnavailable
-from onnxq.jobs import Job, JobStatus, JobStore, redis_errors_as_unavailable, utc_now
+from onnxq.jobs import Job, JobStatus, JobStore, utc_now
+from onnxq.redis_client import redis_errors_as_unavailable
 
 log = structlog.get_logger("onnxq.queue")
 
@@ -82,6 +84,7 @@ class JobQueue:
                 with contextlib.suppress(QueueUnavailable), redis_errors_as_unavailable():
                     self.store.client.delete(claim_key)
             raise
+        metrics.job_submitted(model)
         return Submission(job)
 
     def cancel(self, job_id: str) -> Job:
@@ -95,13 +98,30 @@ class JobQueue:
                 log.error("callback_not_queued", job_id=job.job_id, error=repr(exc))
         return job
 
-    def _enqueue(self, job: Job, instances: list[Any] | np.ndarray) -> None:
-        payload: dict[str, Any] = {
+    def resend(self, job: Job, width: int | None) -> None:
+        """Send a recorded job's message again (the reconciler's repair of a lost message).
+
+        `width` is the stored matrix's row width; without rows the worker fails
+        the job as `inputs_missing` rather than leaving it queued.
+        """
+        payload = self._payload(job)
+        payload["width"], payload["rows"] = width or 0, job.rows
+        try:
+            self._send(PREDICT_TASK, payload, task_id=job.job_id)
+        except (OperationalError, OSError) as exc:
+            raise QueueUnavailable(f"the job queue is unreachable: {exc}") from exc
+
+    @staticmethod
+    def _payload(job: Job) -> dict[str, Any]:
+        return {
             "job_id": job.job_id,
             "model": job.model,
             "version": job.version,
             "request_id": job.request_id,
         }
+
+    def _enqueue(self, job: Job, instances: list[Any] | np.ndarray) -> None:
+        payload = self._payload(job)
         if isinstance(instances, np.ndarray):
             # Validated float32 rows travel as bytes beside the job record: the
             # message stays tiny, and nobody parses the rows as JSON again.

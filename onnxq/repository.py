@@ -1,20 +1,33 @@
-"""The model repository on disk: models/<name>/<version>/{model.onnx, manifest.json}."""
+"""The model repository on disk: models/<name>/<version>/{model.onnx, manifest.json}.
+
+Which version a request without one gets is models/<name>/DEFAULT (the version number, replaced
+atomically by `onnxq promote` and `onnxq rollback`); a model without that file serves its highest
+version, as every model did before promotion existed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-from onnxq.errors import InvalidModel, ModelNotFound
+import structlog
+
+from onnxq.errors import InvalidModel, ModelNotFound, OnnxqError
 from onnxq.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
 from onnxq.model import OnnxModel, SessionConfig
 
 DEFAULT_CACHE_SECONDS = 2.0
+DEFAULT_FILE = "DEFAULT"
+
+log = structlog.get_logger("onnxq.repository")
 
 # Names become directory names: keep them to a safe, portable alphabet so that
 # no request can address anything outside the repository.
@@ -31,6 +44,13 @@ def check_model_name(name: str) -> str:
     return name
 
 
+def check_version(name: str, version: int) -> int:
+    """A version is a positive int (never a string that could carry a path)."""
+    if type(version) is not int or version < 1:
+        raise ModelNotFound(name, version if isinstance(version, int) else None)
+    return version
+
+
 class ModelRepository:
     """Finds model versions under a root directory and keeps one warm session per version."""
 
@@ -39,6 +59,10 @@ class ModelRepository:
         self.config = config or SessionConfig()
         self._loaded: dict[tuple[str, int], OnnxModel] = {}
         self._defaults: dict[str, tuple[float, int]] = {}
+        # The default version each model was last served with, kept while a new default that
+        # cannot be loaded is refused: a bad promotion must not fail requests.
+        self._served: dict[str, int] = {}
+        self._refused: dict[tuple[str, int], float] = {}  # default versions that failed to load
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -61,35 +85,116 @@ class ModelRepository:
         )
 
     def default_version(self, name: str) -> int:
-        """Return the version served when a request names none: the highest, for now.
+        """Return the version served when a request names none: DEFAULT, else the highest.
 
-        Asked on every request, so the directory listing behind it is reused for
-        a second or two; a new version is seen within DEFAULT_CACHE_SECONDS.
+        Asked on every request, so the answer is reused for DEFAULT_CACHE_SECONDS: a promotion or
+        rollback reaches every process within that time, without a restart.
         """
         now = time.monotonic()
         cached = self._defaults.get(name)
         if cached is not None and now - cached[0] < DEFAULT_CACHE_SECONDS:
             return cached[1]
+        try:
+            version = self._read_default(name)
+        except InvalidModel as exc:
+            if cached is None:
+                raise
+            log.error(
+                "default_version_unreadable", model=name, keeping=cached[1], error=exc.message
+            )
+            version = cached[1]
+        self._defaults[name] = (now, version)
+        return version
+
+    def pinned_default(self, name: str) -> int | None:
+        """The version in models/<name>/DEFAULT, or None when the model has no such file."""
+        path = self.root / check_model_name(name) / DEFAULT_FILE
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidModel(f"{path} cannot be read: {exc}") from exc
+        if not text.isdigit() or int(text) < 1:
+            raise InvalidModel(f"{path} must hold a version number, not {text[:20]!r}")
+        return int(text)
+
+    def set_default(self, name: str, version: int) -> None:
+        """Make `version` the default: DEFAULT is replaced in one rename, never half written."""
+        check_version(name, version)
+        if version not in self.versions(name):
+            raise ModelNotFound(name, version)
+        directory = self.root / name
+        handle, staging = tempfile.mkstemp(prefix=f".{DEFAULT_FILE}-", dir=directory)
+        try:
+            with os.fdopen(handle, "w", encoding="ascii") as file:
+                file.write(f"{version}\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(staging, 0o644)  # mkstemp makes it private; other users serve it too
+            os.replace(staging, directory / DEFAULT_FILE)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staging)
+            raise
+        self._defaults.pop(name, None)
+
+    def _read_default(self, name: str) -> int:
         versions = self.versions(name)
         if not versions:
             raise ModelNotFound(name)
-        self._defaults[name] = (now, versions[-1])
-        return versions[-1]
+        pinned = self.pinned_default(name)
+        if pinned is None:
+            return versions[-1]
+        if pinned not in versions:
+            raise InvalidModel(
+                f"{self.root / name / DEFAULT_FILE} names version {pinned}, "
+                f"which is not in the repository (versions: {versions})"
+            )
+        return pinned
 
     def manifest(self, name: str, version: int | None = None) -> Manifest:
         return self.get(name, version).manifest
 
     def get(self, name: str, version: int | None = None) -> OnnxModel:
-        """Return the loaded model version, loading it on first use."""
-        resolved = self.default_version(name) if version is None else version
-        key = (check_model_name(name), resolved)
+        """Return the loaded model version, loading it on first use.
+
+        Without a version, the default; if a new default cannot be loaded (a bad file), the
+        version served before it keeps being served and the failure is logged.
+        """
+        if version is not None:
+            return self._get(name, check_version(name, version))
+        resolved = self.default_version(name)
+        previous = self._served.get(name)
+        refused_at = self._refused.get((name, resolved), -math.inf)
+        if previous is not None and time.monotonic() - refused_at < DEFAULT_CACHE_SECONDS:
+            return self._get(name, previous)  # not re-read and re-logged on every request
+        try:
+            model = self._get(name, resolved)
+        except OnnxqError as exc:
+            if previous is None or previous == resolved:
+                raise
+            self._refused[(name, resolved)] = time.monotonic()
+            log.error("default_version_refused", model=name, version=resolved,
+                      keeping=previous, error=exc.message)  # fmt: skip
+            return self._get(name, previous)
+        self._refused.pop((name, resolved), None)
+        if previous != resolved:
+            self._served[name] = resolved
+            if previous is not None:
+                log.info("default_version_changed", model=name, version=resolved,
+                         previous=previous)  # fmt: skip
+        return model
+
+    def _get(self, name: str, version: int) -> OnnxModel:
+        key = (check_model_name(name), version)
         model = self._loaded.get(key)
         if model is not None:
             return model
         with self._lock:
             model = self._loaded.get(key)
             if model is None:
-                model = self._open(name, resolved)
+                model = self._open(name, version)
                 model.load()
                 self._loaded[key] = model
         return model
@@ -106,6 +211,9 @@ class ModelRepository:
         directory = self.root / name / str(version)
         if not (directory / MANIFEST_FILE).is_file():
             raise ModelNotFound(name, version)
+        if not directory.resolve().is_relative_to(self.root.resolve()):
+            # A version directory that is a symlink to somewhere else is not served.
+            raise InvalidModel(f"{directory} leads outside the model repository")
         try:
             manifest = Manifest.read(directory)
         except ValueError as exc:
@@ -118,9 +226,17 @@ class ModelRepository:
             )
         return OnnxModel(directory, manifest, self.config)
 
-    def add_version(self, manifest: Manifest, model_bytes: bytes) -> Path:
-        """Write a new version directory atomically: readers never see half a model."""
+    def add_version(
+        self, manifest: Manifest, model_bytes: bytes, extra_files: Mapping[str, bytes] | None = None
+    ) -> Path:
+        """Write a new version directory atomically: readers never see half a model.
+
+        `extra_files` (plain file names) go beside the model, e.g. the drift profile.
+        """
         check_model_name(manifest.name)
+        for file_name in extra_files or {}:
+            if not MODEL_NAME.fullmatch(file_name) or file_name in (MODEL_FILE, MANIFEST_FILE):
+                raise InvalidModel(f"{file_name!r} cannot be written into a version directory")
         target = self.root / manifest.name / str(manifest.version)
         if target.exists():
             raise InvalidModel(f"{target} already exists; versions are immutable")
@@ -129,6 +245,8 @@ class ModelRepository:
         staging.chmod(0o755)  # mkdtemp makes it private; other users serve it too
         try:
             (staging / MODEL_FILE).write_bytes(model_bytes)
+            for file_name, data in (extra_files or {}).items():
+                (staging / file_name).write_bytes(data)
             manifest.write(staging)
             os.replace(staging, target)
             self._defaults.pop(manifest.name, None)

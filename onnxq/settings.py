@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -117,6 +118,49 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     """Level of the structured JSON logs written to stdout."""
 
+    drift_window_days: int = Field(default=7, ge=1)
+    """Days of the prediction log a drift check compares with the training profile."""
+
+    drift_threshold: float = Field(default=0.2, gt=0)
+    """PSI above which (and above its noise level) a feature has drifted and raises an alert."""
+
+    drift_missing_threshold: float = Field(default=0.1, gt=0, le=1)
+    """Rise in a feature's missing rate (0.1 = 10 points) above which (and its noise) it drifted."""
+
+    drift_min_rows: int = Field(default=100, ge=1)
+    """Fewer logged rows than this in the window: the verdict is 'insufficient data', no alert."""
+
+    drift_bins: int = Field(default=10, ge=2, le=100)
+    """Quantile bins per numeric feature when a reference profile is built."""
+
+    drift_schedule: str = "0 6 * * 1"
+    """When beat runs the drift check: a crontab (minute hour day month weekday, UTC) or seconds."""
+
+    drift_history_keep: int = Field(default=52, ge=1)
+    """Timestamped drift reports kept per model besides the latest one."""
+
+    drift_webhook_url: SecretStr | None = None
+    """URL a drift alert is POSTed to as JSON; empty: alerts are only logged (`drift_alert`)."""
+
+    drift_webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    """How long one drift webhook POST may take."""
+
+    drift_webhook_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts to deliver a drift alert to the webhook before logging it as failed."""
+
+    drift_webhook_backoff_seconds: float = Field(default=1.0, ge=0)
+    """Wait before the second webhook attempt; doubles each attempt."""
+
+    metrics_dir: Path | None = None
+    """Where gateway and worker processes share Prometheus metric files (`<dir>/gateway`,
+    `<dir>/worker`, wiped at start); empty: a fresh temporary directory per process tree."""
+
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    """Port of the worker's Prometheus `/metrics` server (its main process); 0 turns it off."""
+
+    worker_metrics_host: str = "0.0.0.0"
+    """Address the worker's `/metrics` server binds to."""
+
     @model_validator(mode="after")
     def _read_keys_file(self) -> Settings:
         if self.api_keys_file is not None:
@@ -134,9 +178,51 @@ class Settings(BaseSettings):
             raise ValueError("visibility_timeout_seconds must exceed task_time_limit_seconds")
         return self
 
+    @field_validator("drift_webhook_url", mode="before")
+    @classmethod
+    def _no_empty_webhook(cls, value: object) -> object:
+        # compose passes ONNXQ_DRIFT_WEBHOOK_URL= when it is unset: that means no webhook.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("drift_schedule")
+    @classmethod
+    def _check_drift_schedule(cls, value: str) -> str:
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            if len(text.split()) != 5:
+                raise ValueError(
+                    "drift_schedule must be seconds or a 5-field crontab, e.g. '0 6 * * 1'"
+                ) from None
+            return text
+        if seconds <= 0:
+            raise ValueError("drift_schedule in seconds must be positive")
+        return text
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+
+def effective_configuration(settings: Settings) -> dict[str, object]:
+    """Every setting as JSON-ready values for the start-up log, with no secret in it.
+
+    API keys are reduced to how many there are; a password in the Redis URL is masked.
+    """
+    values = settings.model_dump(mode="json")
+    values["api_keys"] = f"{len(settings.api_keys)} configured"
+    values["redis_url"] = _masked_url(settings.redis_url)
+    return values
+
+
+def _masked_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo = f"{parts.username}:***" if parts.username else ":***"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))

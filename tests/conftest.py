@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery import Celery
 
+from onnxq.celery_config import make_celery
 from onnxq.demo import DEMO_MODEL_NAME, build_demo_model
 from onnxq.redis_server import RedisServer, find_redis_server, free_port
 from onnxq.repository import ModelRepository
@@ -14,6 +16,14 @@ from onnxq.settings import Settings
 
 # A port nothing listens on: unit tests must never reach a real Redis by accident.
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+
+
+def in_memory_celery(settings: Settings) -> Celery:
+    """onnxq's Celery app on kombu's in-memory broker: for tests that only send."""
+    app = make_celery(settings)
+    app.conf.broker_url = "memory://"
+    app.conf.broker_transport = None  # let the URL choose, not onnxq's Redis transport
+    return app
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +58,7 @@ def settings(tmp_path: Path, model_dir: Path) -> Settings:
         redis_url=UNREACHABLE_REDIS,
         model_dir=model_dir,
         prediction_log_dir=tmp_path / "predictions",
+        state_dir=tmp_path / "state",
         sync_max_rows=50,
         job_max_rows=500,
         max_body_bytes=1024 * 1024,

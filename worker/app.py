@@ -6,18 +6,28 @@ from typing import Any
 
 import structlog
 from celery import Celery, Task
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 from kombu.exceptions import OperationalError
 
-from onnxq.celery_config import CALLBACK_TASK, PREDICT_TASK, make_celery
+from onnxq import metrics
+from onnxq.celery_config import (
+    CALLBACK_TASK,
+    DRIFT_TASK,
+    PREDICT_TASK,
+    RECONCILE_TASK,
+    make_celery,
+)
 from onnxq.errors import QueueUnavailable
-from onnxq.jobs import Job
+from onnxq.jobs import Job, utc_now
 from onnxq.logs import configure_logging
+from onnxq.queue import JobQueue
 from onnxq.settings import Settings
 from worker.batching import settle
 from worker.callbacks import CallbackOutcome, backoff_seconds, deliver_callback
 from worker.consumer import CONSUMER
+from worker.drift_task import run_drift_check
 from worker.jobs import JobMessage
+from worker.reconcile import JobReconciler
 from worker.runtime import WorkerRuntime
 
 log = structlog.get_logger("onnxq.worker")
@@ -86,6 +96,33 @@ def create_worker_app(settings: Settings) -> Celery:
             raise self.retry(countdown=backoff_seconds(attempt, settings.callback_backoff_seconds))
         return outcome.value
 
+    @app.task(name=RECONCILE_TASK, ignore_result=True)
+    def reconcile() -> dict[str, Any]:
+        runtime.ensure_started()
+        queue = JobQueue(app, runtime.store)
+        report = JobReconciler(
+            runtime.store,
+            queue,
+            queue_names=[settings.queue_name],
+            stale_seconds=settings.reconcile_stale_seconds,
+            time_limit_seconds=settings.task_time_limit_seconds,
+        ).run(utc_now())
+        log.info("reconcile", examined=report.examined, resent=len(report.resent),
+                 forgotten=report.forgotten, waiting=report.waiting,
+                 queue_too_long=report.queue_too_long)  # fmt: skip
+        return {"resent": report.resent}
+
+    @app.task(
+        name=DRIFT_TASK,
+        ignore_result=True,
+        # Reading a week of log takes longer than a prediction job may; stay below the
+        # visibility timeout so that Redis does not hand a running check to a second worker.
+        soft_time_limit=int(settings.visibility_timeout_seconds * 0.8),
+        time_limit=int(settings.visibility_timeout_seconds * 0.8) + 1,
+    )
+    def drift() -> dict[str, Any]:
+        return run_drift_check(settings)
+
     def _start_process(**_: Any) -> None:
         runtime.start()
 
@@ -93,7 +130,11 @@ def create_worker_app(settings: Settings) -> Celery:
         # Connecting this signal stops Celery from installing its own handlers.
         configure_logging(settings.log_level, process="worker")
 
+    def _end_process(pid: int, **_: Any) -> None:
+        metrics.mark_process_dead(pid)
+
     worker_process_init.connect(_start_process, weak=False)
+    worker_process_shutdown.connect(_end_process, weak=False)
     setup_logging.connect(_configure_logging, weak=False)
     app.onnxq_runtime = runtime  # type: ignore[attr-defined]
     return app

@@ -16,6 +16,7 @@ import numpy as np
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
+from onnxq import metrics
 from onnxq.errors import InvalidInput, OnnxqError, QueueUnavailable
 from onnxq.jobs import ClaimState, Job, JobError, JobStatus, JobStore, utc_now
 from onnxq.model import OnnxModel, PredictionResult
@@ -55,6 +56,7 @@ class JobRunner:
     def run(self, messages: list[JobMessage]) -> dict[str, Job | None]:
         """Run the jobs; return each one's final state (None when its record is gone)."""
         started = time.perf_counter()
+        metrics.microbatch_ran(len(messages))
         claims = self.store.claim_many([m.job_id for m in messages], self.max_attempts)
         stored_rows = self.store.load_rows(
             [m.job_id for m in messages if m.instances is None and claims[m.job_id].job]
@@ -65,6 +67,7 @@ class JobRunner:
             claim = claims[message.job_id]
             outcomes[message.job_id] = claim.job
             if claim.state is ClaimState.CLAIMED and claim.job is not None:
+                _observe_queue_wait(claim.job)
                 groups.setdefault((message.model, message.version), []).append((message, claim.job))
             else:
                 self._report_unclaimed(message, claim.state, claim.job, started)
@@ -144,7 +147,9 @@ class JobRunner:
             model.predict(combined[start : start + self.chunk_rows])
             for start in range(0, len(combined), self.chunk_rows)
         ]
-        latency_ms = (time.perf_counter() - started) * 1000
+        seconds = time.perf_counter() - started
+        latency_ms = seconds * 1000
+        metrics.inference_ran(model.name, "job", len(combined), seconds)
         labels = [label for part in parts for label in part.labels]
         probabilities = [row for part in parts for row in part.probabilities]
         results, offset = [], 0
@@ -199,6 +204,7 @@ class JobRunner:
         if state is ClaimState.POISONED and job is not None:
             log.error("job", status=job.status.value, error_type="poison_job",
                       attempts=job.attempts, **fields)  # fmt: skip
+            metrics.job_failed(job.model, "poison_job")
             if self.on_end is not None:
                 self.on_end(job)
         elif state is ClaimState.ENDED and job is not None:
@@ -215,10 +221,12 @@ class JobRunner:
         }  # fmt: skip
         if job.status is JobStatus.SUCCEEDED:
             log.info("job", status=job.status.value, **fields)
+            metrics.job_succeeded(job.model)
         else:
             error = job.error
             log.warning("job", status=job.status.value, error_type=error and error.type,
                         error=error and error.message, **fields)  # fmt: skip
+            metrics.job_failed(job.model, error.type if error else "unknown")
         if self.on_end is not None:
             self.on_end(job)
 
@@ -250,6 +258,11 @@ def _fields(message: JobMessage, started: float) -> dict[str, Any]:
         "version": message.version, "rows": message.row_count,
         "duration_ms": _ms_since(started),
     }  # fmt: skip
+
+
+def _observe_queue_wait(job: Job) -> None:
+    if job.started_at is not None:
+        metrics.job_started(job.model, (job.started_at - job.submitted_at).total_seconds())
 
 
 def _ms_since(started: float) -> float:

@@ -8,9 +8,10 @@ from collections.abc import Callable
 import structlog
 from celery import Celery
 
-from onnxq.jobs import Job, JobStore, connect_redis
+from onnxq.jobs import Job, JobStore
 from onnxq.model import SessionConfig
 from onnxq.prediction_log import PredictionLog
+from onnxq.redis_client import connect_redis
 from onnxq.repository import ModelRepository
 from onnxq.settings import Settings
 from worker.batching import QueueDrain

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from onnxq.celery_config import RECONCILE_TASK
+from celery.schedules import crontab, schedule
+
+from onnxq.celery_config import DRIFT_TASK, RECONCILE_TASK
 from onnxq.settings import Settings
 
 
@@ -17,4 +19,17 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             # A missed run is worthless once the next one is due.
             "options": {"expires": settings.reconcile_interval_seconds},
         },
+        "drift-check": {
+            "task": DRIFT_TASK,
+            "schedule": drift_schedule(settings.drift_schedule),
+        },
     }
+
+
+def drift_schedule(text: str) -> schedule:
+    """ONNXQ_DRIFT_SCHEDULE as a Celery schedule: seconds between runs, or a 5-field crontab."""
+    try:
+        return schedule(float(text))
+    except ValueError:
+        minute, hour, day_of_month, month_of_year, day_of_week = text.split()
+        return crontab(minute, hour, day_of_week, day_of_month, month_of_year)

@@ -9,8 +9,8 @@ from flask.testing import FlaskClient
 
 from gateway import create_app
 from gateway.services import Services
-from onnxq.celery_config import make_celery
 from onnxq.settings import Settings
+from tests.conftest import in_memory_celery
 
 
 @pytest.fixture
@@ -20,8 +20,7 @@ def redis_client() -> fakeredis.FakeRedis:
 
 @pytest.fixture
 def app(settings: Settings, redis_client: fakeredis.FakeRedis) -> Flask:
-    celery = make_celery(settings)
-    celery.conf.broker_url = "memory://"
+    celery = in_memory_celery(settings)
     return create_app(
         {"TESTING": True, "SETTINGS": settings, "REDIS_CLIENT": redis_client, "CELERY_APP": celery}
     )

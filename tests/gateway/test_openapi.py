@@ -15,13 +15,19 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gateway import create_app
 from gateway.openapi import build_spec
-from onnxq.celery_config import make_celery
 from onnxq.schemas import JobRequest
 from onnxq.settings import Settings
+from tests.conftest import in_memory_celery
 
 API_KEY = "schemathesis-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-UNDOCUMENTED = {"openapi.openapi_json", "openapi.docs", "openapi.docs_static", "static"}
+UNDOCUMENTED = {
+    "openapi.openapi_json",
+    "openapi.docs",
+    "openapi.docs_static",
+    "static",
+    "metrics.scrape",  # Prometheus text, not JSON API
+}
 
 
 def test_openapi_json_is_3_1_and_documents_every_route(app: Flask, client: FlaskClient) -> None:
@@ -83,8 +89,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(settings: Se
     keyed = settings.model_copy(
         update={"api_keys": [SecretStr(API_KEY)], "allow_unauthenticated": False}
     )
-    celery = make_celery(keyed)
-    celery.conf.broker_url = "memory://"
+    celery = in_memory_celery(keyed)
     app = create_app(
         {"TESTING": True, "SETTINGS": keyed, "REDIS_CLIENT": fakeredis.FakeRedis(),
          "CELERY_APP": celery}

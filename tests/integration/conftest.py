@@ -97,6 +97,9 @@ def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> di
         ONNXQ_WORKER_CONCURRENCY="2",
         ONNXQ_SYNC_MAX_ROWS="100",
         ONNXQ_ALLOW_UNAUTHENTICATED="true",
+        ONNXQ_STATE_DIR=str(log_dir.parent / "state"),
+        # Never the default port: stacks of other test runs may share this machine.
+        ONNXQ_WORKER_METRICS_PORT=str(free_port()),
     )
     return env
 
@@ -110,6 +113,11 @@ def start_gateway(env: dict[str, str], directory: Path) -> ServiceProcess:
 def start_worker(env: dict[str, str], directory: Path) -> ServiceProcess:
     command = [sys.executable, "-m", "worker"]
     return ServiceProcess("worker", command, env, directory / "worker.log").start()
+
+
+def start_beat(env: dict[str, str], directory: Path) -> ServiceProcess:
+    command = [sys.executable, "-m", "worker.beat"]
+    return ServiceProcess("beat", command, env, directory / "beat.log").start()
 
 
 def gateway_answers(base_url: str, path: str = "/health", status: int = 200) -> bool:

@@ -13,11 +13,12 @@ from kombu.exceptions import OperationalError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from onnxq.celery_config import PREDICT_TASK, make_celery
+from onnxq.celery_config import PREDICT_TASK
 from onnxq.errors import JobNotFound, QueueUnavailable
 from onnxq.jobs import Job, JobStatus, JobStore
 from onnxq.queue import JobQueue
 from onnxq.settings import Settings
+from tests.conftest import in_memory_celery
 
 TTL = 600
 
@@ -205,11 +206,9 @@ def queue_name() -> str:
 
 @pytest.fixture
 def celery_app(queue_name: str):
-    app = make_celery(
+    return in_memory_celery(
         Settings(_env_file=None, redis_url="redis://127.0.0.1:1/0", queue_name=queue_name)
     )
-    app.conf.broker_url = "memory://"
-    return app
 
 
 def test_submit_records_a_queued_job_and_sends_its_task(
@@ -319,3 +318,7 @@ def test_no_task_is_sent_when_the_job_cannot_be_recorded(
         JobQueue(celery_app, unreachable_store).submit(model="m", version=1, instances=[[1.0]])
 
     assert sent == []
+
+
+def test_storing_no_jobs_is_a_no_op(store: JobStore) -> None:
+    assert store.store_many([]) == set()

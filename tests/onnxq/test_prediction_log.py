@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,6 +121,17 @@ def test_later_batches_are_appended_after_earlier_ones(tmp_path: Path) -> None:
         ("b", 0),
         ("b", 1),
     ]
+
+
+def test_a_log_directory_removed_while_running_is_made_again(tmp_path: Path) -> None:
+    directory = tmp_path / "predictions"
+    log = PredictionLog(directory)
+    row = {"model": "m", "version": 1, "rows": [[1.0]], "result": result_for(1),
+           "latency_ms": 0.0, "source": "sync"}  # fmt: skip
+    log.record(**row, request_id="first")
+    shutil.rmtree(directory)
+    log.record(**row, request_id="second")
+    assert [line["request_id"] for line in read_lines(directory)] == ["second"]
 
 
 PROCESSES = 8

@@ -1,0 +1,162 @@
+"""Drift check speed and memory: 30 features x N logged rows, read and binned against a profile.
+
+    .venv/bin/python bench/drift.py [--rows 100000,1000000] [--features 30] [--reps 2]
+
+Writes a synthetic prediction log with onnxq's own PredictionLog (the real format, one file per
+UTC day over the last 7 days), builds a profile from synthetic training data, then runs
+`compute_drift` on each log size in a fresh child process (so that its peak RSS is its own),
+alternating sizes over the repetitions. Prints a Markdown table: wall and CPU seconds, rows/s,
+peak RSS, and time and rows relative to the smallest size (linear: the ratios are equal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from drift import build_profile, compute_drift  # noqa: E402
+from drift.profile import ReferenceProfile  # noqa: E402
+from onnxq.model import PredictionResult  # noqa: E402
+from onnxq.prediction_log import PredictionLog  # noqa: E402
+
+MODEL = "bench"
+BATCH = 10_000
+
+
+def write_log(directory: Path, rows: int, features: int, now: datetime) -> int:
+    """Log ``rows`` rows spread over the last 7 days; one feature in three drifts a little."""
+    rng = np.random.default_rng(rows)
+    log = PredictionLog(directory)
+    written = 0
+    while written < rows:
+        size = min(BATCH, rows - written)
+        matrix = rng.normal(0.0, 1.0, (size, features)).astype(np.float32)
+        matrix[:, ::3] += 0.3
+        p = rng.random(size)
+        result = PredictionResult(
+            labels=(p > 0.5).astype(int).tolist(),
+            probabilities=np.c_[1 - p, p].tolist(),
+            classes=[0, 1],
+        )
+        # spread the batches over the window: the days are the log's rotation
+        when = now - timedelta(days=6.9 * (1 - written / rows))
+        with mock.patch("onnxq.prediction_log.datetime") as clock:
+            clock.now.return_value = when
+            log.record(
+                model=MODEL, version=1, rows=matrix, result=result, latency_ms=1.0,
+                source="job", request_id=uuid.uuid4().hex, job_id=uuid.uuid4().hex,
+            )  # fmt: skip
+        written += size
+    return sum(path.stat().st_size for path in directory.iterdir())
+
+
+def measure(profile_path: str, log_dir: str, now: str, path: str) -> None:
+    """Child process: one compute_drift, printed as JSON with its time and peak RSS. ``path``
+    "general" turns the fast path off: every line through orjson."""
+    if path == "general":
+        import drift.log_reader
+
+        drift.log_reader.parse_block = lambda *args: None  # type: ignore[assignment]
+    profile = ReferenceProfile.load(profile_path)
+    started, cpu = time.perf_counter(), time.process_time()
+    report = compute_drift(profile, log_dir, MODEL, version=1, now=datetime.fromisoformat(now))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": report.rows,
+                      "peak_mb": peak_kb / 1024, "drifted": len(report.drifted)}))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="100000,1000000")
+    parser.add_argument("--features", type=int, default=30)
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--baseline-rows", type=int, default=100_000,
+                        help="rows read once more with the general (orjson) path, as a baseline; "
+                        "0: none")  # fmt: skip
+    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(*args.measure)
+        return
+
+    sizes = [int(n) for n in args.rows.split(",")]
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp:
+        root = Path(tmp)
+        training = rng.normal(0.0, 1.0, (50_000, args.features))
+        p = rng.random(50_000)
+        profile = build_profile(
+            training,
+            outputs={"probabilities": np.c_[1 - p, p], "label": (p > 0.5).astype(int)},
+            feature_names=[f"f{i}" for i in range(args.features)],
+        )
+        profile_path = profile.save(root / "profile.json")
+        sizes_mb = {}
+        for rows in sizes:
+            started = time.perf_counter()
+            sizes_mb[rows] = write_log(root / f"log-{rows}", rows, args.features, now) / 1e6
+            print(f"wrote {rows:,} rows ({sizes_mb[rows]:,.0f} MB) in "
+                  f"{time.perf_counter() - started:.1f} s", file=sys.stderr)  # fmt: skip
+        runs: dict[int, list[dict[str, float]]] = {rows: [] for rows in sizes}
+        general: list[dict[str, float]] = []
+
+        def run(rows: int, path: str) -> dict[str, float]:
+            command = [sys.executable, __file__, "--measure", str(profile_path),
+                       str(root / f"log-{rows}"), now.isoformat(), path]  # fmt: skip
+            result = json.loads(subprocess.run(command, check=True, capture_output=True,
+                                               text=True).stdout)  # fmt: skip
+            assert result["rows"] == rows, result
+            print(f"{rows:,} rows ({path}): {result['seconds']:.2f} s wall, "
+                  f"{result['cpu']:.2f} s CPU, {result['peak_mb']:.0f} MB",
+                  file=sys.stderr)  # fmt: skip
+            return result
+
+        for _ in range(args.reps):
+            for rows in sizes:  # alternate, so the machine's noise spreads over all sizes
+                runs[rows].append(run(rows, "fast"))
+            if args.baseline_rows in runs:
+                general.append(run(args.baseline_rows, "general"))
+
+    base = sizes[0]
+    base_seconds = statistics.median(r["seconds"] for r in runs[base])
+    base_cpu = statistics.median(r["cpu"] for r in runs[base])
+    print(f"| logged rows ({args.features} features) | log size | median wall s | "
+          "median CPU s | rows/s (wall) | peak RSS | rows vs first | wall vs first | "
+          "CPU vs first |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for rows in sizes:
+        seconds = statistics.median(r["seconds"] for r in runs[rows])
+        cpu = statistics.median(r["cpu"] for r in runs[rows])
+        peak = max(r["peak_mb"] for r in runs[rows])
+        print(f"| {rows:,} | {sizes_mb[rows]:,.0f} MB | {seconds:.2f} | {cpu:.2f} | "
+              f"{rows / seconds:,.0f} | {peak:,.0f} MB | {rows / base:.1f}x | "
+              f"{seconds / base_seconds:.2f}x | {cpu / base_cpu:.2f}x |")  # fmt: skip
+    if general:
+        rows = args.baseline_rows
+        fast_cpu = statistics.median(r["cpu"] for r in runs[rows])
+        slow_cpu = statistics.median(r["cpu"] for r in general)
+        print(f"\nGeneral path (orjson line by line, fast path off), {rows:,} rows: "
+              f"median {slow_cpu:.2f} s CPU; the fast path is {slow_cpu / fast_cpu:.1f}x faster "
+              "(CPU, same run).")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

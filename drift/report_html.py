@@ -1,0 +1,174 @@
+"""A drift report as one self-contained HTML page: inline CSS and SVG, nothing fetched.
+
+Per feature, drifted ones first (the report's own order): the reference and current histograms side
+by side (one pair of bars per bin), PSI, its noise level, the threshold, the missing rates and the
+verdicts. Every value comes from the DriftReport; the page is a view of it, nothing more.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from drift.psi import DriftReport, FeatureReport
+
+REFERENCE_COLOUR = "#8da0cb"
+CURRENT_COLOUR = "#fc8d62"
+CHART_WIDTH = 420
+CHART_HEIGHT = 150
+AXIS = 18  # room under the bars for the bin numbers
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
+.meta{color:#555}.meta b{color:#222}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:14px}
+.card{border:1px solid #ddd;border-radius:8px;padding:12px 14px;background:#fff}
+.card.drift{border-color:#d7301f;box-shadow:0 0 0 1px #d7301f inset}
+.card h3{font-size:15px;margin:0 0 6px;display:flex;justify-content:space-between;gap:8px}
+.badge{font-size:12px;padding:1px 8px;border-radius:10px;white-space:nowrap;color:#fff}
+.badge.drift{background:#d7301f}.badge.stable{background:#1a9850}
+.badge.insufficient{background:#888}
+table.numbers{border-collapse:collapse;margin:6px 0;font-size:13px}
+table.numbers td{padding:1px 10px 1px 0}table.numbers td:first-child{color:#555}
+.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
+details{font-size:12px;margin-top:4px}details table{border-collapse:collapse}
+details td,details th{padding:1px 8px;border-bottom:1px solid #eee;text-align:right}
+details td:first-child{text-align:left;font-family:monospace}
+"""
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if value == float("inf"):
+        return "∞"
+    return f"{value:.{digits}f}"
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def _badge(verdict: str) -> str:
+    css = "insufficient" if verdict == "insufficient data" else verdict
+    return f'<span class="badge {css}">{escape(verdict)}</span>'
+
+
+def histogram_svg(feature: FeatureReport) -> str:
+    """Reference and current share per bin as paired bars; hover a bar for its bin and share."""
+    bins = len(feature.bins)
+    top = max([*feature.reference_shares, *feature.current_shares, 1e-9])
+    plot = CHART_HEIGHT - AXIS
+    group = CHART_WIDTH / max(bins, 1)
+    bar = group * 0.38
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" height="{CHART_HEIGHT}" '
+        f'viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" '
+        f'aria-label="reference and current histograms of {escape(feature.name)}">',
+        f'<line x1="0" y1="{plot}" x2="{CHART_WIDTH}" y2="{plot}" stroke="#999"/>',
+    ]
+    for index, label in enumerate(feature.bins):
+        x = index * group + group * 0.1
+        pairs = (
+            ("reference", feature.reference_shares[index], REFERENCE_COLOUR, x),
+            ("current", feature.current_shares[index], CURRENT_COLOUR, x + bar),
+        )
+        for side, share, colour, left in pairs:
+            height = plot * share / top
+            parts.append(
+                f'<rect x="{left:.1f}" y="{plot - height:.1f}" width="{bar:.1f}" '
+                f'height="{height:.1f}" fill="{colour}"><title>{escape(label)} {side}: '
+                f"{_percent(share)}</title></rect>"
+            )
+        parts.append(
+            f'<text x="{x + bar:.1f}" y="{CHART_HEIGHT - 4}" font-size="10" '
+            f'text-anchor="middle" fill="#555">{index + 1}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _bin_table(feature: FeatureReport) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(label)}</td><td>{_percent(ref)}</td><td>{_percent(cur)}</td>"
+        f"<td>{count}</td></tr>"
+        for label, ref, cur, count in zip(
+            feature.bins,
+            feature.reference_shares,
+            feature.current_shares,
+            feature.current_counts,
+            strict=True,
+        )
+    )
+    return (
+        "<details><summary>bins</summary><table><tr><th>bin</th><th>reference</th>"
+        f"<th>current</th><th>current rows</th></tr>{rows}</table></details>"
+    )
+
+
+def feature_card(feature: FeatureReport) -> str:
+    """One feature: histograms, numbers, verdicts."""
+    psi_line = (
+        f"<td>{_number(feature.psi)}</td><td>noise level {_number(feature.noise_level)}, "
+        f"threshold {_number(feature.threshold, 2)}</td>"
+    )
+    missing_line = (
+        f"<td>{_percent(feature.reference_missing_rate)} → "
+        f"{_percent(feature.current_missing_rate)}</td><td>{_badge(feature.missing_verdict)}</td>"
+    )
+    return (
+        f'<div class="card{" drift" if feature.drifted else ""}">'
+        f"<h3><span>{escape(feature.name)} <small>({feature.kind})</small></span>"
+        f"{_badge(feature.verdict)}</h3>"
+        f"{histogram_svg(feature)}"
+        '<table class="numbers">'
+        f"<tr><td>PSI</td>{psi_line}</tr>"
+        f"<tr><td>rows</td><td>{feature.current_rows:,}</td>"
+        f"<td>reference {feature.reference_rows:,}</td></tr>"
+        f"<tr><td>missing</td>{missing_line}</tr>"
+        "</table>"
+        f"{_bin_table(feature)}</div>"
+    )
+
+
+def render_html(report: DriftReport) -> str:
+    """The whole report page."""
+    version = "all versions" if report.version is None else f"version {report.version}"
+    drifted = report.drifted
+    verdicts = [f.verdict for f in report.features]
+    summary = (
+        f"<b>{len(drifted)}</b> of {len(report.features)} features drifted"
+        + (f": {escape(', '.join(drifted))}" if drifted else "")
+        + f"; {verdicts.count('insufficient data')} with insufficient data."
+    )
+    window = (
+        f"{report.window_start:%Y-%m-%d %H:%M} → {report.window_end:%Y-%m-%d %H:%M} UTC "
+        f"({report.days} days)"
+    )
+    skipped = report.corrupt_lines + report.mismatched_lines
+    meta = (
+        f'<p class="meta">Window <b>{window}</b> · <b>{report.rows:,}</b> logged rows from '
+        f"{len(report.files)} files · {skipped:,} lines skipped "
+        f"({report.corrupt_lines:,} corrupt, {report.mismatched_lines:,} of another width) · "
+        f"PSI threshold {report.threshold:g}, missing-rate threshold "
+        f"{report.missing_threshold:g}, minimum {report.min_rows:,} rows · "
+        f"created {report.created_at:%Y-%m-%d %H:%M:%S} UTC</p>"
+    )
+    legend = (
+        '<p class="legend">Share of rows per bin:<span style="background:'
+        f'{REFERENCE_COLOUR}"></span>reference (training)<span style="background:'
+        f'{CURRENT_COLOUR}"></span>current (logged)</p>'
+    )
+    outputs = ""
+    if report.outputs:
+        cards = "".join(feature_card(f) for f in report.outputs)
+        outputs = f'<h2>Model outputs</h2><div class="cards">{cards}</div>'
+    features = "".join(feature_card(f) for f in report.features)
+    title = f"Drift: {escape(report.model)} {version}"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{title}</h1>{meta}<p>{summary}</p>{legend}"
+        f'<h2>Features</h2><div class="cards">{features}</div>{outputs}'
+        "</body></html>\n"
+    )

@@ -1,0 +1,181 @@
+"""One drift check: a model version's profile against its logged rows, written up and alerted on.
+
+Shared by the scheduled Celery task (worker/drift_task.py) and `onnxq drift`; the measuring itself
+is the pure drift/ library. The alert is a `drift_alert` log event and, when
+ONNXQ_DRIFT_WEBHOOK_URL is set, a JSON POST with bounded retries that never raises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from drift import ReferenceProfile, compute_drift
+from drift.alert import ALERT_EVENT, alert_payload
+from drift.log_reader import Progress
+from drift.profile import PROFILE_FILE
+from drift.psi import DriftReport
+from drift.report_files import ReportFiles, report_directory, write_report
+from onnxq.errors import DriftProfileMissing, ModelNotFound
+from onnxq.repository import ModelRepository
+from onnxq.settings import Settings
+
+log = structlog.get_logger("onnxq.drift")
+
+
+class WebhookOutcome(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"  # every attempt failed; logged, never raised
+    NOT_CONFIGURED = "not_configured"
+    NO_ALERT = "no_alert"
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """What one check found and where it wrote it."""
+
+    report: DriftReport
+    files: ReportFiles
+    alert: dict[str, Any] | None
+    webhook: WebhookOutcome
+
+
+def profile_path(settings: Settings, name: str, version: int) -> Path:
+    """The reference profile beside a model version's manifest."""
+    return settings.model_dir / name / str(version) / PROFILE_FILE
+
+
+def write_profile(model_dir: Path, name: str, version: int, profile: ReferenceProfile) -> Path:
+    """Save ``profile`` beside the version's manifest, atomically (the worker may be reading)."""
+    path = model_dir / name / str(version) / PROFILE_FILE
+    temporary = path.with_name(f".{PROFILE_FILE}.tmp")
+    profile.save(temporary)
+    temporary.chmod(0o644)
+    os.replace(temporary, path)
+    return path
+
+
+def post_alert(url: str, payload: dict[str, Any], timeout: float) -> int:
+    """POST ``payload`` as JSON; return the status, raise OSError unless it is 2xx."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": "onnxq-drift"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        status = int(response.status)
+    if not 200 <= status < 300:
+        raise OSError(f"HTTP {status}")
+    return status
+
+
+def _summary(feature: dict[str, Any]) -> dict[str, Any]:
+    summary = {"name": feature["name"], "psi": feature["psi"]}
+    if feature["missing_verdict"] == "drift":
+        summary["missing_rate"] = feature["current_missing_rate"]
+    return summary
+
+
+def send_alert(payload: dict[str, Any], settings: Settings) -> WebhookOutcome:
+    """Log the alert, then deliver it to the webhook if one is set; never raises."""
+    log.warning(
+        ALERT_EVENT,
+        model=payload["model"],
+        version=payload["version"],
+        features=[_summary(f) for f in payload["features"]],
+        outputs=[_summary(f) for f in payload["outputs"]],
+        rows=payload["rows"],
+    )
+    if settings.drift_webhook_url is None:
+        return WebhookOutcome.NOT_CONFIGURED
+    url = settings.drift_webhook_url.get_secret_value()
+    attempts = settings.drift_webhook_attempts
+    for attempt in range(1, attempts + 1):
+        try:
+            post_alert(url, payload, settings.drift_webhook_timeout_seconds)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            # HTTPError is a URLError; ValueError: a malformed URL. The URL may hold a token:
+            # it is never logged.
+            final = attempt == attempts
+            (log.error if final else log.warning)(
+                "drift_webhook",
+                status="failed" if final else "retry",
+                model=payload["model"],
+                attempt=attempt,
+                max_attempts=attempts,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            if final:
+                return WebhookOutcome.FAILED
+            time.sleep(settings.drift_webhook_backoff_seconds * 2 ** (attempt - 1))
+            continue
+        log.info("drift_webhook", status="delivered", model=payload["model"], attempt=attempt)
+        return WebhookOutcome.DELIVERED
+    return WebhookOutcome.FAILED  # pragma: no cover - attempts >= 1
+
+
+def check_model(
+    settings: Settings,
+    name: str,
+    version: int | None = None,
+    *,
+    days: int | None = None,
+    since: datetime | None = None,
+    now: datetime | None = None,
+    repository: ModelRepository | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    alert: bool = True,
+) -> DriftCheck:
+    """Measure drift of ``name`` (its default version unless ``version``), write the reports
+    under ``<state_dir>/drift/<name>/`` and raise the alert if anything drifted (and ``alert``)."""
+    repository = repository or ModelRepository(settings.model_dir)
+    resolved = repository.default_version(name) if version is None else version
+    if resolved not in repository.versions(name):
+        raise ModelNotFound(name, resolved)
+    path = profile_path(settings, name, resolved)
+    if not path.is_file():
+        raise DriftProfileMissing(name, resolved)
+    started = time.perf_counter()
+    report = compute_drift(
+        ReferenceProfile.load(path),
+        settings.prediction_log_dir,
+        name,
+        version=resolved,
+        days=days or settings.drift_window_days,
+        now=now,
+        threshold=settings.drift_threshold,
+        min_rows=settings.drift_min_rows,
+        missing_threshold=settings.drift_missing_threshold,
+        progress=progress,
+        since=since,
+    )
+    files = write_report(
+        report, report_directory(settings.state_dir, name), keep=settings.drift_history_keep
+    )
+    payload = alert_payload(report)
+    webhook = send_alert(payload, settings) if payload and alert else WebhookOutcome.NO_ALERT
+    log.info(
+        "drift_check",
+        model=name,
+        version=resolved,
+        rows=report.rows,
+        drifted=report.drifted,
+        insufficient=[f.name for f in report.features if f.verdict == "insufficient data"],
+        corrupt_lines=report.corrupt_lines,
+        webhook=webhook.value,
+        report=str(files.json),
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return DriftCheck(report, files, payload, webhook)

@@ -1,0 +1,178 @@
+"""`onnxq drift-profile` and `onnxq drift`: build a reference profile, run a drift check now."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import pandas as pd
+
+from drift import build_profile
+from drift.log_reader import Progress
+from drift.psi import FeatureReport
+from onnxq.drift_check import check_model, write_profile
+from onnxq.errors import OnnxqError
+from onnxq.logs import configure_logging
+from onnxq.repository import ModelRepository
+from onnxq.settings import Settings
+
+PROGRESS_MIN_BYTES = 1024 * 1024  # a smaller log is read before a progress line would help
+
+
+def read_training_data(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file (by extension) as a DataFrame."""
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        try:
+            return pd.read_parquet(path)
+        except ImportError as exc:
+            raise SystemExit(f"reading Parquet needs pyarrow: {exc}") from None
+    return pd.read_csv(path)
+
+
+def _drift_profile(args: argparse.Namespace, settings: Settings) -> int:
+    repository = ModelRepository(settings.model_dir)
+    try:
+        model = repository.get(args.name, args.version)
+    except OnnxqError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    names = model.manifest.feature_names
+    frame = read_training_data(args.data)
+    absent = [name for name in names if name not in frame.columns]
+    if absent:
+        print(f"error: {args.data} lacks the model's features: {absent}", file=sys.stderr)
+        return 2
+    frame = frame[names]  # manifest order: the prediction log matches rows by position
+    outputs = None
+    if not args.no_outputs:
+        result = model.predict(frame.to_numpy(dtype=np.float32))
+        outputs = {"probabilities": result.probabilities, "label": result.labels}
+    profile = build_profile(
+        frame,
+        outputs=outputs,
+        bins=args.bins or settings.drift_bins,
+        categorical=[c for c in (args.categorical or "").split(",") if c],
+        model=model.name,
+        version=model.version,
+    )
+    path = write_profile(settings.model_dir, model.name, model.version, profile)
+    size = path.stat().st_size
+    print(f"{path}: {len(profile.features)} features, {profile.rows} rows, {size:,} bytes")
+    return 0
+
+
+class ProgressLine:
+    """A one-line progress bar on stderr, updated after every chunk of a large log."""
+
+    def __init__(self, stream: TextIO = sys.stderr, enabled: bool = True):
+        self.stream = stream
+        self.enabled = enabled
+        self.last_tenth = -1
+
+    def __call__(self, progress: Progress) -> None:
+        if not self.enabled or progress.total_bytes < PROGRESS_MIN_BYTES:
+            return
+        width = 30
+        done = int(progress.fraction * width)
+        line = (
+            f"reading log [{'#' * done}{'.' * (width - done)}] {progress.fraction:6.1%} "
+            f"{progress.bytes_read / 1e6:,.0f}/{progress.total_bytes / 1e6:,.0f} MB, "
+            f"{progress.rows:,} rows"
+        )
+        if self.stream.isatty():
+            end = "\n" if progress.bytes_read >= progress.total_bytes else ""
+            self.stream.write(f"\r{line}{end}")
+        elif int(progress.fraction * 10) > self.last_tenth:  # a file: one line per 10 %
+            self.last_tenth = int(progress.fraction * 10)
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _cell(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def summary_table(features: list[FeatureReport]) -> str:
+    """Feature, verdicts, PSI, noise level, rows and missing rates, one line each."""
+    header = ("feature", "verdict", "psi", "noise", "rows", "missing ref→cur", "missing verdict")
+    lines = [
+        (
+            f.name,
+            f.verdict,
+            _cell(f.psi),
+            _cell(f.noise_level),
+            f"{f.current_rows:,}",
+            f"{f.reference_missing_rate:.1%}→{f.current_missing_rate:.1%}",
+            f.missing_verdict,
+        )
+        for f in features
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *lines]
+    )
+
+
+def _drift(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings.log_level, process="cli")
+    try:
+        since = datetime.fromisoformat(args.since) if args.since else None
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        check = check_model(
+            settings,
+            args.name,
+            args.version,
+            days=args.days,
+            since=since,
+            progress=ProgressLine(enabled=not args.no_progress),
+            alert=not args.no_alert,
+        )
+    except (OnnxqError, ValueError) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    report = check.report
+    print(
+        f"{report.model} version {report.version}: {report.rows:,} rows from "
+        f"{report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%Y-%m-%d %H:%M} UTC, "
+        f"{report.corrupt_lines:,} corrupt lines skipped"
+    )
+    print(summary_table(report.features))
+    if report.outputs:
+        print("\nmodel outputs")
+        print(summary_table(report.outputs))
+    drifted = report.drifted
+    print(f"\ndrifted: {', '.join(drifted) if drifted else 'none'}")
+    print(f"report: {check.files.json}\n        {check.files.html}")
+    return 0
+
+
+def add_drift_commands(commands: argparse._SubParsersAction) -> None:
+    """Register `drift-profile` and `drift` on the `onnxq` parser."""
+    profile = commands.add_parser(
+        "drift-profile", help="build a model version's drift reference profile from training data"
+    )
+    profile.add_argument("name", help="model name")
+    profile.add_argument("--version", type=int, help="model version (default: the default one)")
+    profile.add_argument("--data", type=Path, required=True, help="training data: .csv or .parquet")
+    profile.add_argument("--bins", type=int, help="quantile bins (default ONNXQ_DRIFT_BINS)")
+    profile.add_argument("--categorical", help="comma-separated features to treat as categories")
+    profile.add_argument(
+        "--no-outputs", action="store_true", help="do not profile the model's outputs"
+    )
+    profile.set_defaults(handler=_drift_profile)
+
+    drift = commands.add_parser("drift", help="run a drift check now and write its report")
+    drift.add_argument("name", help="model name")
+    drift.add_argument("--version", type=int, help="model version (default: the default one)")
+    window = drift.add_mutually_exclusive_group()
+    window.add_argument("--days", type=int, help="window in days (default ONNXQ_DRIFT_WINDOW_DAYS)")
+    window.add_argument("--since", help="window start, ISO date or time (UTC unless offset)")
+    drift.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    drift.add_argument("--no-alert", action="store_true", help="no drift_alert, no webhook")
+    drift.set_defaults(handler=_drift)

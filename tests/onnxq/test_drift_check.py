@@ -1,0 +1,213 @@
+"""A drift check end to end: demo-model predictions logged with PredictionLog, reports, alerts."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from drift.report_files import history
+from onnxq.drift_check import WebhookOutcome, check_model, profile_path
+from onnxq.errors import DriftProfileMissing, ModelNotFound
+from onnxq.redis_server import free_port
+from onnxq.settings import Settings
+from tests.drift_fixtures import SHIFTED, log_demo_predictions
+
+MODEL = "breast-cancer"
+
+
+class Receiver:
+    """A local HTTP server that records the JSON bodies POSTed to it and answers ``status``."""
+
+    def __init__(self, status: int = 200):
+        self.status = status
+        self.bodies: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def drifted_log(settings: Settings, model_dir: Path) -> None:
+    log_demo_predictions(model_dir, settings.prediction_log_dir, 1000, shift=1.5)
+
+
+def test_the_demo_model_has_a_profile_beside_its_manifest(settings: Settings) -> None:
+    profile = json.loads(profile_path(settings, MODEL, 1).read_text())
+    assert profile["model"] == MODEL and profile["rows"] == 569
+    assert len(profile["features"]) == 30
+    assert profile["probability"] is not None and profile["label"] is not None
+
+
+def test_a_shifted_feature_is_flagged_and_the_unshifted_ones_are_not(
+    settings: Settings, drifted_log: None
+) -> None:
+    check = check_model(settings, MODEL)
+    report = check.report
+    assert report.rows == 1000 and report.version == 1
+    assert report.drifted == [SHIFTED]
+    shifted = report.feature(SHIFTED)
+    assert shifted.psi > settings.drift_threshold and shifted.psi > shifted.noise_level
+    assert report.features[0].name == SHIFTED  # drifted first
+    stable = [f for f in report.features if f.name != SHIFTED]
+    assert all(f.verdict == "stable" and f.psi < 0.2 for f in stable)
+
+
+def test_predictions_like_the_training_data_drift_in_no_feature_and_no_output(
+    settings: Settings, model_dir: Path
+) -> None:
+    # The demo profile holds ONNX Runtime's outputs, as logged: scikit-learn's probability 1.0
+    # is 0.99999934 there, and profiling the former would put every logged row in another bin.
+    log_demo_predictions(model_dir, settings.prediction_log_dir, 2000, seed=1)
+    report = check_model(settings, MODEL).report
+    assert report.drifted == []
+    assert [(o.name, o.verdict) for o in report.outputs] == [
+        ("__probability__", "stable"),
+        ("__label__", "stable"),
+    ]
+
+
+def test_a_check_writes_the_latest_json_and_html_and_keeps_a_history(
+    settings: Settings, drifted_log: None
+) -> None:
+    first = check_model(settings, MODEL)
+    second = check_model(settings, MODEL)
+    directory = settings.state_dir / "drift" / MODEL
+    assert first.files.json == second.files.json == directory / "latest.json"
+    assert json.loads(second.files.json.read_text())["created_at"] == (
+        second.report.created_at.isoformat().replace("+00:00", "Z")
+    )
+    assert "<svg" in second.files.html.read_text()
+    assert history(directory) == [first.files.history_json, second.files.history_json]
+
+
+def test_history_keeps_only_the_newest_runs(settings: Settings, drifted_log: None) -> None:
+    keep_two = settings.model_copy(update={"drift_history_keep": 2})
+    checks = [check_model(keep_two, MODEL, alert=False) for _ in range(3)]
+    kept = history(settings.state_dir / "drift" / MODEL)
+    assert kept == [checks[1].files.history_json, checks[2].files.history_json]
+    assert not checks[0].files.history_html.exists()
+
+
+def test_a_small_window_says_insufficient_data_and_raises_no_alert(
+    settings: Settings, model_dir: Path
+) -> None:
+    log_demo_predictions(model_dir, settings.prediction_log_dir, 40, shift=3.0)
+    with capture_logs() as events:
+        check = check_model(settings, MODEL)
+    assert {f.verdict for f in check.report.features} == {"insufficient data"}
+    assert check.report.drifted == [] and check.alert is None
+    assert check.webhook is WebhookOutcome.NO_ALERT
+    assert not [e for e in events if e["event"] == "drift_alert"]
+
+
+def test_a_rise_in_missing_values_is_flagged_even_when_the_bins_are_stable(
+    settings: Settings, model_dir: Path
+) -> None:
+    log_demo_predictions(model_dir, settings.prediction_log_dir, 1000, missing={5: 0.3})
+    report = check_model(settings, MODEL).report
+    name = "mean compactness"  # feature 5
+    feature = report.feature(name)
+    assert feature.verdict == "stable" and feature.missing_verdict == "drift"
+    assert feature.current_missing_rate == pytest.approx(0.3, abs=0.05)
+    assert report.drifted == [name]
+
+
+def test_a_drift_alert_is_logged_with_model_version_and_features_with_psi(
+    settings: Settings, drifted_log: None
+) -> None:
+    with capture_logs() as events:
+        check = check_model(settings, MODEL)
+    alerts = [e for e in events if e["event"] == "drift_alert"]
+    assert len(alerts) == 1
+    assert alerts[0]["model"] == MODEL and alerts[0]["version"] == 1
+    assert [f["name"] for f in alerts[0]["features"]] == [SHIFTED]
+    assert alerts[0]["features"][0]["psi"] == check.report.feature(SHIFTED).psi
+    assert check.webhook is WebhookOutcome.NOT_CONFIGURED
+
+
+def test_the_alert_is_posted_to_the_webhook_as_json(settings: Settings, drifted_log: None) -> None:
+    with Receiver() as receiver:
+        hooked = settings.model_copy(update={"drift_webhook_url": SecretStr(receiver.url)})
+        check = check_model(hooked, MODEL)
+    assert check.webhook is WebhookOutcome.DELIVERED
+    assert receiver.bodies == [check.alert]
+    body = receiver.bodies[0]
+    assert body["event"] == "drift_alert" and body["model"] == MODEL and body["version"] == 1
+    assert [f["name"] for f in body["features"]] == [SHIFTED]
+
+
+def test_a_failing_webhook_is_retried_logged_and_does_not_break_the_check(
+    settings: Settings, drifted_log: None
+) -> None:
+    with Receiver(status=500) as receiver:
+        hooked = settings.model_copy(
+            update={
+                "drift_webhook_url": SecretStr(receiver.url),
+                "drift_webhook_attempts": 3,
+                "drift_webhook_backoff_seconds": 0.01,
+            }
+        )
+        with capture_logs() as events:
+            check = check_model(hooked, MODEL)
+    assert check.webhook is WebhookOutcome.FAILED
+    assert len(receiver.bodies) == 3
+    webhook = [e for e in events if e["event"] == "drift_webhook"]
+    assert [e["status"] for e in webhook] == ["retry", "retry", "failed"]
+    assert "HTTP Error 500" in webhook[-1]["error"]
+    assert receiver.url not in json.dumps(webhook)  # the URL may carry a token
+    assert check.files.json.is_file()  # the report was still written
+
+
+def test_an_unreachable_webhook_does_not_break_the_check(
+    settings: Settings, drifted_log: None
+) -> None:
+    hooked = settings.model_copy(
+        update={
+            "drift_webhook_url": SecretStr(f"http://127.0.0.1:{free_port()}/nobody"),
+            "drift_webhook_attempts": 2,
+            "drift_webhook_backoff_seconds": 0,
+        }
+    )
+    assert check_model(hooked, MODEL).webhook is WebhookOutcome.FAILED
+
+
+def test_an_unknown_model_or_a_version_without_profile_is_a_named_error(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelNotFound):
+        check_model(settings, "no-such-model")
+    with pytest.raises(ModelNotFound):
+        check_model(settings, MODEL, version=7)
+    bare = tmp_path / "bare" / MODEL / "1"
+    bare.mkdir(parents=True)
+    for name in ("manifest.json", "model.onnx"):
+        (bare / name).write_bytes((settings.model_dir / MODEL / "1" / name).read_bytes())
+    with pytest.raises(DriftProfileMissing, match="onnxq drift-profile"):
+        check_model(settings.model_copy(update={"model_dir": tmp_path / "bare"}), MODEL)

@@ -1,0 +1,78 @@
+"""JobRunner, called directly, moves the worker's metrics: outcomes, queue wait, batches, rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import REGISTRY
+
+from onnxq.demo import DEMO_MODEL_NAME
+from onnxq.jobs import Job, JobStatus, JobStore
+from onnxq.prediction_log import PredictionLog
+from onnxq.repository import ModelRepository
+from worker.jobs import JobMessage, JobRunner
+
+
+def value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def queue(store: JobStore, job_id: str, model: str = DEMO_MODEL_NAME, waited: float = 0) -> None:
+    submitted = datetime.now(UTC) - timedelta(seconds=waited)
+    store.create(Job(job_id=job_id, status=JobStatus.QUEUED, model=model, version=1, rows=2,
+                     submitted_at=submitted))  # fmt: skip
+
+
+def test_a_micro_batch_of_jobs_moves_outcome_wait_batch_and_row_metrics(
+    demo_repository: ModelRepository, job_store: JobStore, prediction_log: PredictionLog
+) -> None:
+    rows = [[0.5] * 30, [1.5] * 30]
+    ids = [f"{n:032x}" for n in range(1, 4)]
+    for job_id in ids:
+        queue(job_store, job_id, waited=7)
+    model, job = {"model": DEMO_MODEL_NAME}, {"model": DEMO_MODEL_NAME, "source": "job"}
+    before = {
+        "succeeded": value("onnxq_jobs_succeeded_total", **model),
+        "waits": value("onnxq_job_queue_wait_seconds_count", **model),
+        "waited_under_5s": value("onnxq_job_queue_wait_seconds_bucket", **model, le="5.0"),
+        "rows": value("onnxq_rows_predicted_total", **job),
+        "runs": value("onnxq_inference_duration_seconds_count", **job),
+        "batches_of_3": value("onnxq_microbatch_jobs_bucket", le="4.0")
+        - value("onnxq_microbatch_jobs_bucket", le="2.0"),
+    }
+
+    runner = JobRunner(demo_repository, job_store, prediction_log)
+    outcomes = runner.run([JobMessage(job_id, DEMO_MODEL_NAME, 1, rows) for job_id in ids])
+
+    assert all(job is not None and job.status is JobStatus.SUCCEEDED for job in outcomes.values())
+    assert value("onnxq_jobs_succeeded_total", model=DEMO_MODEL_NAME) == before["succeeded"] + 3
+    assert value("onnxq_job_queue_wait_seconds_count", model=DEMO_MODEL_NAME) == before["waits"] + 3
+    # Each waited ~7 s: none of them lands at or under the 5 s bucket.
+    assert (
+        value("onnxq_job_queue_wait_seconds_bucket", model=DEMO_MODEL_NAME, le="5.0")
+        == (before["waited_under_5s"])
+    )
+    assert value("onnxq_rows_predicted_total", model=DEMO_MODEL_NAME, source="job") == (
+        before["rows"] + 6
+    )
+    # Three jobs of one model: one session.run.
+    runs = value("onnxq_inference_duration_seconds_count", model=DEMO_MODEL_NAME, source="job")
+    assert runs == before["runs"] + 1
+    batches_of_3 = value("onnxq_microbatch_jobs_bucket", le="4.0") - value(
+        "onnxq_microbatch_jobs_bucket", le="2.0"
+    )
+    assert batches_of_3 == before["batches_of_3"] + 1
+
+
+def test_a_failed_job_is_counted_with_its_error_type(
+    demo_repository: ModelRepository, job_store: JobStore, prediction_log: PredictionLog
+) -> None:
+    queue(job_store, "f" * 32, model="no-such-model")
+    before = value("onnxq_jobs_failed_total", model="no-such-model", error_type="model_not_found")
+
+    runner = JobRunner(demo_repository, job_store, prediction_log)
+    outcome = runner.run([JobMessage("f" * 32, "no-such-model", 1, [[0.5] * 30])])["f" * 32]
+
+    assert outcome is not None and outcome.status is JobStatus.FAILED
+    after = value("onnxq_jobs_failed_total", model="no-such-model", error_type="model_not_found")
+    assert after == before + 1

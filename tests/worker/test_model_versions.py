@@ -1,0 +1,43 @@
+"""A job runs on the version it was submitted with, whatever the default is by the time it runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from onnxq.demo import DEMO_MODEL_NAME
+from onnxq.jobs import JobStatus, JobStore
+from onnxq.manifest import MODEL_FILE, Manifest
+from onnxq.prediction_log import PredictionLog
+from onnxq.repository import ModelRepository
+from tests.worker.test_jobs import JOB_ID, log_lines, queued, run
+
+
+@pytest.fixture
+def repository(demo_model_dir: Path, tmp_path: Path) -> ModelRepository:
+    root = tmp_path / "models"
+    shutil.copytree(demo_model_dir, root)
+    repository = ModelRepository(root)
+    version_1 = root / DEMO_MODEL_NAME / "1"
+    manifest = Manifest.read(version_1).model_copy(update={"version": 2})
+    repository.add_version(manifest, (version_1 / MODEL_FILE).read_bytes())
+    return repository
+
+
+def test_a_job_submitted_on_version_1_finishes_on_it_after_version_2_is_promoted(
+    repository: ModelRepository, job_store: JobStore, prediction_log: PredictionLog
+) -> None:
+    instances = load_breast_cancer().data[:5].tolist()
+    repository.set_default(DEMO_MODEL_NAME, 1)
+    queued(job_store, len(instances))  # submitted while version 1 was the default
+    ModelRepository(repository.root).set_default(DEMO_MODEL_NAME, 2)  # promoted meanwhile
+
+    job = run(repository, job_store, prediction_log, instances, version=1)
+
+    assert repository.default_version(DEMO_MODEL_NAME) == 2
+    assert job is not None and job.status is JobStatus.SUCCEEDED
+    assert job_store.get(JOB_ID).result["version"] == 1
+    assert {line["version"] for line in log_lines(prediction_log)} == {1}
