@@ -7,11 +7,8 @@ ONNXQ_DRIFT_WEBHOOK_URL is set, a JSON POST with bounded retries that never rais
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +27,7 @@ from drift.report_files import ReportFiles, report_directory, write_report
 from onnxq.errors import DriftProfileMissing, ModelNotFound
 from onnxq.repository import ModelRepository
 from onnxq.settings import Settings
+from onnxq.webhook import WebhookFailed, post_json
 
 log = structlog.get_logger("onnxq.drift")
 
@@ -66,21 +64,6 @@ def write_profile(model_dir: Path, name: str, version: int, profile: ReferencePr
     return path
 
 
-def post_alert(url: str, payload: dict[str, Any], timeout: float) -> int:
-    """POST ``payload`` as JSON; return the status, raise OSError unless it is 2xx."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "onnxq-drift"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        status = int(response.status)
-    if not 200 <= status < 300:
-        raise OSError(f"HTTP {status}")
-    return status
-
-
 def _summary(feature: dict[str, Any]) -> dict[str, Any]:
     summary = {"name": feature["name"], "psi": feature["psi"]}
     if feature["missing_verdict"] == "drift":
@@ -104,9 +87,9 @@ def send_alert(payload: dict[str, Any], settings: Settings) -> WebhookOutcome:
     attempts = settings.drift_webhook_attempts
     for attempt in range(1, attempts + 1):
         try:
-            post_alert(url, payload, settings.drift_webhook_timeout_seconds)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            # HTTPError is a URLError; ValueError: a malformed URL. The URL may hold a token:
+            post_json(url, payload, settings.drift_webhook_timeout_seconds, "onnxq-drift")
+        except (WebhookFailed, ValueError) as exc:
+            # ValueError: a malformed URL. The URL may hold a token:
             # it is never logged.
             final = attempt == attempts
             (log.error if final else log.warning)(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from celery import Celery
 
 from onnxq.celery_config import make_celery
 from onnxq.demo import DEMO_MODEL_NAME, build_demo_model
+from onnxq.manifest import MODEL_FILE, Manifest
 from onnxq.redis_server import RedisServer, find_redis_server, free_port
 from onnxq.repository import ModelRepository
 from onnxq.settings import Settings
@@ -38,6 +40,18 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_model_dir(model_dir: Path) -> Path:
     """The same repository under the name the unit tests use; tests must not write to it."""
     return model_dir
+
+
+@pytest.fixture
+def two_versions(demo_model_dir: Path, tmp_path: Path) -> ModelRepository:
+    """A private copy of the demo model with a second version (same file, version 2)."""
+    root = tmp_path / "models"
+    shutil.copytree(demo_model_dir, root)
+    repository = ModelRepository(root)
+    version_1 = root / DEMO_MODEL_NAME / "1"
+    manifest = Manifest.read(version_1).model_copy(update={"version": 2})
+    repository.add_version(manifest, (version_1 / MODEL_FILE).read_bytes())
+    return repository
 
 
 @pytest.fixture

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from enum import StrEnum
-from typing import Any
 
 import structlog
 
 from onnxq.errors import JobNotFound, QueueUnavailable
 from onnxq.jobs import JobStore
+from onnxq.webhook import WebhookFailed, post_json
 
 log = structlog.get_logger("onnxq.worker")
 
 MAX_BACKOFF_SECONDS = 60.0
-
-
-class CallbackFailed(Exception):
-    """The callback URL did not answer 2xx."""
 
 
 class CallbackOutcome(StrEnum):
@@ -27,35 +20,6 @@ class CallbackOutcome(StrEnum):
     RETRY = "retry"
     FAILED = "failed"  # gave up after the last attempt
     DROPPED = "dropped"  # nothing to deliver: the job record is gone
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    # urllib would turn a redirected POST into a bodyless GET and call it done.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
-
-
-def post_json(url: str, document: dict[str, Any], timeout: float) -> int:
-    """POST `document` as JSON; return the status, raise CallbackFailed unless it is 2xx."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(document).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "onnxq-callback"},
-        method="POST",
-    )
-    try:
-        with _NO_REDIRECTS.open(request, timeout=timeout) as response:
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        raise CallbackFailed(f"HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise CallbackFailed(f"{type(exc).__name__}: {exc}") from None
-    if not 200 <= status < 300:
-        raise CallbackFailed(f"HTTP {status}")
-    return status
 
 
 def backoff_seconds(attempt: int, base: float) -> float:
@@ -80,8 +44,8 @@ def deliver_callback(
         return CallbackOutcome.DROPPED
     fields["request_id"] = job.request_id
     try:
-        post_json(job.callback_url, job.public(), timeout)
-    except CallbackFailed as exc:
+        post_json(job.callback_url, job.public(), timeout, "onnxq-callback")
+    except WebhookFailed as exc:
         outcome = CallbackOutcome.FAILED if attempt + 1 >= max_attempts else CallbackOutcome.RETRY
         level = log.error if outcome is CallbackOutcome.FAILED else log.warning
         level("callback", status=outcome.value, error=str(exc), **fields)

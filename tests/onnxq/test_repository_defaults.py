@@ -21,18 +21,6 @@ from onnxq.repository import DEFAULT_FILE, ModelRepository
 ROWS = np.zeros((2, 30), dtype=np.float32)
 
 
-@pytest.fixture
-def two_versions(demo_model_dir: Path, tmp_path: Path) -> ModelRepository:
-    """A private copy of the demo model with a second version (same file, version 2)."""
-    root = tmp_path / "models"
-    shutil.copytree(demo_model_dir, root)
-    repository = ModelRepository(root)
-    version_1 = root / DEMO_MODEL_NAME / "1"
-    manifest = Manifest.read(version_1).model_copy(update={"version": 2})
-    repository.add_version(manifest, (version_1 / MODEL_FILE).read_bytes())
-    return repository
-
-
 def rewrite(directory: Path, data: bytes, **changes: object) -> None:
     """Replace a version's model file and make its manifest vouch for the new bytes."""
     (directory / MODEL_FILE).write_bytes(data)

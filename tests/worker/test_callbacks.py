@@ -16,13 +16,12 @@ import pytest
 
 from onnxq.jobs import Job, JobStatus, JobStore
 from onnxq.redis_server import free_port
+from onnxq.webhook import WebhookFailed, post_json
 from worker.callbacks import (
     MAX_BACKOFF_SECONDS,
-    CallbackFailed,
     CallbackOutcome,
     backoff_seconds,
     deliver_callback,
-    post_json,
 )
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
@@ -175,21 +174,21 @@ def test_post_json_raises_callback_failed_naming_the_status_of_an_error_answer(
 ) -> None:
     receiver.statuses = [status]
 
-    with pytest.raises(CallbackFailed, match=f"HTTP {status}"):
+    with pytest.raises(WebhookFailed, match=f"HTTP {status}"):
         post_json(receiver.url, {"job_id": JOB_ID}, timeout=2.0)
 
     assert len(receiver.posts) == 1
 
 
 def test_post_json_raises_callback_failed_when_the_connection_is_refused() -> None:
-    with pytest.raises(CallbackFailed, match=r"(?i)refused"):
+    with pytest.raises(WebhookFailed, match=r"(?i)refused"):
         post_json(closed_port_url(), {"job_id": JOB_ID}, timeout=2.0)
 
 
 def test_post_json_raises_callback_failed_when_the_receiver_answers_too_late() -> None:
     with CallbackServer([200], delay=1.5) as slow:
         started = time.monotonic()
-        with pytest.raises(CallbackFailed):
+        with pytest.raises(WebhookFailed):
             post_json(slow.url, {"job_id": JOB_ID}, timeout=0.3)
         assert time.monotonic() - started < 1.4
 
@@ -199,7 +198,7 @@ def test_post_json_does_not_count_a_redirect_as_a_delivery(receiver: CallbackSer
     # a 200 to that GET delivered nothing, so it must not be reported as delivered.
     receiver.statuses = [302, 200]
 
-    with pytest.raises(CallbackFailed):
+    with pytest.raises(WebhookFailed):
         status = post_json(receiver.url, {"job_id": JOB_ID}, timeout=2.0)
         seen = [(request.method, request.path, request.body) for request in receiver.received]
         pytest.fail(f"reported as delivered (HTTP {status}) after these requests: {seen}")

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 from sklearn.datasets import load_breast_cancer
 
 from onnxq.demo import DEMO_MODEL_NAME
 from onnxq.jobs import JobStatus, JobStore
-from onnxq.manifest import MODEL_FILE, Manifest
 from onnxq.prediction_log import PredictionLog
 from onnxq.repository import ModelRepository
 from tests.worker.test_jobs import JOB_ID, log_lines, queued, run
 
 
 @pytest.fixture
-def repository(demo_model_dir: Path, tmp_path: Path) -> ModelRepository:
-    root = tmp_path / "models"
-    shutil.copytree(demo_model_dir, root)
-    repository = ModelRepository(root)
-    version_1 = root / DEMO_MODEL_NAME / "1"
-    manifest = Manifest.read(version_1).model_copy(update={"version": 2})
-    repository.add_version(manifest, (version_1 / MODEL_FILE).read_bytes())
-    return repository
+def repository(two_versions: ModelRepository) -> ModelRepository:
+    return two_versions
 
 
 def test_a_job_submitted_on_version_1_finishes_on_it_after_version_2_is_promoted(
