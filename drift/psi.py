@@ -14,10 +14,10 @@ non-empty bins. The floor caps the term of one empty bin holding share ``a`` at
 PSI of two samples of the *same* distribution is not 0: with ``n`` reference and ``m`` current rows
 in ``B`` bins, ``PSI`` is approximately ``(1/n + 1/m) · χ²(B - 1)`` (Yurdakul 2018, "Statistical
 properties of population stability index"). The noise level at 95 % is therefore
-``chi2.ppf(0.95, B - 1) · (1/n + 1/m)``, and a feature is only called "drift" when its PSI exceeds
-both the threshold (0.2 by default) and that noise level. ``n`` and ``m`` are the non-missing rows
-the shares were computed on; ``B`` counts every bin compared, the unseen bucket of a categorical
-feature included.
+``chi2_quantile(0.95, B - 1) · (1/n + 1/m)``, and a feature is only called "drift" when its PSI
+exceeds both the threshold (0.2 by default) and that noise level (drift/chi2.py computes the
+quantile). ``n`` and ``m`` are the non-missing rows the shares were computed on; ``B`` counts every
+bin compared, the unseen bucket of a categorical feature included.
 
 The missing rate (None / NaN values) is tracked apart from the bins, so PSI never sees it. It has
 its own rule: a feature's missing rate has drifted when it *rose* by more than
@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, computed_field
+
+from drift.chi2 import chi2_quantile
 
 if TYPE_CHECKING:
     from drift.profile import CategoricalFeature, NumericFeature
@@ -74,11 +76,9 @@ def noise_level(
         return 0.0
     if reference_rows <= 0 or current_rows <= 0:
         return float("inf")
-    # Imported here: the gateway imports this module for the report's schema, and its image
-    # leaves scipy out (scripts/image_requirements.py).
-    from scipy.stats import chi2
-
-    return float(chi2.ppf(confidence, n_bins - 1) * (1.0 / reference_rows + 1.0 / current_rows))
+    return float(
+        chi2_quantile(confidence, n_bins - 1) * (1.0 / reference_rows + 1.0 / current_rows)
+    )
 
 
 def shares(counts: Sequence[int] | np.ndarray) -> np.ndarray:

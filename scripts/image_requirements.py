@@ -19,7 +19,6 @@ from pathlib import Path
 LEFT_OUT: dict[str, dict[str, str]] = {
     "gateway": {
         "pandas": "only drift/ reads logs with pandas, and drift runs in the worker",
-        "scipy": "only the drift computation (the worker) takes chi-square quantiles",
     },
     "worker": {
         "flask": "HTTP is served by the gateway",
