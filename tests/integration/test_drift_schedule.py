@@ -6,10 +6,13 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.drift_fixtures import SHIFTED, log_demo_predictions
 from tests.integration.conftest import ServiceProcess, running_stack, wait_until
+
+pytestmark = pytest.mark.integration
 
 
 def test_beat_schedules_the_drift_task_the_worker_writes_the_report_and_the_gateway_serves_it(

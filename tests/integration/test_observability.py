@@ -14,6 +14,8 @@ import requests
 from tests.integration.conftest import Stack, running_stack, wait_until
 from tests.metrics_text import label_sets, sample
 
+pytestmark = pytest.mark.integration
+
 MODEL = "breast-cancer"
 SECRET_KEY = "obs-secret-key-never-logged"
 AUTH = {"Authorization": f"Bearer {SECRET_KEY}"}
