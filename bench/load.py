@@ -37,10 +37,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from bench import throughput as tp  # noqa: E402
 from bench.load_client import LoadResult, build_request, run_load  # noqa: E402
+from onnxq.metrics_text import sample  # noqa: E402
 from onnxq.redis_server import RedisServer, free_port  # noqa: E402
 
 API_KEY = "bench-load-key"
@@ -134,15 +134,6 @@ def profile_gateway(stack: tp.OnnxqStack, port: int, requests: list[bytes], load
     finally:
         tp.stop_pyspy(spies)
     return tp.summarise_profile("gateway workers, sync predict load", files, top=15)
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """One sample's value in Prometheus text (0.0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for found in family.samples:
-            if found.name == name and found.labels == labels:
-                return float(found.value)
-    return 0.0
 
 
 def scrape(url: str) -> str:

@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from drift.atomic_file import write_text_atomically
+
 DEFAULT_BINS = 10
 MAX_CATEGORIES = 50
 UNSEEN = "__unseen__"
@@ -166,9 +168,8 @@ class ReferenceProfile(BaseModel):
         return self.model_dump_json(indent=1)
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
-        return path
+        """Write the profile as JSON, atomically (a worker may be reading the old one)."""
+        return write_text_atomically(Path(path), self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> ReferenceProfile:

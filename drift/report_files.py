@@ -10,11 +10,10 @@ old report or the new one, never half of one. Only the newest ``keep`` history r
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from drift.atomic_file import write_text_atomically
 from drift.psi import DriftReport
 from drift.report_html import render_html
 
@@ -37,19 +36,6 @@ class ReportFiles:
 def report_directory(state_dir: str | Path, model: str) -> Path:
     """Directory of one model's reports under the state directory."""
     return Path(state_dir) / "drift" / model
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; the gateway may run as another user
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _prune(history: Path, keep: int) -> None:
@@ -75,10 +61,10 @@ def write_report(
         history_json=directory / HISTORY / f"{stamp}.json",
         history_html=directory / HISTORY / f"{stamp}.html",
     )
-    _write_atomically(files.history_json, document)
-    _write_atomically(files.history_html, page)
-    _write_atomically(files.json, document)
-    _write_atomically(files.html, page)
+    write_text_atomically(files.history_json, document)
+    write_text_atomically(files.history_html, page)
+    write_text_atomically(files.json, document)
+    write_text_atomically(files.html, page)
     _prune(directory / HISTORY, keep)
     return files
 

@@ -7,7 +7,6 @@ ONNXQ_DRIFT_WEBHOOK_URL is set, a JSON POST with bounded retries that never rais
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,13 +54,8 @@ def profile_path(settings: Settings, name: str, version: int) -> Path:
 
 
 def write_profile(model_dir: Path, name: str, version: int, profile: ReferenceProfile) -> Path:
-    """Save ``profile`` beside the version's manifest, atomically (the worker may be reading)."""
-    path = model_dir / name / str(version) / PROFILE_FILE
-    temporary = path.with_name(f".{PROFILE_FILE}.tmp")
-    profile.save(temporary)
-    temporary.chmod(0o644)
-    os.replace(temporary, path)
-    return path
+    """Save ``profile`` beside the version's manifest (atomically: the worker may be reading)."""
+    return profile.save(model_dir / name / str(version) / PROFILE_FILE)
 
 
 def _summary(feature: dict[str, Any]) -> dict[str, Any]:

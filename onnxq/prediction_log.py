@@ -19,7 +19,6 @@ class PredictionLog:
 
     def __init__(self, directory: Path):
         self.directory = directory
-        self._directory_made = False
 
     def path_for(self, when: datetime) -> Path:
         return self.directory / f"predictions-{when:%Y-%m-%d}.jsonl"
@@ -68,10 +67,7 @@ class PredictionLog:
         return len(lines)
 
     def _append(self, path: Path, payload: bytes) -> None:
-        # One mkdir per process, not per request; made again if someone removed it.
-        if not self._directory_made:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._directory_made = True
+        # The directory is made when an append finds it missing, not checked on every request.
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except FileNotFoundError:

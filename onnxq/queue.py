@@ -93,7 +93,7 @@ class JobQueue:
         if job.callback_url:
             try:
                 self._send(CALLBACK_TASK, {"job_id": job.job_id})
-            except (OperationalError, OSError) as exc:
+            except QueueUnavailable as exc:
                 # The cancel stands; only its notification is lost, and said so.
                 log.error("callback_not_queued", job_id=job.job_id, error=repr(exc))
         return job
@@ -106,10 +106,7 @@ class JobQueue:
         """
         payload = self._payload(job)
         payload["width"], payload["rows"] = width or 0, job.rows
-        try:
-            self._send(PREDICT_TASK, payload, task_id=job.job_id)
-        except (OperationalError, OSError) as exc:
-            raise QueueUnavailable(f"the job queue is unreachable: {exc}") from exc
+        self._send(PREDICT_TASK, payload, task_id=job.job_id)
 
     @staticmethod
     def _payload(job: Job) -> dict[str, Any]:
@@ -133,18 +130,22 @@ class JobQueue:
             payload["instances"] = instances
         try:
             self._send(PREDICT_TASK, payload, task_id=job.job_id)
-        except (OperationalError, OSError) as exc:
+        except QueueUnavailable:
             # No half-written job: the record goes if the message could not.
             with contextlib.suppress(QueueUnavailable):
                 self.store.delete(job.job_id)
-            raise QueueUnavailable(f"the job queue is unreachable: {exc}") from exc
+            raise
 
     def _send(self, task: str, kwargs: dict[str, Any], task_id: str | None = None) -> None:
-        # argsrepr/kwargsrepr: Celery would otherwise saferepr the whole payload.
-        self.celery.send_task(
-            task, kwargs=kwargs, task_id=task_id, ignore_result=True,
-            argsrepr="()", kwargsrepr=f"{{job_id: {kwargs.get('job_id')}}}",
-        )  # fmt: skip
+        """Publish a task by name; QueueUnavailable when the broker cannot take it."""
+        try:
+            # argsrepr/kwargsrepr: Celery would otherwise saferepr the whole payload.
+            self.celery.send_task(
+                task, kwargs=kwargs, task_id=task_id, ignore_result=True,
+                argsrepr="()", kwargsrepr=f"{{job_id: {kwargs.get('job_id')}}}",
+            )  # fmt: skip
+        except (OperationalError, OSError) as exc:
+            raise QueueUnavailable(f"the job queue is unreachable: {exc}") from exc
 
     def _claim_key(self, scope: str, idempotency_key: str) -> str:
         # Keys are per client (scope), hashed: they may be long or odd, and never land

@@ -7,7 +7,6 @@ version, as every model did before promotion existed.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import structlog
 
+from drift.atomic_file import write_text_atomically
 from onnxq.errors import InvalidModel, ModelNotFound, OnnxqError
 from onnxq.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
 from onnxq.model import OnnxModel, SessionConfig
@@ -124,19 +124,7 @@ class ModelRepository:
         check_version(name, version)
         if version not in self.versions(name):
             raise ModelNotFound(name, version)
-        directory = self.root / name
-        handle, staging = tempfile.mkstemp(prefix=f".{DEFAULT_FILE}-", dir=directory)
-        try:
-            with os.fdopen(handle, "w", encoding="ascii") as file:
-                file.write(f"{version}\n")
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(staging, 0o644)  # mkstemp makes it private; other users serve it too
-            os.replace(staging, directory / DEFAULT_FILE)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(staging)
-            raise
+        write_text_atomically(self.root / name / DEFAULT_FILE, f"{version}\n")
         self._defaults.pop(name, None)
 
     def _read_default(self, name: str) -> int:

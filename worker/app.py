@@ -112,14 +112,12 @@ def create_worker_app(settings: Settings) -> Celery:
                  queue_too_long=report.queue_too_long)  # fmt: skip
         return {"resent": report.resent}
 
-    @app.task(
-        name=DRIFT_TASK,
-        ignore_result=True,
-        # Reading a week of log takes longer than a prediction job may; stay below the
-        # visibility timeout so that Redis does not hand a running check to a second worker.
-        soft_time_limit=int(settings.visibility_timeout_seconds * 0.8),
-        time_limit=int(settings.visibility_timeout_seconds * 0.8) + 1,
-    )
+    # Reading a week of log takes longer than a prediction job may; stay below the
+    # visibility timeout so that Redis does not hand a running check to a second worker.
+    drift_limit = int(settings.visibility_timeout_seconds * 0.8)
+
+    @app.task(name=DRIFT_TASK, ignore_result=True, soft_time_limit=drift_limit,
+              time_limit=drift_limit + 1)  # fmt: skip
     def drift() -> dict[str, Any]:
         return run_drift_check(settings)
 

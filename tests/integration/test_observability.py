@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
+from onnxq.metrics_text import label_sets, sample
 from tests.integration.conftest import Stack, running_stack, wait_until
-from tests.metrics_text import label_sets, sample
 
 pytestmark = pytest.mark.integration
 

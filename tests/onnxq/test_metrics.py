@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from onnxq import metrics
-from tests.metrics_text import sample
+from onnxq.metrics_text import sample
 
 
 def test_record_drift_sets_the_latest_psi_of_a_feature() -> None:

@@ -10,9 +10,9 @@ from celery.schedules import crontab, schedule
 
 from onnxq import metrics
 from onnxq.celery_config import DRIFT_TASK, callback_queue, make_celery
+from onnxq.metrics_text import sample
 from onnxq.settings import Settings
 from tests.drift_fixtures import SHIFTED, log_demo_predictions
-from tests.metrics_text import sample
 from worker.app import create_worker_app
 from worker.drift_task import run_drift_check
 from worker.schedule import beat_schedule, drift_schedule

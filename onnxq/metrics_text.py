@@ -1,4 +1,4 @@
-"""Read values out of Prometheus text exposition, as a scraper would."""
+"""Read values out of Prometheus text exposition, as a scraper would (tests and bench/load.py)."""
 
 from __future__ import annotations
 
