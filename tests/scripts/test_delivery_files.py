@@ -1,0 +1,60 @@
+"""The CI workflow and the compose file say what issue 7 asks of them (read as YAML)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(relative: str) -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / relative).read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_the_workflow_lints_tests_and_pushes_both_images_to_ghcr_by_sha_and_latest_on_main() -> (
+    None
+):
+    workflow = load(".github/workflows/ci.yml")
+    # PyYAML reads the bare key `on` as True.
+    triggers = workflow.get("on", workflow.get(True))
+    assert triggers["push"]["branches"] == ["main"]
+    steps = [step.get("run", "") for step in workflow["jobs"]["test"]["steps"]]
+    assert "make lint" in steps and any(run.startswith("make test") for run in steps)
+
+    images = workflow["jobs"]["images"]
+    assert images["permissions"]["packages"] == "write"
+    built = {entry["image"] for entry in images["strategy"]["matrix"]["include"]}
+    assert {"gateway", "worker"} <= built
+    assert "refs/heads/main" in images["env"]["PUSH"]
+    build = next(s for s in images["steps"] if s.get("uses", "").startswith("docker/build-push"))
+    tags = build["with"]["tags"]
+    assert ":${{ github.sha }}" in tags and ":latest" in tags
+    login = next(s for s in images["steps"] if s.get("uses", "").startswith("docker/login"))
+    assert login["with"]["registry"] == "ghcr.io"
+    assert login["with"]["password"] == "${{ secrets.GITHUB_TOKEN }}"
+
+
+def test_the_workflow_holds_no_secret_of_its_own() -> None:
+    text = (ROOT / ".github/workflows/ci.yml").read_text(encoding="utf-8")
+    secrets = set(re.findall(r"secrets\.([A-Z_]+)", text))
+    assert secrets == {"GITHUB_TOKEN"}
+
+
+def test_compose_scales_workers_runs_one_beat_and_keeps_redis_durable() -> None:
+    services = load("docker-compose.yml")["services"]
+    worker = services["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    assert services["beat"]["command"] == ["python", "-m", "worker.beat"]
+    assert "deploy" not in services["beat"]  # never replicated
+    redis_command = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_command and "noeviction" in redis_command
+    assert services["gateway"]["ports"]
+    assert all(
+        "ports" not in s for name, s in services.items() if name not in {"gateway", "flower"}
+    )
