@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402
 
 from drift import build_profile, compute_drift  # noqa: E402
 from drift.profile import ReferenceProfile  # noqa: E402
-from onnxq.model import PredictionResult  # noqa: E402
-from onnxq.prediction_log import PredictionLog  # noqa: E402
+from onnxq.models.session import PredictionResult  # noqa: E402
+from onnxq.telemetry.prediction_log import PredictionLog  # noqa: E402
 
 MODEL = "bench"
 BATCH = 10_000
@@ -56,7 +56,7 @@ def write_log(directory: Path, rows: int, features: int, now: datetime) -> int:
         )
         # spread the batches over the window: the days are the log's rotation
         when = now - timedelta(days=6.9 * (1 - written / rows))
-        with mock.patch("onnxq.prediction_log.datetime") as clock:
+        with mock.patch("onnxq.telemetry.prediction_log.datetime") as clock:
             clock.now.return_value = when
             log.record(
                 model=MODEL, version=1, rows=matrix, result=result, latency_ms=1.0,

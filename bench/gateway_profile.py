@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import throughput as bench  # noqa: E402
-from onnxq.redis_server import RedisServer, free_port  # noqa: E402
+from onnxq.devtools.redis_server import RedisServer, free_port  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,8 +40,8 @@ import psutil  # noqa: E402
 
 from bench import throughput as tp  # noqa: E402
 from bench.load_client import LoadResult, build_request, run_load  # noqa: E402
-from onnxq.metrics_text import sample  # noqa: E402
-from onnxq.redis_server import RedisServer, free_port  # noqa: E402
+from onnxq.devtools.metrics_text import sample  # noqa: E402
+from onnxq.devtools.redis_server import RedisServer, free_port  # noqa: E402
 
 API_KEY = "bench-load-key"
 REPORT_BEGIN = "<!-- bench/load.py: generated block begins -->"

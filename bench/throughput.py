@@ -48,9 +48,9 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench.bare_celery` impor
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from onnxq.local_stack import gunicorn_config_path  # noqa: E402
-from onnxq.redis_server import RedisServer, free_port  # noqa: E402
-from onnxq.repository import ModelRepository  # noqa: E402
+from onnxq.cli.run import gunicorn_config_path  # noqa: E402
+from onnxq.devtools.redis_server import RedisServer, free_port  # noqa: E402
+from onnxq.models.repository import ModelRepository  # noqa: E402
 
 MODEL_NAME = "breast-cancer"
 N_ESTIMATORS = 100
@@ -231,7 +231,9 @@ def prepare_model(cache_dir: Path) -> Path:
             say(f"reusing the model in {cache_dir}")
             return cache_dir
         shutil.rmtree(cache_dir)
-    from onnxq.demo import build_demo_model  # needs the export extra (scikit-learn, skl2onnx)
+    from onnxq.registry.demo import (
+        build_demo_model,  # needs the export extra (scikit-learn, skl2onnx)
+    )
 
     say("building the RandomForest-100 breast-cancer model ...")
     cache_dir.mkdir(parents=True, exist_ok=True)

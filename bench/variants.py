@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 import psutil  # noqa: E402
 
 from bench import throughput as bench  # noqa: E402
-from onnxq.redis_server import RedisServer, free_port  # noqa: E402
+from onnxq.devtools.redis_server import RedisServer, free_port  # noqa: E402
 
 # name: (what it changes, extra ONNXQ_* environment, extra gunicorn arguments)
 VARIANTS: dict[str, tuple[str, dict[str, str], list[str]]] = {

@@ -1,13 +1,12 @@
 """The log reader's fast path: a block of lines in PredictionLog's own layout, parsed at once.
 
 `orjson.loads` per line, then a DataFrame of Python lists, costs ~10 µs a row; 1,000,000 rows would
-take more than a minute. Lines written by onnxq.prediction_log.PredictionLog always have the same
-key order, so one regular expression over the whole block picks out each line's ts, model, version,
-features, label and last probability, and pandas' C CSV parser turns all the feature lists into one
-float matrix. Anything unexpected - a line of another layout, a corrupt or truncated line, a value
-that is not a number - makes `parse_block` return None, and the caller reads that block line by
-line with orjson instead (drift/log_reader.py), so both paths count exactly the same rows.
-"""
+take more than a minute. Lines written by onnxq's PredictionLog (onnxq/telemetry/) always have the
+same key order, so one regular expression over the whole block picks out each line's ts, model,
+version, features, label and last probability, and pandas' C CSV parser turns all the feature lists
+into one float matrix. Anything unexpected - a line of another layout, a corrupt or truncated line,
+a value that is not a number - makes `parse_block` return None, and the caller reads that block line
+by line with orjson instead (drift/log_reader.py), so both paths count exactly the same rows. """
 
 from __future__ import annotations
 

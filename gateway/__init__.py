@@ -23,8 +23,8 @@ from gateway import (
     services,
     v2,
 )
-from onnxq.logs import configure_logging
 from onnxq.settings import Settings, effective_configuration
+from onnxq.telemetry.logs import configure_logging
 
 log = structlog.get_logger("onnxq.gateway")
 

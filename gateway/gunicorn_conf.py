@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from onnxq import multiprocess_metrics
 from onnxq.settings import Settings
+from onnxq.telemetry import multiprocess_metrics
 
 _settings = Settings()
 _metrics_dir: Path | None = None
@@ -32,7 +32,7 @@ errorlog = "-"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "onnxq.logs.json_formatter"}},
+    "formatters": {"json": {"()": "onnxq.telemetry.logs.json_formatter"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
@@ -59,7 +59,7 @@ def on_starting(_server: Any) -> None:
 
 def child_exit(_server: Any, worker: Any) -> None:
     # Imported here, after on_starting exported the directory.
-    from onnxq.metrics import mark_process_dead
+    from onnxq.telemetry.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)
 

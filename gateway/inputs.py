@@ -10,7 +10,7 @@ from flask import g, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from gateway.services import current_services
-from onnxq.model import OnnxModel
+from onnxq.models.session import OnnxModel
 
 
 def json_body() -> Any:

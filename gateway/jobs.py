@@ -14,8 +14,8 @@ from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import JobNotFound, TooManyRows
-from onnxq.jobs import Job
-from onnxq.schemas import JobRequest, parse_request, rows_to_matrix
+from onnxq.jobs.store import Job
+from onnxq.models.inputs import JobRequest, parse_request, rows_to_matrix
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 

@@ -7,8 +7,8 @@ import time
 from flask import Blueprint, Flask, Response, g, request
 
 from gateway.services import current_services
-from onnxq import metrics
-from onnxq.celery_config import callback_queue
+from onnxq.broker.celery_app import callback_queue
+from onnxq.telemetry import metrics
 
 bp = Blueprint("metrics", __name__)
 

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from gateway.openapi import documented
 from gateway.responses import ModelDescription, ModelList, describe_error_statuses
 from gateway.services import current_services
-from onnxq.manifest import Manifest
+from onnxq.models.manifest import Manifest
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
 

@@ -11,7 +11,7 @@ from gateway.prediction import predict_and_log
 from gateway.responses import PredictResponse, describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import TooManyRows
-from onnxq.schemas import PredictRequest, parse_request, rows_to_matrix
+from onnxq.models.inputs import PredictRequest, parse_request, rows_to_matrix
 
 bp = Blueprint("predict", __name__, url_prefix="/v1/models")
 

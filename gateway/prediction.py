@@ -9,8 +9,8 @@ import structlog
 from flask import g
 
 from gateway.services import current_services
-from onnxq import metrics
-from onnxq.model import OnnxModel, PredictionResult
+from onnxq.models.session import OnnxModel, PredictionResult
+from onnxq.telemetry import metrics
 
 log = structlog.get_logger("onnxq.gateway")
 

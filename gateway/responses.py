@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from onnxq.manifest import FeatureSpec, Parity, TensorSpec
+from onnxq.models.manifest import FeatureSpec, Parity, TensorSpec
 
 
 class ErrorDetail(BaseModel):

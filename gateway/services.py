@@ -9,15 +9,15 @@ import structlog
 from celery import Celery
 from flask import Flask, current_app
 
-from onnxq.celery_config import make_celery
+from onnxq.broker.celery_app import make_celery
+from onnxq.broker.redis_client import connect_redis
 from onnxq.errors import OnnxqError
-from onnxq.jobs import JobStore
-from onnxq.model import SessionConfig
-from onnxq.prediction_log import PredictionLog
-from onnxq.queue import JobQueue
-from onnxq.redis_client import connect_redis
-from onnxq.repository import ModelRepository
+from onnxq.jobs.queue import JobQueue
+from onnxq.jobs.store import JobStore
+from onnxq.models.repository import ModelRepository
+from onnxq.models.session import SessionConfig
 from onnxq.settings import Settings
+from onnxq.telemetry.prediction_log import PredictionLog
 
 log = structlog.get_logger("onnxq.gateway")
 

@@ -32,7 +32,7 @@ from gateway.v2_schemas import (
 )
 from onnxq import __version__
 from onnxq.errors import InvalidModel, ModelNotReady, OnnxqError, Unauthorized
-from onnxq.model import OnnxModel
+from onnxq.models.session import OnnxModel
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 log = structlog.get_logger("onnxq.gateway")

@@ -18,9 +18,9 @@ from pydantic import (
     ValidationError,
 )
 
-from onnxq.manifest import DType, Manifest, TensorSpec
-from onnxq.model import PredictionResult
-from onnxq.schemas import FLOAT32_MAX
+from onnxq.models.inputs import FLOAT32_MAX
+from onnxq.models.manifest import DType, Manifest, TensorSpec
+from onnxq.models.session import PredictionResult
 
 # Manifest dtypes as the protocol's tensor data types.
 DATATYPES: dict[DType, str] = {

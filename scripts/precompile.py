@@ -23,9 +23,10 @@ def module_names(patterns: list[str]) -> list[str]:
         if pattern.endswith(".*"):
             package = importlib.import_module(pattern[:-2])
             names.append(package.__name__)
-            names += [
-                info.name for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}.")
-            ]
+            # Sub-packages too (onnxq/jobs/, onnxq/models/, ...); walk_packages imports each
+            # sub-package's __init__ only, which holds no imports of its own.
+            prefix = f"{package.__name__}."
+            names += [info.name for info in pkgutil.walk_packages(package.__path__, prefix)]
         else:
             names.append(pattern)
     return names
@@ -41,6 +42,9 @@ def main(argv: list[str]) -> int:
     names = module_names(argv)
     compiled_only = []
     for name in names:
+        if name.endswith(".__main__"):  # importing it would run the command
+            py_compile.compile(importlib.util.find_spec(name).origin, doraise=True)
+            continue
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from onnxq.celery_config import make_celery
-from onnxq.demo import DEMO_MODEL_NAME, build_demo_model
-from onnxq.manifest import MODEL_FILE, Manifest
-from onnxq.redis_server import RedisServer, find_redis_server, free_port
-from onnxq.repository import ModelRepository
+from onnxq.broker.celery_app import make_celery
+from onnxq.devtools.redis_server import RedisServer, find_redis_server, free_port
+from onnxq.models.manifest import MODEL_FILE, Manifest
+from onnxq.models.repository import ModelRepository
+from onnxq.registry.demo import DEMO_MODEL_NAME, build_demo_model
 from onnxq.settings import Settings
 
 # A port nothing listens on: unit tests must never reach a real Redis by accident.

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_breast_cancer
 
-from onnxq.prediction_log import PredictionLog
-from onnxq.repository import ModelRepository
+from onnxq.models.repository import ModelRepository
+from onnxq.telemetry.prediction_log import PredictionLog
 
 SHIFTED = "mean radius"  # feature 0
 

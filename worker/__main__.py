@@ -8,10 +8,10 @@ import sys
 
 import structlog
 
-from onnxq import multiprocess_metrics
-from onnxq.celery_config import callback_queue
-from onnxq.logs import configure_logging
+from onnxq.broker.celery_app import callback_queue
 from onnxq.settings import Settings, effective_configuration
+from onnxq.telemetry import multiprocess_metrics
+from onnxq.telemetry.logs import configure_logging
 
 log = structlog.get_logger("onnxq.worker")
 

@@ -9,8 +9,7 @@ from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 from kombu.exceptions import OperationalError
 
-from onnxq import metrics
-from onnxq.celery_config import (
+from onnxq.broker.celery_app import (
     CALLBACK_TASK,
     DRIFT_TASK,
     PREDICT_TASK,
@@ -18,10 +17,11 @@ from onnxq.celery_config import (
     make_celery,
 )
 from onnxq.errors import QueueUnavailable
-from onnxq.jobs import Job, utc_now
-from onnxq.logs import configure_logging
-from onnxq.queue import JobQueue
+from onnxq.jobs.queue import JobQueue
+from onnxq.jobs.store import Job, utc_now
 from onnxq.settings import Settings
+from onnxq.telemetry import metrics
+from onnxq.telemetry.logs import configure_logging
 from worker.batching import settle
 from worker.callbacks import CallbackOutcome, backoff_seconds, deliver_callback
 from worker.consumer import CONSUMER

@@ -17,7 +17,7 @@ from celery import Celery
 from kombu import Connection, Exchange, Message, Queue
 from kombu.exceptions import OperationalError
 
-from onnxq.celery_config import PREDICT_TASK
+from onnxq.broker.celery_app import PREDICT_TASK
 from worker.jobs import JobMessage
 
 log = structlog.get_logger("onnxq.worker")

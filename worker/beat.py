@@ -7,9 +7,9 @@ from typing import Any
 
 from celery.signals import setup_logging
 
-from onnxq.celery_config import make_celery
-from onnxq.logs import configure_logging
+from onnxq.broker.celery_app import make_celery
 from onnxq.settings import Settings
+from onnxq.telemetry.logs import configure_logging
 from worker.schedule import beat_schedule
 
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 import structlog
 
 from onnxq.errors import JobNotFound, QueueUnavailable
-from onnxq.jobs import JobStore
+from onnxq.jobs.store import JobStore
 from onnxq.webhook import WebhookFailed, post_json
 
 log = structlog.get_logger("onnxq.worker")

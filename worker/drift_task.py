@@ -11,11 +11,11 @@ from typing import Any
 
 import structlog
 
-from onnxq import metrics
-from onnxq.drift_check import check_model
 from onnxq.errors import DriftProfileMissing, OnnxqError
-from onnxq.repository import ModelRepository
+from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
+from onnxq.telemetry import metrics
+from onnxq.telemetry.drift_check import check_model
 
 log = structlog.get_logger("onnxq.worker")
 

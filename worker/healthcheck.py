@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from onnxq.redis_server import redis_answers
+from onnxq.devtools.redis_server import redis_answers
 from onnxq.settings import Settings
 
 REDIS_TIMEOUT_SECONDS = 2.0

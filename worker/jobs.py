@@ -16,13 +16,13 @@ import numpy as np
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
-from onnxq import metrics
 from onnxq.errors import InvalidInput, OnnxqError, QueueUnavailable
-from onnxq.jobs import ClaimState, Job, JobError, JobStatus, JobStore, utc_now
-from onnxq.model import OnnxModel, PredictionResult
-from onnxq.prediction_log import PredictionLog
-from onnxq.repository import ModelRepository
-from onnxq.schemas import rows_to_matrix
+from onnxq.jobs.store import ClaimState, Job, JobError, JobStatus, JobStore, utc_now
+from onnxq.models.inputs import rows_to_matrix
+from onnxq.models.repository import ModelRepository
+from onnxq.models.session import OnnxModel, PredictionResult
+from onnxq.telemetry import metrics
+from onnxq.telemetry.prediction_log import PredictionLog
 
 log = structlog.get_logger("onnxq.worker")
 

@@ -22,7 +22,7 @@ def serve_metrics(settings: Settings) -> bool:
     # Imported here: the caller has exported PROMETHEUS_MULTIPROC_DIR by now.
     from prometheus_client import start_http_server
 
-    from onnxq.metrics import scrape_registry
+    from onnxq.telemetry.metrics import scrape_registry
 
     try:
         start_http_server(

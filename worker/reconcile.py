@@ -26,10 +26,10 @@ from typing import Any
 import redis
 import structlog
 
+from onnxq.broker.redis_client import redis_errors_as_unavailable
 from onnxq.errors import JobNotFound
-from onnxq.jobs import Job, JobStatus, JobStore
-from onnxq.queue import JobQueue
-from onnxq.redis_client import redis_errors_as_unavailable
+from onnxq.jobs.queue import JobQueue
+from onnxq.jobs.store import Job, JobStatus, JobStore
 
 log = structlog.get_logger("onnxq.reconcile")
 

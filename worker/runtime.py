@@ -8,12 +8,12 @@ from collections.abc import Callable
 import structlog
 from celery import Celery
 
-from onnxq.jobs import Job, JobStore
-from onnxq.model import SessionConfig
-from onnxq.prediction_log import PredictionLog
-from onnxq.redis_client import connect_redis
-from onnxq.repository import ModelRepository
+from onnxq.broker.redis_client import connect_redis
+from onnxq.jobs.store import Job, JobStore
+from onnxq.models.repository import ModelRepository
+from onnxq.models.session import SessionConfig
 from onnxq.settings import Settings
+from onnxq.telemetry.prediction_log import PredictionLog
 from worker.batching import QueueDrain
 from worker.jobs import JobRunner
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery.schedules import crontab, schedule
 
-from onnxq.celery_config import DRIFT_TASK, RECONCILE_TASK
+from onnxq.broker.celery_app import DRIFT_TASK, RECONCILE_TASK
 from onnxq.settings import Settings
 
 

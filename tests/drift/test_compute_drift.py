@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from drift import DriftReport, ReferenceProfile, build_profile, compute_drift
-from onnxq.model import PredictionResult
-from onnxq.prediction_log import PredictionLog
+from onnxq.models.session import PredictionResult
+from onnxq.telemetry.prediction_log import PredictionLog
 from tests.drift.logs import append, log_line
 
 FEATURES = ["shifted", "steady", "colour"]

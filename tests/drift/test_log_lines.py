@@ -13,8 +13,8 @@ import drift.log_reader
 from drift import build_profile, read_window
 from drift.log_lines import LINE, parse_block
 from drift.profile import ReferenceProfile
-from onnxq.model import PredictionResult
-from onnxq.prediction_log import PredictionLog
+from onnxq.models.session import PredictionResult
+from onnxq.telemetry.prediction_log import PredictionLog
 from tests.drift.logs import append, log_line
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -18,9 +18,9 @@ from werkzeug.test import TestResponse
 
 from gateway.inputs import body_fingerprint
 from gateway.services import Services
-from onnxq.celery_config import CALLBACK_TASK, PREDICT_TASK
+from onnxq.broker.celery_app import CALLBACK_TASK, PREDICT_TASK
 from onnxq.errors import OnnxqError
-from onnxq.jobs import Job, JobStatus
+from onnxq.jobs.store import Job, JobStatus
 from worker.jobs import run_predict_job
 
 MODEL = "breast-cancer"

@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 
 from gateway import create_app
 from gateway.services import Services
-from onnxq.celery_config import make_celery
-from onnxq.metrics_text import label_sets, sample
+from onnxq.broker.celery_app import make_celery
+from onnxq.devtools.metrics_text import label_sets, sample
 from onnxq.settings import Settings
 
 PREDICT_ROUTE = "/v1/models/<name>/predict"

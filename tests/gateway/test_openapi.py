@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gateway import create_app
 from gateway.openapi import build_spec
-from onnxq.schemas import JobRequest
+from onnxq.models.inputs import JobRequest
 from onnxq.settings import Settings
 from tests.conftest import in_memory_celery
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from onnxq.local_stack import gunicorn_config_path
-from onnxq.redis_server import RedisServer, free_port
+from onnxq.cli.run import gunicorn_config_path
+from onnxq.devtools.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 

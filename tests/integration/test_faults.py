@@ -30,9 +30,9 @@ import redis
 import requests
 from sklearn.datasets import load_breast_cancer
 
-from onnxq.demo import DEMO_MODEL_NAME
-from onnxq.jobs import Job, JobStatus, JobStore, dump_job, load_job, utc_now
-from onnxq.manifest import MODEL_FILE
+from onnxq.jobs.store import Job, JobStatus, JobStore, dump_job, load_job, utc_now
+from onnxq.models.manifest import MODEL_FILE
+from onnxq.registry.demo import DEMO_MODEL_NAME
 from tests.integration.conftest import (
     ServiceProcess,
     Stack,

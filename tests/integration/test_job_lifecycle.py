@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from onnxq.redis_server import free_port
+from onnxq.devtools.redis_server import free_port
 from tests.integration.conftest import (
     ServiceProcess,
     Stack,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from onnxq.metrics_text import label_sets, sample
+from onnxq.devtools.metrics_text import label_sets, sample
 from tests.integration.conftest import Stack, running_stack, wait_until
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from onnxq.demo import DEMO_MODEL_NAME
-from onnxq.manifest import Manifest
+from onnxq.models.manifest import Manifest
+from onnxq.registry.demo import DEMO_MODEL_NAME
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from onnxq.cli import main
+from onnxq.cli.main import main
 
 
 def breast_cancer() -> tuple[pd.DataFrame, pd.Series]:

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from onnxq.cli import configuration_doc
+from onnxq.cli.main import configuration_doc
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

@@ -13,10 +13,10 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from drift.report_files import history
-from onnxq.drift_check import WebhookOutcome, check_model, profile_path
+from onnxq.devtools.redis_server import free_port
 from onnxq.errors import DriftProfileMissing, ModelNotFound
-from onnxq.redis_server import free_port
 from onnxq.settings import Settings
+from onnxq.telemetry.drift_check import WebhookOutcome, check_model, profile_path
 from tests.drift_fixtures import SHIFTED, log_demo_predictions
 
 MODEL = "breast-cancer"

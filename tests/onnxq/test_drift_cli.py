@@ -12,8 +12,8 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from drift.log_reader import Progress
-from onnxq import drift_cli
-from onnxq.cli import main
+from onnxq.cli import drift as drift_cli
+from onnxq.cli.main import main
 from tests.drift_fixtures import SHIFTED, log_demo_predictions
 
 MODEL = "breast-cancer"

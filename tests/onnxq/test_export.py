@@ -11,11 +11,11 @@ from sklearn.datasets import load_breast_cancer, make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from onnxq.demo import DEMO_MODEL_NAME
 from onnxq.errors import ParityError
-from onnxq.export import export_sklearn_classifier
-from onnxq.manifest import MODEL_FILE, Manifest
-from onnxq.model import sha256_of
+from onnxq.models.manifest import MODEL_FILE, Manifest
+from onnxq.models.session import sha256_of
+from onnxq.registry.demo import DEMO_MODEL_NAME
+from onnxq.registry.export import export_sklearn_classifier
 
 
 @pytest.fixture(scope="module")

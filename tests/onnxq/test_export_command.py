@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from onnxq.export_dir import EXPORT_FILE
-from onnxq.manifest import MODEL_FILE
+from onnxq.models.manifest import MODEL_FILE
+from onnxq.registry.export_dir import EXPORT_FILE
 from tests.onnxq.lifecycle import (
     breast_cancer,
     export_pipeline,

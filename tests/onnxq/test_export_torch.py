@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from onnxq.export_dir import EXPORT_FILE
-from onnxq.manifest import MODEL_FILE
+from onnxq.models.manifest import MODEL_FILE
+from onnxq.registry.export_dir import EXPORT_FILE
 from tests.onnxq.lifecycle import run_cli, write_csv
 
 MODULE = textwrap.dedent(

@@ -13,10 +13,10 @@ from kombu.exceptions import OperationalError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from onnxq.celery_config import PREDICT_TASK
+from onnxq.broker.celery_app import PREDICT_TASK
 from onnxq.errors import JobNotFound, QueueUnavailable
-from onnxq.jobs import Job, JobStatus, JobStore
-from onnxq.queue import JobQueue
+from onnxq.jobs.queue import JobQueue
+from onnxq.jobs.store import Job, JobStatus, JobStore
 from onnxq.settings import Settings
 from tests.conftest import in_memory_celery
 

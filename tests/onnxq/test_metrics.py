@@ -1,4 +1,4 @@
-"""onnxq.metrics hooks and exposition, in this process and in multiprocess mode."""
+"""onnxq.telemetry.metrics hooks and exposition, in this process and in multiprocess mode."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from onnxq import metrics
-from onnxq.metrics_text import sample
+from onnxq.devtools.metrics_text import sample
+from onnxq.telemetry import metrics
 
 
 def test_record_drift_sets_the_latest_psi_of_a_feature() -> None:
@@ -32,7 +32,7 @@ def test_metric_names_follow_prometheus_conventions() -> None:
 
 RECORD = """
 import sys
-from onnxq import metrics
+from onnxq.telemetry import metrics
 metrics.job_submitted("m")
 metrics.inference_ran("m", "job", int(sys.argv[1]), 0.002)
 """
@@ -42,7 +42,7 @@ def test_multiprocess_mode_sums_what_every_process_recorded(tmp_path: Path) -> N
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     for rows in ("5", "7"):
         subprocess.run([sys.executable, "-c", RECORD, rows], env=env, check=True)
-    scrape = "from onnxq import metrics; print(metrics.exposition().decode())"
+    scrape = "from onnxq.telemetry import metrics; print(metrics.exposition().decode())"
     text = subprocess.run([sys.executable, "-c", scrape], env=env, check=True,
                           capture_output=True, text=True).stdout  # fmt: skip
     assert sample(text, "onnxq_jobs_submitted_total", model="m") == 2

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from onnxq.errors import InvalidModel
-from onnxq.manifest import MODEL_FILE
-from onnxq.onnx_file import check_onnx_bytes
+from onnxq.models.manifest import MODEL_FILE
+from onnxq.models.onnx_file import check_onnx_bytes
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxq.model import PredictionResult
-from onnxq.prediction_log import PredictionLog
+from onnxq.models.session import PredictionResult
+from onnxq.telemetry.prediction_log import PredictionLog
 
 FIELDS = {
     "ts",

@@ -15,9 +15,9 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from kombu.message import Message
 
-from onnxq.celery_config import make_celery
-from onnxq.redis_server import RedisServer
-from onnxq.redis_transport import TRANSPORT
+from onnxq.broker.celery_app import make_celery
+from onnxq.broker.redis_transport import TRANSPORT
+from onnxq.devtools.redis_server import RedisServer
 from onnxq.settings import Settings
 
 QUEUE = Queue("jobs", Exchange("jobs", type="direct"), routing_key="jobs")
@@ -100,4 +100,4 @@ def test_an_ack_on_a_collected_channel_is_logged_as_a_connection_error_and_redel
 def test_both_sides_of_celery_use_the_onnxq_transport(settings: Settings) -> None:
     app = make_celery(settings)
     with app.connection_for_write() as connection:
-        assert type(connection.transport).__module__ == "onnxq.redis_transport"
+        assert type(connection.transport).__module__ == "onnxq.broker.redis_transport"

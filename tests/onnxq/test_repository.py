@@ -11,10 +11,10 @@ import onnxruntime as ort
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from onnxq.demo import DEMO_MODEL_NAME
 from onnxq.errors import InvalidModel, ModelNotFound, ModelNotReady
-from onnxq.manifest import MODEL_FILE, Manifest
-from onnxq.repository import ModelRepository
+from onnxq.models.manifest import MODEL_FILE, Manifest
+from onnxq.models.repository import ModelRepository
+from onnxq.registry.demo import DEMO_MODEL_NAME
 
 
 @pytest.fixture(scope="module")

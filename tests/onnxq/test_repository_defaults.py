@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onnxq import repository as repository_module
-from onnxq.demo import DEMO_MODEL_NAME
 from onnxq.errors import InvalidModel, ModelNotFound
-from onnxq.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
-from onnxq.model import OnnxModel
-from onnxq.repository import DEFAULT_FILE, ModelRepository
+from onnxq.models import repository as repository_module
+from onnxq.models.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from onnxq.models.repository import DEFAULT_FILE, ModelRepository
+from onnxq.models.session import OnnxModel
+from onnxq.registry.demo import DEMO_MODEL_NAME
 
 ROWS = np.zeros((2, 30), dtype=np.float32)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from onnxq.errors import InvalidInput
-from onnxq.manifest import FeatureSpec, Manifest, Parity, TensorSpec
-from onnxq.schemas import parse_predict_request
+from onnxq.models.inputs import parse_predict_request
+from onnxq.models.manifest import FeatureSpec, Manifest, Parity, TensorSpec
 
 FEATURES = ["mean radius", "mean texture", "mean smoothness"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import fakeredis
 import pytest
 
-from onnxq.jobs import JobStore
-from onnxq.prediction_log import PredictionLog
+from onnxq.jobs.store import JobStore
+from onnxq.telemetry.prediction_log import PredictionLog
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from typing import Any
 import fakeredis
 import pytest
 
-from onnxq.jobs import Job, JobStatus, JobStore
-from onnxq.redis_server import free_port
+from onnxq.devtools.redis_server import free_port
+from onnxq.jobs.store import Job, JobStatus, JobStore
 from onnxq.webhook import WebhookFailed, post_json
 from worker.callbacks import (
     MAX_BACKOFF_SECONDS,

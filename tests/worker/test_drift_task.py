@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from celery.schedules import crontab, schedule
 
-from onnxq import metrics
-from onnxq.celery_config import DRIFT_TASK, callback_queue, make_celery
-from onnxq.metrics_text import sample
+from onnxq.broker.celery_app import DRIFT_TASK, callback_queue, make_celery
+from onnxq.devtools.metrics_text import sample
 from onnxq.settings import Settings
+from onnxq.telemetry import metrics
 from tests.drift_fixtures import SHIFTED, log_demo_predictions
 from worker.app import create_worker_app
 from worker.drift_task import run_drift_check

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from onnxq.redis_server import RedisServer
+from onnxq.devtools.redis_server import RedisServer
 from onnxq.settings import Settings
 from worker import healthcheck
 from worker.healthcheck import WorkerProcesses, check, find_worker

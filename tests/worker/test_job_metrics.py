@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
 
-from onnxq.demo import DEMO_MODEL_NAME
-from onnxq.jobs import Job, JobStatus, JobStore
-from onnxq.prediction_log import PredictionLog
-from onnxq.repository import ModelRepository
+from onnxq.jobs.store import Job, JobStatus, JobStore
+from onnxq.models.repository import ModelRepository
+from onnxq.registry.demo import DEMO_MODEL_NAME
+from onnxq.telemetry.prediction_log import PredictionLog
 from worker.jobs import JobMessage, JobRunner
 
 

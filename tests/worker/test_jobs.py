@@ -13,12 +13,12 @@ import onnxruntime as ort
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from onnxq.demo import DEMO_MODEL_NAME
 from onnxq.errors import QueueUnavailable
-from onnxq.jobs import Job, JobStatus, JobStore
-from onnxq.manifest import MODEL_FILE
-from onnxq.prediction_log import PredictionLog
-from onnxq.repository import ModelRepository
+from onnxq.jobs.store import Job, JobStatus, JobStore
+from onnxq.models.manifest import MODEL_FILE
+from onnxq.models.repository import ModelRepository
+from onnxq.registry.demo import DEMO_MODEL_NAME
+from onnxq.telemetry.prediction_log import PredictionLog
 from worker.jobs import run_predict_job
 
 JOB_ID = "0123456789abcdef0123456789abcdef"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from onnxq.demo import DEMO_MODEL_NAME
-from onnxq.jobs import JobStatus, JobStore
-from onnxq.prediction_log import PredictionLog
-from onnxq.repository import ModelRepository
+from onnxq.jobs.store import JobStatus, JobStore
+from onnxq.models.repository import ModelRepository
+from onnxq.registry.demo import DEMO_MODEL_NAME
+from onnxq.telemetry.prediction_log import PredictionLog
 from tests.worker.test_jobs import JOB_ID, log_lines, queued, run
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from onnxq.demo import DEMO_MODEL_NAME
-from onnxq.jobs import ClaimState, Job, JobStatus, JobStore
-from onnxq.model import OnnxModel, PredictionResult
-from onnxq.prediction_log import PredictionLog
-from onnxq.repository import ModelRepository
+from onnxq.jobs.store import ClaimState, Job, JobStatus, JobStore
+from onnxq.models.repository import ModelRepository
+from onnxq.models.session import OnnxModel, PredictionResult
+from onnxq.registry.demo import DEMO_MODEL_NAME
+from onnxq.telemetry.prediction_log import PredictionLog
 from worker.jobs import JobMessage, JobRunner
 
 MAX_ATTEMPTS = 3

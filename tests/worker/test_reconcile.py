@@ -10,8 +10,8 @@ import fakeredis
 import numpy as np
 import pytest
 
-from onnxq.jobs import Job, JobStatus, JobStore
-from onnxq.queue import JobQueue
+from onnxq.jobs.queue import JobQueue
+from onnxq.jobs.store import Job, JobStatus, JobStore
 from worker.reconcile import UNACKED_HASH, JobReconciler
 
 QUEUE = "onnxq.predict"

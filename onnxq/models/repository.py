@@ -21,8 +21,8 @@ import structlog
 
 from drift.atomic_file import write_text_atomically
 from onnxq.errors import InvalidModel, ModelNotFound, OnnxqError
-from onnxq.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
-from onnxq.model import OnnxModel, SessionConfig
+from onnxq.models.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from onnxq.models.session import OnnxModel, SessionConfig
 
 DEFAULT_CACHE_SECONDS = 2.0
 DEFAULT_FILE = "DEFAULT"

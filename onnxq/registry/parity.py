@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from onnxq.errors import InvalidInput, InvalidModel, ParityError
-from onnxq.export_dir import (
+from onnxq.models.manifest import DEFAULT_TOLERANCE, MODEL_FILE, Parity
+from onnxq.models.onnx_file import check_onnx_bytes
+from onnxq.registry.export_dir import (
     ExpectedOutputs,
     ExportRecord,
     feature_matrix,
     read_csv,
     read_export_dir,
 )
-from onnxq.manifest import DEFAULT_TOLERANCE, MODEL_FILE, Parity
-from onnxq.onnx_file import check_onnx_bytes
 
 LISTED_ROWS = 20  # rows named in a message; the manifest keeps them all
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from onnxq.model import PredictionResult
+from onnxq.models.session import PredictionResult
 
 
 class PredictionLog:

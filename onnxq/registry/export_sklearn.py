@@ -3,7 +3,7 @@
 THE ONE PLACE ONNXQ READS A PICKLE. Unpickling runs whatever code the file carries, so it happens
 only here: in the `onnxq export` command a user runs on their own machine, on a file they made,
 once, to convert it to ONNX. The gateway and the workers never read a pickle; they load ONNX only
-(and check the bytes before they do, see onnxq/onnx_file.py).
+(and check the bytes before they do, see onnxq/models/onnx_file.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from onnxq.errors import InvalidInput
-from onnxq.export import sklearn_classifier_to_onnx
-from onnxq.export_dir import (
+from onnxq.registry.export import sklearn_classifier_to_onnx
+from onnxq.registry.export_dir import (
     ExpectedOutputs,
     ExportRecord,
     SampleInfo,

@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from onnxq.errors import ParityError
-from onnxq.manifest import DEFAULT_TOLERANCE, FeatureSpec, Manifest, Parity, TensorSpec
+from onnxq.models.manifest import DEFAULT_TOLERANCE, FeatureSpec, Manifest, Parity, TensorSpec
 
 INPUT_NAME = "input"
 LABEL_OUTPUT = "label"

@@ -24,7 +24,7 @@ from drift.profile import PROFILE_FILE
 from drift.psi import DriftReport
 from drift.report_files import ReportFiles, report_directory, write_report
 from onnxq.errors import DriftProfileMissing, ModelNotFound
-from onnxq.repository import ModelRepository
+from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
 from onnxq.webhook import WebhookFailed, post_json
 

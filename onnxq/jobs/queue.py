@@ -15,11 +15,11 @@ import structlog
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from onnxq import metrics
-from onnxq.celery_config import CALLBACK_TASK, PREDICT_TASK
+from onnxq.broker.celery_app import CALLBACK_TASK, PREDICT_TASK
+from onnxq.broker.redis_client import redis_errors_as_unavailable
 from onnxq.errors import IdempotencyConflict, JobNotFound, QueueUnavailable
-from onnxq.jobs import Job, JobStatus, JobStore, utc_now
-from onnxq.redis_client import redis_errors_as_unavailable
+from onnxq.jobs.store import Job, JobStatus, JobStore, utc_now
+from onnxq.telemetry import metrics
 
 log = structlog.get_logger("onnxq.queue")
 

@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from onnxq.errors import InvalidInput, InvalidModel
-from onnxq.manifest import MODEL_FILE, Parity
+from onnxq.models.manifest import MODEL_FILE, Parity
 
 EXPORT_FILE = "export.json"
 EXPECTED_FILE = "expected.npz"

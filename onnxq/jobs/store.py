@@ -12,8 +12,8 @@ from typing import Any, NoReturn
 import redis
 from pydantic import BaseModel
 
+from onnxq.broker.redis_client import redis_errors_as_unavailable
 from onnxq.errors import JobConflict, JobExpired, JobNotFound
-from onnxq.redis_client import redis_errors_as_unavailable
 
 
 class JobStatus(StrEnum):

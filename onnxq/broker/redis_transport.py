@@ -23,7 +23,7 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-TRANSPORT = "onnxq.redis_transport:Transport"
+TRANSPORT = "onnxq.broker.redis_transport:Transport"
 
 
 class Channel(kombu_redis.Channel):

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from onnxq.errors import InvalidInput
-from onnxq.manifest import Manifest
+from onnxq.models.manifest import Manifest
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 

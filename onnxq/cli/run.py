@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import structlog
 
-from onnxq.redis_server import RedisServer, redis_answers
+from onnxq.devtools.redis_server import RedisServer, redis_answers
 from onnxq.settings import Settings
 
 log = structlog.get_logger("onnxq.run")

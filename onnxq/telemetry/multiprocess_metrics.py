@@ -3,7 +3,7 @@
 Deliberately free of any prometheus_client import: prometheus_client decides,
 when it is first imported, whether values live in memory or in files under
 PROMETHEUS_MULTIPROC_DIR. So a process tree (gunicorn master, Celery main
-process) calls `prepare` first and imports onnxq.metrics only afterwards; the
+process) calls `prepare` first and imports onnxq.telemetry.metrics only afterwards; the
 forked gunicorn workers and Celery children then inherit the variable.
 """
 

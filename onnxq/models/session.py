@@ -12,8 +12,8 @@ import numpy as np
 import orjson
 
 from onnxq.errors import InvalidModel, ModelNotReady
-from onnxq.manifest import Manifest
-from onnxq.onnx_file import check_onnx_bytes
+from onnxq.models.manifest import Manifest
+from onnxq.models.onnx_file import check_onnx_bytes
 
 if TYPE_CHECKING:
     import onnxruntime as ort

@@ -14,11 +14,11 @@ import pandas as pd
 from drift import build_profile
 from drift.log_reader import Progress
 from drift.psi import FeatureReport
-from onnxq.drift_check import check_model, write_profile
 from onnxq.errors import OnnxqError
-from onnxq.logs import configure_logging
-from onnxq.repository import ModelRepository
+from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
+from onnxq.telemetry.drift_check import check_model, write_profile
+from onnxq.telemetry.logs import configure_logging
 
 PROGRESS_MIN_BYTES = 1024 * 1024  # a smaller log is read before a progress line would help
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from onnxq.cli_lifecycle import add_lifecycle_commands
-from onnxq.drift_cli import add_drift_commands
-from onnxq.logs import configure_logging
-from onnxq.model import SessionConfig
-from onnxq.repository import ModelRepository
+from onnxq.cli.drift import add_drift_commands
+from onnxq.cli.lifecycle import add_lifecycle_commands
+from onnxq.models.repository import ModelRepository
+from onnxq.models.session import SessionConfig
 from onnxq.settings import Settings
+from onnxq.telemetry.logs import configure_logging
 
 
 def _demo_model(args: argparse.Namespace, settings: Settings) -> int:
-    from onnxq.demo import DEMO_MODEL_NAME, build_demo_model
+    from onnxq.registry.demo import DEMO_MODEL_NAME, build_demo_model
 
     repository = ModelRepository(settings.model_dir, SessionConfig())
     if args.if_missing and repository.versions(DEMO_MODEL_NAME):
@@ -65,7 +65,7 @@ def _config_doc(_args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def _run(_args: argparse.Namespace, settings: Settings) -> int:
-    from onnxq.local_stack import LocalStack
+    from onnxq.cli.run import LocalStack
 
     configure_logging(settings.log_level, process="run")
     return LocalStack(settings).run()

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from celery import Celery
 
-from onnxq.redis_transport import TRANSPORT
+from onnxq.broker.redis_transport import TRANSPORT
 from onnxq.settings import Settings
 
 PREDICT_TASK = "onnxq.predict"
@@ -39,12 +39,12 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
     }
     app.conf.update(
         # kombu's Redis transport plus a fix that keeps a worker alive when Redis
-        # restarts while it holds an unacknowledged job (onnxq/redis_transport.py).
+        # restarts while it holds an unacknowledged job (onnxq/broker/redis_transport.py).
         broker_transport=broker_transport(settings.redis_url),
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
-        # Job state and results live in the JobStore (onnxq.jobs); the backend is
+        # Job state and results live in the JobStore (onnxq.jobs.store); the backend is
         # kept for Celery's own use and expires with the jobs.
         task_ignore_result=True,
         result_expires=settings.job_ttl_seconds,

@@ -6,9 +6,9 @@ import hashlib
 
 import numpy as np
 
-from onnxq.export import DEFAULT_TOLERANCE, build_manifest, export_sklearn_classifier
-from onnxq.manifest import Manifest
-from onnxq.repository import ModelRepository
+from onnxq.models.manifest import Manifest
+from onnxq.models.repository import ModelRepository
+from onnxq.registry.export import DEFAULT_TOLERANCE, build_manifest, export_sklearn_classifier
 
 DEMO_MODEL_NAME = "breast-cancer"
 
@@ -55,7 +55,7 @@ def write_demo_profile(repository: ModelRepository, manifest: Manifest, X: np.nd
     """The drift reference: the training features, and the ONNX model's outputs on them (what
     the prediction log records: scikit-learn's 1.0 is ONNX Runtime's 0.99999934)."""
     from drift import build_profile
-    from onnxq.drift_check import write_profile
+    from onnxq.telemetry.drift_check import write_profile
 
     result = repository.get(manifest.name, manifest.version).predict(X)
     profile = build_profile(

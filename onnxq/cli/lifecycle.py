@@ -1,7 +1,8 @@
 """`onnxq export | validate | register | promote | rollback | models`: the model lifecycle commands.
 
-Each handler is a thin shell over onnxq.export_sklearn / export_torch / validate / register; an
-OnnxqError becomes one `error: ...` line on stderr and exit status 1, never a traceback.
+Each handler is a thin shell over onnxq.registry (export_sklearn, export_torch, parity,
+register); an OnnxqError becomes one `error: ...` line on stderr and exit status 1, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from onnxq.errors import OnnxqError
-from onnxq.manifest import DEFAULT_TOLERANCE, MODEL_FILE, Manifest
-from onnxq.repository import ModelRepository
+from onnxq.models.manifest import DEFAULT_TOLERANCE, MODEL_FILE, Manifest
+from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -50,8 +51,8 @@ def _print_report(lines: list[str]) -> None:
 
 
 def _validate_and_record(out_dir: Path, tolerance: float) -> int:
-    from onnxq.export_dir import read_export_dir
-    from onnxq.validate import validate_export_dir
+    from onnxq.registry.export_dir import read_export_dir
+    from onnxq.registry.parity import validate_export_dir
 
     report = validate_export_dir(out_dir, tolerance=tolerance)
     record, _ = read_export_dir(out_dir)
@@ -64,7 +65,7 @@ def _validate_and_record(out_dir: Path, tolerance: float) -> int:
 
 @reports_errors
 def _export_sklearn(args: argparse.Namespace, _settings: Settings) -> int:
-    from onnxq.export_sklearn import export_sklearn_file
+    from onnxq.registry.export_sklearn import export_sklearn_file
 
     export_sklearn_file(args.estimator, args.sample, args.out)
     return _validate_and_record(args.out, args.tolerance)
@@ -73,7 +74,7 @@ def _export_sklearn(args: argparse.Namespace, _settings: Settings) -> int:
 @reports_errors
 def _export_torch(args: argparse.Namespace, _settings: Settings) -> int:
     try:
-        from onnxq.export_torch import export_torch_module
+        from onnxq.registry.export_torch import export_torch_module
     except ImportError:  # pragma: no cover - depends on the installed extras
         print(
             "error: `onnxq export torch` needs the torch extra: pip install 'onnxq[torch]'",
@@ -94,7 +95,7 @@ def _export_torch(args: argparse.Namespace, _settings: Settings) -> int:
 
 @reports_errors
 def _validate(args: argparse.Namespace, _settings: Settings) -> int:
-    from onnxq.validate import validate_export_dir
+    from onnxq.registry.parity import validate_export_dir
 
     report = validate_export_dir(args.model_dir, args.sample, args.tolerance)
     _print_report(report.lines())
@@ -103,7 +104,7 @@ def _validate(args: argparse.Namespace, _settings: Settings) -> int:
 
 @reports_errors
 def _register(args: argparse.Namespace, settings: Settings) -> int:
-    from onnxq.register import register_model
+    from onnxq.registry.register import register_model
 
     repository = ModelRepository(settings.model_dir)
     registration = register_model(
@@ -132,7 +133,7 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
 
 @reports_errors
 def _promote(args: argparse.Namespace, settings: Settings) -> int:
-    from onnxq.register import promote
+    from onnxq.registry.register import promote
 
     change = promote(ModelRepository(settings.model_dir), args.name, args.version)
     print(f"{change.name}: default version {change.previous} -> {change.version}")
@@ -141,7 +142,7 @@ def _promote(args: argparse.Namespace, settings: Settings) -> int:
 
 @reports_errors
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from onnxq.register import rollback
+    from onnxq.registry.register import rollback
 
     change = rollback(ModelRepository(settings.model_dir), args.name, args.version)
     print(f"{change.name}: default version {change.previous} -> {change.version} (rolled back)")

@@ -6,7 +6,7 @@ docs/observability.md.
 
 Under gunicorn and Celery prefork, prometheus_client runs in multiprocess mode:
 each process writes its values to files in PROMETHEUS_MULTIPROC_DIR (set up by
-onnxq.multiprocess_metrics before this module is imported) and a scrape sums
+onnxq.telemetry.multiprocess_metrics before this module is imported) and a scrape sums
 them. Without that variable (unit tests, the Flask dev server) values live in
 this process and `exposition` reads the default registry.
 """
@@ -31,7 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from onnxq.multiprocess_metrics import current_dir
+from onnxq.telemetry.multiprocess_metrics import current_dir
 
 log = structlog.get_logger("onnxq.metrics")
 

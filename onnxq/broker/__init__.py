@@ -1,0 +1,4 @@
+"""Celery and Redis plumbing both services share.
+
+The Celery app, Redis clients, the kombu transport.
+"""

@@ -1,0 +1,1 @@
+"""The `onnxq` command line, including `onnxq run` (the one-machine stack)."""

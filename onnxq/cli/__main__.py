@@ -1,0 +1,5 @@
+"""`python -m onnxq.cli`: the same as the `onnxq` command."""
+
+from onnxq.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,4 @@
+"""Queued jobs.
+
+The record and its state changes, Redis keys, the store, the submit path, idempotency.
+"""
