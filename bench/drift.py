@@ -59,9 +59,15 @@ def write_log(directory: Path, rows: int, features: int, now: datetime) -> int:
         with mock.patch("onnxq.telemetry.prediction_log.datetime") as clock:
             clock.now.return_value = when
             log.record(
-                model=MODEL, version=1, rows=matrix, result=result, latency_ms=1.0,
-                source="job", request_id=uuid.uuid4().hex, job_id=uuid.uuid4().hex,
-            )  # fmt: skip
+                model=MODEL,
+                version=1,
+                rows=matrix,
+                result=result,
+                latency_ms=1.0,
+                source="job",
+                request_id=uuid.uuid4().hex,
+                job_id=uuid.uuid4().hex,
+            )
         written += size
     return sum(path.stat().st_size for path in directory.iterdir())
 
@@ -78,8 +84,17 @@ def measure(profile_path: str, log_dir: str, now: str, path: str) -> None:
     report = compute_drift(profile, log_dir, MODEL, version=1, now=datetime.fromisoformat(now))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": report.rows,
-                      "peak_mb": peak_kb / 1024, "drifted": len(report.drifted)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu": cpu,
+                "rows": report.rows,
+                "peak_mb": peak_kb / 1024,
+                "drifted": len(report.drifted),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -87,9 +102,12 @@ def main() -> None:
     parser.add_argument("--rows", default="100000,1000000")
     parser.add_argument("--features", type=int, default=30)
     parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--baseline-rows", type=int, default=100_000,
-                        help="rows read once more with the general (orjson) path, as a baseline; "
-                        "0: none")  # fmt: skip
+    parser.add_argument(
+        "--baseline-rows",
+        type=int,
+        default=100_000,
+        help="rows read once more with the general (orjson) path, as a baseline; 0: none",
+    )
     parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -113,20 +131,33 @@ def main() -> None:
         for rows in sizes:
             started = time.perf_counter()
             sizes_mb[rows] = write_log(root / f"log-{rows}", rows, args.features, now) / 1e6
-            print(f"wrote {rows:,} rows ({sizes_mb[rows]:,.0f} MB) in "
-                  f"{time.perf_counter() - started:.1f} s", file=sys.stderr)  # fmt: skip
+            print(
+                f"wrote {rows:,} rows ({sizes_mb[rows]:,.0f} MB) in "
+                f"{time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
         runs: dict[int, list[dict[str, float]]] = {rows: [] for rows in sizes}
         general: list[dict[str, float]] = []
 
         def run(rows: int, path: str) -> dict[str, float]:
-            command = [sys.executable, __file__, "--measure", str(profile_path),
-                       str(root / f"log-{rows}"), now.isoformat(), path]  # fmt: skip
-            result = json.loads(subprocess.run(command, check=True, capture_output=True,
-                                               text=True).stdout)  # fmt: skip
+            command = [
+                sys.executable,
+                __file__,
+                "--measure",
+                str(profile_path),
+                str(root / f"log-{rows}"),
+                now.isoformat(),
+                path,
+            ]
+            result = json.loads(
+                subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            )
             assert result["rows"] == rows, result
-            print(f"{rows:,} rows ({path}): {result['seconds']:.2f} s wall, "
-                  f"{result['cpu']:.2f} s CPU, {result['peak_mb']:.0f} MB",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"{rows:,} rows ({path}): {result['seconds']:.2f} s wall, "
+                f"{result['cpu']:.2f} s CPU, {result['peak_mb']:.0f} MB",
+                file=sys.stderr,
+            )
             return result
 
         for _ in range(args.reps):
@@ -138,24 +169,30 @@ def main() -> None:
     base = sizes[0]
     base_seconds = statistics.median(r["seconds"] for r in runs[base])
     base_cpu = statistics.median(r["cpu"] for r in runs[base])
-    print(f"| logged rows ({args.features} features) | log size | median wall s | "
-          "median CPU s | rows/s (wall) | peak RSS | rows vs first | wall vs first | "
-          "CPU vs first |")  # fmt: skip
+    print(
+        f"| logged rows ({args.features} features) | log size | median wall s | "
+        "median CPU s | rows/s (wall) | peak RSS | rows vs first | wall vs first | "
+        "CPU vs first |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rows in sizes:
         seconds = statistics.median(r["seconds"] for r in runs[rows])
         cpu = statistics.median(r["cpu"] for r in runs[rows])
         peak = max(r["peak_mb"] for r in runs[rows])
-        print(f"| {rows:,} | {sizes_mb[rows]:,.0f} MB | {seconds:.2f} | {cpu:.2f} | "
-              f"{rows / seconds:,.0f} | {peak:,.0f} MB | {rows / base:.1f}x | "
-              f"{seconds / base_seconds:.2f}x | {cpu / base_cpu:.2f}x |")  # fmt: skip
+        print(
+            f"| {rows:,} | {sizes_mb[rows]:,.0f} MB | {seconds:.2f} | {cpu:.2f} | "
+            f"{rows / seconds:,.0f} | {peak:,.0f} MB | {rows / base:.1f}x | "
+            f"{seconds / base_seconds:.2f}x | {cpu / base_cpu:.2f}x |"
+        )
     if general:
         rows = args.baseline_rows
         fast_cpu = statistics.median(r["cpu"] for r in runs[rows])
         slow_cpu = statistics.median(r["cpu"] for r in general)
-        print(f"\nGeneral path (orjson line by line, fast path off), {rows:,} rows: "
-              f"median {slow_cpu:.2f} s CPU; the fast path is {slow_cpu / fast_cpu:.1f}x faster "
-              "(CPU, same run).")  # fmt: skip
+        print(
+            f"\nGeneral path (orjson line by line, fast path off), {rows:,} rows: "
+            f"median {slow_cpu:.2f} s CPU; the fast path is {slow_cpu / fast_cpu:.1f}x faster "
+            "(CPU, same run)."
+        )
 
 
 if __name__ == "__main__":

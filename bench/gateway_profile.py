@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--model-cache", type=Path,
-                        default=Path(tempfile.gettempdir()) / "onnxq-bench-model")  # fmt: skip
+    parser.add_argument(
+        "--model-cache", type=Path, default=Path(tempfile.gettempdir()) / "onnxq-bench-model"
+    )
     args = parser.parse_args(argv)
     n = args.requests
     model_dir = bench.prepare_model(args.model_cache)

@@ -66,8 +66,18 @@ class Soak:
 def start_floor(model_path: Path, workdir: Path) -> tp.Service:
     port = free_port()
     env = {**os.environ, "FLOOR_MODEL": str(model_path), "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "sync", "-b",
-               f"127.0.0.1:{port}", "bench.floor_app:create_app()"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "2",
+        "-k",
+        "sync",
+        "-b",
+        f"127.0.0.1:{port}",
+        "bench.floor_app:create_app()",
+    ]
     service = tp.Service("floor", command, env, workdir / "floor.log").start()
     service.port = port  # type: ignore[attr-defined]
     tp.wait_until(lambda: answers(port, "/health"), 60, "the floor to answer")
@@ -108,8 +118,12 @@ def measured(name: str, groups: dict[str, list[psutil.Process]], load: Any) -> R
     return Run(name, result, cpu, os.getloadavg())
 
 
-def rss_sampler(procs: list[psutil.Process], every: float, samples: list[tuple[float, float]],
-                stop: threading.Event) -> None:  # fmt: skip
+def rss_sampler(
+    procs: list[psutil.Process],
+    every: float,
+    samples: list[tuple[float, float]],
+    stop: threading.Event,
+) -> None:
     started = time.monotonic()
     while not stop.is_set():
         total = 0
@@ -120,14 +134,24 @@ def rss_sampler(procs: list[psutil.Process], every: float, samples: list[tuple[f
         stop.wait(every)
 
 
-def profile_gateway(stack: tp.OnnxqStack, port: int, requests: list[bytes], load: dict[str, Any],
-                    seconds: float, workdir: Path) -> tp.Profile:  # fmt: skip
+def profile_gateway(
+    stack: tp.OnnxqStack,
+    port: int,
+    requests: list[bytes],
+    load: dict[str, Any],
+    seconds: float,
+    workdir: Path,
+) -> tp.Profile:
     """py-spy on each gunicorn worker while the same closed-loop load runs."""
-    files = {f"gateway worker {n}": workdir / f"gateway-{n}.txt"
-             for n, _ in enumerate(stack.gateway_workers(), 1)}  # fmt: skip
+    files = {
+        f"gateway worker {n}": workdir / f"gateway-{n}.txt"
+        for n, _ in enumerate(stack.gateway_workers(), 1)
+    }
     workers = stack.gateway_workers()
-    spies = [tp.start_pyspy(worker.pid, out, None)
-             for worker, out in zip(workers, files.values(), strict=True)]  # fmt: skip
+    spies = [
+        tp.start_pyspy(worker.pid, out, None)
+        for worker, out in zip(workers, files.values(), strict=True)
+    ]
     try:
         time.sleep(1.0)
         run_load(port, requests, **{**load, "duration": seconds})
@@ -166,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         "'threads1=--threads 1' (repeatable)",
     )
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
-    parser.add_argument("--model-cache", type=Path,
-                        default=Path(tempfile.gettempdir()) / "onnxq-bench-model")  # fmt: skip
+    parser.add_argument(
+        "--model-cache", type=Path, default=Path(tempfile.gettempdir()) / "onnxq-bench-model"
+    )
     args = parser.parse_args(argv)
     began = time.monotonic()
     machine = tp.machine()
@@ -176,13 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = tp.breast_cancer().tolist()
     bodies = [json.dumps({"instances": [row]}).encode() for row in rows[:256]]
     auth = {"Authorization": f"Bearer {API_KEY}"}
-    onnxq_predicts = [build_request("POST", f"/v1/models/{tp.MODEL_NAME}/predict", b, auth)
-                      for b in bodies]  # fmt: skip
-    onnxq_submits = [build_request("POST", f"/v1/models/{tp.MODEL_NAME}/jobs", b, auth)
-                     for b in bodies]  # fmt: skip
+    onnxq_predicts = [
+        build_request("POST", f"/v1/models/{tp.MODEL_NAME}/predict", b, auth) for b in bodies
+    ]
+    onnxq_submits = [
+        build_request("POST", f"/v1/models/{tp.MODEL_NAME}/jobs", b, auth) for b in bodies
+    ]
     floor_predicts = [build_request("POST", "/predict", b) for b in bodies]
-    load = {"connections": args.connections, "duration": args.duration,
-            "processes": args.client_processes}  # fmt: skip
+    load = {
+        "connections": args.connections,
+        "duration": args.duration,
+        "processes": args.client_processes,
+    }
     with tempfile.TemporaryDirectory(prefix="onnxq-load-") as tmp:
         workdir = Path(tmp)
         redis = RedisServer(free_port(), workdir / "redis", appendonly=True)
@@ -192,9 +222,16 @@ def main(argv: list[str] | None = None) -> int:
             floor = start_floor(model_path, workdir)
             services.append(floor)
             metrics_port = free_port()
-            stack = tp.start_onnxq(redis.url, model_dir, workdir, extra_env={
-                "ONNXQ_API_KEYS": API_KEY, "ONNXQ_ALLOW_UNAUTHENTICATED": "false",
-                "ONNXQ_WORKER_METRICS_PORT": str(metrics_port)})  # fmt: skip
+            stack = tp.start_onnxq(
+                redis.url,
+                model_dir,
+                workdir,
+                extra_env={
+                    "ONNXQ_API_KEYS": API_KEY,
+                    "ONNXQ_ALLOW_UNAUTHENTICATED": "false",
+                    "ONNXQ_WORKER_METRICS_PORT": str(metrics_port),
+                },
+            )
             services += [stack.gateway, stack.worker]
             port = stack.port
             variants: dict[str, tp.OnnxqStack] = {}
@@ -202,11 +239,18 @@ def main(argv: list[str] | None = None) -> int:
                 name, _, flags = spec.partition("=")
                 (workdir / name).mkdir()
                 # Own queue: its worker must not run the default stack's jobs.
-                variants[name] = tp.start_onnxq(redis.url, model_dir, workdir / name, extra_env={
-                    "ONNXQ_API_KEYS": API_KEY, "ONNXQ_ALLOW_UNAUTHENTICATED": "false",
-                    "ONNXQ_WORKER_METRICS_PORT": str(free_port()),
-                    "ONNXQ_QUEUE_NAME": f"onnxq.predict.{name}"},
-                    gunicorn_args=flags.split())  # fmt: skip
+                variants[name] = tp.start_onnxq(
+                    redis.url,
+                    model_dir,
+                    workdir / name,
+                    extra_env={
+                        "ONNXQ_API_KEYS": API_KEY,
+                        "ONNXQ_ALLOW_UNAUTHENTICATED": "false",
+                        "ONNXQ_WORKER_METRICS_PORT": str(free_port()),
+                        "ONNXQ_QUEUE_NAME": f"onnxq.predict.{name}",
+                    },
+                    gunicorn_args=flags.split(),
+                )
                 services += [variants[name].gateway, variants[name].worker]
             tp.say("warming up both servers ...")
             run_load(floor.port, floor_predicts, connections=4, duration=2)  # type: ignore[attr-defined]
@@ -216,24 +260,39 @@ def main(argv: list[str] | None = None) -> int:
             variant_runs: list[tuple[int, Run]] = []
             for n in range(args.repeat):
                 tp.say(f"pair {n + 1}/{args.repeat}: floor, then onnxq sync predict ...")
-                floor_run = measured("floor", {"floor (gunicorn)": processes(floor)},
-                                     lambda: run_load(floor.port, floor_predicts, **load))  # type: ignore[attr-defined]  # fmt: skip
+                floor_run = measured(
+                    "floor",
+                    {"floor (gunicorn)": processes(floor)},
+                    lambda: run_load(floor.port, floor_predicts, **load),
+                )  # type: ignore[attr-defined]
                 onnxq_run = measured(
                     "onnxq sync predict",
-                    {"onnxq gateway": processes(stack.gateway),
-                     "onnxq worker": processes(stack.worker)},
+                    {
+                        "onnxq gateway": processes(stack.gateway),
+                        "onnxq worker": processes(stack.worker),
+                    },
                     lambda: run_load(port, onnxq_predicts, probe_path="/health", **load),
-                )  # fmt: skip
+                )
                 pairs.append((floor_run, onnxq_run))
                 for name, variant in variants.items():
-                    variant_runs.append((n, measured(
-                        f"onnxq {name}", {"onnxq gateway": processes(variant.gateway)},
-                        lambda v=variant: run_load(v.port, onnxq_predicts, probe_path="/health",
-                                                   **load))))  # fmt: skip
-                tp.say(f"  floor {floor_run.result.rate:,.0f} req/s p99 "
-                       f"{floor_run.result.pct(99) * 1000:.1f} ms; onnxq "
-                       f"{onnxq_run.result.rate:,.0f} req/s p99 "
-                       f"{onnxq_run.result.pct(99) * 1000:.1f} ms")  # fmt: skip
+                    variant_runs.append(
+                        (
+                            n,
+                            measured(
+                                f"onnxq {name}",
+                                {"onnxq gateway": processes(variant.gateway)},
+                                lambda v=variant: run_load(
+                                    v.port, onnxq_predicts, probe_path="/health", **load
+                                ),
+                            ),
+                        )
+                    )
+                tp.say(
+                    f"  floor {floor_run.result.rate:,.0f} req/s p99 "
+                    f"{floor_run.result.pct(99) * 1000:.1f} ms; onnxq "
+                    f"{onnxq_run.result.rate:,.0f} req/s p99 "
+                    f"{onnxq_run.result.pct(99) * 1000:.1f} ms"
+                )
 
             profile = None
             if args.profile > 0:
@@ -245,15 +304,16 @@ def main(argv: list[str] | None = None) -> int:
             before = sample(scrape(worker_url), "onnxq_jobs_succeeded_total", model=tp.MODEL_NAME)
             submits = measured(
                 "onnxq job submit",
-                {"onnxq gateway": processes(stack.gateway),
-                 "onnxq worker": processes(stack.worker)},
+                {
+                    "onnxq gateway": processes(stack.gateway),
+                    "onnxq worker": processes(stack.worker),
+                },
                 lambda: run_load(port, onnxq_submits, probe_path="/health", **load),
-            )  # fmt: skip
+            )
             accepted = submits.result.statuses.get(202, 0)
 
             def drained() -> bool:
-                done = sample(scrape(worker_url), "onnxq_jobs_succeeded_total",
-                              model=tp.MODEL_NAME)  # fmt: skip
+                done = sample(scrape(worker_url), "onnxq_jobs_succeeded_total", model=tp.MODEL_NAME)
                 return done - before >= accepted
 
             drain_started = time.monotonic()
@@ -271,8 +331,13 @@ def main(argv: list[str] | None = None) -> int:
                 sampler = threading.Thread(target=rss_sampler, args=(procs, 5.0, samples, stop))
                 sampler.start()
                 try:
-                    result = run_load(port, onnxq_predicts, rate=rate, probe_path="/health",
-                                      **{**load, "duration": args.soak})  # fmt: skip
+                    result = run_load(
+                        port,
+                        onnxq_predicts,
+                        rate=rate,
+                        probe_path="/health",
+                        **{**load, "duration": args.soak},
+                    )
                 finally:
                     stop.set()
                     sampler.join()
@@ -283,14 +348,26 @@ def main(argv: list[str] | None = None) -> int:
                 service.stop()
             redis.kill()
     report = {
-        "machine": machine, "pairs": pairs, "submits": submits, "drain_seconds": drain_seconds,
-        "accepted": accepted, "soak": soak, "profile": profile, "variants": variant_runs,
-        "args": args, "wall": time.monotonic() - began,
-        "versions": tp.versions(), "code": tp.git_state(),
-        "gateway_requests": sample(gateway_metrics, "onnxq_http_requests_total",
-                                   route="/v1/models/<name>/predict", method="POST",
-                                   status="200"),
-    }  # fmt: skip
+        "machine": machine,
+        "pairs": pairs,
+        "submits": submits,
+        "drain_seconds": drain_seconds,
+        "accepted": accepted,
+        "soak": soak,
+        "profile": profile,
+        "variants": variant_runs,
+        "args": args,
+        "wall": time.monotonic() - began,
+        "versions": tp.versions(),
+        "code": tp.git_state(),
+        "gateway_requests": sample(
+            gateway_metrics,
+            "onnxq_http_requests_total",
+            route="/v1/models/<name>/predict",
+            method="POST",
+            status="200",
+        ),
+    }
     from bench.load_report import render
 
     text = render(report)

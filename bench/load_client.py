@@ -27,8 +27,9 @@ import numpy as np
 HEADER_END = b"\r\n\r\n"
 
 
-def build_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
-                  ) -> bytes:  # fmt: skip
+def build_request(
+    method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
@@ -74,8 +75,15 @@ def _parse(buffer: bytearray) -> tuple[int, bool, int] | None:
     return (status, closes, total) if len(buffer) >= total else None
 
 
-def drive(port: int, requests: list[bytes], connections: int, duration: float,
-          rate: float | None, start_at: float, queue: mp.Queue) -> None:  # fmt: skip
+def drive(
+    port: int,
+    requests: list[bytes],
+    connections: int,
+    duration: float,
+    rate: float | None,
+    start_at: float,
+    queue: mp.Queue,
+) -> None:
     """Run `connections` sockets until `duration` has passed; put the results on `queue`."""
     cpu_started = time.process_time()
     selector = selectors.DefaultSelector()
@@ -161,8 +169,9 @@ def drive(port: int, requests: list[bytes], connections: int, duration: float,
     )
 
 
-def probe(port: int, path: str, every: float, duration: float, start_at: float,
-          queue: mp.Queue) -> None:  # fmt: skip
+def probe(
+    port: int, path: str, every: float, duration: float, start_at: float, queue: mp.Queue
+) -> None:
     """GET `path` every `every` seconds on one keep-alive connection; latencies to `queue`."""
     latencies: list[float] = []
     failures = 0
@@ -221,15 +230,25 @@ class LoadResult:
         return float(np.percentile(data, q)) if data is not None and len(data) else float("nan")
 
 
-def run_load(port: int, requests: list[bytes], *, connections: int, duration: float,
-             rate: float | None = None, processes: int = 2, probe_path: str | None = None,
-             probe_every: float = 0.02) -> LoadResult:  # fmt: skip
+def run_load(
+    port: int,
+    requests: list[bytes],
+    *,
+    connections: int,
+    duration: float,
+    rate: float | None = None,
+    processes: int = 2,
+    probe_path: str | None = None,
+    probe_every: float = 0.02,
+) -> LoadResult:
     """Drive the server from `processes` client processes; optionally probe a path meanwhile."""
     context = mp.get_context("fork")
     queue: mp.Queue = context.Queue()
     start_at = time.time() + 0.5
-    shares = [connections // processes + (1 if i < connections % processes else 0)
-              for i in range(processes)]  # fmt: skip
+    shares = [
+        connections // processes + (1 if i < connections % processes else 0)
+        for i in range(processes)
+    ]
     workers = [
         context.Process(
             target=drive,
@@ -251,7 +270,7 @@ def run_load(port: int, requests: list[bytes], *, connections: int, duration: fl
         prober = context.Process(
             target=probe, args=(port, probe_path, probe_every, duration, start_at, queue)
         )
-        workers.append(prober)  # fmt: skip
+        workers.append(prober)
     for worker in workers:
         worker.start()
     results = [queue.get(timeout=duration + 60) for _ in workers]

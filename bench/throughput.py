@@ -119,9 +119,13 @@ class Service:
     def start(self) -> Service:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                self.command,
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         return self
 
     @property
@@ -200,8 +204,9 @@ class CpuMeter:
             stats = client.info("commandstats")
         finally:
             client.close()
-        return Counter({name.removeprefix("cmdstat_"): int(v["calls"])
-                        for name, v in stats.items()})  # fmt: skip
+        return Counter(
+            {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+        )
 
     def stop(self) -> CpuMeter:
         self.wall = time.monotonic() - self._started
@@ -336,10 +341,21 @@ def start_bare_worker(redis_url: str, model_path: Path, workdir: Path) -> Servic
     env = dict(os.environ, BENCH_REDIS_URL=redis_url, BENCH_MODEL_PATH=str(model_path))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [
-        sys.executable, "-m", "celery", "-A", "bench.bare_celery", "worker",
-        "--pool", "prefork", "--concurrency", str(CONCURRENCY), "--loglevel", "WARNING",
-        "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "bench.bare_celery",
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        str(CONCURRENCY),
+        "--loglevel",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     return Service("bare-celery", command, env, workdir / "bare_celery.log").start()
 
 
@@ -351,8 +367,14 @@ def bare_load(task: Any, rows: list[list[float]], n: int) -> tuple[list[float], 
     return submits, results
 
 
-def run_bare(redis_url: str, model_path: Path, rows: list[list[float]], n: int,
-             workdir: Path, redis_process: psutil.Process) -> PhaseResult:  # fmt: skip
+def run_bare(
+    redis_url: str,
+    model_path: Path,
+    rows: list[list[float]],
+    n: int,
+    workdir: Path,
+    redis_process: psutil.Process,
+) -> PhaseResult:
     os.environ["BENCH_REDIS_URL"] = redis_url
     os.environ["BENCH_MODEL_PATH"] = str(model_path)
     from bench import bare_celery
@@ -366,12 +388,15 @@ def run_bare(redis_url: str, model_path: Path, rows: list[list[float]], n: int,
         for result in warm:
             result.get(timeout=60)
         children = worker.children()
-        meter = CpuMeter({
-            "client (this script)": [psutil.Process()],
-            "celery main (consumer)": [psutil.Process(worker.pid)],
-            "celery children (ORT)": children,
-            "redis-server": [redis_process],
-        }, redis_url).start()  # fmt: skip
+        meter = CpuMeter(
+            {
+                "client (this script)": [psutil.Process()],
+                "celery main (consumer)": [psutil.Process(worker.pid)],
+                "celery children (ORT)": children,
+                "redis-server": [redis_process],
+            },
+            redis_url,
+        ).start()
         say(f"bare Celery: {n} single-row tasks ...")
         submits, results = bare_load(bare_celery.predict, rows, n)
         client_done, available, errors = [], [], 0
@@ -421,8 +446,9 @@ class Http:
         self.conn: http.client.HTTPConnection | None = None
         self.reconnects = 0
 
-    def request(self, method: str, path: str, body: bytes | None = None
-                ) -> tuple[int, Message, bytes]:  # fmt: skip
+    def request(
+        self, method: str, path: str, body: bytes | None = None
+    ) -> tuple[int, Message, bytes]:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         for attempt in range(2):
             if self.conn is None:
@@ -431,8 +457,12 @@ class Http:
                 self.conn.request(method, path, body=body, headers=headers)
                 response = self.conn.getresponse()
                 return response.status, response.headers, response.read()
-            except (http.client.RemoteDisconnected, http.client.CannotSendRequest,
-                    ConnectionResetError, BrokenPipeError):  # fmt: skip
+            except (
+                http.client.RemoteDisconnected,
+                http.client.CannotSendRequest,
+                ConnectionResetError,
+                BrokenPipeError,
+            ):
                 self.conn.close()
                 self.conn = None
                 if attempt:
@@ -474,8 +504,13 @@ def _finish(trace: JobTrace, document: dict[str, Any]) -> None:
     trace.finished_at = iso_ts(document.get("finished_at"))
 
 
-def onnxq_client(port: int, rows: list[list[float]], next_index: Callable[[], int | None],
-                 traces: list[JobTrace], lock: threading.Lock) -> Http:  # fmt: skip
+def onnxq_client(
+    port: int,
+    rows: list[list[float]],
+    next_index: Callable[[], int | None],
+    traces: list[JobTrace],
+    lock: threading.Lock,
+) -> Http:
     """Submit while there is work, poll each job when its Retry-After (≥ 20 ms) is due."""
     http_ = Http(port)
     due: list[tuple[float, int, JobTrace]] = []  # (monotonic due time, tie-break, trace)
@@ -517,9 +552,13 @@ def onnxq_client(port: int, rows: list[list[float]], next_index: Callable[[], in
     return http_
 
 
-def onnxq_load(port: int, rows: list[list[float]], n: int | None,
-               stop: threading.Event | None = None, threads: int = CLIENT_THREADS,
-               ) -> tuple[list[JobTrace], int]:  # fmt: skip
+def onnxq_load(
+    port: int,
+    rows: list[list[float]],
+    n: int | None,
+    stop: threading.Event | None = None,
+    threads: int = CLIENT_THREADS,
+) -> tuple[list[JobTrace], int]:
     """N jobs (or jobs until `stop` is set) from `threads` threads; returns every trace."""
     counter = itertools.count()
     lock = threading.Lock()
@@ -550,8 +589,9 @@ def onnxq_load(port: int, rows: list[list[float]], n: int | None,
     return traces, sum(client.reconnects for client in clients)
 
 
-def poll_only(port: int, job_ids: list[str], workers: list[psutil.Process],
-              threads: int = CLIENT_THREADS) -> dict[str, float]:  # fmt: skip
+def poll_only(
+    port: int, job_ids: list[str], workers: list[psutil.Process], threads: int = CLIENT_THREADS
+) -> dict[str, float]:
     """Gateway CPU per poll of an ended job: each id GET once, nothing else running."""
     chunks = [job_ids[i::threads] for i in range(threads)]
 
@@ -614,15 +654,26 @@ def gateway_ready(port: int) -> bool:
         return False
 
 
-def start_onnxq(redis_url: str, model_dir: Path, workdir: Path,
-                extra_env: dict[str, str] | None = None,
-                gunicorn_args: Iterable[str] = ()) -> OnnxqStack:  # fmt: skip
+def start_onnxq(
+    redis_url: str,
+    model_dir: Path,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    gunicorn_args: Iterable[str] = (),
+) -> OnnxqStack:
     """Gateway and worker as tests/integration/conftest.py starts them; stopped if not ready."""
     port = free_port()
     env = service_env(redis_url, model_dir, workdir / "predictions", port)
     env.update(extra_env or {})
-    command = [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_config_path()),
-               *gunicorn_args, "gateway:create_app()"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(gunicorn_config_path()),
+        *gunicorn_args,
+        "gateway:create_app()",
+    ]
     gateway = Service("gateway", command, env, workdir / "gateway.log").start()
     worker = Service("worker", [sys.executable, "-m", "worker"], env, workdir / "worker.log")
     worker.start()
@@ -710,8 +761,19 @@ def pyspy_binary() -> str:
 
 
 def start_pyspy(pid: int, out: Path, duration: float | None) -> subprocess.Popen[bytes]:
-    command = [pyspy_binary(), "record", "--pid", str(pid), "--rate", str(PROFILE_RATE),
-               "--nonblocking", "--format", "raw", "-o", str(out)]  # fmt: skip
+    command = [
+        pyspy_binary(),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        str(PROFILE_RATE),
+        "--nonblocking",
+        "--format",
+        "raw",
+        "-o",
+        str(out),
+    ]
     if duration is not None:
         command += ["--duration", str(int(duration))]
     log = out.with_suffix(".log").open("wb")
@@ -815,8 +877,13 @@ def onnxq_groups(
     }
 
 
-def measure_onnxq(stack: OnnxqStack, rows: list[list[float]], n: int, redis_url: str,
-                  redis_process: psutil.Process) -> dict[str, Any]:  # fmt: skip
+def measure_onnxq(
+    stack: OnnxqStack,
+    rows: list[list[float]],
+    n: int,
+    redis_url: str,
+    redis_process: psutil.Process,
+) -> dict[str, Any]:
     """Warm up, then N single-row jobs; the batch sizes and the gateway's submit/poll split."""
     onnxq_load(stack.port, rows, WARMUP_JOBS)
     meter = CpuMeter(onnxq_groups(stack, redis_process), redis_url).start()
@@ -830,8 +897,9 @@ def measure_onnxq(stack: OnnxqStack, rows: list[list[float]], n: int, redis_url:
     split = poll_only(stack.port, job_ids[:1000], stack.gateway_workers())
     polls_per_job = statistics.fmean(t.polls for t in traces)
     gateway_ms = meter.used["gunicorn workers"] * 1000 / onnxq.ok
-    split.update(polls_per_job=polls_per_job,
-                 submit_ms=gateway_ms - polls_per_job * split["poll_ms"])  # fmt: skip
+    split.update(
+        polls_per_job=polls_per_job, submit_ms=gateway_ms - polls_per_job * split["poll_ms"]
+    )
     return {"onnxq": onnxq, "batches": batches, "gateway_split": split}
 
 
@@ -917,13 +985,24 @@ def large_job(port: int, body: bytes, rows: int) -> dict[str, float]:
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for package in ["onnxruntime", "celery", "kombu", "redis", "flask", "gunicorn", "numpy",
-                    "pydantic", "scikit-learn", "py-spy"]:  # fmt: skip
+    for package in [
+        "onnxruntime",
+        "celery",
+        "kombu",
+        "redis",
+        "flask",
+        "gunicorn",
+        "numpy",
+        "pydantic",
+        "scikit-learn",
+        "py-spy",
+    ]:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[package] = importlib.metadata.version(package)
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        text = subprocess.run(["redis-server", "--version"], capture_output=True, text=True,
-                              timeout=5).stdout  # fmt: skip
+        text = subprocess.run(
+            ["redis-server", "--version"], capture_output=True, text=True, timeout=5
+        ).stdout
         out["redis-server"] = next(
             (p.split("=", 1)[1] for p in text.split() if p.startswith("v=")), text.strip()
         )
@@ -932,8 +1011,9 @@ def versions() -> dict[str, str]:
 
 def git_state() -> str:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout  # fmt: skip
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout
 
     try:
         head = git("log", "-1", "--format=%h %s").strip()
@@ -982,67 +1062,89 @@ def render(results: dict[str, Any]) -> str:
     add("```")
     add("")
     m = results["machine"]
-    add(f"- machine: {m['nproc']} cores ({m['cpu']}), {m['memory']}, Linux {m['kernel']}; "
-        f"load average before the run {m['load_before']} (a shared, noisy machine)")  # fmt: skip
+    add(
+        f"- machine: {m['nproc']} cores ({m['cpu']}), {m['memory']}, Linux {m['kernel']}; "
+        f"load average before the run {m['load_before']} (a shared, noisy machine)"
+    )
     add("- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()))
     add(f"- code: {results['git']}")
     add(f"- wall time of the whole script: {results['script_seconds']:.0f} s")
-    add(f"- model: RandomForestClassifier(n_estimators={N_ESTIMATORS}) on breast-cancer "
+    add(
+        f"- model: RandomForestClassifier(n_estimators={N_ESTIMATORS}) on breast-cancer "
         f"(30 float32 features), ONNX {results['model_kb']:.0f} KB; every session "
-        "intra_op_num_threads=1")  # fmt: skip
+        "intra_op_num_threads=1"
+    )
     add(
         f"- processes: prefork concurrency {CONCURRENCY} on both sides; onnxq gateway = gunicorn "
         f"{CONCURRENCY} gthread workers x 4 threads; one redis-server (AOF everysec) for all"
     )
-    add(f"- client: this script on the same machine; bare Celery = one thread calling "
+    add(
+        f"- client: this script on the same machine; bare Celery = one thread calling "
         f"`apply_async` N times, then `result.get()` on each; onnxq = {CLIENT_THREADS} threads, "
         "one keep-alive `http.client` connection each, submitting while polling every job when "
         "its `Retry-After` is due (never more often than every "
-        f"{POLL_FLOOR_SECONDS * 1000:.0f} ms)")  # fmt: skip
+        f"{POLL_FLOOR_SECONDS * 1000:.0f} ms)"
+    )
     add("")
     add(f"### 1. {bare.n:,} single-row jobs: bare Celery vs onnxq (run back to back)")
     add("")
     pairs = results["pairs"]
     ratios = [p["onnxq"].rate_available / p["bare"].rate_available for p in pairs]
     median_ratio = statistics.median(ratios)
-    add(f"The pair (bare Celery, then onnxq) ran {len(pairs)} times; \"noise\" is the share of the "
-        "2 cores that other processes on this shared machine used meanwhile.")  # fmt: skip
+    add(
+        f'The pair (bare Celery, then onnxq) ran {len(pairs)} times; "noise" is the share of the '
+        "2 cores that other processes on this shared machine used meanwhile."
+    )
     add("")
-    add("| pair | bare jobs/s | onnxq jobs/s | **onnxq ÷ bare** | bare CPU ms/job "
-        "| onnxq CPU ms/job | noise (bare / onnxq) |")  # fmt: skip
+    add(
+        "| pair | bare jobs/s | onnxq jobs/s | **onnxq ÷ bare** | bare CPU ms/job "
+        "| onnxq CPU ms/job | noise (bare / onnxq) |"
+    )
     add("|---:|---:|---:|---:|---:|---:|---|")
     for i, (pair, r) in enumerate(zip(pairs, ratios, strict=True), 1):
         b, o = pair["bare"], pair["onnxq"]
         noise = " / ".join(f"{x.cpu.other / x.cpu.capacity:.0%}" for x in (b, o))
-        add(f"| {i} | {fmt_rate(b.rate_available)} | {fmt_rate(o.rate_available)} | **{r:.2f}** "
+        add(
+            f"| {i} | {fmt_rate(b.rate_available)} | {fmt_rate(o.rate_available)} | **{r:.2f}** "
             f"| {sum(b.cpu_ms_per_job().values()):.2f} | {sum(o.cpu_ms_per_job().values()):.2f} "
-            f"| {noise} |")  # fmt: skip
+            f"| {noise} |"
+        )
     add("")
     add(f"**Median onnxq ÷ bare: {median_ratio:.2f}**; target ≥ 2 → {verdict(median_ratio >= 2)}.")
     add("")
-    add(f"The details below are from pair {results['detail_pair']}, the one least disturbed by "
-        "other processes.")  # fmt: skip
+    add(
+        f"The details below are from pair {results['detail_pair']}, the one least disturbed by "
+        "other processes."
+    )
     add("")
-    add("\"Result available\" is when the result was stored: Celery's `date_done`, onnxq's "
-        "`finished_at`; \"client saw\" is when the client had it in hand (after `result.get()`, "
+    add(
+        "\"Result available\" is when the result was stored: Celery's `date_done`, onnxq's "
+        '`finished_at`; "client saw" is when the client had it in hand (after `result.get()`, '
         "or the poll that found it). Throughput is comparable; latency is not quite: the bare "
         "client queues all N tasks at once (open loop), so its latency is mostly waiting in the "
         f"queue, while the {CLIENT_THREADS} onnxq client threads wait for each 202 before the next "
         "submit (closed loop), and onnxq answers `Retry-After: 1`, which the client honours, so "
-        "\"client has it\" cannot be under 1 s for onnxq.")  # fmt: skip
+        '"client has it" cannot be under 1 s for onnxq.'
+    )
     add("")
     noisy = [p.name for p in (bare, onnxq) if p.cpu and p.cpu.other > 0.2 * p.cpu.capacity]
     if noisy:
-        add(f"**Noise warning:** other processes on the machine used more than 20% of the cores "
+        add(
+            f"**Noise warning:** other processes on the machine used more than 20% of the cores "
             f"during the {' and '.join(noisy)} run (see the CPU table); the ratio is less "
-            "trustworthy than usual.")  # fmt: skip
+            "trustworthy than usual."
+        )
         add("")
     add("| | bare Celery | onnxq | onnxq ÷ bare |")
     add("|---|---:|---:|---:|")
-    add(f"| **jobs/s** (first submit → last result available) | {fmt_rate(bare.rate_available)} "
-        f"| {fmt_rate(onnxq.rate_available)} | **{ratio:.2f}** |")  # fmt: skip
-    add(f"| jobs/s (first submit → last result the client saw) | {fmt_rate(bare.rate_client)} "
-        f"| {fmt_rate(onnxq.rate_client)} | {ratio_client:.2f} |")  # fmt: skip
+    add(
+        f"| **jobs/s** (first submit → last result available) | {fmt_rate(bare.rate_available)} "
+        f"| {fmt_rate(onnxq.rate_available)} | **{ratio:.2f}** |"
+    )
+    add(
+        f"| jobs/s (first submit → last result the client saw) | {fmt_rate(bare.rate_client)} "
+        f"| {fmt_rate(onnxq.rate_client)} | {ratio_client:.2f} |"
+    )
     for q in (50, 99):
         b, o = pct(bare.latency_available, q), pct(onnxq.latency_available, q)
         add(f"| latency p{q}, submit → result available | {ms(b)} | {ms(o)} | {o / b:.2f} |")
@@ -1052,17 +1154,23 @@ def render(results: dict[str, Any]) -> str:
     add(f"| failed jobs | {bare.errors} | {onnxq.errors} | |")
     bare_cpu = sum(bare.cpu_ms_per_job().values())
     onnxq_cpu = sum(onnxq.cpu_ms_per_job().values())
-    add(f"| CPU per job, all processes incl. client | {bare_cpu:.2f} ms | {onnxq_cpu:.2f} ms "
-        f"| {onnxq_cpu / bare_cpu:.2f} |")  # fmt: skip
+    add(
+        f"| CPU per job, all processes incl. client | {bare_cpu:.2f} ms | {onnxq_cpu:.2f} ms "
+        f"| {onnxq_cpu / bare_cpu:.2f} |"
+    )
     add("")
     single = results["raw_single"]
     add("")
-    add("For scale: `session.run` on one row in-process costs "
+    add(
+        "For scale: `session.run` on one row in-process costs "
         f"{single['per_call_s'] * 1e6:.0f} µs ({fmt_rate(single['calls_per_s'])} rows/s on one "
-        "core), measured before both runs.")  # fmt: skip
+        "core), measured before both runs."
+    )
     add("")
-    add("CPU used during each measured run, per process group (ms of CPU per job, and share of "
-        f"the {m['nproc']} cores over the run):")  # fmt: skip
+    add(
+        "CPU used during each measured run, per process group (ms of CPU per job, and share of "
+        f"the {m['nproc']} cores over the run):"
+    )
     add("")
     add("| run | process group | CPU ms / job | share of machine |")
     add("|---|---|---:|---:|")
@@ -1072,31 +1180,42 @@ def render(results: dict[str, Any]) -> str:
         for name, used in phase.cpu.used.items():
             add(f"| {phase.name} | {name} | {used * 1000 / phase.ok:.2f} | {used / capacity:.0%} |")
         total = sum(phase.cpu.used.values())
-        add(f"| {phase.name} | **all of it** | **{total * 1000 / phase.ok:.2f}** "
-            f"| **{total / capacity:.0%}** |")  # fmt: skip
+        add(
+            f"| {phase.name} | **all of it** | **{total * 1000 / phase.ok:.2f}** "
+            f"| **{total / capacity:.0%}** |"
+        )
         other = phase.cpu.other
-        add(f"| {phase.name} | other processes on the machine (noise) | "
-            f"{other * 1000 / phase.ok:.2f} | {other / capacity:.0%} |")  # fmt: skip
+        add(
+            f"| {phase.name} | other processes on the machine (noise) | "
+            f"{other * 1000 / phase.ok:.2f} | {other / capacity:.0%} |"
+        )
     add("")
-    add("Redis commands per job during each measured run (`INFO commandstats`; every command is a "
-        "round trip or part of a pipelined one):")  # fmt: skip
+    add(
+        "Redis commands per job during each measured run (`INFO commandstats`; every command is a "
+        "round trip or part of a pipelined one):"
+    )
     add("")
     add("| run | commands / job | the most frequent, per job |")
     add("|---|---:|---|")
     for phase in (bare, onnxq):
         assert phase.cpu is not None
         calls = phase.cpu.redis_calls
-        top = ", ".join(f"{name.upper()} {count / phase.ok:.1f}"
-                        for name, count in calls.most_common(8) if count > 0)  # fmt: skip
+        top = ", ".join(
+            f"{name.upper()} {count / phase.ok:.1f}"
+            for name, count in calls.most_common(8)
+            if count > 0
+        )
         add(f"| {phase.name} | {sum(calls.values()) / phase.ok:.1f} | {top} |")
     add("")
     split = results.get("gateway_split")
     if split:
-        add(f"Gateway CPU per request, measured separately: a poll of an ended single-row job "
+        add(
+            f"Gateway CPU per request, measured separately: a poll of an ended single-row job "
             f"costs {split['poll_ms']:.2f} ms of gunicorn-worker CPU ({split['polls']:,} polls "
             f"from {CLIENT_THREADS} threads); the measured run made "
             f"{split['polls_per_job']:.2f} polls per job, which leaves ≈{split['submit_ms']:.2f} "
-            "ms per submit.")  # fmt: skip
+            "ms per submit."
+        )
         add("")
     e = onnxq.extra
     add("onnxq per-job breakdown (medians; p99 in brackets):")
@@ -1114,15 +1233,22 @@ def render(results: dict[str, Any]) -> str:
     add("")
     batches = results["batches"]
     if batches:
-        add(f"Worker micro-batches (from the worker's `job` events, field `batch_jobs`): "
+        add(
+            f"Worker micro-batches (from the worker's `job` events, field `batch_jobs`): "
             f"{batches['jobs']:,} jobs in ≈{batches['batches']:,} batches, "
             f"{batches['mean_per_batch']:.1f} jobs per batch on average, largest "
             f"{batches['max']}; a job's batch had {batches['job_weighted_mean']:.1f} jobs on "
-            "average.")  # fmt: skip
+            "average."
+        )
         add("")
-        add("| batch_jobs | " + " | ".join(
-            f"{lo}" if lo == hi else (f"{lo}-{hi}" if hi < 10**9 else f"≥{lo}")
-            for lo, hi, _ in batches["buckets"]) + " |")  # fmt: skip
+        add(
+            "| batch_jobs | "
+            + " | ".join(
+                f"{lo}" if lo == hi else (f"{lo}-{hi}" if hi < 10**9 else f"≥{lo}")
+                for lo, hi, _ in batches["buckets"]
+            )
+            + " |"
+        )
         add("|---|" + "---:|" * len(batches["buckets"]))
         add("| jobs | " + " | ".join(f"{c:,}" for *_, c in batches["buckets"]) + " |")
         add("")
@@ -1144,22 +1270,28 @@ def render(results: dict[str, Any]) -> str:
     add("| | seconds | rows/s |")
     add("|---|---:|---:|")
     add(f"| onnxq, submit → result received | {large['total']:.2f} | {fmt_rate(onnxq_rate)} |")
-    add(f"| raw onnxruntime `session.run` | {statistics.median(raw_times):.3f} "
-        f"| {fmt_rate(raw_rate)} |")  # fmt: skip
+    add(
+        f"| raw onnxruntime `session.run` | {statistics.median(raw_times):.3f} "
+        f"| {fmt_rate(raw_rate)} |"
+    )
     add(f"| **onnxq ÷ raw** | | **{large_ratio:.3f}** |")
     add("")
     add(f"Target onnxq ÷ raw ≥ 0.5: {large_ratio:.3f} → {verdict(large_ratio >= 0.5)}.")
     add("")
     floor = results["json_floor"]
-    add("For scale, in this process on the same body: `json.loads` "
-        f"{floor['json_loads']:.3f} s" + (f", `orjson.loads` {floor['orjson_loads']:.3f} s"
-                                          if "orjson_loads" in floor else "")
+    add(
+        "For scale, in this process on the same body: `json.loads` "
+        f"{floor['json_loads']:.3f} s"
+        + (f", `orjson.loads` {floor['orjson_loads']:.3f} s" if "orjson_loads" in floor else "")
         + f", the list → float32 matrix {floor['to_matrix']:.3f} s: parsing the JSON request "
         f"once already takes {floor['json_loads'] / statistics.median(raw_times):.1f}x as long as "
-        "the inference.")  # fmt: skip
+        "the inference."
+    )
     add("")
-    add("Where the onnxq time goes (client clock for HTTP, the job document's timestamps for the "
-        "rest; same machine clock):")  # fmt: skip
+    add(
+        "Where the onnxq time goes (client clock for HTTP, the job document's timestamps for the "
+        "rest; same machine clock):"
+    )
     add("")
     add("| step | seconds | share |")
     add("|---|---:|---:|")
@@ -1176,14 +1308,17 @@ def render(results: dict[str, Any]) -> str:
         add(f"| {label} | {large[key]:.3f} | {large[key] / large['total']:.0%} |")
     add(f"| **total** | **{large['total']:.3f}** | |")
     add("")
-    add(f"(`queued` overlaps the end of `submit`: the worker can start before the 202 is "
+    add(
+        f"(`queued` overlaps the end of `submit`: the worker can start before the 202 is "
         f"received. The result response was {large['response_bytes'] / 2**20:.1f} MB; the client "
-        f"took another {large['client_parse']:.3f} s to parse it, not counted above.)")  # fmt: skip
+        f"took another {large['client_parse']:.3f} s to parse it, not counted above.)"
+    )
     add("")
     add("### 3. Profiles (py-spy)")
     add("")
     prof = results["profile_single"]
-    add(f"Single-row load, a separate run right after the measured one: {PROFILE_SECONDS} s of "
+    add(
+        f"Single-row load, a separate run right after the measured one: {PROFILE_SECONDS} s of "
         f"`py-spy record --rate {PROFILE_RATE} --nonblocking --format raw` on each gunicorn "
         "worker, "
         "each Celery prefork child and the Celery main process, under the same client load "
@@ -1193,9 +1328,10 @@ def render(results: dict[str, Any]) -> str:
         "~10 busy threads on 2 cores a thread woken by I/O often waits for a core, and that wait "
         "is charged to the frame that did the I/O: frames like `_read_from_socket` (a Redis "
         "reply), `write`/`PollableMethodQueue.defer` (gunicorn) or `_worker`/`select` measure "
-        "*round trips and thread hand-offs*, not only CPU. \"Self\" is the innermost Python "
-        "frame (C code such as `session.run` counts for its Python caller); \"inclusive\" counts "
-        "every sample with that frame anywhere on the stack.")  # fmt: skip
+        '*round trips and thread hand-offs*, not only CPU. "Self" is the innermost Python '
+        'frame (C code such as `session.run` counts for its Python caller); "inclusive" counts '
+        "every sample with that frame anywhere on the stack."
+    )
     add("")
     add("CPU busy during the profile window (from /proc):")
     add("")
@@ -1206,14 +1342,18 @@ def render(results: dict[str, Any]) -> str:
     for name, used in meter.used.items():
         add(f"| {name} | {used * 1000 / max(prof['jobs'], 1):.2f} | {used / capacity:.0%} |")
     other_ms = meter.other * 1000 / max(prof["jobs"], 1)
-    add(f"| other processes on the machine (noise) | {other_ms:.2f}"
-        f" | {meter.other / capacity:.0%} |")  # fmt: skip
+    add(
+        f"| other processes on the machine (noise) | {other_ms:.2f}"
+        f" | {meter.other / capacity:.0%} |"
+    )
     add("")
     for profile in prof["profiles"]:
         add_profile(add, profile)
     if results.get("profile_large"):
-        add(f"Profile of a second {rows:,}-row job (py-spy from submit until the result was "
-            f"fetched, {results['profile_large_seconds']:.1f} s):")  # fmt: skip
+        add(
+            f"Profile of a second {rows:,}-row job (py-spy from submit until the result was "
+            f"fetched, {results['profile_large_seconds']:.1f} s):"
+        )
         add("")
         for profile in results["profile_large"]:
             add_profile(add, profile)
@@ -1228,8 +1368,11 @@ def render(results: dict[str, Any]) -> str:
 def add_profile(add: Callable[[str], None], profile: Profile) -> None:
     add(f"#### {profile.label}")
     add("")
-    add(f"{profile.samples:,} samples (" + ", ".join(
-        f"{k}: {v:,}" for k, v in profile.per_process.items()) + ").")  # fmt: skip
+    add(
+        f"{profile.samples:,} samples ("
+        + ", ".join(f"{k}: {v:,}" for k, v in profile.per_process.items())
+        + ")."
+    )
     add("")
     if not profile.samples:
         return
@@ -1321,17 +1464,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000, help="single-row jobs per side")
     parser.add_argument("--rows", type=int, default=100_000, help="rows of the one large job")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="bare/onnxq pairs run back to back; details from the "
-                             "quietest")  # fmt: skip
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
-                        help="report to write (its generated block is replaced)")  # fmt: skip
-    parser.add_argument("--model-cache", type=Path,
-                        default=Path(tempfile.gettempdir()) / "onnxq-bench-model",
-                        help="where the model is built once and reused")  # fmt: skip
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="bare/onnxq pairs run back to back; details from the quietest",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks.md",
+        help="report to write (its generated block is replaced)",
+    )
+    parser.add_argument(
+        "--model-cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "onnxq-bench-model",
+        help="where the model is built once and reused",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    parser.add_argument("--no-large-profile", action="store_true",
-                        help="skip the profiled second large job")  # fmt: skip
+    parser.add_argument(
+        "--no-large-profile", action="store_true", help="skip the profiled second large job"
+    )
     return parser.parse_args(argv)
 
 
@@ -1368,8 +1522,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_steps(args: argparse.Namespace, results: dict[str, Any], workdir: Path,
-              cleanup: contextlib.ExitStack, script_started: float) -> None:  # fmt: skip
+def run_steps(
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    workdir: Path,
+    cleanup: contextlib.ExitStack,
+    script_started: float,
+) -> None:
     """Every step in order; `cleanup` stops whatever was started, also on errors."""
     # 1. the model and the data
     model_dir = prepare_model(args.model_cache)
@@ -1403,8 +1562,10 @@ def run_steps(args: argparse.Namespace, results: dict[str, Any], workdir: Path,
         pair = measure_onnxq(stack, rows, args.jobs, redis.url, redis_process)
         pair["bare"] = bare
         pairs.append(pair)
-        say(f"pair {rep + 1}/{args.repeat}: onnxq {pair['onnxq'].rate_available:,.0f} jobs/s "
-            f"({pair['onnxq'].rate_available / bare.rate_available:.2f} x bare)")  # fmt: skip
+        say(
+            f"pair {rep + 1}/{args.repeat}: onnxq {pair['onnxq'].rate_available:,.0f} jobs/s "
+            f"({pair['onnxq'].rate_available / bare.rate_available:.2f} x bare)"
+        )
     assert stack is not None
     results["pairs"] = pairs
     quietest = min(range(len(pairs)), key=lambda i: pair_noise(pairs[i]))
@@ -1422,8 +1583,7 @@ def run_steps(args: argparse.Namespace, results: dict[str, Any], workdir: Path,
     loader = threading.Thread(target=profiled_load, daemon=True)
     loader.start()
     time.sleep(1.0)
-    files = {name: workdir / f"profile-single-{name}.txt"
-             for name in profile_targets(stack)}  # fmt: skip
+    files = {name: workdir / f"profile-single-{name}.txt" for name in profile_targets(stack)}
     spies: list[subprocess.Popen[bytes]] = []
     cleanup.callback(stop_pyspy, spies)
     for name, pid in profile_targets(stack).items():
@@ -1435,17 +1595,22 @@ def run_steps(args: argparse.Namespace, results: dict[str, Any], workdir: Path,
         spy.wait(PROFILE_SECONDS + 30)
     prof_meter.stop()
     reaped = os.times()
-    pyspy_cpu = (reaped.children_user + reaped.children_system
-                 - reaped_before.children_user - reaped_before.children_system)  # fmt: skip
+    pyspy_cpu = (
+        reaped.children_user
+        + reaped.children_system
+        - reaped_before.children_user
+        - reaped_before.children_system
+    )
     prof_meter.used["py-spy (the profiler itself)"] = pyspy_cpu
     prof_meter.other = max(0.0, prof_meter.other - pyspy_cpu)
     prof_ended = now()
     stop.set()
     loader.join(120)
     in_window = [
-        t for t in profile_traces
+        t
+        for t in profile_traces
         if t.status == "succeeded" and prof_started <= t.finished_at <= prof_ended
-    ]  # fmt: skip
+    ]
     results["profile_single"] = {
         "profiles": grouped_profiles("single-row jobs", files),
         "cpu": prof_meter,
@@ -1468,8 +1633,7 @@ def run_steps(args: argparse.Namespace, results: dict[str, Any], workdir: Path,
 
     if not args.no_large_profile:
         say("profiling a second large job ...")
-        files = {name: workdir / f"profile-large-{name}.txt"
-                 for name in profile_targets(stack)}  # fmt: skip
+        files = {name: workdir / f"profile-large-{name}.txt" for name in profile_targets(stack)}
         spies = []
         cleanup.callback(stop_pyspy, spies)
         for name, pid in profile_targets(stack).items():

@@ -30,32 +30,50 @@ from onnxq.devtools.redis_server import RedisServer, free_port  # noqa: E402
 # name: (what it changes, extra ONNXQ_* environment, extra gunicorn arguments)
 VARIANTS: dict[str, tuple[str, dict[str, str], list[str]]] = {
     "default": ("as shipped", {}, []),
-    "wait0": ("ONNXQ_MICROBATCH_WAIT_MS=0 (take only jobs already waiting)",
-              {"ONNXQ_MICROBATCH_WAIT_MS": "0"}, []),
-    "wait2": ("ONNXQ_MICROBATCH_WAIT_MS=2 (poll the queue up to 2 ms for more jobs)",
-              {"ONNXQ_MICROBATCH_WAIT_MS": "2"}, []),
-    "nobatch": ("ONNXQ_MICROBATCH_MAX_JOBS=1 (micro-batching off)",
-                {"ONNXQ_MICROBATCH_MAX_JOBS": "1"}, []),
+    "wait0": (
+        "ONNXQ_MICROBATCH_WAIT_MS=0 (take only jobs already waiting)",
+        {"ONNXQ_MICROBATCH_WAIT_MS": "0"},
+        [],
+    ),
+    "wait2": (
+        "ONNXQ_MICROBATCH_WAIT_MS=2 (poll the queue up to 2 ms for more jobs)",
+        {"ONNXQ_MICROBATCH_WAIT_MS": "2"},
+        [],
+    ),
+    "nobatch": (
+        "ONNXQ_MICROBATCH_MAX_JOBS=1 (micro-batching off)",
+        {"ONNXQ_MICROBATCH_MAX_JOBS": "1"},
+        [],
+    ),
     "sync": ("gunicorn --worker-class sync", {}, ["--worker-class", "sync"]),
     "threads1": ("gunicorn --threads 1", {}, ["--threads", "1"]),
-}  # fmt: skip
+}
 
 
-def run_variant(name: str, redis: RedisServer, model_dir: Path, workdir: Path,
-                rows: list[list[float]], jobs: int) -> dict[str, float]:  # fmt: skip
+def run_variant(
+    name: str,
+    redis: RedisServer,
+    model_dir: Path,
+    workdir: Path,
+    rows: list[list[float]],
+    jobs: int,
+) -> dict[str, float]:
     _, extra_env, gunicorn_args = VARIANTS[name]
     workdir.mkdir(parents=True)
     stack = bench.start_onnxq(redis.url, model_dir, workdir, extra_env, gunicorn_args)
     try:
         bench.onnxq_load(stack.port, rows, bench.WARMUP_JOBS)
         assert redis.process is not None
-        meter = bench.CpuMeter({
-            "client": [psutil.Process()],
-            "gateway": stack.gateway_workers(),
-            "worker main": [psutil.Process(stack.worker.pid)],
-            "worker children": stack.worker_children(),
-            "redis-server": [psutil.Process(redis.process.pid)],
-        }, redis.url).start()  # fmt: skip
+        meter = bench.CpuMeter(
+            {
+                "client": [psutil.Process()],
+                "gateway": stack.gateway_workers(),
+                "worker main": [psutil.Process(stack.worker.pid)],
+                "worker children": stack.worker_children(),
+                "redis-server": [psutil.Process(redis.process.pid)],
+            },
+            redis.url,
+        ).start()
         traces, _ = bench.onnxq_load(stack.port, rows, jobs)
         meter.stop()
     finally:
@@ -69,8 +87,10 @@ def run_variant(name: str, redis: RedisServer, model_dir: Path, workdir: Path,
         "redis_cmds": sum(meter.redis_calls.values()) / result.ok,
         "other": meter.other / meter.capacity,
     }
-    bench.say(f"{name}: {out['rate']:,.0f} jobs/s, {out['cpu']:.2f} ms CPU/job, "
-              f"others on the machine {out['other']:.0%}")  # fmt: skip
+    bench.say(
+        f"{name}: {out['rate']:,.0f} jobs/s, {out['cpu']:.2f} ms CPU/job, "
+        f"others on the machine {out['other']:.0%}"
+    )
     return out
 
 
@@ -79,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="default,wait2,nobatch,sync")
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--model-cache", type=Path,
-                        default=Path(tempfile.gettempdir()) / "onnxq-bench-model")  # fmt: skip
+    parser.add_argument(
+        "--model-cache", type=Path, default=Path(tempfile.gettempdir()) / "onnxq-bench-model"
+    )
     args = parser.parse_args(argv)
     names = args.variants.split(",")
     unknown = [name for name in names if name not in VARIANTS]
@@ -107,14 +128,18 @@ def main(argv: list[str] | None = None) -> int:
 
     base = names[0]
     print(f"\n{args.jobs} single-row jobs per run, {args.reps} run(s) per variant, medians:\n")
-    print("| variant | jobs/s | vs " + base + " | CPU ms/job | gateway | worker "
-          "| Redis cmds/job | others on the machine |")  # fmt: skip
+    print(
+        "| variant | jobs/s | vs " + base + " | CPU ms/job | gateway | worker "
+        "| Redis cmds/job | others on the machine |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
-        print(f"| {name}: {VARIANTS[name][0]} | {median(name, 'rate'):,.0f} "
-              f"| {median(name, 'rate') / median(base, 'rate'):.2f} | {median(name, 'cpu'):.2f} "
-              f"| {median(name, 'gateway'):.2f} | {median(name, 'worker'):.2f} "
-              f"| {median(name, 'redis_cmds'):.1f} | {median(name, 'other'):.0%} |")  # fmt: skip
+        print(
+            f"| {name}: {VARIANTS[name][0]} | {median(name, 'rate'):,.0f} "
+            f"| {median(name, 'rate') / median(base, 'rate'):.2f} | {median(name, 'cpu'):.2f} "
+            f"| {median(name, 'gateway'):.2f} | {median(name, 'worker'):.2f} "
+            f"| {median(name, 'redis_cmds'):.1f} | {median(name, 'other'):.0%} |"
+        )
     return 0
 
 

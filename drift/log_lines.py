@@ -6,7 +6,7 @@ same key order, so one regular expression over the whole block picks out each li
 version, features, label and last probability, and pandas' C CSV parser turns all the feature lists
 into one float matrix. Anything unexpected - a line of another layout, a corrupt or truncated line,
 a value that is not a number - makes `parse_block` return None, and the caller reads that block line
-by line with orjson instead (drift/log_reader.py), so both paths count exactly the same rows. """
+by line with orjson instead (drift/log_reader.py), so both paths count exactly the same rows."""
 
 from __future__ import annotations
 
@@ -22,13 +22,19 @@ import pandas as pd
 
 _STRING = rb'"[^"\\\n]*"'  # no escapes: a string with one takes the general path
 LINE = re.compile(
-    rb'^\{"ts":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)","source":' + _STRING
-    + rb',"request_id":(?:null|' + _STRING + rb'),"job_id":(?:null|' + _STRING
+    rb'^\{"ts":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)","source":'
+    + _STRING
+    + rb',"request_id":(?:null|'
+    + _STRING
+    + rb'),"job_id":(?:null|'
+    + _STRING
     + rb'),"model":"([^"\\\n]*)","version":(-?\d+),"row":\d+,"features":\[([-+0-9.,eEnul]*)\]'
-    + rb',"label":(' + _STRING + rb'|[^,\n"]*),"probabilities":\[(?:[^\]\n"]*,)?([^,\]\n"]*)\]'
+    + rb',"label":('
+    + _STRING
+    + rb'|[^,\n"]*),"probabilities":\[(?:[^\]\n"]*,)?([^,\]\n"]*)\]'
     + rb',"latency_ms":[^,}\n"]*\}$',
     re.MULTILINE,
-)  # fmt: skip
+)
 
 
 def timestamp_bytes(when: datetime) -> bytes:
@@ -93,9 +99,14 @@ def parse_block(
         return None  # a row of another width: the general path counts it as mismatched
     try:
         matrix = pd.read_csv(
-            io.BytesIO(joined), header=None, names=range(width), dtype=np.float64,
-            na_values=["null"], keep_default_na=False, engine="c",
-        ).to_numpy()  # fmt: skip
+            io.BytesIO(joined),
+            header=None,
+            names=range(width),
+            dtype=np.float64,
+            na_values=["null"],
+            keep_default_na=False,
+            engine="c",
+        ).to_numpy()
     except (ValueError, pd.errors.ParserError):
         return None
     # An empty field ("1,,2"), or a short row next to a long one, reads as NaN where orjson would

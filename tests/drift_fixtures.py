@@ -36,6 +36,10 @@ def log_demo_predictions(
         batch = sample[start : start + 250]
         result = model.predict(np.nan_to_num(batch))
         log.record(
-            model="breast-cancer", version=1, rows=batch, result=result, latency_ms=1.0,
+            model="breast-cancer",
+            version=1,
+            rows=batch,
+            result=result,
+            latency_ms=1.0,
             source="sync",
-        )  # fmt: skip
+        )

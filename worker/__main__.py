@@ -37,14 +37,17 @@ def main(argv: list[str] | None = None) -> None:
         [
             "--quiet",  # no ASCII banner: stdout carries JSON log lines only
             "worker",
-            "--loglevel", settings.log_level,
-            "--concurrency", str(settings.worker_concurrency),
-            "--queues", f"{settings.queue_name},{callback_queue(settings)}",
+            "--loglevel",
+            settings.log_level,
+            "--concurrency",
+            str(settings.worker_concurrency),
+            "--queues",
+            f"{settings.queue_name},{callback_queue(settings)}",
             "--without-gossip",
             "--without-mingle",
             *extra,
         ]
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -107,17 +107,23 @@ def create_worker_app(settings: Settings) -> Celery:
             stale_seconds=settings.reconcile_stale_seconds,
             time_limit_seconds=settings.task_time_limit_seconds,
         ).run(utc_now())
-        log.info("reconcile", examined=report.examined, resent=len(report.resent),
-                 forgotten=report.forgotten, waiting=report.waiting,
-                 queue_too_long=report.queue_too_long)  # fmt: skip
+        log.info(
+            "reconcile",
+            examined=report.examined,
+            resent=len(report.resent),
+            forgotten=report.forgotten,
+            waiting=report.waiting,
+            queue_too_long=report.queue_too_long,
+        )
         return {"resent": report.resent}
 
     # Reading a week of log takes longer than a prediction job may; stay below the
     # visibility timeout so that Redis does not hand a running check to a second worker.
     drift_limit = int(settings.visibility_timeout_seconds * 0.8)
 
-    @app.task(name=DRIFT_TASK, ignore_result=True, soft_time_limit=drift_limit,
-              time_limit=drift_limit + 1)  # fmt: skip
+    @app.task(
+        name=DRIFT_TASK, ignore_result=True, soft_time_limit=drift_limit, time_limit=drift_limit + 1
+    )
     def drift() -> dict[str, Any]:
         return run_drift_check(settings)
 

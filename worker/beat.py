@@ -30,11 +30,13 @@ def main(argv: list[str] | None = None) -> None:
         [
             "--quiet",  # no banner: stdout carries JSON log lines only
             "beat",
-            "--loglevel", settings.log_level,
-            "--schedule", str(settings.state_dir / "celerybeat-schedule"),
+            "--loglevel",
+            settings.log_level,
+            "--schedule",
+            str(settings.state_dir / "celerybeat-schedule"),
             *extra,
         ]
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -82,8 +82,13 @@ class JobRunner:
                 self._report_end(job, len(messages), started)
             else:  # the record expired while the job ran: nobody can poll it any more
                 outcomes[job.job_id] = None
-                log.warning("job", status="dropped", reason="job record expired while running",
-                            job_id=job.job_id, duration_ms=_ms_since(started))  # fmt: skip
+                log.warning(
+                    "job",
+                    status="dropped",
+                    reason="job record expired while running",
+                    job_id=job.job_id,
+                    duration_ms=_ms_since(started),
+                )
         return outcomes
 
     def _run_group(
@@ -111,8 +116,12 @@ class JobRunner:
                 current = self.store.get(message.job_id)
                 if current.status.ended:
                     # A duplicate delivery of a job another worker just finished.
-                    log.info("job", status="skipped", reason="inputs already consumed",
-                             job_id=message.job_id)  # fmt: skip
+                    log.info(
+                        "job",
+                        status="skipped",
+                        reason="inputs already consumed",
+                        job_id=message.job_id,
+                    )
                     continue
                 # Nobody else will end it: say why it cannot run rather than leave it running.
                 finished.append(
@@ -202,8 +211,13 @@ class JobRunner:
     ) -> None:
         fields = _fields(message, started)
         if state is ClaimState.POISONED and job is not None:
-            log.error("job", status=job.status.value, error_type="poison_job",
-                      attempts=job.attempts, **fields)  # fmt: skip
+            log.error(
+                "job",
+                status=job.status.value,
+                error_type="poison_job",
+                attempts=job.attempts,
+                **fields,
+            )
             metrics.job_failed(job.model, "poison_job")
             if self.on_end is not None:
                 self.on_end(job)
@@ -215,17 +229,27 @@ class JobRunner:
 
     def _report_end(self, job: Job, batch_size: int, started: float) -> None:
         fields = {
-            "job_id": job.job_id, "request_id": job.request_id, "model": job.model,
-            "version": job.version, "rows": job.rows, "batch_jobs": batch_size,
-            "attempt": job.attempts, "duration_ms": _ms_since(started),
-        }  # fmt: skip
+            "job_id": job.job_id,
+            "request_id": job.request_id,
+            "model": job.model,
+            "version": job.version,
+            "rows": job.rows,
+            "batch_jobs": batch_size,
+            "attempt": job.attempts,
+            "duration_ms": _ms_since(started),
+        }
         if job.status is JobStatus.SUCCEEDED:
             log.info("job", status=job.status.value, **fields)
             metrics.job_succeeded(job.model)
         else:
             error = job.error
-            log.warning("job", status=job.status.value, error_type=error and error.type,
-                        error=error and error.message, **fields)  # fmt: skip
+            log.warning(
+                "job",
+                status=job.status.value,
+                error_type=error and error.type,
+                error=error and error.message,
+                **fields,
+            )
             metrics.job_failed(job.model, error.type if error else "unknown")
         if self.on_end is not None:
             self.on_end(job)
@@ -254,10 +278,13 @@ def _failed(job: Job, kind: str, message: str) -> Job:
 
 def _fields(message: JobMessage, started: float) -> dict[str, Any]:
     return {
-        "job_id": message.job_id, "request_id": message.request_id, "model": message.model,
-        "version": message.version, "rows": message.row_count,
+        "job_id": message.job_id,
+        "request_id": message.request_id,
+        "model": message.model,
+        "version": message.version,
+        "rows": message.row_count,
         "duration_ms": _ms_since(started),
-    }  # fmt: skip
+    }
 
 
 def _observe_queue_wait(job: Job) -> None:
@@ -286,7 +313,6 @@ def run_predict_job(
 
     `on_end` is called once, by the run that ended the job (not by a skipped duplicate).
     """
-    runner = JobRunner(repository, store, prediction_log, max_attempts=max_attempts,
-                       on_end=on_end)  # fmt: skip
+    runner = JobRunner(repository, store, prediction_log, max_attempts=max_attempts, on_end=on_end)
     message = JobMessage(job_id, model, version, instances, request_id)
     return runner.run([message])[job_id]

@@ -32,6 +32,9 @@ def serve_metrics(settings: Settings) -> bool:
         # Metrics are for the operator; a taken port must not stop jobs from running.
         log.error("metrics_server_failed", port=settings.worker_metrics_port, error=repr(exc))
         return False
-    log.info("metrics_server_started", host=settings.worker_metrics_host,
-             port=settings.worker_metrics_port)  # fmt: skip
+    log.info(
+        "metrics_server_started",
+        host=settings.worker_metrics_host,
+        port=settings.worker_metrics_port,
+    )
     return True

@@ -93,8 +93,13 @@ class JobReconciler:
             elif self._lost(job, now, in_redis):
                 self.queue.resend(job, self.store.rows_width(job))
                 report.resent.append(job_id)
-                log.warning("job_resent", job_id=job_id, status=job.status.value,
-                            request_id=job.request_id, model=job.model)  # fmt: skip
+                log.warning(
+                    "job_resent",
+                    job_id=job_id,
+                    status=job.status.value,
+                    request_id=job.request_id,
+                    model=job.model,
+                )
             else:
                 report.waiting += 1
         self.store.forget_active(forget)

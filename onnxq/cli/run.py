@@ -51,12 +51,18 @@ class LocalStack:
             log.warning("authentication_disabled", hint="set ONNXQ_API_KEYS to require keys")
             env["ONNXQ_ALLOW_UNAUTHENTICATED"] = "true"
         commands = {
-            "gateway": [python, "-m", "gunicorn", "-c", str(gunicorn_config_path()),
-                        "gateway:create_app()"],
+            "gateway": [
+                python,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(gunicorn_config_path()),
+                "gateway:create_app()",
+            ],
             "worker": [python, "-m", "worker"],
             # Exactly one beat: it schedules the reconciler and the drift check.
             "beat": [python, "-m", "worker.beat"],
-        }  # fmt: skip
+        }
         for name, command in commands.items():
             # Own session: Ctrl-C reaches only us, and we stop the children in order.
             self.children[name] = subprocess.Popen(command, env=env, start_new_session=True)

@@ -141,9 +141,13 @@ class JobQueue:
         try:
             # argsrepr/kwargsrepr: Celery would otherwise saferepr the whole payload.
             self.celery.send_task(
-                task, kwargs=kwargs, task_id=task_id, ignore_result=True,
-                argsrepr="()", kwargsrepr=f"{{job_id: {kwargs.get('job_id')}}}",
-            )  # fmt: skip
+                task,
+                kwargs=kwargs,
+                task_id=task_id,
+                ignore_result=True,
+                argsrepr="()",
+                kwargsrepr=f"{{job_id: {kwargs.get('job_id')}}}",
+            )
         except (OperationalError, OSError) as exc:
             raise QueueUnavailable(f"the job queue is unreachable: {exc}") from exc
 

@@ -44,11 +44,19 @@ class Claim:
 def _claimed(job: Job, now: datetime, max_attempts: int) -> Job:
     if job.attempts >= max_attempts:
         # Every earlier delivery died with its worker: stop redelivering it.
-        return job.model_copy(update={
-            "status": JobStatus.FAILED, "finished_at": now, "attempts": job.attempts,
-            "error": JobError(type="poison_job", message=(
-                f"the worker running this job was lost {job.attempts} times; not retrying")),
-        })  # fmt: skip
+        return job.model_copy(
+            update={
+                "status": JobStatus.FAILED,
+                "finished_at": now,
+                "attempts": job.attempts,
+                "error": JobError(
+                    type="poison_job",
+                    message=(
+                        f"the worker running this job was lost {job.attempts} times; not retrying"
+                    ),
+                ),
+            }
+        )
     return job.model_copy(
         update={"status": JobStatus.RUNNING, "started_at": now, "attempts": job.attempts + 1}
     )
@@ -133,9 +141,10 @@ class JobStore:
             if rows is not None:
                 pipe.set(self.rows_key(job.job_id), rows, ex=self.ttl_seconds)
             pipe.set(
-                self.tombstone_prefix + job.job_id, "1",
+                self.tombstone_prefix + job.job_id,
+                "1",
                 ex=self.ttl_seconds * self.tombstone_factor,
-            )  # fmt: skip
+            )
             pipe.zadd(self.active_key, {job.job_id: job.submitted_at.timestamp()})
             created = pipe.execute()[0]
         if not created:

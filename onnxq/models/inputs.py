@@ -31,7 +31,7 @@ Instances = Annotated[
             },
         }
     ),
-]  # fmt: skip
+]
 
 
 class PredictRequest(BaseModel):

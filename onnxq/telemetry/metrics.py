@@ -43,8 +43,25 @@ disable_created_metrics()
 
 # Sync predictions take ~1 ms; anything past 100 ms is already a problem.
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                     0.5, 1, 2.5, 5, 10, 30)  # fmt: skip
+INFERENCE_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+)
 QUEUE_WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -149,9 +166,10 @@ class QueueDepthCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "onnxq_queue_depth", "Messages waiting in a job queue (read at scrape time).",
+            "onnxq_queue_depth",
+            "Messages waiting in a job queue (read at scrape time).",
             labels=["queue"],
-        )  # fmt: skip
+        )
         try:
             pipe = self.client.pipeline(transaction=False)
             for queue in self.queues:

@@ -91,8 +91,16 @@ def test_prediction_log_lines_are_in_the_fast_layout_and_parse_to_the_logged_val
     log = PredictionLog(tmp_path)
     rows = np.array([[17.99, np.nan], [-1e-05, 3.0]], dtype=np.float32)
     result = PredictionResult(labels=[1, 0], probabilities=[[0.2, 0.8], [0.9, 0.1]], classes=[0, 1])
-    log.record(model="m", version=1, rows=rows, result=result, latency_ms=1.0,
-               request_id="a" * 32, job_id="b" * 32, source="job")  # fmt: skip
+    log.record(
+        model="m",
+        version=1,
+        rows=rows,
+        result=result,
+        latency_ms=1.0,
+        request_id="a" * 32,
+        job_id="b" * 32,
+        source="job",
+    )
     block = next(tmp_path.iterdir()).read_bytes()
     assert len(LINE.findall(block)) == 2
     parsed = parse_block(block, 2, "m", 1, NOW - timedelta(days=3650), NOW + timedelta(days=1), 2)

@@ -20,9 +20,12 @@ JOB = "/v1/jobs/0123456789abcdef0123456789abcdef"
 
 def keyed_app(settings: Settings, **changes: object) -> Flask:
     keyed = settings.model_copy(
-        update={"api_keys": Settings(_env_file=None, api_keys=KEYS).api_keys,
-                "allow_unauthenticated": False, **changes}
-    )  # fmt: skip
+        update={
+            "api_keys": Settings(_env_file=None, api_keys=KEYS).api_keys,
+            "allow_unauthenticated": False,
+            **changes,
+        }
+    )
     return create_app({"TESTING": True, "SETTINGS": keyed, "REDIS_CLIENT": fakeredis.FakeRedis()})
 
 
@@ -33,8 +36,12 @@ def secured(settings: Settings) -> FlaskClient:
 
 def protected_routes(app: Flask) -> list[tuple[str, str]]:
     """Every (method, path) the app serves, with sample values for its arguments."""
-    samples = {"name": "breast-cancer", "version": "1", "job_id": JOB.rsplit("/", 1)[1],
-               "filename": "index.html"}  # fmt: skip
+    samples = {
+        "name": "breast-cancer",
+        "version": "1",
+        "job_id": JOB.rsplit("/", 1)[1],
+        "filename": "index.html",
+    }
     routes = []
     for rule in app.url_map.iter_rules():
         path = rule.rule
@@ -87,10 +94,14 @@ def test_keys_can_come_from_a_mounted_file(settings: Settings, tmp_path: Path) -
     from_file = Settings(_env_file=None, api_keys_file=secret)
     assert [key.get_secret_value() for key in from_file.api_keys] == ["file-key-a", "file-key-b"]
     client = create_app(
-        {"TESTING": True, "SETTINGS": settings.model_copy(
-            update={"api_keys": from_file.api_keys, "allow_unauthenticated": False}),
-         "REDIS_CLIENT": fakeredis.FakeRedis()}
-    ).test_client()  # fmt: skip
+        {
+            "TESTING": True,
+            "SETTINGS": settings.model_copy(
+                update={"api_keys": from_file.api_keys, "allow_unauthenticated": False}
+            ),
+            "REDIS_CLIENT": fakeredis.FakeRedis(),
+        }
+    ).test_client()
     assert client.get(JOB, headers={"X-API-Key": "file-key-b"}).status_code == 404
     assert client.get(JOB).status_code == 401
 

@@ -24,11 +24,21 @@ def a_report(model: str = "breast-cancer") -> DriftReport:
     steady, moved = profile.features
     now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
     return DriftReport(
-        model=model, version=1, window_start=now.replace(day=23), window_end=now, days=7,
-        rows=1000, created_at=now, threshold=0.2, min_rows=100, epsilon=1e-4,
-        files=["predictions-2026-11-29.jsonl"], corrupt_lines=0, mismatched_lines=0,
+        model=model,
+        version=1,
+        window_start=now.replace(day=23),
+        window_end=now,
+        days=7,
+        rows=1000,
+        created_at=now,
+        threshold=0.2,
+        min_rows=100,
+        epsilon=1e-4,
+        files=["predictions-2026-11-29.jsonl"],
+        corrupt_lines=0,
+        mismatched_lines=0,
         features=[compare(moved, [0] * 9 + [1000]), compare(steady, [100] * 10)],
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture

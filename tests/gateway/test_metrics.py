@@ -53,8 +53,9 @@ def test_metrics_need_no_api_key_even_when_keys_are_required(
     )
     celery = make_celery(locked)
     celery.conf.broker_url = "memory://"
-    app = create_app({"TESTING": True, "SETTINGS": locked, "REDIS_CLIENT": redis_client,
-                      "CELERY_APP": celery})  # fmt: skip
+    app = create_app(
+        {"TESTING": True, "SETTINGS": locked, "REDIS_CLIENT": redis_client, "CELERY_APP": celery}
+    )
     client = app.test_client()
     assert client.post("/v1/models/x/predict", json={}).status_code == 401
     assert client.get("/metrics").status_code == 200
@@ -134,9 +135,12 @@ def test_a_scrape_still_answers_when_redis_is_down(settings: Settings) -> None:
 
 
 def test_an_unexpected_error_is_logged_and_counted_with_its_exception_type(
-    client: FlaskClient, services: Services, demo_model_name: str, rows: list[list[float]],
+    client: FlaskClient,
+    services: Services,
+    demo_model_name: str,
+    rows: list[list[float]],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     def explode(*_: object, **__: object) -> None:
         raise ZeroDivisionError("a bug")
 

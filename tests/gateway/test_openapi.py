@@ -91,9 +91,13 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(settings: Se
     )
     celery = in_memory_celery(keyed)
     app = create_app(
-        {"TESTING": True, "SETTINGS": keyed, "REDIS_CLIENT": fakeredis.FakeRedis(),
-         "CELERY_APP": celery}
-    )  # fmt: skip
+        {
+            "TESTING": True,
+            "SETTINGS": keyed,
+            "REDIS_CLIENT": fakeredis.FakeRedis(),
+            "CELERY_APP": celery,
+        }
+    )
     api = schemathesis.openapi.from_wsgi("/openapi.json", app, headers=AUTH)
     results = [exercise(result.ok(), examples=40) for result in api.get_all_operations()]
     failures = [failure for _, failure in results if failure]

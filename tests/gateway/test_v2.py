@@ -168,9 +168,15 @@ def test_model_ready_is_200_with_the_name_once_the_version_is_loaded(
 
 @pytest.mark.parametrize(
     ("method", "suffix"),
-    [("GET", ""), ("GET", "/ready"), ("POST", "/infer"), ("GET", "/versions/1"),
-     ("GET", "/versions/1/ready"), ("POST", "/versions/1/infer")],
-)  # fmt: skip
+    [
+        ("GET", ""),
+        ("GET", "/ready"),
+        ("POST", "/infer"),
+        ("GET", "/versions/1"),
+        ("GET", "/versions/1/ready"),
+        ("POST", "/versions/1/infer"),
+    ],
+)
 def test_an_unknown_model_gets_404_on_every_model_route(
     client: FlaskClient, rows: list[list[float]], method: str, suffix: str
 ) -> None:
@@ -202,9 +208,12 @@ def test_a_version_that_cannot_be_loaded_is_not_ready_and_infer_gets_500_in_v2_s
     with (broken / demo_model_name / "1" / "model.onnx").open("ab") as handle:
         handle.write(b"tampered")  # no longer matches the manifest's sha256
     settings = Settings(
-        _env_file=None, model_dir=broken, redis_url="redis://127.0.0.1:1/0",
-        prediction_log_dir=tmp_path / "predictions", allow_unauthenticated=True,
-    )  # fmt: skip
+        _env_file=None,
+        model_dir=broken,
+        redis_url="redis://127.0.0.1:1/0",
+        prediction_log_dir=tmp_path / "predictions",
+        allow_unauthenticated=True,
+    )
     app = create_app({"TESTING": True, "SETTINGS": settings, "REDIS_CLIENT": fakeredis.FakeRedis()})
     client = app.test_client()
     assert client.get("/v2/health/ready").get_json() == {"ready": False}
@@ -229,8 +238,11 @@ def test_infer_returns_bit_for_bit_what_onnxruntime_returns_for_the_same_rows(
     outputs = _outputs(response)
     assert list(outputs) == ["label", "probabilities"]
     assert outputs["label"] == {
-        "name": "label", "datatype": "INT64", "shape": [len(cancer_rows)], "data": labels.tolist()
-    }  # fmt: skip
+        "name": "label",
+        "datatype": "INT64",
+        "shape": [len(cancer_rows)],
+        "data": labels.tolist(),
+    }
     returned = outputs["probabilities"]
     assert returned["datatype"] == "FP32"
     assert returned["shape"] == list(probabilities.shape)
@@ -245,8 +257,10 @@ def test_infer_names_the_model_and_version_and_echoes_the_request_id(
     response = _infer(client, demo_model_name, {"id": "my-request-42", **_infer_body(rows)})
     body = response.get_json()
     assert (body["model_name"], body["model_version"], body["id"]) == (
-        demo_model_name, "1", "my-request-42"
-    )  # fmt: skip
+        demo_model_name,
+        "1",
+        "my-request-42",
+    )
     assert set(body) == {"model_name", "model_version", "id", "outputs"}
 
 
@@ -267,9 +281,10 @@ def test_the_versioned_infer_route_serves_that_version(
     pinned = _infer(client, demo_model_name, _infer_body(rows), version="1")
     assert pinned.status_code == 200
     assert pinned.get_json()["model_version"] == "1"
-    assert pinned.get_json()["outputs"] == _infer(
-        client, demo_model_name, _infer_body(rows)
-    ).get_json()["outputs"]  # fmt: skip
+    assert (
+        pinned.get_json()["outputs"]
+        == _infer(client, demo_model_name, _infer_body(rows)).get_json()["outputs"]
+    )
 
 
 def test_flat_and_nested_data_give_the_same_answer(
@@ -307,9 +322,7 @@ def test_fp64_int64_and_bool_inputs_are_cast_to_float32_and_served(
     assert returned.tobytes() == probabilities.tobytes()
 
 
-@pytest.mark.parametrize(
-    "wanted", [["probabilities"], ["label"], ["probabilities", "label"]]
-)  # fmt: skip
+@pytest.mark.parametrize("wanted", [["probabilities"], ["label"], ["probabilities", "label"]])
 def test_requested_outputs_are_the_only_ones_returned_in_the_order_asked(
     client: FlaskClient, demo_model_name: str, rows: list[list[float]], wanted: list[str]
 ) -> None:
@@ -348,8 +361,11 @@ def test_the_request_log_event_names_model_version_and_rows(
         _infer(client, demo_model_name, _infer_body(rows))
     (event,) = [event for event in events if event["event"] == "request"]
     assert (event["model"], event["version"], event["rows"], event["status"]) == (
-        demo_model_name, 1, len(rows), 200
-    )  # fmt: skip
+        demo_model_name,
+        1,
+        len(rows),
+        200,
+    )
 
 
 # ---- bad requests: always {"error": "<message>"}, 400 (404 for what does not exist) -----------

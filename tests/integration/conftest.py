@@ -43,9 +43,12 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                self.command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         return self
 
     def alive(self) -> bool:
@@ -105,8 +108,14 @@ def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> di
 
 
 def start_gateway(env: dict[str, str], directory: Path) -> ServiceProcess:
-    command = [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_config_path()),
-               "gateway:create_app()"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(gunicorn_config_path()),
+        "gateway:create_app()",
+    ]
     return ServiceProcess("gateway", command, env, directory / "gateway.log").start()
 
 

@@ -341,8 +341,10 @@ def test_a_thousand_jobs_all_succeed_after_a_worker_child_and_then_the_whole_wor
     # killed worker took between BRPOP and recording it unacked (kombu's window).
     env = {**FAST_REDELIVERY, **FAST_RECONCILE, "ONNXQ_MICROBATCH_MAX_JOBS": "4"}
     jobs = [job_rows(data, number) for number in range(1000)]
-    with running_stack(tmp_path, model_dir, redis_binary, extra_env=env,
-                       with_worker=False) as stack, beat_running(stack, tmp_path):  # fmt: skip
+    with (
+        running_stack(tmp_path, model_dir, redis_binary, extra_env=env, with_worker=False) as stack,
+        beat_running(stack, tmp_path),
+    ):
         client = redis_client(stack)
         started = time.monotonic()
         ids = Submitter(stack).submit_all(jobs)
@@ -380,8 +382,11 @@ def test_a_thousand_jobs_all_succeed_after_a_worker_child_and_then_the_whole_wor
         by_row: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
         for line in lines:
             by_row[(line["job_id"], line["row"])].append(line)
-        expected_rows = {(job_id, row) for job_id, rows in zip(ids, jobs, strict=True)
-                         for row in range(len(rows))}  # fmt: skip
+        expected_rows = {
+            (job_id, row)
+            for job_id, rows in zip(ids, jobs, strict=True)
+            for row in range(len(rows))
+        }
         assert set(by_row) == expected_rows
         duplicated = {key: group for key, group in by_row.items() if len(group) > 1}
         for (job_id, row), group in by_row.items():
@@ -390,8 +395,9 @@ def test_a_thousand_jobs_all_succeed_after_a_worker_child_and_then_the_whole_wor
             said = {
                 (json.dumps(line["label"]), json.dumps(line["probabilities"])) for line in group
             }
-            assert said == {(json.dumps(result["labels"][row]),
-                             json.dumps(result["probabilities"][row]))}  # fmt: skip
+            assert said == {
+                (json.dumps(result["labels"][row]), json.dumps(result["probabilities"][row]))
+            }
         attempts = Counter(job.attempts for job in final.values() if job)
         skipped = [e for e in log_events(second) if e["status"] == "skipped"]
         print(
@@ -410,8 +416,9 @@ def test_jobs_queued_across_a_graceful_redis_restart_all_succeed_and_the_gateway
     tmp_path: Path, model_dir: Path, redis_binary: str, data: Rows, reference: Reference
 ) -> None:
     jobs = [job_rows(data, number) for number in range(200)]
-    with running_stack(tmp_path, model_dir, redis_binary, extra_env=FAST_REDELIVERY,
-                       with_worker=False) as stack:  # fmt: skip
+    with running_stack(
+        tmp_path, model_dir, redis_binary, extra_env=FAST_REDELIVERY, with_worker=False
+    ) as stack:
         submitter = Submitter(stack)
         ids = submitter.submit_all(jobs)
         assert queued_messages(redis_client(stack)) == len(ids)
@@ -453,8 +460,9 @@ def test_sigterm_lets_a_busy_worker_finish_its_running_jobs_and_give_back_the_re
 ) -> None:
     env = {**FAST_REDELIVERY, "ONNXQ_MICROBATCH_MAX_JOBS": "4"}
     jobs = [job_rows(data, number) for number in range(300)]
-    with running_stack(tmp_path, model_dir, redis_binary, extra_env=env,
-                       with_worker=False) as stack:  # fmt: skip
+    with running_stack(
+        tmp_path, model_dir, redis_binary, extra_env=env, with_worker=False
+    ) as stack:
         client = redis_client(stack)
         ids = Submitter(stack).submit_all(jobs)
         first = start_worker(stack)
@@ -511,8 +519,9 @@ def test_sigterm_lets_a_busy_worker_finish_its_running_jobs_and_give_back_the_re
 def test_a_poison_job_is_failed_once_and_never_run_again_while_its_neighbours_succeed(
     tmp_path: Path, model_dir: Path, redis_binary: str, data: Rows, reference: Reference
 ) -> None:
-    with running_stack(tmp_path, model_dir, redis_binary, extra_env=FAST_REDELIVERY,
-                       with_worker=False) as stack:  # fmt: skip
+    with running_stack(
+        tmp_path, model_dir, redis_binary, extra_env=FAST_REDELIVERY, with_worker=False
+    ) as stack:
         client = redis_client(stack)
         rows = [data[0:2], data[2:3], data[3:6]]
         poison, last_chance, normal = Submitter(stack).submit_all(rows)
@@ -562,8 +571,9 @@ def test_jobs_waiting_in_the_queue_are_run_in_micro_batches_with_correct_results
     max_jobs = 32
     env = {**FAST_REDELIVERY, "ONNXQ_MICROBATCH_MAX_JOBS": str(max_jobs)}
     jobs = [[data[(number * 7) % len(data)]] for number in range(300)]
-    with running_stack(tmp_path, model_dir, redis_binary, extra_env=env,
-                       with_worker=False) as stack:  # fmt: skip
+    with running_stack(
+        tmp_path, model_dir, redis_binary, extra_env=env, with_worker=False
+    ) as stack:
         client = redis_client(stack)
         ids = Submitter(stack).submit_all(jobs)
 
@@ -592,8 +602,9 @@ def test_a_job_whose_worker_child_hangs_past_the_hard_time_limit_is_delivered_ag
     # redelivered and counted as an attempt".
     env = {**FAST_REDELIVERY, "ONNXQ_MICROBATCH_MAX_JOBS": "1"}
     jobs = [job_rows(data, number) for number in range(300)]
-    with running_stack(tmp_path, model_dir, redis_binary, extra_env=env,
-                       with_worker=False) as stack:  # fmt: skip
+    with running_stack(
+        tmp_path, model_dir, redis_binary, extra_env=env, with_worker=False
+    ) as stack:
         client = redis_client(stack)
         ids = Submitter(stack).submit_all(jobs)
         worker = start_worker(stack)
@@ -601,8 +612,11 @@ def test_a_job_whose_worker_child_hangs_past_the_hard_time_limit_is_delivered_ag
 
         # A child stuck in native code ignores the soft limit: a frozen one does too.
         _child, [stuck] = freeze_child_mid_job(worker, client, ids)
-        wait_until(lambda: "Hard time limit" in worker.output(), HARD_LIMIT + 5,
-                   "the hard time limit to kill the stuck child")  # fmt: skip
+        wait_until(
+            lambda: "Hard time limit" in worker.output(),
+            HARD_LIMIT + 5,
+            "the hard time limit to kill the stuck child",
+        )
 
         final = wait_all_ended(client, ids, 20)
         for job_id, rows in zip(ids, jobs, strict=True):

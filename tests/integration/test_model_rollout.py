@@ -63,8 +63,12 @@ class PredictLoop(threading.Thread):
 def onnxq(stack: Stack, *argv: str | Path) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "onnxq.cli", *map(str, argv)],
-        env=stack.env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -75,15 +79,17 @@ def described_version(stack: Stack) -> tuple[int, int]:
 
 
 def job_on(stack: Stack) -> dict[str, Any]:
-    submitted = requests.post(stack.url(f"/v1/models/{MODEL}/jobs"), json={"instances": ROWS},
-                              timeout=10)  # fmt: skip
+    submitted = requests.post(
+        stack.url(f"/v1/models/{MODEL}/jobs"), json={"instances": ROWS}, timeout=10
+    )
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["job_id"]
 
     def ended() -> bool:
         return requests.get(stack.url(f"/v1/jobs/{job_id}"), timeout=5).json()["status"] in (
-            "succeeded", "failed"
-        )  # fmt: skip
+            "succeeded",
+            "failed",
+        )
 
     wait_until(ended, 30, f"job {job_id} to end")
     job: dict[str, Any] = requests.get(stack.url(f"/v1/jobs/{job_id}"), timeout=5).json()
@@ -98,8 +104,11 @@ def switch(stack: Stack, loop: PredictLoop, command: list[str], version: int) ->
     """
     onnxq(stack, *command)
     started = time.monotonic()
-    wait_until(lambda: described_version(stack) == (version, version) and loop.serving(version),
-               SWITCH_TIMEOUT, f"the gateway to serve version {version}")  # fmt: skip
+    wait_until(
+        lambda: described_version(stack) == (version, version) and loop.serving(version),
+        SWITCH_TIMEOUT,
+        f"the gateway to serve version {version}",
+    )
     switched_after = time.monotonic() - started
     job = job_on(stack)
     assert (job["version"], job["result"]["version"]) == (version, version)
@@ -139,10 +148,12 @@ def test_promote_and_rollback_switch_gateway_and_worker_without_restart_or_error
             loop.stop.set()
             loop.join(15)
 
-        print(f"\nafter the command returned: v2 served by every gateway worker in "
-              f"{promoted_after:.1f} s, v1 again in "
-              f"{rolled_back_after:.1f} s; {len(loop.versions)} sync predicts, "
-              f"{len(loop.errors)} errors")  # fmt: skip
+        print(
+            f"\nafter the command returned: v2 served by every gateway worker in "
+            f"{promoted_after:.1f} s, v1 again in "
+            f"{rolled_back_after:.1f} s; {len(loop.versions)} sync predicts, "
+            f"{len(loop.errors)} errors"
+        )
         assert loop.errors == []
         assert {1, 2} <= set(loop.versions)
         assert stack.gateway.alive() and stack.worker is not None and stack.worker.alive()

@@ -78,8 +78,12 @@ def test_both_metrics_endpoints_see_requests_jobs_and_histograms_move(observed: 
     # New connections each time: the kernel spreads them over both gunicorn workers, and
     # each scrape (served by either) must still count all of them.
     for _ in range(20):
-        answer = requests.post(observed.url(f"/v1/models/{MODEL}/predict"),
-                               json={"instances": [ROW]}, headers=AUTH, timeout=5)  # fmt: skip
+        answer = requests.post(
+            observed.url(f"/v1/models/{MODEL}/predict"),
+            json={"instances": [ROW]},
+            headers=AUTH,
+            timeout=5,
+        )
         assert answer.status_code == 200
     job_ids = [submit(observed, f"obs-metrics-{n}") for n in range(6)]
     wait_for_jobs(observed, job_ids)
@@ -90,12 +94,31 @@ def test_both_metrics_endpoints_see_requests_jobs_and_histograms_move(observed: 
     predict = {"route": "/v1/models/<name>/predict", "method": "POST"}
     for _ in range(3):  # whichever worker answers the scrape, the sums are the same
         gateway_after = gateway_metrics(observed)
-        assert moved(gateway_before, gateway_after, "onnxq_http_requests_total",
-                     **predict, status="200") == 20  # fmt: skip
-        assert moved(gateway_before, gateway_after, "onnxq_http_request_duration_seconds_count",
-                     **predict) == 20  # fmt: skip
-        assert moved(gateway_before, gateway_after, "onnxq_rows_predicted_total",
-                     model=MODEL, source="sync") == 20  # fmt: skip
+        assert (
+            moved(
+                gateway_before, gateway_after, "onnxq_http_requests_total", **predict, status="200"
+            )
+            == 20
+        )
+        assert (
+            moved(
+                gateway_before,
+                gateway_after,
+                "onnxq_http_request_duration_seconds_count",
+                **predict,
+            )
+            == 20
+        )
+        assert (
+            moved(
+                gateway_before,
+                gateway_after,
+                "onnxq_rows_predicted_total",
+                model=MODEL,
+                source="sync",
+            )
+            == 20
+        )
         assert moved(gateway_before, gateway_after, "onnxq_jobs_submitted_total", model=MODEL) == 6
     queues = {labels["queue"] for labels in label_sets(gateway_after, "onnxq_queue_depth")}
     assert queues == {"onnxq.predict", "onnxq.predict.callbacks"}
@@ -104,8 +127,11 @@ def test_both_metrics_endpoints_see_requests_jobs_and_histograms_move(observed: 
     def worker_moved(name: str, **labels: str) -> float:
         return moved(worker_before, worker_metrics(observed), name, **labels)
 
-    wait_until(lambda: worker_moved("onnxq_jobs_succeeded_total", model=MODEL) == 6, 10,
-               "the worker's job counter")  # fmt: skip
+    wait_until(
+        lambda: worker_moved("onnxq_jobs_succeeded_total", model=MODEL) == 6,
+        10,
+        "the worker's job counter",
+    )
     assert worker_moved("onnxq_job_queue_wait_seconds_count", model=MODEL) == 6
     assert worker_moved("onnxq_job_queue_wait_seconds_sum", model=MODEL) > 0
     assert worker_moved("onnxq_rows_predicted_total", model=MODEL, source="job") == 12
@@ -127,8 +153,11 @@ def test_one_request_id_follows_a_job_through_gateway_worker_and_prediction_log(
             for e in json_events(observed.gateway.output())
             if e.get("event") == "request" and e.get("request_id") == request_id
         ]
-        worker = [e for e in json_events(observed.worker.output())  # type: ignore[union-attr]
-                  if e.get("event") == "job" and e.get("request_id") == request_id]  # fmt: skip
+        worker = [
+            e
+            for e in json_events(observed.worker.output())  # type: ignore[union-attr]
+            if e.get("event") == "job" and e.get("request_id") == request_id
+        ]
         return gateway, worker
 
     wait_until(lambda: all(events()), 10, "the request and job events")

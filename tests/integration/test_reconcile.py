@@ -19,10 +19,12 @@ def test_a_job_whose_message_vanished_from_redis_is_resent_by_beat_and_succeeds(
     tmp_path: Path, model_dir: Path, redis_binary: str
 ) -> None:
     fast = {"ONNXQ_RECONCILE_INTERVAL_SECONDS": "1", "ONNXQ_RECONCILE_STALE_SECONDS": "2"}
-    with running_stack(tmp_path, model_dir, redis_binary, extra_env=fast,
-                       with_worker=False) as stack:  # fmt: skip
-        accepted = requests.post(stack.url("/v1/models/breast-cancer/jobs"),
-                                 json={"instances": [ROW]}, timeout=10)  # fmt: skip
+    with running_stack(
+        tmp_path, model_dir, redis_binary, extra_env=fast, with_worker=False
+    ) as stack:
+        accepted = requests.post(
+            stack.url("/v1/models/breast-cancer/jobs"), json={"instances": [ROW]}, timeout=10
+        )
         assert accepted.status_code == 202
         job_url = stack.url(accepted.headers["Location"])
         # What a worker killed between BRPOP and recording the message unacked
@@ -34,8 +36,11 @@ def test_a_job_whose_message_vanished_from_redis_is_resent_by_beat_and_succeeds(
         worker = stack.start_worker()
         beat = start_beat(stack.env, tmp_path)
         try:
-            wait_until(lambda: requests.get(job_url, timeout=5).json()["status"] == "succeeded",
-                       45, "the lost job to be re-sent and run")  # fmt: skip
+            wait_until(
+                lambda: requests.get(job_url, timeout=5).json()["status"] == "succeeded",
+                45,
+                "the lost job to be re-sent and run",
+            )
         finally:
             beat.stop()
         job = requests.get(job_url, timeout=5).json()

@@ -43,8 +43,10 @@ def test_drift_profile_builds_a_profile_from_a_csv_in_manifest_order(
     profile_file = environment / "models" / MODEL / "1" / "profile.json"
     profile_file.unlink()
 
-    assert main(["drift-profile", MODEL, "--data", str(environment / "training.csv"),
-                 "--bins", "5"]) == 0  # fmt: skip
+    assert (
+        main(["drift-profile", MODEL, "--data", str(environment / "training.csv"), "--bins", "5"])
+        == 0
+    )
     profile = json.loads(profile_file.read_text())
     manifest = json.loads((profile_file.parent / "manifest.json").read_text())
     assert [f["name"] for f in profile["features"]] == [f["name"] for f in manifest["features"]]

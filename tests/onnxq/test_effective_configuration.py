@@ -15,8 +15,12 @@ from onnxq.settings import Settings, effective_configuration
 def test_api_keys_are_counted_and_a_redis_password_is_masked(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text("file-secret-1\n")
-    settings = Settings(_env_file=None, api_keys=[SecretStr("env-secret-2")], api_keys_file=keys,
-                        redis_url="redis://app:hunter2@redis:6379/0")  # fmt: skip
+    settings = Settings(
+        _env_file=None,
+        api_keys=[SecretStr("env-secret-2")],
+        api_keys_file=keys,
+        redis_url="redis://app:hunter2@redis:6379/0",
+    )
 
     shown = effective_configuration(settings)
 

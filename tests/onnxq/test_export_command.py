@@ -59,8 +59,9 @@ def test_export_warns_that_it_reads_a_pickle_before_reading_it(
     estimator = pickle_to(tmp_path / "model.pkl", fitted_pipeline())
     sample = write_csv(tmp_path / "sample.csv", X.iloc[:20])
 
-    code, out, err = run_cli("export", "sklearn", estimator, "--sample", sample,
-                             "--out", tmp_path / "out", capsys=capsys)  # fmt: skip
+    code, out, err = run_cli(
+        "export", "sklearn", estimator, "--sample", sample, "--out", tmp_path / "out", capsys=capsys
+    )
 
     assert code == 0
     assert "WARNING: onnxq is reading" in err
@@ -115,8 +116,16 @@ def test_a_sample_whose_columns_are_not_the_estimators_features_is_refused(
     estimator = pickle_to(tmp_path / "model.pkl", fitted_pipeline())
     shuffled = write_csv(tmp_path / "sample.csv", X.iloc[:20, ::-1])
 
-    code, _, err = run_cli("export", "sklearn", estimator, "--sample", shuffled,
-                           "--out", tmp_path / "out", capsys=capsys)  # fmt: skip
+    code, _, err = run_cli(
+        "export",
+        "sklearn",
+        estimator,
+        "--sample",
+        shuffled,
+        "--out",
+        tmp_path / "out",
+        capsys=capsys,
+    )
 
     assert code == 1
     assert "are not the estimator's features" in err
@@ -148,8 +157,16 @@ def test_a_tree_model_warns_about_rows_that_flip_between_float64_and_float32(
     estimator = pickle_to(tmp_path / "hgb.pkl", model)
     sample_file = write_csv(tmp_path / "sample.csv", sample)
 
-    code, out, err = run_cli("export", "sklearn", estimator, "--sample", sample_file,
-                             "--out", tmp_path / "out", capsys=capsys)  # fmt: skip
+    code, out, err = run_cli(
+        "export",
+        "sklearn",
+        estimator,
+        "--sample",
+        sample_file,
+        "--out",
+        tmp_path / "out",
+        capsys=capsys,
+    )
 
     assert code == 0, out + err  # a warning: ONNX matches what the float32 service will see
     assert "2 row(s) give another output when their float64 values are rounded to float32" in err

@@ -52,10 +52,19 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def run_export(exported: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     directory = exported["dir"]
     code, out, err = run_cli(
-        "export", "torch", f"{directory / 'classifier.py'}:make_classifier",
-        "--weights", directory / "weights.pt", "--sample", directory / "sample.csv",
-        "--out", exported["out"], "--class-names", "x,y,z", capsys=capsys,
-    )  # fmt: skip
+        "export",
+        "torch",
+        f"{directory / 'classifier.py'}:make_classifier",
+        "--weights",
+        directory / "weights.pt",
+        "--sample",
+        directory / "sample.csv",
+        "--out",
+        exported["out"],
+        "--class-names",
+        "x,y,z",
+        capsys=capsys,
+    )
     return code, out + err
 
 
@@ -121,10 +130,17 @@ def test_weights_that_do_not_fit_the_module_are_refused(
     torch.save({"unexpected": torch.zeros(2)}, tmp_path / "other.pt")
 
     code, _, err = run_cli(
-        "export", "torch", f"{exported['dir'] / 'classifier.py'}:make_classifier",
-        "--weights", tmp_path / "other.pt", "--sample", exported["dir"] / "sample.csv",
-        "--out", tmp_path / "out", capsys=capsys,
-    )  # fmt: skip
+        "export",
+        "torch",
+        f"{exported['dir'] / 'classifier.py'}:make_classifier",
+        "--weights",
+        tmp_path / "other.pt",
+        "--sample",
+        exported["dir"] / "sample.csv",
+        "--out",
+        tmp_path / "out",
+        capsys=capsys,
+    )
 
     assert code == 1
     assert "is not a state_dict for this module" in err

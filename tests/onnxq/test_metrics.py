@@ -43,8 +43,9 @@ def test_multiprocess_mode_sums_what_every_process_recorded(tmp_path: Path) -> N
     for rows in ("5", "7"):
         subprocess.run([sys.executable, "-c", RECORD, rows], env=env, check=True)
     scrape = "from onnxq.telemetry import metrics; print(metrics.exposition().decode())"
-    text = subprocess.run([sys.executable, "-c", scrape], env=env, check=True,
-                          capture_output=True, text=True).stdout  # fmt: skip
+    text = subprocess.run(
+        [sys.executable, "-c", scrape], env=env, check=True, capture_output=True, text=True
+    ).stdout
     assert sample(text, "onnxq_jobs_submitted_total", model="m") == 2
     assert sample(text, "onnxq_rows_predicted_total", model="m", source="job") == 12
     assert sample(text, "onnxq_inference_duration_seconds_count", model="m", source="job") == 2

@@ -126,8 +126,14 @@ def test_later_batches_are_appended_after_earlier_ones(tmp_path: Path) -> None:
 def test_a_log_directory_removed_while_running_is_made_again(tmp_path: Path) -> None:
     directory = tmp_path / "predictions"
     log = PredictionLog(directory)
-    row = {"model": "m", "version": 1, "rows": [[1.0]], "result": result_for(1),
-           "latency_ms": 0.0, "source": "sync"}  # fmt: skip
+    row = {
+        "model": "m",
+        "version": 1,
+        "rows": [[1.0]],
+        "result": result_for(1),
+        "latency_ms": 0.0,
+        "source": "sync",
+    }
     log.record(**row, request_id="first")
     shutil.rmtree(directory)
     log.record(**row, request_id="second")

@@ -25,8 +25,9 @@ QUEUE = Queue("jobs", Exchange("jobs", type="direct"), routing_key="jobs")
 
 def take_one_unacked(url: str, transport: str | None) -> tuple[Connection, Message]:
     with Connection(url) as producer:
-        producer.Producer().publish({"job": 1}, exchange=QUEUE.exchange, routing_key="jobs",
-                                    declare=[QUEUE])  # fmt: skip
+        producer.Producer().publish(
+            {"job": 1}, exchange=QUEUE.exchange, routing_key="jobs", declare=[QUEUE]
+        )
     consumer = Connection(url, transport=transport, transport_options={"visibility_timeout": 1})
     message = QUEUE(consumer.default_channel).get(no_ack=False)
     assert message is not None

@@ -45,8 +45,9 @@ def repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelReposito
 
 
 def register(name: str, model: Path, exports: dict[str, Path], capsys, *extra: str):
-    return run_cli("register", name, model, "--reference", exports["training"], *extra,
-                   capsys=capsys)  # fmt: skip
+    return run_cli(
+        "register", name, model, "--reference", exports["training"], *extra, capsys=capsys
+    )
 
 
 def test_register_writes_the_model_its_manifest_and_its_drift_profile(
@@ -57,8 +58,10 @@ def test_register_writes_the_model_its_manifest_and_its_drift_profile(
     assert code == 0, err
     directory = repository.root / "bc" / "1"
     assert sorted(path.name for path in directory.iterdir()) == [
-        MANIFEST_FILE, MODEL_FILE, PROFILE_FILE
-    ]  # fmt: skip
+        MANIFEST_FILE,
+        MODEL_FILE,
+        PROFILE_FILE,
+    ]
     manifest = Manifest.read(directory)
     data = (directory / MODEL_FILE).read_bytes()
     assert manifest.sha256 == hashlib.sha256(data).hexdigest()
@@ -112,8 +115,9 @@ def test_rollback_goes_to_the_version_below_the_default_or_to_the_one_named(
     assert code == 1 and "no version before 1" in err
 
     history = (repository.root / "bc" / HISTORY_FILE).read_text().splitlines()
-    actions = [(entry["action"], entry["previous"], entry["version"])
-               for entry in map(json.loads, history)]  # fmt: skip
+    actions = [
+        (entry["action"], entry["previous"], entry["version"]) for entry in map(json.loads, history)
+    ]
     assert actions[-2:] == [("rollback", 3, 2), ("rollback", 2, 1)]
 
 
@@ -204,8 +208,13 @@ def test_promote_and_rollback_of_unknown_models_or_versions_are_refused(
 ) -> None:
     assert register("bc", exports["pipeline"], exports, capsys, "--promote")[0] == 0
 
-    for argv in (("promote", "bc", "9"), ("promote", "nope", "1"), ("rollback", "nope"),
-                 ("promote", "../bc", "1"), ("rollback", "bc", "0")):  # fmt: skip
+    for argv in (
+        ("promote", "bc", "9"),
+        ("promote", "nope", "1"),
+        ("rollback", "nope"),
+        ("promote", "../bc", "1"),
+        ("rollback", "bc", "0"),
+    ):
         code, _, err = run_cli(*argv, capsys=capsys)
         assert code == 1, argv
         assert err.startswith("error: "), argv
@@ -258,8 +267,9 @@ def test_training_data_without_the_models_features_is_refused_before_anything_is
     partial = tmp_path / "partial.csv"
     X.drop(columns=["mean radius"]).to_csv(partial, index=False)
 
-    code, _, err = run_cli("register", "bc", exports["pipeline"], "--reference", partial,
-                           capsys=capsys)  # fmt: skip
+    code, _, err = run_cli(
+        "register", "bc", exports["pipeline"], "--reference", partial, capsys=capsys
+    )
 
     assert code == 1
     assert "lacks the model's feature column(s) ['mean radius']" in err

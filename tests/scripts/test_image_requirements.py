@@ -69,9 +69,13 @@ def _run(code: str, tmp_path: Path, model_dir: Path) -> dict:
         "ONNXQ_ALLOW_UNAUTHENTICATED": "true",
     }
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -105,8 +109,11 @@ def test_the_worker_image_leaves_out_the_http_stack() -> None:
 def test_the_flower_image_takes_celery_and_the_monitoring_extra_only() -> None:
     requirements = image_requirements.image_requirements("flower", ROOT / "pyproject.toml")
     assert [image_requirements.canonical_name(r) for r in requirements] == [
-        "celery", "kombu", "redis", "flower",
-    ]  # fmt: skip
+        "celery",
+        "kombu",
+        "redis",
+        "flower",
+    ]
 
 
 def test_the_demo_model_is_trained_with_the_worker_set_and_the_export_extra() -> None:

@@ -19,8 +19,16 @@ def value(name: str, **labels: str) -> float:
 
 def queue(store: JobStore, job_id: str, model: str = DEMO_MODEL_NAME, waited: float = 0) -> None:
     submitted = datetime.now(UTC) - timedelta(seconds=waited)
-    store.create(Job(job_id=job_id, status=JobStatus.QUEUED, model=model, version=1, rows=2,
-                     submitted_at=submitted))  # fmt: skip
+    store.create(
+        Job(
+            job_id=job_id,
+            status=JobStatus.QUEUED,
+            model=model,
+            version=1,
+            rows=2,
+            submitted_at=submitted,
+        )
+    )
 
 
 def test_a_micro_batch_of_jobs_moves_outcome_wait_batch_and_row_metrics(

@@ -71,8 +71,15 @@ def message(number: int, instances: Rows) -> JobMessage:
 
 def stored_message(number: int, rows: Rows) -> JobMessage:
     """The message of a job whose rows were stored beside its record."""
-    return JobMessage(job_id(number), DEMO_MODEL_NAME, 1, None, f"req-{number}",
-                      width=len(rows[0]), rows=len(rows))  # fmt: skip
+    return JobMessage(
+        job_id(number),
+        DEMO_MODEL_NAME,
+        1,
+        None,
+        f"req-{number}",
+        width=len(rows[0]),
+        rows=len(rows),
+    )
 
 
 def log_lines(log: PredictionLog) -> list[dict[str, Any]]:
@@ -100,8 +107,9 @@ def runner(
     on_end: Ended | None = None,
     chunk_rows: int = 10_000,
 ) -> JobRunner:
-    return JobRunner(repository, store, log, max_attempts=MAX_ATTEMPTS, chunk_rows=chunk_rows,
-                     on_end=on_end)  # fmt: skip
+    return JobRunner(
+        repository, store, log, max_attempts=MAX_ATTEMPTS, chunk_rows=chunk_rows, on_end=on_end
+    )
 
 
 class PredictSpy:
@@ -427,8 +435,13 @@ def test_a_duplicate_delivery_that_finds_the_rows_consumed_leaves_the_job_to_its
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     identifier = put(job_store, 1, rows=2, status=JobStatus.RUNNING, attempts=1, stored=data[:2])
-    finisher_result = {"model": DEMO_MODEL_NAME, "version": 1, "labels": [0, 0],
-                       "probabilities": [[1.0, 0.0], [1.0, 0.0]], "classes": [0, 1]}  # fmt: skip
+    finisher_result = {
+        "model": DEMO_MODEL_NAME,
+        "version": 1,
+        "labels": [0, 0],
+        "probabilities": [[1.0, 0.0], [1.0, 0.0]],
+        "classes": [0, 1],
+    }
     load_rows = job_store.load_rows
 
     def another_worker_finishes_first(job_ids: list[str]) -> dict[str, bytes | None]:

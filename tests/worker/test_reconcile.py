@@ -26,8 +26,9 @@ class RecordingCelery:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any], str | None]] = []
 
-    def send_task(self, name: str, kwargs: dict[str, Any], task_id: str | None = None,
-                  **_: Any) -> None:  # fmt: skip
+    def send_task(
+        self, name: str, kwargs: dict[str, Any], task_id: str | None = None, **_: Any
+    ) -> None:
         self.sent.append((name, kwargs, task_id))
 
 
@@ -48,8 +49,15 @@ def reconciler(store: JobStore, celery: RecordingCelery) -> JobReconciler:
 
 
 def submitted(store: JobStore, job_id: str, at: datetime = T0, rows: int = 2) -> Job:
-    job = Job(job_id=job_id, status=JobStatus.QUEUED, model="m", version=1, rows=rows,
-              request_id="req-1", submitted_at=at)  # fmt: skip
+    job = Job(
+        job_id=job_id,
+        status=JobStatus.QUEUED,
+        model="m",
+        version=1,
+        rows=rows,
+        request_id="req-1",
+        submitted_at=at,
+    )
     store.create(job, np.zeros((rows, 3), dtype=np.float32).tobytes())
     return job
 
@@ -66,8 +74,14 @@ def test_a_queued_job_whose_message_vanished_is_resent_with_its_rows_shape(
     assert report.resent == ["lost"]
     name, kwargs, task_id = celery.sent[0]
     assert (name, task_id) == ("onnxq.predict", "lost")
-    assert kwargs == {"job_id": "lost", "model": "m", "version": 1, "request_id": "req-1",
-                      "width": 3, "rows": 2}  # fmt: skip
+    assert kwargs == {
+        "job_id": "lost",
+        "model": "m",
+        "version": 1,
+        "request_id": "req-1",
+        "width": 3,
+        "rows": 2,
+    }
 
 
 def test_a_queued_job_is_left_alone_before_it_is_stale(
@@ -111,8 +125,10 @@ def test_a_running_job_is_resent_only_after_the_hard_time_limit_has_passed(
 ) -> None:
     submitted(store, "stuck")
     claim_time = T0 + timedelta(seconds=1)
-    store.update("stuck", lambda job: job.model_copy(
-        update={"status": JobStatus.RUNNING, "started_at": claim_time}))  # fmt: skip
+    store.update(
+        "stuck",
+        lambda job: job.model_copy(update={"status": JobStatus.RUNNING, "started_at": claim_time}),
+    )
     store.client.zadd(store.active_key, {"stuck": claim_time.timestamp()})
     store.client.hset(UNACKED_HASH, "tag-1", json.dumps([json.loads(message("stuck")), "", QUEUE]))
 
