@@ -15,7 +15,6 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +24,10 @@ from pathlib import Path
 from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# As a script, Python puts bench/ first on sys.path, where this file would hide the drift
+# package: import from the repository root instead.
+if Path(sys.path[0]).resolve() == ROOT / "bench":
+    sys.path[0] = str(ROOT)
 
 import numpy as np  # noqa: E402
 
@@ -113,6 +114,9 @@ def main() -> None:
     if args.measure:
         measure(*args.measure)
         return
+    # Only here, not at the top: the measuring child's peak RSS must stay its own.
+    from bench.processes import output_of
+    from bench.report import table
 
     sizes = [int(n) for n in args.rows.split(",")]
     now = datetime.now(UTC)
@@ -149,9 +153,7 @@ def main() -> None:
                 now.isoformat(),
                 path,
             ]
-            result = json.loads(
-                subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            )
+            result = json.loads(output_of(command))
             assert result["rows"] == rows, result
             print(
                 f"{rows:,} rows ({path}): {result['seconds']:.2f} s wall, "
@@ -169,21 +171,36 @@ def main() -> None:
     base = sizes[0]
     base_seconds = statistics.median(r["seconds"] for r in runs[base])
     base_cpu = statistics.median(r["cpu"] for r in runs[base])
-    print(
-        f"| logged rows ({args.features} features) | log size | median wall s | "
-        "median CPU s | rows/s (wall) | peak RSS | rows vs first | wall vs first | "
-        "CPU vs first |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    header = [
+        f"logged rows ({args.features} features)",
+        "log size",
+        "median wall s",
+        "median CPU s",
+        "rows/s (wall)",
+        "peak RSS",
+        "rows vs first",
+        "wall vs first",
+        "CPU vs first",
+    ]
+    lines = []
     for rows in sizes:
         seconds = statistics.median(r["seconds"] for r in runs[rows])
         cpu = statistics.median(r["cpu"] for r in runs[rows])
         peak = max(r["peak_mb"] for r in runs[rows])
-        print(
-            f"| {rows:,} | {sizes_mb[rows]:,.0f} MB | {seconds:.2f} | {cpu:.2f} | "
-            f"{rows / seconds:,.0f} | {peak:,.0f} MB | {rows / base:.1f}x | "
-            f"{seconds / base_seconds:.2f}x | {cpu / base_cpu:.2f}x |"
+        lines.append(
+            [
+                f"{rows:,}",
+                f"{sizes_mb[rows]:,.0f} MB",
+                f"{seconds:.2f}",
+                f"{cpu:.2f}",
+                f"{rows / seconds:,.0f}",
+                f"{peak:,.0f} MB",
+                f"{rows / base:.1f}x",
+                f"{seconds / base_seconds:.2f}x",
+                f"{cpu / base_cpu:.2f}x",
+            ]
         )
+    print("\n".join(table(header, "r" * len(header), lines)))
     if general:
         rows = args.baseline_rows
         fast_cpu = statistics.median(r["cpu"] for r in runs[rows])

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import os
 import statistics
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.1f}"
-
-
-def _verdict(ok: bool) -> str:
-    return "**met**" if ok else "**not met**"
+from bench.report import frames, shares, table, verdict
+from bench.report import ms_number as _ms
 
 
 def _errors(result: Any) -> str:
@@ -31,8 +25,12 @@ def _server_cpu_ms(run: Any) -> float:
     return share * cores * run.result.wall * 1000 / max(1, run.result.answered)
 
 
+def _p50_95_99(result: Any) -> str:
+    return " / ".join(_ms(result.pct(q)) for q in (50, 95, 99))
+
+
 def _cpu(run: Any) -> str:
-    return ", ".join(f"{group} {share:.0%}" for group, share in run.cpu.items())
+    return shares(run.cpu.items())
 
 
 def rss_slope(samples: list[tuple[float, float]]) -> tuple[float, float, float, float]:
@@ -50,8 +48,7 @@ def render(report: dict[str, Any]) -> str:
     args, pairs, machine = report["args"], report["pairs"], report["machine"]
     lines: list[str] = []
     add = lines.append
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    add(f"## Load test, run of {when}")
+    add(f"## Load test, run of {report['date']}")
     add("")
     add("```sh")
     add(
@@ -96,25 +93,40 @@ def render(report: dict[str, Any]) -> str:
     add("")
     add("### Sync predict: onnxq vs the floor, back to back")
     add("")
-    add(
-        "| pair | floor req/s | onnxq req/s | **req/s ratio** | floor p50 / p95 / p99 ms | "
-        "onnxq p50 / p95 / p99 ms | **p99 ratio** | onnxq errors | onnxq /health p99 ms | "
-        "load avg after |"
+    rate_ratios = [o.result.rate / f.result.rate for f, o in pairs]
+    p99_ratios = [o.result.pct(99) / f.result.pct(99) for f, o in pairs]
+    lines += table(
+        [
+            "pair",
+            "floor req/s",
+            "onnxq req/s",
+            "**req/s ratio**",
+            "floor p50 / p95 / p99 ms",
+            "onnxq p50 / p95 / p99 ms",
+            "**p99 ratio**",
+            "onnxq errors",
+            "onnxq /health p99 ms",
+            "load avg after",
+        ],
+        "rrrrllrlrl",
+        (
+            [
+                n,
+                f"{floor.result.rate:,.0f}",
+                f"{onnxq.result.rate:,.0f}",
+                f"**{rate_ratio:.2f}**",
+                _p50_95_99(floor.result),
+                _p50_95_99(onnxq.result),
+                f"**{p99_ratio:.2f}**",
+                _errors(onnxq.result),
+                _ms(onnxq.result.pct(99, probe=True)),
+                ", ".join(f"{x:.1f}" for x in onnxq.load),
+            ]
+            for n, ((floor, onnxq), rate_ratio, p99_ratio) in enumerate(
+                zip(pairs, rate_ratios, p99_ratios, strict=True), 1
+            )
+        ),
     )
-    add("|---:|---:|---:|---:|---|---|---:|---|---:|---|")
-    rate_ratios, p99_ratios = [], []
-    for n, (floor, onnxq) in enumerate(pairs, 1):
-        f, o = floor.result, onnxq.result
-        rate_ratio, p99_ratio = o.rate / f.rate, o.pct(99) / f.pct(99)
-        rate_ratios.append(rate_ratio)
-        p99_ratios.append(p99_ratio)
-        add(
-            f"| {n} | {f.rate:,.0f} | {o.rate:,.0f} | **{rate_ratio:.2f}** | "
-            f"{_ms(f.pct(50))} / {_ms(f.pct(95))} / {_ms(f.pct(99))} | "
-            f"{_ms(o.pct(50))} / {_ms(o.pct(95))} / {_ms(o.pct(99))} | **{p99_ratio:.2f}** | "
-            f"{_errors(o)} | {_ms(o.pct(99, probe=True))} | "
-            f"{', '.join(f'{x:.1f}' for x in onnxq.load)} |"
-        )
     add("")
     if report.get("variants"):
         add(
@@ -122,19 +134,32 @@ def render(report: dict[str, Any]) -> str:
             "right after the pair's default run, against that pair's floor:"
         )
         add("")
-        add(
-            "| pair | variant | req/s | **req/s ratio** | p50 / p95 / p99 ms | **p99 ratio** | "
-            "errors | /health p99 ms |"
+        lines += table(
+            [
+                "pair",
+                "variant",
+                "req/s",
+                "**req/s ratio**",
+                "p50 / p95 / p99 ms",
+                "**p99 ratio**",
+                "errors",
+                "/health p99 ms",
+            ],
+            "rlrrlrlr",
+            (
+                [
+                    n + 1,
+                    run.name,
+                    f"{run.result.rate:,.0f}",
+                    f"**{run.result.rate / pairs[n][0].result.rate:.2f}**",
+                    _p50_95_99(run.result),
+                    f"**{run.result.pct(99) / pairs[n][0].result.pct(99):.2f}**",
+                    _errors(run.result),
+                    _ms(run.result.pct(99, probe=True)),
+                ]
+                for n, run in report["variants"]
+            ),
         )
-        add("|---:|---|---:|---:|---|---:|---|---:|")
-        for n, run in report["variants"]:
-            f, o = pairs[n][0].result, run.result
-            add(
-                f"| {n + 1} | {run.name} | {o.rate:,.0f} | **{o.rate / f.rate:.2f}** | "
-                f"{_ms(o.pct(50))} / {_ms(o.pct(95))} / {_ms(o.pct(99))} | "
-                f"**{o.pct(99) / f.pct(99):.2f}** | {_errors(o)} | "
-                f"{_ms(o.pct(99, probe=True))} |"
-            )
         add("")
     add(
         "Share of the 2 cores used during each run, and the server's CPU per answered request "
@@ -156,50 +181,60 @@ def render(report: dict[str, Any]) -> str:
     soak = report["soak"]
     add("### Targets")
     add("")
-    add("| target | measured | |")
-    add("|---|---:|---|")
-    add(
-        f"| onnxq req/s ≥ 0.8 x floor (median of pairs) | {rate_ratio:.2f} x | "
-        f"{_verdict(rate_ratio >= 0.8)} |"
-    )
-    add(
-        f"| onnxq p99 ≤ 1.5 x floor p99 (median of pairs) | {p99_ratio:.2f} x | "
-        f"{_verdict(p99_ratio <= 1.5)} |"
-    )
     cpu_ratio = statistics.median(_server_cpu_ms(o) / _server_cpu_ms(f) for f, o in pairs)
-    add(
-        f"| (for scale, no target) onnxq ÷ floor req/s that CPU per request alone predicts "
-        f"for a quiet machine | {1 / cpu_ratio:.2f} x | |"
-    )
-    add(
-        f"| at saturation ({best.result.rate:,.0f} req/s best, errors ≤ {worst_errors:.2%}) "
-        f"p99 < 100 ms with < 1 % errors | {_ms(saturated_p99)} ms | "
-        f"{_verdict(saturated_p99 < 0.1 and worst_errors < 0.01)} |"
-    )
-    add(
-        f"| /health p99 < 50 ms while saturated | {_ms(health_p99)} ms | "
-        f"{_verdict(health_p99 < 0.05)} |"
-    )
+    targets: list[list[object]] = [
+        [
+            "onnxq req/s ≥ 0.8 x floor (median of pairs)",
+            f"{rate_ratio:.2f} x",
+            verdict(rate_ratio >= 0.8),
+        ],
+        [
+            "onnxq p99 ≤ 1.5 x floor p99 (median of pairs)",
+            f"{p99_ratio:.2f} x",
+            verdict(p99_ratio <= 1.5),
+        ],
+        [
+            "(for scale, no target) onnxq ÷ floor req/s that CPU per request alone predicts "
+            "for a quiet machine",
+            f"{1 / cpu_ratio:.2f} x",
+            "",
+        ],
+        [
+            f"at saturation ({best.result.rate:,.0f} req/s best, errors ≤ {worst_errors:.2%}) "
+            "p99 < 100 ms with < 1 % errors",
+            f"{_ms(saturated_p99)} ms",
+            verdict(saturated_p99 < 0.1 and worst_errors < 0.01),
+        ],
+        [
+            "/health p99 < 50 ms while saturated",
+            f"{_ms(health_p99)} ms",
+            verdict(health_p99 < 0.05),
+        ],
+    ]
     if soak is not None:
         first, last, peak, slope = rss_slope(soak.rss)
-        flat = abs(slope) < 1.0
         kept_up = soak.result.rate >= 0.98 * soak.rate
-        add(
-            f"| soak {soak.result.wall:.0f} s offered {soak.rate:,.0f} req/s "
-            f"({args.soak_share:.0%} of the median max): 0 errors, and every offered request "
-            f"answered (≥ 98 % of the offered rate) | {_errors(soak.result)}; "
-            f"{soak.result.rate:,.0f} req/s answered | "
-            f"{_verdict(soak.result.failed == 0 and kept_up)} |"
-        )
-        add(
-            f"| soak: flat memory (RSS of gateway + worker processes) | {first:,.1f} → "
-            f"{last:,.1f} MiB (max {peak:,.1f}), {slope:+.2f} MiB/min after the first minute | "
-            f"{_verdict(flat)} |"
-        )
-        add(
-            f"| (no target) soak p99, open loop, from when each request was due | "
-            f"{_ms(soak.result.pct(99))} ms | |"
-        )
+        targets += [
+            [
+                f"soak {soak.result.wall:.0f} s offered {soak.rate:,.0f} req/s "
+                f"({args.soak_share:.0%} of the median max): 0 errors, and every offered request "
+                "answered (≥ 98 % of the offered rate)",
+                f"{_errors(soak.result)}; {soak.result.rate:,.0f} req/s answered",
+                verdict(soak.result.failed == 0 and kept_up),
+            ],
+            [
+                "soak: flat memory (RSS of gateway + worker processes)",
+                f"{first:,.1f} → {last:,.1f} MiB (max {peak:,.1f}), {slope:+.2f} MiB/min after "
+                "the first minute",
+                verdict(abs(slope) < 1.0),
+            ],
+            [
+                "(no target) soak p99, open loop, from when each request was due",
+                f"{_ms(soak.result.pct(99))} ms",
+                "",
+            ],
+        ]
+    lines += table(["target", "measured", ""], "lrl", targets)
     add("")
     if soak is not None:
         r = soak.result
@@ -235,22 +270,19 @@ def render(report: dict[str, Any]) -> str:
 
 
 def render_profile(profile: Any) -> list[str]:
-    lines = [f"### Where a gateway worker's time goes (py-spy, {profile.samples:,} samples)", ""]
-    lines.append("Innermost frame (self), share of samples:")
-    lines.append("")
-    lines.append("| frame | file | share |")
-    lines.append("|---|---|---:|")
-    lines += [f"| `{name}` | {path} | {share:.1%} |" for name, path, share in profile.self_top]
-    lines += ["", "onnxq frames anywhere on the stack (inclusive):", ""]
-    lines += ["| frame | file | share |", "|---|---|---:|"]
-    lines += [
-        f"| `{name}` | {path} | {share:.1%} |" for name, path, share in profile.project_inclusive
-    ]
-    lines += [
+    return [
+        f"### Where a gateway worker's time goes (py-spy, {profile.samples:,} samples)",
         "",
-        "By package (self): "
-        + ", ".join(f"{package} {share:.0%}" for package, share in profile.by_package)
-        + ".",
+        "Innermost frame (self), share of samples:",
+        "",
+        *table(["frame", "file", "share"], "llr", frames(profile.self_top, numbered=False)),
+        "",
+        "onnxq frames anywhere on the stack (inclusive):",
+        "",
+        *table(
+            ["frame", "file", "share"], "llr", frames(profile.project_inclusive, numbered=False)
+        ),
+        "",
+        f"By package (self): {shares(profile.by_package)}.",
         "",
     ]
-    return lines

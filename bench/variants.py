@@ -12,20 +12,26 @@ variant. The client and the measurements are those of bench/throughput.py.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# As a script, Python puts bench/ first on sys.path, where bench/drift.py would hide the drift
+# package: import from the repository root instead.
+if Path(sys.path[0]).resolve() == ROOT / "bench":
+    sys.path[0] = str(ROOT)
 
 import psutil  # noqa: E402
 
-from bench import throughput as bench  # noqa: E402
-from onnxq.devtools.redis_server import RedisServer, free_port  # noqa: E402
+from bench.job_client import WARMUP_JOBS, onnxq_load, summarise_onnxq  # noqa: E402
+from bench.meters import CpuMeter  # noqa: E402
+from bench.model import add_model_cache_option, breast_cancer, prepare_model  # noqa: E402
+from bench.processes import own_redis, redis_process, say  # noqa: E402
+from bench.report import table  # noqa: E402
+from bench.stack import start_onnxq  # noqa: E402
+from onnxq.devtools.redis_server import RedisServer  # noqa: E402
 
 # name: (what it changes, extra ONNXQ_* environment, extra gunicorn arguments)
 VARIANTS: dict[str, tuple[str, dict[str, str], list[str]]] = {
@@ -60,25 +66,24 @@ def run_variant(
 ) -> dict[str, float]:
     _, extra_env, gunicorn_args = VARIANTS[name]
     workdir.mkdir(parents=True)
-    stack = bench.start_onnxq(redis.url, model_dir, workdir, extra_env, gunicorn_args)
+    stack = start_onnxq(redis.url, model_dir, workdir, extra_env, gunicorn_args)
     try:
-        bench.onnxq_load(stack.port, rows, bench.WARMUP_JOBS)
-        assert redis.process is not None
-        meter = bench.CpuMeter(
+        onnxq_load(stack.port, rows, WARMUP_JOBS)
+        meter = CpuMeter(
             {
                 "client": [psutil.Process()],
                 "gateway": stack.gateway_workers(),
                 "worker main": [psutil.Process(stack.worker.pid)],
                 "worker children": stack.worker_children(),
-                "redis-server": [psutil.Process(redis.process.pid)],
+                "redis-server": [redis_process(redis)],
             },
             redis.url,
         ).start()
-        traces, _ = bench.onnxq_load(stack.port, rows, jobs)
+        traces, _ = onnxq_load(stack.port, rows, jobs)
         meter.stop()
     finally:
         stack.stop()
-    result = bench.summarise_onnxq(traces, name)
+    result = summarise_onnxq(traces, name)
     out = {
         "rate": result.rate_available,
         "cpu": sum(meter.used.values()) * 1000 / result.ok,
@@ -87,7 +92,7 @@ def run_variant(
         "redis_cmds": sum(meter.redis_calls.values()) / result.ok,
         "other": meter.other / meter.capacity,
     }
-    bench.say(
+    say(
         f"{name}: {out['rate']:,.0f} jobs/s, {out['cpu']:.2f} ms CPU/job, "
         f"others on the machine {out['other']:.0%}"
     )
@@ -99,47 +104,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="default,wait2,nobatch,sync")
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument(
-        "--model-cache", type=Path, default=Path(tempfile.gettempdir()) / "onnxq-bench-model"
-    )
+    add_model_cache_option(parser)
     args = parser.parse_args(argv)
     names = args.variants.split(",")
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
-    model_dir = bench.prepare_model(args.model_cache)
-    rows = bench.breast_cancer().tolist()
+    model_dir = prepare_model(args.model_cache)
+    rows = breast_cancer().tolist()
     results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-    with tempfile.TemporaryDirectory(prefix="onnxq-variants-") as tmp:
-        redis = RedisServer(free_port(), Path(tmp) / "redis", appendonly=True)
-        redis.start()
-        try:
-            for rep in range(args.reps):
-                for name in names:
-                    directory = Path(tmp) / f"{name}-{rep}"
-                    run = run_variant(name, redis, model_dir, directory, rows, args.jobs)
-                    results[name].append(run)
-        finally:
-            with contextlib.suppress(Exception):
-                redis.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="onnxq-variants-") as tmp,
+        own_redis(Path(tmp) / "redis") as redis,
+    ):
+        for rep in range(args.reps):
+            for name in names:
+                directory = Path(tmp) / f"{name}-{rep}"
+                run = run_variant(name, redis, model_dir, directory, rows, args.jobs)
+                results[name].append(run)
 
     def median(name: str, key: str) -> float:
         return statistics.median(run[key] for run in results[name])
 
     base = names[0]
     print(f"\n{args.jobs} single-row jobs per run, {args.reps} run(s) per variant, medians:\n")
-    print(
-        "| variant | jobs/s | vs " + base + " | CPU ms/job | gateway | worker "
-        "| Redis cmds/job | others on the machine |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name in names:
-        print(
-            f"| {name}: {VARIANTS[name][0]} | {median(name, 'rate'):,.0f} "
-            f"| {median(name, 'rate') / median(base, 'rate'):.2f} | {median(name, 'cpu'):.2f} "
-            f"| {median(name, 'gateway'):.2f} | {median(name, 'worker'):.2f} "
-            f"| {median(name, 'redis_cmds'):.1f} | {median(name, 'other'):.0%} |"
-        )
+    header = [
+        "variant",
+        "jobs/s",
+        f"vs {base}",
+        "CPU ms/job",
+        "gateway",
+        "worker",
+        "Redis cmds/job",
+        "others on the machine",
+    ]
+    rows_out = [
+        [
+            f"{name}: {VARIANTS[name][0]}",
+            f"{median(name, 'rate'):,.0f}",
+            f"{median(name, 'rate') / median(base, 'rate'):.2f}",
+            f"{median(name, 'cpu'):.2f}",
+            f"{median(name, 'gateway'):.2f}",
+            f"{median(name, 'worker'):.2f}",
+            f"{median(name, 'redis_cmds'):.1f}",
+            f"{median(name, 'other'):.0%}",
+        ]
+        for name in names
+    ]
+    print("\n".join(table(header, "lrrrrrrr", rows_out)))
     return 0
 
 

@@ -1,0 +1,153 @@
+"""The servers the benchmarks measure: onnxq (gunicorn gateway + `python -m worker`, started the
+way tests/integration/conftest.py starts them), the bare Celery worker (bench/bare_celery.py) and
+the bare Flask floor (bench/floor_app.py); and reading their Prometheus /metrics."""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from bench.processes import ROOT, Service, http_ok, wait_until
+from onnxq.cli.run import gunicorn_config_path
+from onnxq.devtools.metrics_text import sample
+from onnxq.devtools.redis_server import free_port
+
+CONCURRENCY = 2  # prefork children on both Celery sides, and gunicorn workers
+
+
+def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> dict[str, str]:
+    """onnxq's environment: this Redis, this model directory, no API key, 2 + 2 processes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ONNXQ_", "BENCH_"))}
+    env.update(
+        ONNXQ_REDIS_URL=redis_url,
+        ONNXQ_MODEL_DIR=str(model_dir),
+        ONNXQ_PREDICTION_LOG_DIR=str(log_dir),
+        ONNXQ_GATEWAY_HOST="127.0.0.1",
+        ONNXQ_GATEWAY_PORT=str(port),
+        ONNXQ_GATEWAY_WORKERS=str(CONCURRENCY),
+        ONNXQ_WORKER_CONCURRENCY=str(CONCURRENCY),
+        ONNXQ_ALLOW_UNAUTHENTICATED="true",
+    )
+    return env
+
+
+@dataclass
+class OnnxqStack:
+    gateway: Service
+    worker: Service
+    port: int
+
+    def worker_children(self) -> list[psutil.Process]:
+        return self.worker.children()
+
+    def gateway_workers(self) -> list[psutil.Process]:
+        return self.gateway.children()
+
+    @property
+    def worker_metrics_port(self) -> int:
+        return int(self.worker.env.get("ONNXQ_WORKER_METRICS_PORT", "9101"))
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        self.worker.stop()
+
+
+def start_onnxq(
+    redis_url: str,
+    model_dir: Path,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    gunicorn_args: Iterable[str] = (),
+) -> OnnxqStack:
+    """Gateway and worker as tests/integration/conftest.py starts them; stopped if not ready."""
+    port = free_port()
+    env = service_env(redis_url, model_dir, workdir / "predictions", port)
+    env.update(extra_env or {})
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(gunicorn_config_path()),
+        *gunicorn_args,
+        "gateway:create_app()",
+    ]
+    gateway = Service("gateway", command, env, workdir / "gateway.log", port=port).start()
+    worker = Service("worker", [sys.executable, "-m", "worker"], env, workdir / "worker.log")
+    worker.start()
+    stack = OnnxqStack(gateway, worker, port)
+
+    def worker_ready() -> bool:
+        out = worker.output()
+        return " ready." in out and out.count('"worker_process_ready"') >= CONCURRENCY
+
+    try:
+        wait_until(lambda: http_ok(port, "/ready"), 60, "the onnxq gateway to be ready")
+        wait_until(worker_ready, 60, "the onnxq worker to be ready")
+        wait_until(lambda: len(stack.gateway_workers()) >= CONCURRENCY, 30, "gunicorn's workers")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def start_bare_worker(redis_url: str, model_path: Path, workdir: Path) -> Service:
+    """bench/bare_celery.py under `celery worker`, prefork 2, its children not yet waited for."""
+    env = dict(os.environ, BENCH_REDIS_URL=redis_url, BENCH_MODEL_PATH=str(model_path))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "bench.bare_celery",
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        str(CONCURRENCY),
+        "--loglevel",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    return Service("bare-celery", command, env, workdir / "bare_celery.log").start()
+
+
+def start_floor(model_path: Path, workdir: Path) -> Service:
+    """bench/floor_app.py under gunicorn, 2 sync workers, answering on `service.port`."""
+    port = free_port()
+    env = {**os.environ, "FLOOR_MODEL": str(model_path), "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "2",
+        "-k",
+        "sync",
+        "-b",
+        f"127.0.0.1:{port}",
+        "bench.floor_app:create_app()",
+    ]
+    service = Service("floor", command, env, workdir / "floor.log", port=port).start()
+    wait_until(lambda: http_ok(port, "/health"), 60, "the floor to answer")
+    wait_until(lambda: len(service.children()) >= 2, 30, "the floor's workers")
+    return service
+
+
+def scrape(port: int) -> str:
+    """The Prometheus text of http://127.0.0.1:<port>/metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        return answer.read().decode()
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    """One sample of a /metrics page, 0.0 when absent."""
+    return sample(scrape(port), name, **labels)
