@@ -114,9 +114,9 @@ def main() -> None:
     if args.measure:
         measure(*args.measure)
         return
-    # Only here, not at the top: the measuring child's peak RSS must stay its own.
+    # Not at the top: a measuring child's ru_maxrss starts from this process's RSS when it
+    # starts the child (Linux keeps the high-water mark across exec), so import nothing more.
     from bench.processes import output_of
-    from bench.report import table
 
     sizes = [int(n) for n in args.rows.split(",")]
     now = datetime.now(UTC)
@@ -167,6 +167,8 @@ def main() -> None:
                 runs[rows].append(run(rows, "fast"))
             if args.baseline_rows in runs:
                 general.append(run(args.baseline_rows, "general"))
+
+    from bench.report import table
 
     base = sizes[0]
     base_seconds = statistics.median(r["seconds"] for r in runs[base])

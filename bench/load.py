@@ -1,6 +1,7 @@
 """Load test: onnxq's synchronous predict and job submits against the bare Flask floor.
 
     .venv/bin/python bench/load.py [--duration 20] [--connections 16] [--repeat 2] [--soak 300]
+                                   [--report PATH]
 
 In one run, on one machine:
 1. the floor (bench/floor_app.py: Flask + gunicorn, 2 sync workers, onnxruntime) and onnxq

@@ -8,7 +8,6 @@ pid (its process group only when it does not stop in time), never by name.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import signal
 import subprocess
@@ -16,11 +15,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
 
-from onnxq.devtools.redis_server import RedisServer, free_port
+    from onnxq.devtools.redis_server import RedisServer
+
+# psutil, redis and http.client are imported where they are used: bench/drift.py starts its
+# measuring children through this module, and a child's peak RSS (ru_maxrss) starts from its
+# parent's, so importing this module must not make the parent bigger.
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +69,8 @@ class Service:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def children(self) -> list[psutil.Process]:
+        import psutil
+
         try:
             return psutil.Process(self.pid).children(recursive=False)
         except psutil.NoSuchProcess:
@@ -116,6 +122,8 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 def http_ok(port: int, path: str) -> bool:
     """Whether GET `path` on 127.0.0.1:`port` answers 200 within a second."""
+    import http.client
+
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
         connection.request("GET", path)
@@ -136,6 +144,8 @@ def output_of(command: list[str], timeout: float | None = None, cwd: Path = ROOT
 @contextlib.contextmanager
 def own_redis(directory: Path) -> Iterator[RedisServer]:
     """A redis-server of the benchmark's own on a free port (never 6379), AOF everysec."""
+    from onnxq.devtools.redis_server import RedisServer, free_port
+
     redis = RedisServer(free_port(), directory, appendonly=True)
     redis.start()
     try:
@@ -145,6 +155,8 @@ def own_redis(directory: Path) -> Iterator[RedisServer]:
 
 
 def redis_process(redis: RedisServer) -> psutil.Process:
+    import psutil
+
     assert redis.process is not None
     return psutil.Process(redis.process.pid)
 

@@ -1,6 +1,6 @@
 """Throughput of onnxq vs a bare Celery service and raw ONNX Runtime: one machine, one run.
 
-    .venv/bin/python bench/throughput.py [--jobs 2000] [--rows 100000] [--repeat 3]
+    .venv/bin/python bench/throughput.py [--jobs 2000] [--rows 100000] [--repeat 3] [--report PATH]
 
 1. builds (or reuses) the RandomForest-100 breast-cancer demo model;
 2. bare Celery (bench/bare_celery.py, prefork 2, Redis broker + result backend) runs N single-row
@@ -8,7 +8,8 @@
 3. onnxq (gunicorn gateway + `python -m worker`) runs the same N single-row jobs submitted and
    polled over HTTP; then a second, profiled load (py-spy) shows where the CPU goes;
 4. one 100,000-row onnxq job against session.run on the same rows in this process;
-5. writes docs/benchmarks.md (only the generated block between its markers is replaced).
+5. writes docs/benchmarks.md, or --report PATH (only the generated block between its markers
+   is replaced).
 
 Everything runs on its own redis-server on a free port; every process started here is stopped on
 the way out, also on Ctrl-C. See docs/benchmarks.md for how to read the numbers. The steps are in

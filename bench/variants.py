@@ -6,7 +6,8 @@
 Each variant gets a fresh gateway + worker on one shared redis-server; variants run in
 alternating order (A B C A B C ...) so that the noise of a shared machine spreads over all of
 them. Prints a Markdown table of median jobs/s and CPU per job, each relative to the first
-variant. The client and the measurements are those of bench/throughput.py.
+variant. The client and the measurements are bench/throughput.py's (bench/job_client.py,
+bench/meters.py).
 """
 
 from __future__ import annotations
