@@ -14,7 +14,7 @@
 Everything runs on its own redis-server on a free port; every process started here is stopped on
 the way out, also on Ctrl-C. See docs/benchmarks.md for how to read the numbers. The steps are in
 throughput_single.py, throughput_profile.py and throughput_large.py; the report's text in
-throughput_report.py and throughput_report_more.py.
+throughput_report.py and throughput_report_large.py.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from bench.throughput_profile import (  # noqa: E402
     profile_single_row,
 )
 from bench.throughput_report import render  # noqa: E402
-from bench.throughput_report_more import reading  # noqa: E402
+from bench.throughput_report_large import reading  # noqa: E402
 from bench.throughput_single import (  # noqa: E402
     measure_onnxq,
     pair_noise,

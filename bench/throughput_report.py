@@ -1,5 +1,5 @@
 """bench/throughput.py's section of docs/benchmarks.md: the run's setting, then section 1 (the
-single-row pairs and the details of the quietest); sections 2-4 are in throughput_report_more.py.
+single-row pairs and the details of the quietest); sections 2-4 are in throughput_report_large.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from bench.meters import pct
 from bench.model import N_ESTIMATORS
 from bench.report import count, ms, table, verdict
 from bench.stack import CONCURRENCY
-from bench.throughput_report_more import large_job_section, profile_section, reading_section
+from bench.throughput_report_large import large_job_section, profile_section, reading_section
 
 
 def render(results: dict[str, Any]) -> str:
