@@ -1,4 +1,4 @@
-"""The worker's Celery app: thin task shells over worker.jobs, wired to a per-process runtime."""
+"""The worker's Celery app: thin task shells over plain functions, with a per-process runtime."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 import structlog
 from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
-from kombu.exceptions import OperationalError
 
 from onnxq.broker.celery_app import (
     CALLBACK_TASK,
@@ -17,8 +16,8 @@ from onnxq.broker.celery_app import (
     make_celery,
 )
 from onnxq.errors import QueueUnavailable
-from onnxq.jobs.queue import JobQueue
-from onnxq.jobs.store import Job, utc_now
+from onnxq.jobs.queue import JobQueue, queue_callback
+from onnxq.jobs.record import Job, utc_now
 from onnxq.settings import Settings
 from onnxq.telemetry import metrics
 from onnxq.telemetry.logs import configure_logging
@@ -26,8 +25,8 @@ from worker.batching import settle
 from worker.callbacks import CallbackOutcome, backoff_seconds, deliver_callback
 from worker.consumer import CONSUMER
 from worker.drift_task import run_drift_check
-from worker.jobs import JobMessage
 from worker.reconcile import JobReconciler
+from worker.runner import JobMessage
 from worker.runtime import WorkerRuntime
 
 log = structlog.get_logger("onnxq.worker")
@@ -42,13 +41,7 @@ def create_worker_app(settings: Settings) -> Celery:
     runtime = WorkerRuntime(settings, app)
 
     def send_callback(job: Job) -> None:
-        if not job.callback_url:
-            return
-        try:
-            app.send_task(CALLBACK_TASK, kwargs={"job_id": job.job_id}, ignore_result=True)
-        except (OperationalError, OSError) as exc:
-            # The job's result is stored; only its notification is lost, and said so.
-            log.error("callback_not_queued", job_id=job.job_id, error=repr(exc))
+        queue_callback(app, job)  # the job has ended: tell its callback_url, if any
 
     @app.task(
         name=PREDICT_TASK,
@@ -63,14 +56,13 @@ def create_worker_app(settings: Settings) -> Celery:
         job_id: str,
         model: str,
         version: int,
-        instances: list[Any] | None = None,
         request_id: str | None = None,
-        width: int | None = None,
-        rows: int | None = None,
+        width: int = 0,
+        rows: int = 0,
     ) -> str | None:
         runtime.ensure_started()
-        first = JobMessage(job_id, model, version, instances, request_id, width, rows)
-        small = first.row_count is None or first.row_count < settings.job_chunk_rows
+        first = JobMessage(job_id, model, version, request_id, width, rows)
+        small = first.rows < settings.job_chunk_rows
         extras = runtime.drain.take(settings.microbatch_max_jobs - 1) if small else []
         try:
             outcomes = runtime.runner(send_callback).run([first, *(job for job, _ in extras)])

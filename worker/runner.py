@@ -17,8 +17,10 @@ import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
 from onnxq.errors import InvalidInput, OnnxqError, QueueUnavailable
-from onnxq.jobs.store import ClaimState, Job, JobError, JobStatus, JobStore, utc_now
-from onnxq.models.inputs import rows_to_matrix
+from onnxq.jobs import lifecycle
+from onnxq.jobs.lifecycle import ClaimState
+from onnxq.jobs.record import Job, JobStatus
+from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
 from onnxq.models.session import OnnxModel, PredictionResult
 from onnxq.telemetry import metrics
@@ -29,19 +31,14 @@ log = structlog.get_logger("onnxq.worker")
 
 @dataclass(frozen=True)
 class JobMessage:
-    """What the gateway sent for one job."""
+    """The predict message the gateway sent (onnxq.jobs.queue.predict_message); rows in Redis."""
 
     job_id: str
     model: str
     version: int
-    instances: list[Any] | None = None  # None: validated float32 rows stored in Redis
     request_id: str | None = None
-    width: int | None = None  # features per stored row
-    rows: int | None = None  # how many stored rows
-
-    @property
-    def row_count(self) -> int | None:
-        return len(self.instances) if self.instances is not None else self.rows
+    width: int = 0  # features per stored row (0: the rows were gone when it was re-sent)
+    rows: int = 0  # how many stored rows
 
 
 @dataclass
@@ -58,9 +55,7 @@ class JobRunner:
         started = time.perf_counter()
         metrics.microbatch_ran(len(messages))
         claims = self.store.claim_many([m.job_id for m in messages], self.max_attempts)
-        stored_rows = self.store.load_rows(
-            [m.job_id for m in messages if m.instances is None and claims[m.job_id].job]
-        )
+        stored_rows = self.store.load_rows([m.job_id for m in messages if claims[m.job_id].job])
         outcomes: dict[str, Job | None] = {}
         groups: dict[tuple[str, int], list[tuple[JobMessage, Job]]] = {}
         for message in messages:
@@ -101,16 +96,16 @@ class JobRunner:
         try:
             model = self.repository.get(name, version)
         except OnnxqError as exc:
-            return [_failed(job, exc.error_type, exc.message) for _, job in members]
+            return [lifecycle.fail(job, exc.error_type, exc.message) for _, job in members]
         except Exception as exc:  # a broken model file or runtime: fail, never loop
             log.exception("model_load_failed", model=name, version=version)
-            return [_failed(job, type(exc).__name__, str(exc)) for _, job in members]
+            return [lifecycle.fail(job, type(exc).__name__, str(exc)) for _, job in members]
         finished, ready = [], []
         for message, job in members:
             try:
                 matrix = _input_matrix(message, model, stored_rows.get(message.job_id))
             except OnnxqError as exc:
-                finished.append(_failed(job, exc.error_type, exc.message))
+                finished.append(lifecycle.fail(job, exc.error_type, exc.message))
                 continue
             if matrix is None:
                 current = self.store.get(message.job_id)
@@ -124,11 +119,7 @@ class JobRunner:
                     )
                     continue
                 # Nobody else will end it: say why it cannot run rather than leave it running.
-                finished.append(
-                    _failed(
-                        job, "inputs_missing", "the job's input rows are no longer stored (expired)"
-                    )
-                )
+                finished.append(lifecycle.inputs_missing(job))
                 continue
             ready.append((message, job, matrix))
         if not ready:
@@ -138,8 +129,7 @@ class JobRunner:
         except QueueUnavailable:
             raise
         except SoftTimeLimitExceeded:
-            message = f"the job ran past its time limit ({len(ready)} job(s) in the batch)"
-            return finished + [_failed(job, "timeout", message) for _, job, _ in ready]
+            return finished + [lifecycle.timed_out(job, len(ready)) for _, job, _ in ready]
         except Exception:  # one bad job must not fail its batch-mates: run them alone
             log.exception("batch_failed_running_alone", model=name, jobs=len(ready))
             return finished + [self._run_alone(model, m, job, x) for m, job, x in ready]
@@ -179,7 +169,7 @@ class JobRunner:
         except QueueUnavailable:
             raise
         except Exception as exc:  # a model or runtime fault: record it, never loop on it
-            return _failed(job, type(exc).__name__, str(exc))
+            return lifecycle.fail(job, type(exc).__name__, str(exc))
         return self._succeed(model, message, job, matrix, result, latency_ms)
 
     def _succeed(
@@ -202,9 +192,7 @@ class JobRunner:
             source="job",
         )
         document = {"model": model.name, "version": model.version, **result.to_dict()}
-        return job.model_copy(
-            update={"status": JobStatus.SUCCEEDED, "finished_at": utc_now(), "result": document}
-        )
+        return lifecycle.succeed(job, document)
 
     def _report_unclaimed(
         self, message: JobMessage, state: ClaimState, job: Job | None, started: float
@@ -256,8 +244,7 @@ class JobRunner:
 
 
 def _input_matrix(message: JobMessage, model: OnnxModel, raw: bytes | None) -> np.ndarray | None:
-    if message.instances is not None:
-        return rows_to_matrix(message.instances, model.manifest)
+    """The job's stored rows as the model's input matrix; None when they are gone."""
     if raw is None:
         return None
     width = len(model.manifest.features)
@@ -266,23 +253,13 @@ def _input_matrix(message: JobMessage, model: OnnxModel, raw: bytes | None) -> n
     return np.frombuffer(raw, dtype=np.float32).reshape(-1, width)
 
 
-def _failed(job: Job, kind: str, message: str) -> Job:
-    return job.model_copy(
-        update={
-            "status": JobStatus.FAILED,
-            "finished_at": utc_now(),
-            "error": JobError(type=kind, message=message),
-        }
-    )
-
-
 def _fields(message: JobMessage, started: float) -> dict[str, Any]:
     return {
         "job_id": message.job_id,
         "request_id": message.request_id,
         "model": message.model,
         "version": message.version,
-        "rows": message.row_count,
+        "rows": message.rows,
         "duration_ms": _ms_since(started),
     }
 
@@ -294,25 +271,3 @@ def _observe_queue_wait(job: Job) -> None:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
-
-
-def run_predict_job(
-    *,
-    job_id: str,
-    model: str,
-    version: int,
-    instances: list[Any],
-    repository: ModelRepository,
-    store: JobStore,
-    prediction_log: PredictionLog,
-    request_id: str | None = None,
-    on_end: Callable[[Job], None] | None = None,
-    max_attempts: int = 3,
-) -> Job | None:
-    """Run one job and store its outcome; return the final job (None if its record is gone).
-
-    `on_end` is called once, by the run that ended the job (not by a skipped duplicate).
-    """
-    runner = JobRunner(repository, store, prediction_log, max_attempts=max_attempts, on_end=on_end)
-    message = JobMessage(job_id, model, version, instances, request_id)
-    return runner.run([message])[job_id]
