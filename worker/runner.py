@@ -1,4 +1,4 @@
-"""Running prediction jobs as plain objects: the Celery task calls them, and so do unit tests.
+"""Running prediction jobs as a plain object: the predict task is a thin shell over JobRunner.
 
 One `JobRunner.run` takes any number of job messages: it claims them in one
 transaction, runs every group of same-model jobs through one `session.run`
@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import structlog
@@ -19,12 +18,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from onnxq.errors import InvalidInput, OnnxqError, QueueUnavailable
 from onnxq.jobs import lifecycle
 from onnxq.jobs.lifecycle import ClaimState
-from onnxq.jobs.record import Job, JobStatus
+from onnxq.jobs.record import Job
 from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
 from onnxq.models.session import OnnxModel, PredictionResult
 from onnxq.telemetry import metrics
 from onnxq.telemetry.prediction_log import PredictionLog
+from worker import job_events
 
 log = structlog.get_logger("onnxq.worker")
 
@@ -39,6 +39,16 @@ class JobMessage:
     request_id: str | None = None
     width: int = 0  # features per stored row (0: the rows were gone when it was re-sent)
     rows: int = 0  # how many stored rows
+
+    def fields(self) -> dict[str, str | int | None]:
+        """What a `job` log event says about this message's job."""
+        return {
+            "job_id": self.job_id,
+            "request_id": self.request_id,
+            "model": self.model,
+            "version": self.version,
+            "rows": self.rows,
+        }
 
 
 @dataclass
@@ -62,10 +72,12 @@ class JobRunner:
             claim = claims[message.job_id]
             outcomes[message.job_id] = claim.job
             if claim.state is ClaimState.CLAIMED and claim.job is not None:
-                _observe_queue_wait(claim.job)
+                job_events.started(claim.job)
                 groups.setdefault((message.model, message.version), []).append((message, claim.job))
-            else:
-                self._report_unclaimed(message, claim.state, claim.job, started)
+                continue
+            job_events.not_run(message.fields(), claim, started)
+            if claim.state is ClaimState.POISONED and claim.job is not None:
+                self._ended(claim.job)  # failed by this delivery's claim
 
         finished: list[Job] = []
         for (name, version), members in groups.items():
@@ -74,17 +86,16 @@ class JobRunner:
         for job in finished:
             if job.job_id in stored:
                 outcomes[job.job_id] = job
-                self._report_end(job, len(messages), started)
-            else:  # the record expired while the job ran: nobody can poll it any more
+                job_events.ended(job, len(messages), started)
+                self._ended(job)
+            else:
                 outcomes[job.job_id] = None
-                log.warning(
-                    "job",
-                    status="dropped",
-                    reason="job record expired while running",
-                    job_id=job.job_id,
-                    duration_ms=_ms_since(started),
-                )
+                job_events.expired_while_running(job.job_id, started)
         return outcomes
+
+    def _ended(self, job: Job) -> None:
+        if self.on_end is not None:
+            self.on_end(job)
 
     def _run_group(
         self,
@@ -110,13 +121,7 @@ class JobRunner:
             if matrix is None:
                 current = self.store.get(message.job_id)
                 if current.status.ended:
-                    # A duplicate delivery of a job another worker just finished.
-                    log.info(
-                        "job",
-                        status="skipped",
-                        reason="inputs already consumed",
-                        job_id=message.job_id,
-                    )
+                    job_events.inputs_consumed(message.job_id)
                     continue
                 # Nobody else will end it: say why it cannot run rather than leave it running.
                 finished.append(lifecycle.inputs_missing(job))
@@ -194,54 +199,6 @@ class JobRunner:
         document = {"model": model.name, "version": model.version, **result.to_dict()}
         return lifecycle.succeed(job, document)
 
-    def _report_unclaimed(
-        self, message: JobMessage, state: ClaimState, job: Job | None, started: float
-    ) -> None:
-        fields = _fields(message, started)
-        if state is ClaimState.POISONED and job is not None:
-            log.error(
-                "job",
-                status=job.status.value,
-                error_type="poison_job",
-                attempts=job.attempts,
-                **fields,
-            )
-            metrics.job_failed(job.model, "poison_job")
-            if self.on_end is not None:
-                self.on_end(job)
-        elif state is ClaimState.ENDED and job is not None:
-            # Cancelled while queued, or a duplicate delivery of a job that ended.
-            log.info("job", status="skipped", job_status=job.status.value, **fields)
-        else:
-            log.warning("job", status="dropped", reason="job record missing or expired", **fields)
-
-    def _report_end(self, job: Job, batch_size: int, started: float) -> None:
-        fields = {
-            "job_id": job.job_id,
-            "request_id": job.request_id,
-            "model": job.model,
-            "version": job.version,
-            "rows": job.rows,
-            "batch_jobs": batch_size,
-            "attempt": job.attempts,
-            "duration_ms": _ms_since(started),
-        }
-        if job.status is JobStatus.SUCCEEDED:
-            log.info("job", status=job.status.value, **fields)
-            metrics.job_succeeded(job.model)
-        else:
-            error = job.error
-            log.warning(
-                "job",
-                status=job.status.value,
-                error_type=error and error.type,
-                error=error and error.message,
-                **fields,
-            )
-            metrics.job_failed(job.model, error.type if error else "unknown")
-        if self.on_end is not None:
-            self.on_end(job)
-
 
 def _input_matrix(message: JobMessage, model: OnnxModel, raw: bytes | None) -> np.ndarray | None:
     """The job's stored rows as the model's input matrix; None when they are gone."""
@@ -251,23 +208,3 @@ def _input_matrix(message: JobMessage, model: OnnxModel, raw: bytes | None) -> n
     if message.width != width:
         raise InvalidInput(f"rows have {message.width} features; the model takes {width}")
     return np.frombuffer(raw, dtype=np.float32).reshape(-1, width)
-
-
-def _fields(message: JobMessage, started: float) -> dict[str, Any]:
-    return {
-        "job_id": message.job_id,
-        "request_id": message.request_id,
-        "model": message.model,
-        "version": message.version,
-        "rows": message.rows,
-        "duration_ms": _ms_since(started),
-    }
-
-
-def _observe_queue_wait(job: Job) -> None:
-    if job.started_at is not None:
-        metrics.job_started(job.model, (job.started_at - job.submitted_at).total_seconds())
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
