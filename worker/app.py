@@ -39,12 +39,16 @@ def create_worker_app(settings: Settings) -> Celery:
     app.conf.worker_proc_alive_timeout = 60
     app.conf.worker_consumer = CONSUMER
     runtime = WorkerRuntime(settings, app)
+    # Every task below is this app's own closure (shared=False): a shared task would be
+    # registered on every app made later in the process, which would then run the first
+    # app's closures with the first app's runtime and settings.
 
     def send_callback(job: Job) -> None:
         queue_callback(app, job)  # the job has ended: tell its callback_url, if any
 
     @app.task(
         name=PREDICT_TASK,
+        shared=False,
         # Redis unreachable or timing out: retry later, a bounded number of times.
         autoretry_for=(QueueUnavailable,),
         retry_backoff=1,
@@ -73,7 +77,9 @@ def create_worker_app(settings: Settings) -> Celery:
         job = outcomes[job_id]
         return job.status.value if job else None
 
-    @app.task(name=CALLBACK_TASK, bind=True, max_retries=settings.callback_max_attempts - 1)
+    @app.task(
+        name=CALLBACK_TASK, shared=False, bind=True, max_retries=settings.callback_max_attempts - 1
+    )
     def callback(self: Task, job_id: str) -> str:
         runtime.ensure_started()
         attempt = self.request.retries
@@ -88,7 +94,7 @@ def create_worker_app(settings: Settings) -> Celery:
             raise self.retry(countdown=backoff_seconds(attempt, settings.callback_backoff_seconds))
         return outcome.value
 
-    @app.task(name=RECONCILE_TASK, ignore_result=True)
+    @app.task(name=RECONCILE_TASK, shared=False, ignore_result=True)
     def reconcile() -> dict[str, Any]:
         runtime.ensure_started()
         queue = JobQueue(app, runtime.store)
@@ -114,7 +120,11 @@ def create_worker_app(settings: Settings) -> Celery:
     drift_limit = int(settings.visibility_timeout_seconds * 0.8)
 
     @app.task(
-        name=DRIFT_TASK, ignore_result=True, soft_time_limit=drift_limit, time_limit=drift_limit + 1
+        name=DRIFT_TASK,
+        shared=False,
+        ignore_result=True,
+        soft_time_limit=drift_limit,
+        time_limit=drift_limit + 1,
     )
     def drift() -> dict[str, Any]:
         return run_drift_check(settings)

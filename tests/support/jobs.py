@@ -4,7 +4,9 @@
 JobQueue.submit) over onnxq's Celery app on kombu's in-memory transport, and
 `take_messages` takes them off the queue with the worker's own code
 (worker.batching.QueueDrain: kombu's Message.decode, then JobMessage), so what a
-test hands to JobRunner.run is exactly what a worker would.
+test hands to JobRunner.run is exactly what a worker would. `run_next_message`
+goes one step further, as a Celery worker does: it hands the decoded message to
+the registered task itself (worker/app.py), batch-mates, acks and all.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from celery import Celery
+from kombu import Exchange, Queue
 
 from onnxq.jobs.queue import JobQueue
 from onnxq.jobs.record import Job
@@ -23,6 +26,7 @@ from onnxq.models.inputs import rows_to_matrix
 from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
 from tests.conftest import UNREACHABLE_REDIS, in_memory_celery
+from worker.app import create_worker_app
 from worker.batching import QueueDrain, settle
 from worker.runner import JobMessage
 
@@ -87,3 +91,28 @@ class JobBroker:
     def take_one(self, job_id: str | None = None) -> JobMessage:
         [message] = self.take(job_id)
         return message
+
+
+def in_memory_worker_app(settings: Settings) -> Celery:
+    """The worker's Celery app (tasks, runtime and all) on kombu's in-memory transport."""
+    app = create_worker_app(settings)
+    app.conf.broker_url = "memory://"
+    app.conf.broker_transport = None  # let the URL choose, not onnxq's Redis transport
+    return app
+
+
+def run_next_message(app: Celery, queue_name: str) -> Any:
+    """Do what a Celery worker does with the next message on `queue_name`.
+
+    Decode it, call the task its headers name with its arguments, and acknowledge it
+    once the task has returned (acks_late). Returns what the task returned.
+    """
+    exchange = Exchange(queue_name, type="direct")
+    with app.connection_for_read() as connection:
+        queue = Queue(queue_name, exchange, routing_key=queue_name)(connection.default_channel)
+        message = queue.get(no_ack=False, accept=["json"])
+        assert message is not None, f"no message waiting in {queue_name}"
+        args, kwargs, _embed = message.decode()
+        returned = app.tasks[message.headers["task"]](*args, **kwargs)
+        message.ack()
+    return returned
