@@ -14,7 +14,7 @@ from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import JobNotFound, TooManyRows
-from onnxq.jobs.store import Job
+from onnxq.jobs.record import Job
 from onnxq.models.inputs import JobRequest, parse_request, rows_to_matrix
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -63,7 +63,7 @@ def submit(name: str) -> ResponseReturnValue:
     submission = current_services().queue.submit(
         model=model.name,
         version=model.version,
-        instances=matrix,
+        matrix=matrix,
         request_id=g.request_id,
         callback_url=str(job_request.callback_url) if job_request.callback_url else None,
         idempotency_key=key,

@@ -1,4 +1,4 @@
-"""The worker's Celery app: thin task shells over worker.jobs, wired to a per-process runtime."""
+"""The worker's Celery app: thin task shells over plain functions, with a per-process runtime."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 import structlog
 from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
-from kombu.exceptions import OperationalError
 
 from onnxq.broker.celery_app import (
     CALLBACK_TASK,
@@ -17,8 +16,8 @@ from onnxq.broker.celery_app import (
     make_celery,
 )
 from onnxq.errors import QueueUnavailable
-from onnxq.jobs.queue import JobQueue
-from onnxq.jobs.store import Job, utc_now
+from onnxq.jobs.queue import JobQueue, queue_callback
+from onnxq.jobs.record import Job, utc_now
 from onnxq.settings import Settings
 from onnxq.telemetry import metrics
 from onnxq.telemetry.logs import configure_logging
@@ -26,8 +25,8 @@ from worker.batching import settle
 from worker.callbacks import CallbackOutcome, backoff_seconds, deliver_callback
 from worker.consumer import CONSUMER
 from worker.drift_task import run_drift_check
-from worker.jobs import JobMessage
 from worker.reconcile import JobReconciler
+from worker.runner import JobMessage
 from worker.runtime import WorkerRuntime
 
 log = structlog.get_logger("onnxq.worker")
@@ -40,18 +39,16 @@ def create_worker_app(settings: Settings) -> Celery:
     app.conf.worker_proc_alive_timeout = 60
     app.conf.worker_consumer = CONSUMER
     runtime = WorkerRuntime(settings, app)
+    # Every task below is this app's own closure (shared=False): a shared task would be
+    # registered on every app made later in the process, which would then run the first
+    # app's closures with the first app's runtime and settings.
 
     def send_callback(job: Job) -> None:
-        if not job.callback_url:
-            return
-        try:
-            app.send_task(CALLBACK_TASK, kwargs={"job_id": job.job_id}, ignore_result=True)
-        except (OperationalError, OSError) as exc:
-            # The job's result is stored; only its notification is lost, and said so.
-            log.error("callback_not_queued", job_id=job.job_id, error=repr(exc))
+        queue_callback(app, job)  # the job has ended: tell its callback_url, if any
 
     @app.task(
         name=PREDICT_TASK,
+        shared=False,
         # Redis unreachable or timing out: retry later, a bounded number of times.
         autoretry_for=(QueueUnavailable,),
         retry_backoff=1,
@@ -63,14 +60,13 @@ def create_worker_app(settings: Settings) -> Celery:
         job_id: str,
         model: str,
         version: int,
-        instances: list[Any] | None = None,
         request_id: str | None = None,
-        width: int | None = None,
-        rows: int | None = None,
+        width: int = 0,
+        rows: int = 0,
     ) -> str | None:
         runtime.ensure_started()
-        first = JobMessage(job_id, model, version, instances, request_id, width, rows)
-        small = first.row_count is None or first.row_count < settings.job_chunk_rows
+        first = JobMessage(job_id, model, version, request_id, width, rows)
+        small = first.rows < settings.job_chunk_rows
         extras = runtime.drain.take(settings.microbatch_max_jobs - 1) if small else []
         try:
             outcomes = runtime.runner(send_callback).run([first, *(job for job, _ in extras)])
@@ -81,7 +77,9 @@ def create_worker_app(settings: Settings) -> Celery:
         job = outcomes[job_id]
         return job.status.value if job else None
 
-    @app.task(name=CALLBACK_TASK, bind=True, max_retries=settings.callback_max_attempts - 1)
+    @app.task(
+        name=CALLBACK_TASK, shared=False, bind=True, max_retries=settings.callback_max_attempts - 1
+    )
     def callback(self: Task, job_id: str) -> str:
         runtime.ensure_started()
         attempt = self.request.retries
@@ -96,7 +94,7 @@ def create_worker_app(settings: Settings) -> Celery:
             raise self.retry(countdown=backoff_seconds(attempt, settings.callback_backoff_seconds))
         return outcome.value
 
-    @app.task(name=RECONCILE_TASK, ignore_result=True)
+    @app.task(name=RECONCILE_TASK, shared=False, ignore_result=True)
     def reconcile() -> dict[str, Any]:
         runtime.ensure_started()
         queue = JobQueue(app, runtime.store)
@@ -122,7 +120,11 @@ def create_worker_app(settings: Settings) -> Celery:
     drift_limit = int(settings.visibility_timeout_seconds * 0.8)
 
     @app.task(
-        name=DRIFT_TASK, ignore_result=True, soft_time_limit=drift_limit, time_limit=drift_limit + 1
+        name=DRIFT_TASK,
+        shared=False,
+        ignore_result=True,
+        soft_time_limit=drift_limit,
+        time_limit=drift_limit + 1,
     )
     def drift() -> dict[str, Any]:
         return run_drift_check(settings)

@@ -18,7 +18,7 @@ from kombu import Connection, Exchange, Message, Queue
 from kombu.exceptions import OperationalError
 
 from onnxq.broker.celery_app import PREDICT_TASK
-from worker.jobs import JobMessage
+from worker.runner import JobMessage
 
 log = structlog.get_logger("onnxq.worker")
 

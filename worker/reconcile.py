@@ -28,13 +28,12 @@ import structlog
 
 from onnxq.broker.redis_client import redis_errors_as_unavailable
 from onnxq.errors import JobNotFound
+from onnxq.jobs import keys
 from onnxq.jobs.queue import JobQueue
-from onnxq.jobs.store import Job, JobStatus, JobStore
+from onnxq.jobs.record import Job, JobStatus
+from onnxq.jobs.store import JobStore
 
 log = structlog.get_logger("onnxq.reconcile")
-
-# kombu's Redis transport keeps unacknowledged messages in this hash.
-UNACKED_HASH = "unacked"
 
 
 @dataclass
@@ -57,7 +56,7 @@ def message_task_ids(
         if sum(lengths) > scan_limit:
             return None
         raw_messages = [m for queue in queues for m in client.lrange(queue, 0, -1)]
-        held = client.hvals(UNACKED_HASH)
+        held = client.hvals(keys.KOMBU_UNACKED)
     ids = {_task_id(json.loads(raw)) for raw in raw_messages}
     ids |= {_task_id(json.loads(raw)[0]) for raw in held}
     return ids

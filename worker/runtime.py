@@ -9,13 +9,14 @@ import structlog
 from celery import Celery
 
 from onnxq.broker.redis_client import connect_redis
-from onnxq.jobs.store import Job, JobStore
+from onnxq.jobs.record import Job
+from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
 from onnxq.models.session import SessionConfig
 from onnxq.settings import Settings
 from onnxq.telemetry.prediction_log import PredictionLog
 from worker.batching import QueueDrain
-from worker.jobs import JobRunner
+from worker.runner import JobRunner
 
 log = structlog.get_logger("onnxq.worker")
 

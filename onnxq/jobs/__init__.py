@@ -1,4 +1,5 @@
 """Queued jobs.
 
-The record and its state changes, Redis keys, the store, the submit path, idempotency.
+record (the document), keys (every Redis key), lifecycle (every state change),
+store (Redis I/O), queue (submit and every message sent), idempotency (Idempotency-Key claims).
 """

@@ -1,11 +1,13 @@
 """A job's life through the gateway: cancel, expiry, idempotent submits, pinned versions,
-named records, and the model catalogue. Workers are played by calling run_predict_job."""
+named records, and the model catalogue. A worker is played by JobRunner, fed the messages the
+gateway queued as a worker takes them off the queue (tests/support/jobs.py)."""
 
 from __future__ import annotations
 
 import base64
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,13 +22,23 @@ from gateway.inputs import body_fingerprint
 from gateway.services import Services
 from onnxq.broker.celery_app import CALLBACK_TASK, PREDICT_TASK
 from onnxq.errors import OnnxqError
-from onnxq.jobs.store import Job, JobStatus
-from worker.jobs import run_predict_job
+from onnxq.jobs import keys
+from onnxq.jobs.record import Job, JobStatus
+from onnxq.models.inputs import rows_to_matrix
+from onnxq.settings import Settings
+from tests.support.jobs import private_queue_name, take_messages
+from worker.runner import JobRunner
 
 MODEL = "breast-cancer"
 JOBS_URL = f"/v1/models/{MODEL}/jobs"
 PREDICT_URL = f"/v1/models/{MODEL}/predict"
 UNSEEN_JOB_ID = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """This test's own predict queue, so that run_job finds only its messages."""
+    return settings.model_copy(update={"queue_name": private_queue_name()})
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +66,23 @@ def submit(
     return client.post(JOBS_URL, json=body, headers=headers)
 
 
-def run_job(services: Services, job_id: str, instances: list[Any], **kwargs: Any) -> Job | None:
-    """Do what a worker does with the job's message."""
-    job = services.jobs.get(job_id)
-    return run_predict_job(
-        job_id=job_id,
-        model=job.model,
-        version=job.version,
-        instances=instances,
-        request_id=job.request_id,
-        repository=services.repository,
-        store=services.jobs,
-        prediction_log=services.prediction_log,
-        **kwargs,
-    )
+def run_job(services: Services, job_id: str, **kwargs: Any) -> Job | None:
+    """Do what a worker does with the job's message: take it off the queue, run it, ack it."""
+    [message] = take_messages(services.queue.celery, services.settings.queue_name, job_id)
+    runner = JobRunner(services.repository, services.jobs, services.prediction_log, **kwargs)
+    return runner.run([message])[job_id]
+
+
+def while_running(services: Services, monkeypatch: pytest.MonkeyPatch, during: Any) -> None:
+    """Call `during()` while the worker has the job running: inside the model's predict."""
+    model = services.repository.get(MODEL)
+    predict = model.predict
+
+    def predict_meanwhile(matrix: Any) -> Any:
+        during()
+        return predict(matrix)
+
+    monkeypatch.setattr(model, "predict", predict_meanwhile)
 
 
 def log_lines(services: Services) -> list[dict[str, Any]]:
@@ -80,7 +95,7 @@ def log_lines(services: Services) -> list[dict[str, Any]]:
 
 
 def job_keys(services: Services) -> list[bytes]:
-    return services.redis.keys(services.jobs.prefix + "*")
+    return services.redis.keys(keys.JOB_PREFIX + "*")
 
 
 def broker_messages(task: str) -> Iterator[dict[str, Any]]:
@@ -137,7 +152,7 @@ def test_a_cancelled_job_is_skipped_by_the_worker_without_running_the_model(
     monkeypatch.setattr(model, "predict", lambda matrix: predicted.append(matrix))
     ended: list[Job] = []
 
-    returned = run_job(services, job_id, rows, on_end=ended.append)
+    returned = run_job(services, job_id, on_end=ended.append)
 
     assert returned is not None
     assert returned.status is JobStatus.CANCELLED
@@ -148,25 +163,34 @@ def test_a_cancelled_job_is_skipped_by_the_worker_without_running_the_model(
 
 
 def test_cancelling_a_running_job_gets_409_naming_its_status(
-    client: FlaskClient, services: Services, rows: list[list[float]]
+    client: FlaskClient,
+    services: Services,
+    rows: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     job_id = submit(client, {"instances": rows}).get_json()["job_id"]
-    services.jobs.mark_running(job_id)
+    seen: list[tuple[TestResponse, JobStatus]] = []
+    cancel = partial(client.delete, f"/v1/jobs/{job_id}")
+    while_running(
+        services, monkeypatch, lambda: seen.append((cancel(), services.jobs.get(job_id).status))
+    )
 
-    response = client.delete(f"/v1/jobs/{job_id}")
+    finished = run_job(services, job_id)
 
+    [(response, status_after)] = seen
     assert response.status_code == 409
     error = error_of(response)
     assert error["type"] == "job_conflict"
     assert error["details"] == [{"job_id": job_id, "status": "running"}]
-    assert services.jobs.get(job_id).status is JobStatus.RUNNING
+    assert status_after is JobStatus.RUNNING
+    assert finished is not None and finished.status is JobStatus.SUCCEEDED
 
 
 def test_cancelling_a_succeeded_job_gets_409_and_keeps_its_result(
     client: FlaskClient, services: Services, rows: list[list[float]]
 ) -> None:
     job_id = submit(client, {"instances": rows}).get_json()["job_id"]
-    run_job(services, job_id, rows)
+    run_job(services, job_id)
     before = client.get(f"/v1/jobs/{job_id}").get_json()
 
     response = client.delete(f"/v1/jobs/{job_id}")
@@ -217,7 +241,7 @@ def test_a_job_whose_record_expired_gets_404_job_expired(
     client: FlaskClient, services: Services, rows: list[list[float]]
 ) -> None:
     job_id = submit(client, {"instances": rows}).get_json()["job_id"]
-    services.redis.delete(f"onnxq:job:{job_id}")  # what the TTL does; the tombstone outlives it
+    services.redis.delete(keys.job(job_id))  # what the TTL does; the tombstone outlives it
 
     response = client.get(f"/v1/jobs/{job_id}")
 
@@ -232,7 +256,7 @@ def test_cancelling_an_expired_job_says_it_expired_as_polling_does(
     client: FlaskClient, services: Services, rows: list[list[float]]
 ) -> None:
     job_id = submit(client, {"instances": rows}).get_json()["job_id"]
-    services.redis.delete(f"onnxq:job:{job_id}")
+    services.redis.delete(keys.job(job_id))
 
     response = client.delete(f"/v1/jobs/{job_id}")
 
@@ -266,7 +290,7 @@ def test_the_same_key_and_body_replay_the_queued_job_without_queueing_it_twice(
     assert second.get_json()["status"] == "queued"
     assert second.headers["Location"] == first.headers["Location"] == f"/v1/jobs/{job_id}"
     assert second.headers["Retry-After"] == "1"
-    assert job_keys(services) == [f"onnxq:job:{job_id}".encode()]
+    assert job_keys(services) == [keys.job(job_id).encode()]
     assert len(predict_messages(job_id)) == 1
 
 
@@ -274,7 +298,7 @@ def test_a_replay_after_the_job_succeeded_answers_200_with_its_result(
     client: FlaskClient, services: Services, rows: list[list[float]]
 ) -> None:
     job_id = submit(client, {"instances": rows}, key="order-43").get_json()["job_id"]
-    run_job(services, job_id, rows)
+    run_job(services, job_id)  # takes the one message the submit queued
 
     replay = submit(client, {"instances": rows}, key="order-43")
 
@@ -286,7 +310,7 @@ def test_a_replay_after_the_job_succeeded_answers_200_with_its_result(
     assert body["status"] == "succeeded"
     assert len(body["result"]["labels"]) == len(rows)
     assert len(job_keys(services)) == 1
-    assert len(predict_messages(job_id)) == 1
+    assert predict_messages(job_id) == []  # the replay queued nothing
 
 
 def test_the_same_key_with_a_different_body_gets_409_idempotency_conflict(
@@ -298,7 +322,7 @@ def test_the_same_key_with_a_different_body_gets_409_idempotency_conflict(
 
     assert response.status_code == 409
     assert error_of(response)["type"] == "idempotency_conflict"
-    assert job_keys(services) == [f"onnxq:job:{job_id}".encode()]
+    assert job_keys(services) == [keys.job(job_id).encode()]
 
 
 def test_different_keys_create_different_jobs(
@@ -356,7 +380,7 @@ def test_when_enqueueing_fails_the_client_gets_503_and_a_retry_with_the_key_queu
     assert refused.status_code == 503
     assert error_of(refused)["type"] == "queue_unavailable"
     assert job_keys(services) == []
-    assert services.redis.keys(services.jobs.tombstone_prefix + "*") == []
+    assert services.redis.keys(keys.TOMBSTONE_PREFIX + "*") == []
 
     retried = submit(client, {"instances": rows}, key="order-47")
 
@@ -364,7 +388,7 @@ def test_when_enqueueing_fails_the_client_gets_503_and_a_retry_with_the_key_queu
     assert "Idempotent-Replayed" not in retried.headers
     job_id = retried.get_json()["job_id"]
     assert retried.get_json()["status"] == "queued"
-    assert job_keys(services) == [f"onnxq:job:{job_id}".encode()]
+    assert job_keys(services) == [keys.job(job_id).encode()]
     assert len(predict_messages(job_id)) == 1
 
 
@@ -387,7 +411,7 @@ def test_a_concurrent_submit_with_the_same_key_does_not_queue_a_second_job(
                 replay = services.queue.submit(
                     model=MODEL,
                     version=job.version,
-                    instances=rows,
+                    matrix=rows_to_matrix(rows, services.repository.manifest(MODEL)),
                     idempotency_key="order-48",
                     fingerprint=fingerprint,
                 )
@@ -403,7 +427,7 @@ def test_a_concurrent_submit_with_the_same_key_does_not_queue_a_second_job(
     assert first.status_code == 202
     job_id = first.get_json()["job_id"]
     jobs = sorted(key.decode() for key in job_keys(services))
-    assert jobs == [f"onnxq:job:{job_id}"], f"the concurrent retry got {retry['answer']}"
+    assert jobs == [keys.job(job_id)], f"the concurrent retry got {retry['answer']}"
 
 
 # Version pinning
@@ -430,7 +454,7 @@ def test_a_job_pinned_to_version_1_is_recorded_and_run_as_version_1(
     job_id = response.get_json()["job_id"]
     assert response.get_json()["version"] == 1
     assert predict_messages(job_id)[0]["version"] == 1
-    run_job(services, job_id, rows)
+    run_job(services, job_id)
     done = client.get(f"/v1/jobs/{job_id}").get_json()
     assert done["status"] == "succeeded"
     assert done["result"]["version"] == 1
@@ -475,7 +499,7 @@ def test_a_job_of_feature_objects_gives_the_array_result_and_logs_features_in_or
     objects = [dict(reversed(named(row, feature_names).items())) for row in dataset_rows]
     job_id = submit(client, {"instances": objects}).get_json()["job_id"]
 
-    run_job(services, job_id, objects)
+    run_job(services, job_id)
 
     done = client.get(f"/v1/jobs/{job_id}").get_json()
     expected = client.post(PREDICT_URL, json={"instances": dataset_rows}).get_json()
@@ -577,17 +601,24 @@ def test_an_unknown_model_or_version_gets_404(client: FlaskClient, url: str) -> 
 
 
 def test_polls_of_a_queued_job_carry_retry_after_and_ended_ones_do_not(
-    client: FlaskClient, services: Services, rows: list[list[float]]
+    client: FlaskClient,
+    services: Services,
+    rows: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     finishing = submit(client, {"instances": rows}).get_json()["job_id"]
     cancelling = submit(client, {"instances": rows}).get_json()["job_id"]
 
     assert client.get(f"/v1/jobs/{finishing}").headers["Retry-After"] == "1"
-    services.jobs.mark_running(finishing)
-    assert client.get(f"/v1/jobs/{finishing}").headers["Retry-After"] == "1"
+    polls: list[TestResponse] = []
+    while_running(services, monkeypatch, lambda: polls.append(client.get(f"/v1/jobs/{finishing}")))
 
-    run_job(services, finishing, rows)
+    run_job(services, finishing)
     client.delete(f"/v1/jobs/{cancelling}")
+
+    [running] = polls
+    assert running.get_json()["status"] == "running"
+    assert running.headers["Retry-After"] == "1"
 
     for job_id, status in [(finishing, "succeeded"), (cancelling, "cancelled")]:
         polled = client.get(f"/v1/jobs/{job_id}")

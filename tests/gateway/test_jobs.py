@@ -5,8 +5,10 @@ from flask.testing import FlaskClient
 
 from gateway import create_app
 from gateway.services import Services
+from onnxq.jobs import keys
 from onnxq.settings import Settings
-from worker.jobs import run_predict_job
+from tests.support.jobs import take_messages
+from worker.runner import JobRunner
 
 
 def _submit(client: FlaskClient, name: str, rows: list[list[float]]):
@@ -33,15 +35,9 @@ def test_a_submitted_job_polls_as_queued_until_a_worker_runs_it(
     assert queued["status"] == "queued"
     assert "result" not in queued
 
-    run_predict_job(
-        job_id=job_id,
-        model=demo_model_name,
-        version=queued["version"],
-        instances=rows,
-        repository=services.repository,
-        store=services.jobs,
-        prediction_log=services.prediction_log,
-    )
+    # A worker takes the message off the queue and runs it.
+    [message] = take_messages(services.queue.celery, services.settings.queue_name, job_id)
+    JobRunner(services.repository, services.jobs, services.prediction_log).run([message])
     done = client.get(f"/v1/jobs/{job_id}").get_json()
     assert done["status"] == "succeeded"
     expected = services.repository.get(demo_model_name).predict(np.float32(rows))
@@ -65,7 +61,7 @@ def test_invalid_input_creates_no_job(
 ) -> None:
     response = _submit(client, demo_model_name, [[1.0, 2.0]])
     assert response.status_code == 422
-    assert services.redis.keys("onnxq:job:*") == []
+    assert services.redis.keys(keys.JOB_PREFIX + "*") == []
 
 
 def test_submit_gets_503_and_leaves_no_job_when_redis_is_down(
@@ -88,4 +84,4 @@ def test_a_job_over_the_row_limit_gets_413_before_anything_is_queued(
     error = response.get_json()["error"]
     assert error["type"] == "too_many_rows"
     assert error["details"] == [{"limit": limit}]
-    assert services.redis.keys("onnxq:job:*") == []
+    assert services.redis.keys(keys.JOB_PREFIX + "*") == []

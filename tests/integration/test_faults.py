@@ -30,7 +30,8 @@ import redis
 import requests
 from sklearn.datasets import load_breast_cancer
 
-from onnxq.jobs.store import Job, JobStatus, JobStore, dump_job, load_job, utc_now
+from onnxq.jobs import keys
+from onnxq.jobs.record import Job, JobStatus, dump_job, load_job, utc_now
 from onnxq.models.manifest import MODEL_FILE
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from tests.integration.conftest import (
@@ -146,7 +147,7 @@ def records(client: redis.Redis, ids: list[str]) -> dict[str, Job | None]:
     """Every job record in one round trip (HTTP polling 1,000 jobs is slow)."""
     if not ids:
         return {}
-    raws = client.mget([JobStore.prefix + job_id for job_id in ids])
+    raws = client.mget([keys.job(job_id) for job_id in ids])
     return {job_id: load_job(raw) if raw else None for job_id, raw in zip(ids, raws, strict=True)}
 
 
@@ -156,7 +157,7 @@ STATUS = re.compile(rb'^\{"job_id":"[0-9a-f]{32}","status":"([a-z]+)"')
 def statuses(client: redis.Redis, ids: list[str]) -> dict[str, str]:
     """Each job's status, read without parsing the whole records (cheap enough to poll)."""
     found = {}
-    for job_id, raw in zip(ids, client.mget([JobStore.prefix + i for i in ids]), strict=True):
+    for job_id, raw in zip(ids, client.mget([keys.job(i) for i in ids]), strict=True):
         match = STATUS.match(raw) if raw else None
         if match:
             found[job_id] = match.group(1).decode()
@@ -195,12 +196,12 @@ def queued_job_ids(client: redis.Redis) -> Counter[str]:
 
 def unacked_messages(client: redis.Redis) -> int:
     """Messages delivered to some consumer and not yet acknowledged."""
-    return int(client.hlen("unacked"))
+    return int(client.hlen(keys.KOMBU_UNACKED))
 
 
 def unacked_job_ids(client: redis.Redis) -> Counter[str]:
     """The job id of every delivered, unacknowledged message."""
-    return Counter(json.loads(raw)[0]["headers"]["id"] for raw in client.hvals("unacked"))
+    return Counter(json.loads(raw)[0]["headers"]["id"] for raw in client.hvals(keys.KOMBU_UNACKED))
 
 
 def wait_all_ended(client: redis.Redis, ids: list[str], timeout: float) -> dict[str, Job | None]:
@@ -528,7 +529,7 @@ def test_a_poison_job_is_failed_once_and_never_run_again_while_its_neighbours_su
 
         # As the records look after workers died running these jobs: 3 times, and twice.
         def lost(job_id: str, attempts: int) -> None:
-            key = JobStore.prefix + job_id
+            key = keys.job(job_id)
             job = load_job(client.get(key))
             job = job.model_copy(
                 update={"status": JobStatus.RUNNING, "started_at": utc_now(), "attempts": attempts}

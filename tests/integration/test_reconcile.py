@@ -8,6 +8,7 @@ import pytest
 import redis
 import requests
 
+from onnxq.jobs import keys
 from tests.integration.conftest import running_stack, start_beat, wait_until
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def test_a_job_whose_message_vanished_from_redis_is_resent_by_beat_and_succeeds(
         # leaves behind: a queued job and no message anywhere.
         client = redis.Redis.from_url(stack.redis.url)
         assert client.delete("onnxq.predict") == 1
-        assert client.hlen("unacked") == 0
+        assert client.hlen(keys.KOMBU_UNACKED) == 0
 
         worker = stack.start_worker()
         beat = start_beat(stack.env, tmp_path)

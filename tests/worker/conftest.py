@@ -1,4 +1,5 @@
-"""Fixtures for the worker unit tests: a fakeredis job store and a prediction log."""
+"""Fixtures for the worker unit tests: a fakeredis job store, a prediction log, and a broker that
+carries jobs from the gateway's submit code to the worker's receiving code."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import fakeredis
 import pytest
 
 from onnxq.jobs.store import JobStore
+from onnxq.models.repository import ModelRepository
 from onnxq.telemetry.prediction_log import PredictionLog
+from tests.support.jobs import JobBroker
 
 
 @pytest.fixture
@@ -24,3 +27,9 @@ def job_store(redis_client: fakeredis.FakeRedis) -> JobStore:
 @pytest.fixture
 def prediction_log(tmp_path: Path) -> PredictionLog:
     return PredictionLog(tmp_path / "predictions")
+
+
+@pytest.fixture
+def jobs(job_store: JobStore, demo_repository: ModelRepository) -> JobBroker:
+    """Submit as the gateway does, take messages as a worker does (tests/support/jobs.py)."""
+    return JobBroker.create(job_store, demo_repository)

@@ -15,7 +15,9 @@ import fakeredis
 import pytest
 
 from onnxq.devtools.redis_server import free_port
-from onnxq.jobs.store import Job, JobStatus, JobStore
+from onnxq.jobs import keys, lifecycle
+from onnxq.jobs.record import Job, JobStatus
+from onnxq.jobs.store import JobStore
 from onnxq.webhook import WebhookFailed, post_json
 from worker.callbacks import (
     MAX_BACKOFF_SECONDS,
@@ -141,8 +143,11 @@ def store_job(store: JobStore, callback_url: str | None, *, succeeded: bool = Tr
     )
     if not succeeded:
         return store.get(JOB_ID)
-    store.mark_running(JOB_ID)
-    return store.mark_succeeded(JOB_ID, RESULT)
+    # As a worker ends it: claim, run, store the outcome.
+    claimed = store.claim_many([JOB_ID], max_attempts=3)[JOB_ID].job
+    assert claimed is not None
+    store.store_many([lifecycle.succeed(claimed, RESULT)])
+    return store.get(JOB_ID)
 
 
 def deliver(store: JobStore, attempt: int = 0, max_attempts: int = 3) -> CallbackOutcome:
@@ -229,7 +234,7 @@ def test_deliver_callback_reports_a_cancelled_job_as_cancelled(
     receiver: CallbackServer, job_store: JobStore
 ) -> None:
     store_job(job_store, receiver.url, succeeded=False)
-    job_store.cancel(JOB_ID)
+    job_store.update(JOB_ID, lifecycle.cancel)  # what JobQueue.cancel does
 
     assert deliver(job_store) is CallbackOutcome.DELIVERED
 
@@ -292,8 +297,8 @@ def test_a_job_whose_record_expired_is_dropped_without_a_post(
     receiver: CallbackServer, job_store: JobStore, redis_client: fakeredis.FakeRedis
 ) -> None:
     store_job(job_store, receiver.url)
-    redis_client.delete(job_store.key(JOB_ID))  # the TTL ran out; the tombstone remains
-    assert redis_client.exists(job_store.tombstone_prefix + JOB_ID)
+    redis_client.delete(keys.job(JOB_ID))  # the TTL ran out; the tombstone remains
+    assert redis_client.exists(keys.tombstone(JOB_ID))
 
     assert deliver(job_store) is CallbackOutcome.DROPPED
     assert receiver.received == []
@@ -313,13 +318,13 @@ def test_failed_callbacks_leave_the_jobs_stored_state_unchanged(
 ) -> None:
     receiver.statuses = [500]
     store_job(job_store, receiver.url)
-    before = redis_client.get(job_store.key(JOB_ID))
+    before = redis_client.get(keys.job(JOB_ID))
 
     outcomes = [deliver(job_store, attempt=attempt, max_attempts=3) for attempt in range(3)]
 
     assert outcomes[-1] is CallbackOutcome.FAILED
     assert len(receiver.posts) == 3
-    assert redis_client.get(job_store.key(JOB_ID)) == before
+    assert redis_client.get(keys.job(JOB_ID)) == before
     stored = job_store.get(JOB_ID)
     assert stored.status is JobStatus.SUCCEEDED
     assert stored.result == RESULT

@@ -1,43 +1,40 @@
-"""JobRunner, called directly, moves the worker's metrics: outcomes, queue wait, batches, rows."""
+"""JobRunner, fed the gateway's messages, moves the worker's metrics: outcomes, queue wait, batches,
+rows."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pytest
 from prometheus_client import REGISTRY
 
-from onnxq.jobs.store import Job, JobStatus, JobStore
+from onnxq.jobs import queue as queue_module
+from onnxq.jobs.record import JobStatus
+from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.telemetry.prediction_log import PredictionLog
-from worker.jobs import JobMessage, JobRunner
+from tests.support.jobs import JobBroker
+from worker.runner import JobRunner
 
 
 def value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def queue(store: JobStore, job_id: str, model: str = DEMO_MODEL_NAME, waited: float = 0) -> None:
-    submitted = datetime.now(UTC) - timedelta(seconds=waited)
-    store.create(
-        Job(
-            job_id=job_id,
-            status=JobStatus.QUEUED,
-            model=model,
-            version=1,
-            rows=2,
-            submitted_at=submitted,
-        )
-    )
-
-
 def test_a_micro_batch_of_jobs_moves_outcome_wait_batch_and_row_metrics(
-    demo_repository: ModelRepository, job_store: JobStore, prediction_log: PredictionLog
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    jobs: JobBroker,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rows = [[0.5] * 30, [1.5] * 30]
-    ids = [f"{n:032x}" for n in range(1, 4)]
-    for job_id in ids:
-        queue(job_store, job_id, waited=7)
+    with monkeypatch.context() as clock:  # submitted 7 s before a worker takes them
+        clock.setattr(queue_module, "utc_now", lambda: datetime.now(UTC) - timedelta(seconds=7))
+        for _ in range(3):
+            jobs.submit(rows, DEMO_MODEL_NAME)
     model, job = {"model": DEMO_MODEL_NAME}, {"model": DEMO_MODEL_NAME, "source": "job"}
     before = {
         "succeeded": value("onnxq_jobs_succeeded_total", **model),
@@ -50,7 +47,9 @@ def test_a_micro_batch_of_jobs_moves_outcome_wait_batch_and_row_metrics(
     }
 
     runner = JobRunner(demo_repository, job_store, prediction_log)
-    outcomes = runner.run([JobMessage(job_id, DEMO_MODEL_NAME, 1, rows) for job_id in ids])
+    outcomes = runner.run(jobs.take())
+
+    assert len(outcomes) == 3
 
     assert all(job is not None and job.status is JobStatus.SUCCEEDED for job in outcomes.values())
     assert value("onnxq_jobs_succeeded_total", model=DEMO_MODEL_NAME) == before["succeeded"] + 3
@@ -73,13 +72,16 @@ def test_a_micro_batch_of_jobs_moves_outcome_wait_batch_and_row_metrics(
 
 
 def test_a_failed_job_is_counted_with_its_error_type(
-    demo_repository: ModelRepository, job_store: JobStore, prediction_log: PredictionLog
+    demo_repository: ModelRepository,
+    job_store: JobStore,
+    prediction_log: PredictionLog,
+    jobs: JobBroker,
 ) -> None:
-    queue(job_store, "f" * 32, model="no-such-model")
+    job = jobs.submit_matrix(np.full((1, 30), 0.5, dtype=np.float32), "no-such-model")
     before = value("onnxq_jobs_failed_total", model="no-such-model", error_type="model_not_found")
 
     runner = JobRunner(demo_repository, job_store, prediction_log)
-    outcome = runner.run([JobMessage("f" * 32, "no-such-model", 1, [[0.5] * 30])])["f" * 32]
+    outcome = runner.run(jobs.take())[job.job_id]
 
     assert outcome is not None and outcome.status is JobStatus.FAILED
     after = value("onnxq_jobs_failed_total", model="no-such-model", error_type="model_not_found")

@@ -1,9 +1,9 @@
-"""run_predict_job, called directly: outcomes land in the job store and the prediction log."""
+"""JobRunner on one job, fed the message the gateway sends: outcomes land in the job store and the
+prediction log."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,15 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from onnxq.errors import QueueUnavailable
-from onnxq.jobs.store import Job, JobStatus, JobStore
+from onnxq.jobs import keys
+from onnxq.jobs.record import Job, JobStatus
+from onnxq.jobs.store import JobStore
 from onnxq.models.manifest import MODEL_FILE
 from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.telemetry.prediction_log import PredictionLog
-from worker.jobs import run_predict_job
-
-JOB_ID = "0123456789abcdef0123456789abcdef"
+from tests.support.jobs import JobBroker
+from worker.runner import JobMessage, JobRunner
 
 
 @pytest.fixture(scope="module")
@@ -30,38 +31,17 @@ def instances() -> list[list[float]]:
     return load_breast_cancer().data[:25].tolist()
 
 
-def queued(store: JobStore, rows: int, model: str = DEMO_MODEL_NAME) -> None:
-    store.create(
-        Job(
-            job_id=JOB_ID,
-            status=JobStatus.QUEUED,
-            model=model,
-            version=1,
-            rows=rows,
-            request_id="req-7",
-            submitted_at=datetime.now(UTC),
-        )
-    )
+def submitted(jobs: JobBroker, instances: list[list[float]], version: int = 1) -> JobMessage:
+    """Submit the rows as the gateway does; return the message as a worker receives it."""
+    job = jobs.submit(instances, DEMO_MODEL_NAME, version, request_id="req-7")
+    return jobs.take_one(job.job_id)
 
 
 def run(
-    repository: ModelRepository,
-    store: JobStore,
-    log: PredictionLog,
-    instances: list[list[float]],
-    model: str = DEMO_MODEL_NAME,
-    version: int = 1,
+    repository: ModelRepository, store: JobStore, log: PredictionLog, message: JobMessage
 ) -> Job | None:
-    return run_predict_job(
-        job_id=JOB_ID,
-        model=model,
-        version=version,
-        instances=instances,
-        repository=repository,
-        store=store,
-        prediction_log=log,
-        request_id="req-7",
-    )
+    """What the predict task does with one message (without batch-mates)."""
+    return JobRunner(repository, store, log).run([message])[message.job_id]
 
 
 def log_lines(log: PredictionLog) -> list[dict[str, Any]]:
@@ -77,13 +57,14 @@ def test_a_successful_job_stores_the_onnxruntime_predictions(
     demo_model_dir: Path,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     instances: list[list[float]],
 ) -> None:
-    queued(job_store, len(instances))
+    message = submitted(jobs, instances)
 
-    returned = run(demo_repository, job_store, prediction_log, instances)
+    returned = run(demo_repository, job_store, prediction_log, message)
 
-    stored = job_store.get(JOB_ID)
+    stored = job_store.get(message.job_id)
     assert returned == stored
     assert stored.status is JobStatus.SUCCEEDED
     assert stored.started_at is not None
@@ -111,18 +92,19 @@ def test_a_successful_job_logs_one_line_per_row_with_its_job_id(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     instances: list[list[float]],
 ) -> None:
-    queued(job_store, len(instances))
+    message = submitted(jobs, instances)
 
-    run(demo_repository, job_store, prediction_log, instances)
+    run(demo_repository, job_store, prediction_log, message)
 
     lines = log_lines(prediction_log)
-    result = job_store.get(JOB_ID).result
+    result = job_store.get(message.job_id).result
     assert result is not None
     assert len(lines) == len(instances)
     assert [line["row"] for line in lines] == list(range(len(instances)))
-    assert {line["job_id"] for line in lines} == {JOB_ID}
+    assert {line["job_id"] for line in lines} == {message.job_id}
     assert {line["request_id"] for line in lines} == {"req-7"}
     assert {line["source"] for line in lines} == {"job"}
     assert {(line["model"], line["version"]) for line in lines} == {(DEMO_MODEL_NAME, 1)}
@@ -132,18 +114,23 @@ def test_a_successful_job_logs_one_line_per_row_with_its_job_id(
     assert [line["probabilities"] for line in lines] == result["probabilities"]
 
 
-def test_a_row_of_the_wrong_length_fails_the_job_as_invalid_input_without_logging(
+def test_rows_of_another_width_than_the_models_fail_the_job_as_invalid_input_without_logging(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     instances: list[list[float]],
 ) -> None:
-    bad = [*instances[:3], instances[3][:29], *instances[4:]]
-    queued(job_store, len(bad))
+    # The gateway validates rows against the version it resolves (a 422 otherwise); the
+    # worker still checks the stored matrix fits the model before running it.
+    narrow = np.array(instances, dtype=np.float32)[:, :29]
+    job = jobs.submit_matrix(narrow, DEMO_MODEL_NAME, request_id="req-7")
+    message = jobs.take_one(job.job_id)
+    assert message.width == 29
 
-    returned = run(demo_repository, job_store, prediction_log, bad)
+    returned = run(demo_repository, job_store, prediction_log, message)
 
-    stored = job_store.get(JOB_ID)
+    stored = job_store.get(job.job_id)
     assert returned == stored
     assert stored.status is JobStatus.FAILED
     assert stored.error is not None
@@ -160,14 +147,17 @@ def test_an_unknown_model_fails_the_job_as_model_not_found(
     job_store: JobStore,
     prediction_log: PredictionLog,
     instances: list[list[float]],
+    jobs: JobBroker,
     model: str,
     version: int,
 ) -> None:
-    queued(job_store, len(instances), model=model)
+    # Submitted while the model (or version) existed, gone by the time a worker runs it.
+    matrix = np.array(instances, dtype=np.float32)
+    job = jobs.submit_matrix(matrix, model, version, request_id="req-7")
 
-    run(demo_repository, job_store, prediction_log, instances, model=model, version=version)
+    run(demo_repository, job_store, prediction_log, jobs.take_one(job.job_id))
 
-    stored = job_store.get(JOB_ID)
+    stored = job_store.get(job.job_id)
     assert stored.status is JobStatus.FAILED
     assert stored.error is not None
     assert stored.error.type == "model_not_found"
@@ -179,18 +169,20 @@ def test_an_unexpected_fault_fails_the_job_with_the_exception_type(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     instances: list[list[float]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    message = submitted(jobs, instances)
+
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("session crashed")
 
     monkeypatch.setattr(demo_repository, "get", explode)
-    queued(job_store, len(instances))
 
-    run(demo_repository, job_store, prediction_log, instances)
+    run(demo_repository, job_store, prediction_log, message)
 
-    stored = job_store.get(JOB_ID)
+    stored = job_store.get(message.job_id)
     assert stored.status is JobStatus.FAILED
     assert stored.error is not None
     assert (stored.error.type, stored.error.message) == ("RuntimeError", "session crashed")
@@ -200,6 +192,7 @@ def test_a_job_store_outage_is_raised_for_the_task_layer_to_retry(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     instances: list[list[float]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -207,12 +200,12 @@ def test_a_job_store_outage_is_raised_for_the_task_layer_to_retry(
         raise QueueUnavailable("the job store is unreachable")
 
     monkeypatch.setattr(prediction_log, "record", unavailable)
-    queued(job_store, len(instances))
+    message = submitted(jobs, instances)
 
     with pytest.raises(QueueUnavailable):
-        run(demo_repository, job_store, prediction_log, instances)
+        run(demo_repository, job_store, prediction_log, message)
 
-    assert job_store.get(JOB_ID).status is JobStatus.RUNNING
+    assert job_store.get(message.job_id).status is JobStatus.RUNNING
 
 
 def test_a_job_whose_record_is_gone_returns_none_and_does_nothing(
@@ -220,12 +213,18 @@ def test_a_job_whose_record_is_gone_returns_none_and_does_nothing(
     job_store: JobStore,
     redis_client: fakeredis.FakeRedis,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     instances: list[list[float]],
 ) -> None:
-    returned = run(demo_repository, job_store, prediction_log, instances)
+    message = submitted(jobs, instances)
+    # The record and its rows expired while the message waited (the tombstone outlives them).
+    redis_client.delete(keys.job(message.job_id), keys.rows(message.job_id))
+    before = {key: redis_client.dump(key) for key in redis_client.keys("*")}
+
+    returned = run(demo_repository, job_store, prediction_log, message)
 
     assert returned is None
-    assert redis_client.keys("*") == []
+    assert {key: redis_client.dump(key) for key in redis_client.keys("*")} == before
     assert log_lines(prediction_log) == []
 
 
@@ -234,17 +233,19 @@ def test_a_job_whose_record_vanishes_while_running_returns_none(
     job_store: JobStore,
     redis_client: fakeredis.FakeRedis,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     instances: list[list[float]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    message = submitted(jobs, instances)
     record = prediction_log.record
 
     def record_then_expire(**kwargs: Any) -> int:
         written = record(**kwargs)
-        redis_client.delete(job_store.key(JOB_ID))  # the TTL ends mid-job
+        redis_client.delete(keys.job(message.job_id))  # the TTL ends mid-job
         return written
 
     monkeypatch.setattr(prediction_log, "record", record_then_expire)
-    queued(job_store, len(instances))
 
-    assert run(demo_repository, job_store, prediction_log, instances) is None
+    assert run(demo_repository, job_store, prediction_log, message) is None
+    assert not redis_client.exists(keys.job(message.job_id))  # not written back

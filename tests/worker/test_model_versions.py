@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from onnxq.jobs.store import JobStatus, JobStore
+from onnxq.jobs.record import JobStatus
+from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.telemetry.prediction_log import PredictionLog
-from tests.worker.test_jobs import JOB_ID, log_lines, queued, run
+from tests.support.jobs import JobBroker
+from tests.worker.test_jobs import log_lines, run
 
 
 @pytest.fixture
@@ -22,12 +24,14 @@ def test_a_job_submitted_on_version_1_finishes_on_it_after_version_2_is_promoted
 ) -> None:
     instances = load_breast_cancer().data[:5].tolist()
     repository.set_default(DEMO_MODEL_NAME, 1)
-    queued(job_store, len(instances))  # submitted while version 1 was the default
+    jobs = JobBroker.create(job_store, repository)
+    # Submitted while version 1 was the default: the gateway resolved and sent version 1.
+    submitted = jobs.submit(instances, DEMO_MODEL_NAME, version=1)
     ModelRepository(repository.root).set_default(DEMO_MODEL_NAME, 2)  # promoted meanwhile
 
-    job = run(repository, job_store, prediction_log, instances, version=1)
+    job = run(repository, job_store, prediction_log, jobs.take_one(submitted.job_id))
 
     assert repository.default_version(DEMO_MODEL_NAME) == 2
     assert job is not None and job.status is JobStatus.SUCCEEDED
-    assert job_store.get(JOB_ID).result["version"] == 1
+    assert job_store.get(submitted.job_id).result["version"] == 1
     assert {line["version"] for line in log_lines(prediction_log)} == {1}

@@ -1,24 +1,33 @@
-"""Deliveries, poison jobs and micro-batches in JobRunner, against fakeredis and the demo model."""
+"""Deliveries, poison jobs and micro-batches in JobRunner, against fakeredis and the demo model.
+
+Every job is submitted with the gateway's code and reaches the runner as the message a worker
+takes off the queue (tests/support/jobs.py). An earlier delivery whose worker died is played
+by claiming the job, as that delivery did, without ever storing an outcome.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from onnxq.jobs.store import ClaimState, Job, JobStatus, JobStore
+from onnxq.jobs import keys, lifecycle
+from onnxq.jobs.lifecycle import ClaimState
+from onnxq.jobs.record import Job, JobStatus
+from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
 from onnxq.models.session import OnnxModel, PredictionResult
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.telemetry.prediction_log import PredictionLog
-from worker.jobs import JobMessage, JobRunner
+from tests.support.jobs import JobBroker
+from worker.runner import JobMessage, JobRunner
 
 MAX_ATTEMPTS = 3
-FORMS = ["rows in the message", "rows beside the record"]
 
 Rows = list[list[float]]
 
@@ -29,57 +38,18 @@ def data() -> Rows:
     return load_breast_cancer().data.tolist()  # type: ignore[no-any-return]
 
 
-def job_id(number: int) -> str:
-    return f"{number:032x}"
+def submitted(jobs: JobBroker, rows: Rows, *, lost_deliveries: int = 0) -> JobMessage:
+    """Submit the rows as the gateway does; return their message as a worker receives it.
 
-
-def put(
-    store: JobStore,
-    number: int,
-    rows: int,
-    *,
-    status: JobStatus = JobStatus.QUEUED,
-    attempts: int = 0,
-    stored: Rows | None = None,
-) -> str:
-    """Write a job record as the gateway (or an earlier delivery) left it.
-
-    `stored`: the rows travel as float32 bytes beside the record, as the gateway sends
-    plain numeric rows, instead of inside the message.
+    `lost_deliveries`: that many earlier deliveries of this message claimed the job and
+    died with their workers (the job is left `running`, its attempts counted).
     """
-    identifier = job_id(number)
-    matrix = None if stored is None else np.array(stored, dtype=np.float32).tobytes()
-    store.create(
-        Job(
-            job_id=identifier,
-            status=status,
-            model=DEMO_MODEL_NAME,
-            version=1,
-            rows=rows,
-            request_id=f"req-{number}",
-            submitted_at=datetime.now(UTC),
-            attempts=attempts,
-        ),
-        matrix,
-    )
-    return identifier
-
-
-def message(number: int, instances: Rows) -> JobMessage:
-    return JobMessage(job_id(number), DEMO_MODEL_NAME, 1, instances, f"req-{number}")
-
-
-def stored_message(number: int, rows: Rows) -> JobMessage:
-    """The message of a job whose rows were stored beside its record."""
-    return JobMessage(
-        job_id(number),
-        DEMO_MODEL_NAME,
-        1,
-        None,
-        f"req-{number}",
-        width=len(rows[0]),
-        rows=len(rows),
-    )
+    job = jobs.submit(rows, DEMO_MODEL_NAME)
+    message = jobs.take_one(job.job_id)
+    for _ in range(lost_deliveries):
+        claim = jobs.store.claim_many([job.job_id], MAX_ATTEMPTS)[job.job_id]
+        assert claim.state is ClaimState.CLAIMED
+    return message
 
 
 def log_lines(log: PredictionLog) -> list[dict[str, Any]]:
@@ -136,8 +106,8 @@ def result_of(job: Job | None) -> dict[str, Any]:
     return {key: job.result[key] for key in ("labels", "probabilities", "classes")}
 
 
-def test_each_claim_of_a_job_counts_one_more_attempt(job_store: JobStore) -> None:
-    identifier = put(job_store, 1, rows=1)
+def test_each_claim_of_a_job_counts_one_more_attempt(job_store: JobStore, jobs: JobBroker) -> None:
+    identifier = submitted(jobs, [[0.5] * 30]).job_id
 
     first = job_store.claim_many([identifier], MAX_ATTEMPTS)[identifier]
     assert first.state is ClaimState.CLAIMED
@@ -154,9 +124,9 @@ def test_each_claim_of_a_job_counts_one_more_attempt(job_store: JobStore) -> Non
 
 
 def test_a_claim_at_max_attempts_fails_the_job_as_poison_instead_of_running_it(
-    job_store: JobStore,
+    job_store: JobStore, jobs: JobBroker
 ) -> None:
-    identifier = put(job_store, 1, rows=1, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS)
+    identifier = submitted(jobs, [[0.5] * 30], lost_deliveries=MAX_ATTEMPTS).job_id
 
     claim = job_store.claim_many([identifier], MAX_ATTEMPTS)[identifier]
 
@@ -175,12 +145,14 @@ def test_the_runner_reports_a_poison_job_once_as_failed_and_never_predicts_it(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
 ) -> None:
-    identifier = put(job_store, 1, rows=2, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS)
+    message = submitted(jobs, data[:2], lost_deliveries=MAX_ATTEMPTS)
+    identifier = message.job_id
     ended = Ended()
 
-    outcomes = runner(demo_repository, job_store, prediction_log, ended).run([message(1, data[:2])])
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run([message])
 
     stored = job_store.get(identifier)
     assert outcomes == {identifier: stored}
@@ -196,33 +168,34 @@ def test_a_poison_job_in_a_batch_does_not_stop_its_batch_mates(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
 ) -> None:
-    put(job_store, 1, rows=1, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS)
-    put(job_store, 2, rows=1)
+    poison = submitted(jobs, data[:1], lost_deliveries=MAX_ATTEMPTS)
+    healthy = submitted(jobs, data[1:2])
     ended = Ended()
 
-    runner(demo_repository, job_store, prediction_log, ended).run(
-        [message(1, data[:1]), message(2, data[1:2])]
-    )
+    runner(demo_repository, job_store, prediction_log, ended).run([poison, healthy])
 
-    assert job_store.get(job_id(1)).status is JobStatus.FAILED
-    assert job_store.get(job_id(2)).status is JobStatus.SUCCEEDED
-    assert sorted(job.job_id for job in ended.jobs) == [job_id(1), job_id(2)]
-    assert {line["job_id"] for line in log_lines(prediction_log)} == {job_id(2)}
+    assert job_store.get(poison.job_id).status is JobStatus.FAILED
+    assert job_store.get(healthy.job_id).status is JobStatus.SUCCEEDED
+    assert sorted(job.job_id for job in ended.jobs) == sorted([poison.job_id, healthy.job_id])
+    assert {line["job_id"] for line in log_lines(prediction_log)} == {healthy.job_id}
 
 
 def test_a_redelivered_running_job_is_run_again_and_succeeds(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
 ) -> None:
     # Its first worker claimed it (attempts 1) and died before storing anything.
-    identifier = put(job_store, 1, rows=3, status=JobStatus.RUNNING, attempts=1)
+    message = submitted(jobs, data[:3], lost_deliveries=1)
+    identifier = message.job_id
     ended = Ended()
 
-    outcomes = runner(demo_repository, job_store, prediction_log, ended).run([message(1, data[:3])])
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run([message])
 
     stored = job_store.get(identifier)
     assert outcomes == {identifier: stored}
@@ -238,15 +211,29 @@ def test_a_job_delivered_for_the_last_allowed_time_still_runs(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
 ) -> None:
-    identifier = put(job_store, 1, rows=1, status=JobStatus.RUNNING, attempts=MAX_ATTEMPTS - 1)
+    message = submitted(jobs, data[:1], lost_deliveries=MAX_ATTEMPTS - 1)
 
-    runner(demo_repository, job_store, prediction_log).run([message(1, data[:1])])
+    runner(demo_repository, job_store, prediction_log).run([message])
 
-    stored = job_store.get(identifier)
+    stored = job_store.get(message.job_id)
     assert stored.status is JobStatus.SUCCEEDED
     assert stored.attempts == MAX_ATTEMPTS
+
+
+def end_as(status: JobStatus, message: JobMessage, jobs: JobBroker, run: JobRunner) -> None:
+    """End the job the ways production does: a worker runs it, or fails it, or a client cancels."""
+    if status is JobStatus.SUCCEEDED:
+        run.run([message])
+    elif status is JobStatus.FAILED:
+        jobs.store.claim_many([message.job_id], MAX_ATTEMPTS)
+        fail = partial(lifecycle.fail, error_type="RuntimeError", message="onnxruntime fell over")
+        jobs.store.store_many([fail(jobs.store.get(message.job_id))])
+    else:
+        jobs.queue.cancel(message.job_id)
+    assert jobs.store.get(message.job_id).status is status
 
 
 @pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED])
@@ -254,53 +241,53 @@ def test_a_duplicate_delivery_of_an_ended_job_is_skipped_unchanged(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     status: JobStatus,
 ) -> None:
-    identifier = put(job_store, 1, rows=1, status=status, attempts=1)
-    before = job_store.get(identifier)
+    message = submitted(jobs, data[:1])
+    end_as(status, message, jobs, runner(demo_repository, job_store, PredictionLog(tmp_path / "x")))
+    before = job_store.get(message.job_id)
     spy = PredictSpy(demo_repository.get(DEMO_MODEL_NAME, 1), monkeypatch)
     ended = Ended()
 
-    outcomes = runner(demo_repository, job_store, prediction_log, ended).run([message(1, data[:1])])
+    # The same message again (the worker that ran it died before acknowledging it).
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run([message])
 
-    assert outcomes == {identifier: before}
-    assert job_store.get(identifier) == before
+    assert outcomes == {message.job_id: before}
+    assert job_store.get(message.job_id) == before
     assert ended.jobs == []
     assert spy.calls == []
     assert log_lines(prediction_log) == []
 
 
-@pytest.mark.parametrize("form", FORMS)
 def test_a_batch_of_ten_jobs_runs_through_one_predict_and_each_gets_its_own_rows(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
     monkeypatch: pytest.MonkeyPatch,
-    form: str,
 ) -> None:
     model = demo_repository.get(DEMO_MODEL_NAME, 1)
     sizes = [1, 3, 1, 2, 5, 1, 4, 1, 2, 6]
     starts = [sum(sizes[:index]) * 7 for index in range(len(sizes))]  # spread over the data
     batch = [data[start : start + size] for start, size in zip(starts, sizes, strict=True)]
     expected = [alone(model, rows) for rows in batch]  # before the spy: calls not counted
-    beside = form == FORMS[1]
-    for number, rows in enumerate(batch):
-        put(job_store, number, rows=len(rows), stored=rows if beside else None)
+    ids = [jobs.submit(rows, DEMO_MODEL_NAME).job_id for rows in batch]
+    messages = jobs.take()  # as a worker's task plus its QueueDrain take them, in order
+    assert [message.job_id for message in messages] == ids
     spy = PredictSpy(model, monkeypatch)
     ended = Ended()
-    send = stored_message if beside else message
 
-    outcomes = runner(demo_repository, job_store, prediction_log, ended).run(
-        [send(number, rows) for number, rows in enumerate(batch)]
-    )
+    outcomes = runner(demo_repository, job_store, prediction_log, ended).run(messages)
 
     assert spy.calls == [sum(sizes)]
     for number, rows in enumerate(batch):
-        stored = job_store.get(job_id(number))
-        assert outcomes[job_id(number)] == stored
+        stored = job_store.get(ids[number])
+        assert outcomes[ids[number]] == stored
         assert stored.status is JobStatus.SUCCEEDED
         assert stored.rows == len(rows)
         assert result_of(stored) == expected[number]
@@ -308,55 +295,57 @@ def test_a_batch_of_ten_jobs_runs_through_one_predict_and_each_gets_its_own_rows
     lines = log_lines(prediction_log)
     assert len(lines) == sum(sizes)
     for number, rows in enumerate(batch):
-        mine = [line for line in lines if line["job_id"] == job_id(number)]
+        mine = [line for line in lines if line["job_id"] == ids[number]]
         logged = np.array([line["features"] for line in mine], dtype=np.float32)
         assert logged.tobytes() == np.array(rows, dtype=np.float32).tobytes()
         assert [line["label"] for line in mine] == expected[number]["labels"]
         assert [line["probabilities"] for line in mine] == expected[number]["probabilities"]
 
 
-def test_a_job_with_malformed_rows_fails_alone_while_its_batch_mates_share_one_predict(
+def test_a_job_whose_rows_do_not_fit_the_model_fails_alone_while_its_batch_mates_share_one_predict(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = demo_repository.get(DEMO_MODEL_NAME, 1)
-    batch = [data[0:2], [data[2], data[3][:29]], data[4:7], data[7:8]]
-    for number, rows in enumerate(batch):
-        put(job_store, number, rows=len(rows))
+    batch = [data[0:2], [row[:29] for row in data[2:4]], data[4:7], data[7:8]]
+    ids = [
+        jobs.submit_matrix(np.array(rows, dtype=np.float32), DEMO_MODEL_NAME).job_id
+        for rows in batch
+    ]
     spy = PredictSpy(model, monkeypatch)
 
-    runner(demo_repository, job_store, prediction_log).run(
-        [message(number, rows) for number, rows in enumerate(batch)]
-    )
+    runner(demo_repository, job_store, prediction_log).run(jobs.take())
 
-    bad = job_store.get(job_id(1))
+    bad = job_store.get(ids[1])
     assert bad.status is JobStatus.FAILED
     assert bad.error is not None
     assert bad.error.type == "invalid_input"
     assert bad.result is None
+    assert "29 features" in bad.error.message
     assert spy.calls == [2 + 3 + 1]
     for number in (0, 2, 3):
-        stored = job_store.get(job_id(number))
+        stored = job_store.get(ids[number])
         assert stored.status is JobStatus.SUCCEEDED
         assert result_of(stored) == alone(model, batch[number])
-    assert job_id(1) not in {line["job_id"] for line in log_lines(prediction_log)}
+    assert ids[1] not in {line["job_id"] for line in log_lines(prediction_log)}
 
 
 def test_a_job_that_breaks_the_shared_run_fails_alone_and_its_batch_mates_are_rerun(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = demo_repository.get(DEMO_MODEL_NAME, 1)
     poison_row = [123456.0] * 30  # valid input that the (faked) runtime chokes on
     batch = [data[0:2], [data[2], poison_row], data[4:7]]
-    for number, rows in enumerate(batch):
-        put(job_store, number, rows=len(rows))
+    ids = [jobs.submit(rows, DEMO_MODEL_NAME).job_id for rows in batch]
     predict = model.predict
     calls: list[int] = []
 
@@ -368,17 +357,15 @@ def test_a_job_that_breaks_the_shared_run_fails_alone_and_its_batch_mates_are_re
 
     monkeypatch.setattr(model, "predict", fragile)
 
-    runner(demo_repository, job_store, prediction_log).run(
-        [message(number, rows) for number, rows in enumerate(batch)]
-    )
+    runner(demo_repository, job_store, prediction_log).run(jobs.take())
 
     assert calls == [7, 2, 2, 3]  # the shared run, then each job alone
-    broken = job_store.get(job_id(1))
+    broken = job_store.get(ids[1])
     assert broken.status is JobStatus.FAILED
     assert broken.error is not None
     assert (broken.error.type, broken.error.message) == ("RuntimeError", "onnxruntime fell over")
     for number in (0, 2):
-        stored = job_store.get(job_id(number))
+        stored = job_store.get(ids[number])
         assert stored.status is JobStatus.SUCCEEDED
         assert result_of(stored) == alone(model, batch[number])
 
@@ -387,15 +374,17 @@ def test_a_job_larger_than_chunk_rows_runs_in_chunks_with_the_same_results(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = demo_repository.get(DEMO_MODEL_NAME, 1)
     whole = alone(model, data)
-    identifier = put(job_store, 1, rows=len(data))
+    message = submitted(jobs, data)
+    identifier = message.job_id
     spy = PredictSpy(model, monkeypatch)
 
-    runner(demo_repository, job_store, prediction_log, chunk_rows=100).run([message(1, data)])
+    runner(demo_repository, job_store, prediction_log, chunk_rows=100).run([message])
 
     assert len(data) == 569
     assert spy.calls == [100, 100, 100, 100, 100, 69]
@@ -409,21 +398,25 @@ def test_a_redelivered_job_whose_stored_rows_have_expired_ends_instead_of_stayin
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
 ) -> None:
     # Its first worker claimed it and died. Every claim rewrites the record with a fresh
     # TTL, but the rows beside it keep the TTL they got at submit: a job that waited long
     # in the queue can come back (after the visibility timeout) with its record alive
     # and its rows gone. Nobody else will ever end it.
-    identifier = put(job_store, 1, rows=2, status=JobStatus.RUNNING, attempts=1, stored=data[:2])
-    job_store.client.delete(job_store.rows_key(identifier))
+    message = submitted(jobs, data[:2], lost_deliveries=1)
+    identifier = message.job_id
+    job_store.client.delete(keys.rows(identifier))
     ended = Ended()
 
-    runner(demo_repository, job_store, prediction_log, ended).run([stored_message(1, data[:2])])
+    runner(demo_repository, job_store, prediction_log, ended).run([message])
 
     stored = job_store.get(identifier)
     assert stored.status.ended, f"left {stored.status.value} with attempts {stored.attempts}"
     assert stored.status is JobStatus.FAILED
+    assert stored.error is not None
+    assert stored.error.type == "inputs_missing"
     assert ended.jobs == [stored]
 
 
@@ -431,10 +424,12 @@ def test_a_duplicate_delivery_that_finds_the_rows_consumed_leaves_the_job_to_its
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
+    jobs: JobBroker,
     data: Rows,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    identifier = put(job_store, 1, rows=2, status=JobStatus.RUNNING, attempts=1, stored=data[:2])
+    message = submitted(jobs, data[:2], lost_deliveries=1)
+    identifier = message.job_id
     finisher_result = {
         "model": DEMO_MODEL_NAME,
         "version": 1,
@@ -447,16 +442,13 @@ def test_a_duplicate_delivery_that_finds_the_rows_consumed_leaves_the_job_to_its
     def another_worker_finishes_first(job_ids: list[str]) -> dict[str, bytes | None]:
         # Between this delivery's claim and its read of the rows, the worker that was
         # running the job stores its outcome (which consumes the rows).
-        finished = job_store.get(identifier).model_copy(
-            update={"status": JobStatus.SUCCEEDED, "result": finisher_result}
-        )
-        job_store.store_many([finished])
+        job_store.store_many([lifecycle.succeed(job_store.get(identifier), finisher_result)])
         return load_rows(job_ids)
 
     monkeypatch.setattr(job_store, "load_rows", another_worker_finishes_first)
     ended = Ended()
 
-    runner(demo_repository, job_store, prediction_log, ended).run([stored_message(1, data[:2])])
+    runner(demo_repository, job_store, prediction_log, ended).run([message])
 
     stored = job_store.get(identifier)
     assert stored.status is JobStatus.SUCCEEDED

@@ -10,9 +10,11 @@ import fakeredis
 import numpy as np
 import pytest
 
+from onnxq.jobs import keys, lifecycle
 from onnxq.jobs.queue import JobQueue
-from onnxq.jobs.store import Job, JobStatus, JobStore
-from worker.reconcile import UNACKED_HASH, JobReconciler
+from onnxq.jobs.record import Job, JobStatus
+from onnxq.jobs.store import JobStore
+from worker.reconcile import JobReconciler
 
 QUEUE = "onnxq.predict"
 STALE = 120.0
@@ -106,7 +108,9 @@ def test_a_stale_queued_job_whose_message_a_consumer_holds_unacked_is_not_resent
     store: JobStore, celery: RecordingCelery, reconciler: JobReconciler
 ) -> None:
     submitted(store, "held")
-    store.client.hset(UNACKED_HASH, "tag-1", json.dumps([json.loads(message("held")), "", QUEUE]))
+    store.client.hset(
+        keys.KOMBU_UNACKED, "tag-1", json.dumps([json.loads(message("held")), "", QUEUE])
+    )
     assert reconciler.run(T0 + timedelta(seconds=STALE + 1)).resent == []
 
 
@@ -125,12 +129,11 @@ def test_a_running_job_is_resent_only_after_the_hard_time_limit_has_passed(
 ) -> None:
     submitted(store, "stuck")
     claim_time = T0 + timedelta(seconds=1)
-    store.update(
-        "stuck",
-        lambda job: job.model_copy(update={"status": JobStatus.RUNNING, "started_at": claim_time}),
+    store.update("stuck", lambda job: lifecycle.start(job, claim_time))  # as claim_many does
+    store.client.zadd(keys.ACTIVE_JOBS, {"stuck": claim_time.timestamp()})
+    store.client.hset(
+        keys.KOMBU_UNACKED, "tag-1", json.dumps([json.loads(message("stuck")), "", QUEUE])
     )
-    store.client.zadd(store.active_key, {"stuck": claim_time.timestamp()})
-    store.client.hset(UNACKED_HASH, "tag-1", json.dumps([json.loads(message("stuck")), "", QUEUE]))
 
     assert reconciler.run(claim_time + timedelta(seconds=TIME_LIMIT)).resent == []
     later = claim_time + timedelta(seconds=TIME_LIMIT + STALE + 1)
@@ -142,26 +145,26 @@ def test_ended_and_expired_jobs_leave_the_active_index_and_are_never_resent(
 ) -> None:
     submitted(store, "done")
     submitted(store, "gone")
-    store.cancel("done")
-    store.client.zadd(store.active_key, {"done": T0.timestamp()})  # as if left behind
-    store.client.delete(store.key("gone"))
+    store.update("done", lifecycle.cancel)
+    store.client.zadd(keys.ACTIVE_JOBS, {"done": T0.timestamp()})  # as if left behind
+    store.client.delete(keys.job("gone"))
     report = reconciler.run(T0 + timedelta(seconds=STALE + 1))
     assert report.forgotten == 2 and celery.sent == []
-    assert store.client.zcard(store.active_key) == 0
+    assert store.client.zcard(keys.ACTIVE_JOBS) == 0
 
 
 def test_the_active_index_holds_jobs_from_submit_until_they_end(store: JobStore) -> None:
     job = submitted(store, "j")
-    assert store.client.zscore(store.active_key, "j") == job.submitted_at.timestamp()
+    assert store.client.zscore(keys.ACTIVE_JOBS, "j") == job.submitted_at.timestamp()
     store.claim_many(["j"], max_attempts=3)
-    store.store_many([store.get("j").model_copy(update={"status": JobStatus.SUCCEEDED})])
-    assert store.client.zscore(store.active_key, "j") is None
+    store.store_many([lifecycle.succeed(store.get("j"), {})])
+    assert store.client.zscore(keys.ACTIVE_JOBS, "j") is None
 
 
 def test_a_resent_job_without_stored_rows_is_sent_with_width_zero_so_the_worker_fails_it(
     store: JobStore, celery: RecordingCelery, reconciler: JobReconciler
 ) -> None:
     submitted(store, "rowless")
-    store.client.delete(store.rows_key("rowless"))
+    store.client.delete(keys.rows("rowless"))
     reconciler.run(T0 + timedelta(seconds=STALE + 1))
     assert celery.sent[0][1]["width"] == 0

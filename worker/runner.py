@@ -1,4 +1,4 @@
-"""Running prediction jobs as plain objects: the Celery task calls them, and so do unit tests.
+"""Running prediction jobs as a plain object: the predict task is a thin shell over JobRunner.
 
 One `JobRunner.run` takes any number of job messages: it claims them in one
 transaction, runs every group of same-model jobs through one `session.run`
@@ -10,38 +10,45 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
 from onnxq.errors import InvalidInput, OnnxqError, QueueUnavailable
-from onnxq.jobs.store import ClaimState, Job, JobError, JobStatus, JobStore, utc_now
-from onnxq.models.inputs import rows_to_matrix
+from onnxq.jobs import lifecycle
+from onnxq.jobs.lifecycle import ClaimState
+from onnxq.jobs.record import Job
+from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
 from onnxq.models.session import OnnxModel, PredictionResult
 from onnxq.telemetry import metrics
 from onnxq.telemetry.prediction_log import PredictionLog
+from worker import job_events
 
 log = structlog.get_logger("onnxq.worker")
 
 
 @dataclass(frozen=True)
 class JobMessage:
-    """What the gateway sent for one job."""
+    """The predict message the gateway sent (onnxq.jobs.queue.predict_message); rows in Redis."""
 
     job_id: str
     model: str
     version: int
-    instances: list[Any] | None = None  # None: validated float32 rows stored in Redis
     request_id: str | None = None
-    width: int | None = None  # features per stored row
-    rows: int | None = None  # how many stored rows
+    width: int = 0  # features per stored row (0: the rows were gone when it was re-sent)
+    rows: int = 0  # how many stored rows
 
-    @property
-    def row_count(self) -> int | None:
-        return len(self.instances) if self.instances is not None else self.rows
+    def fields(self) -> dict[str, str | int | None]:
+        """What a `job` log event says about this message's job."""
+        return {
+            "job_id": self.job_id,
+            "request_id": self.request_id,
+            "model": self.model,
+            "version": self.version,
+            "rows": self.rows,
+        }
 
 
 @dataclass
@@ -58,19 +65,19 @@ class JobRunner:
         started = time.perf_counter()
         metrics.microbatch_ran(len(messages))
         claims = self.store.claim_many([m.job_id for m in messages], self.max_attempts)
-        stored_rows = self.store.load_rows(
-            [m.job_id for m in messages if m.instances is None and claims[m.job_id].job]
-        )
+        stored_rows = self.store.load_rows([m.job_id for m in messages if claims[m.job_id].job])
         outcomes: dict[str, Job | None] = {}
         groups: dict[tuple[str, int], list[tuple[JobMessage, Job]]] = {}
         for message in messages:
             claim = claims[message.job_id]
             outcomes[message.job_id] = claim.job
             if claim.state is ClaimState.CLAIMED and claim.job is not None:
-                _observe_queue_wait(claim.job)
+                job_events.started(claim.job)
                 groups.setdefault((message.model, message.version), []).append((message, claim.job))
-            else:
-                self._report_unclaimed(message, claim.state, claim.job, started)
+                continue
+            job_events.not_run(message.fields(), claim, started)
+            if claim.state is ClaimState.POISONED and claim.job is not None:
+                self._ended(claim.job)  # failed by this delivery's claim
 
         finished: list[Job] = []
         for (name, version), members in groups.items():
@@ -79,17 +86,16 @@ class JobRunner:
         for job in finished:
             if job.job_id in stored:
                 outcomes[job.job_id] = job
-                self._report_end(job, len(messages), started)
-            else:  # the record expired while the job ran: nobody can poll it any more
+                job_events.ended(job, len(messages), started)
+                self._ended(job)
+            else:
                 outcomes[job.job_id] = None
-                log.warning(
-                    "job",
-                    status="dropped",
-                    reason="job record expired while running",
-                    job_id=job.job_id,
-                    duration_ms=_ms_since(started),
-                )
+                job_events.expired_while_running(job.job_id, started)
         return outcomes
+
+    def _ended(self, job: Job) -> None:
+        if self.on_end is not None:
+            self.on_end(job)
 
     def _run_group(
         self,
@@ -101,34 +107,24 @@ class JobRunner:
         try:
             model = self.repository.get(name, version)
         except OnnxqError as exc:
-            return [_failed(job, exc.error_type, exc.message) for _, job in members]
+            return [lifecycle.fail(job, exc.error_type, exc.message) for _, job in members]
         except Exception as exc:  # a broken model file or runtime: fail, never loop
             log.exception("model_load_failed", model=name, version=version)
-            return [_failed(job, type(exc).__name__, str(exc)) for _, job in members]
+            return [lifecycle.fail(job, type(exc).__name__, str(exc)) for _, job in members]
         finished, ready = [], []
         for message, job in members:
             try:
                 matrix = _input_matrix(message, model, stored_rows.get(message.job_id))
             except OnnxqError as exc:
-                finished.append(_failed(job, exc.error_type, exc.message))
+                finished.append(lifecycle.fail(job, exc.error_type, exc.message))
                 continue
             if matrix is None:
                 current = self.store.get(message.job_id)
                 if current.status.ended:
-                    # A duplicate delivery of a job another worker just finished.
-                    log.info(
-                        "job",
-                        status="skipped",
-                        reason="inputs already consumed",
-                        job_id=message.job_id,
-                    )
+                    job_events.inputs_consumed(message.job_id)
                     continue
                 # Nobody else will end it: say why it cannot run rather than leave it running.
-                finished.append(
-                    _failed(
-                        job, "inputs_missing", "the job's input rows are no longer stored (expired)"
-                    )
-                )
+                finished.append(lifecycle.inputs_missing(job))
                 continue
             ready.append((message, job, matrix))
         if not ready:
@@ -138,8 +134,7 @@ class JobRunner:
         except QueueUnavailable:
             raise
         except SoftTimeLimitExceeded:
-            message = f"the job ran past its time limit ({len(ready)} job(s) in the batch)"
-            return finished + [_failed(job, "timeout", message) for _, job, _ in ready]
+            return finished + [lifecycle.timed_out(job, len(ready)) for _, job, _ in ready]
         except Exception:  # one bad job must not fail its batch-mates: run them alone
             log.exception("batch_failed_running_alone", model=name, jobs=len(ready))
             return finished + [self._run_alone(model, m, job, x) for m, job, x in ready]
@@ -179,7 +174,7 @@ class JobRunner:
         except QueueUnavailable:
             raise
         except Exception as exc:  # a model or runtime fault: record it, never loop on it
-            return _failed(job, type(exc).__name__, str(exc))
+            return lifecycle.fail(job, type(exc).__name__, str(exc))
         return self._succeed(model, message, job, matrix, result, latency_ms)
 
     def _succeed(
@@ -202,117 +197,14 @@ class JobRunner:
             source="job",
         )
         document = {"model": model.name, "version": model.version, **result.to_dict()}
-        return job.model_copy(
-            update={"status": JobStatus.SUCCEEDED, "finished_at": utc_now(), "result": document}
-        )
-
-    def _report_unclaimed(
-        self, message: JobMessage, state: ClaimState, job: Job | None, started: float
-    ) -> None:
-        fields = _fields(message, started)
-        if state is ClaimState.POISONED and job is not None:
-            log.error(
-                "job",
-                status=job.status.value,
-                error_type="poison_job",
-                attempts=job.attempts,
-                **fields,
-            )
-            metrics.job_failed(job.model, "poison_job")
-            if self.on_end is not None:
-                self.on_end(job)
-        elif state is ClaimState.ENDED and job is not None:
-            # Cancelled while queued, or a duplicate delivery of a job that ended.
-            log.info("job", status="skipped", job_status=job.status.value, **fields)
-        else:
-            log.warning("job", status="dropped", reason="job record missing or expired", **fields)
-
-    def _report_end(self, job: Job, batch_size: int, started: float) -> None:
-        fields = {
-            "job_id": job.job_id,
-            "request_id": job.request_id,
-            "model": job.model,
-            "version": job.version,
-            "rows": job.rows,
-            "batch_jobs": batch_size,
-            "attempt": job.attempts,
-            "duration_ms": _ms_since(started),
-        }
-        if job.status is JobStatus.SUCCEEDED:
-            log.info("job", status=job.status.value, **fields)
-            metrics.job_succeeded(job.model)
-        else:
-            error = job.error
-            log.warning(
-                "job",
-                status=job.status.value,
-                error_type=error and error.type,
-                error=error and error.message,
-                **fields,
-            )
-            metrics.job_failed(job.model, error.type if error else "unknown")
-        if self.on_end is not None:
-            self.on_end(job)
+        return lifecycle.succeed(job, document)
 
 
 def _input_matrix(message: JobMessage, model: OnnxModel, raw: bytes | None) -> np.ndarray | None:
-    if message.instances is not None:
-        return rows_to_matrix(message.instances, model.manifest)
+    """The job's stored rows as the model's input matrix; None when they are gone."""
     if raw is None:
         return None
     width = len(model.manifest.features)
     if message.width != width:
         raise InvalidInput(f"rows have {message.width} features; the model takes {width}")
     return np.frombuffer(raw, dtype=np.float32).reshape(-1, width)
-
-
-def _failed(job: Job, kind: str, message: str) -> Job:
-    return job.model_copy(
-        update={
-            "status": JobStatus.FAILED,
-            "finished_at": utc_now(),
-            "error": JobError(type=kind, message=message),
-        }
-    )
-
-
-def _fields(message: JobMessage, started: float) -> dict[str, Any]:
-    return {
-        "job_id": message.job_id,
-        "request_id": message.request_id,
-        "model": message.model,
-        "version": message.version,
-        "rows": message.row_count,
-        "duration_ms": _ms_since(started),
-    }
-
-
-def _observe_queue_wait(job: Job) -> None:
-    if job.started_at is not None:
-        metrics.job_started(job.model, (job.started_at - job.submitted_at).total_seconds())
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
-
-
-def run_predict_job(
-    *,
-    job_id: str,
-    model: str,
-    version: int,
-    instances: list[Any],
-    repository: ModelRepository,
-    store: JobStore,
-    prediction_log: PredictionLog,
-    request_id: str | None = None,
-    on_end: Callable[[Job], None] | None = None,
-    max_attempts: int = 3,
-) -> Job | None:
-    """Run one job and store its outcome; return the final job (None if its record is gone).
-
-    `on_end` is called once, by the run that ended the job (not by a skipped duplicate).
-    """
-    runner = JobRunner(repository, store, prediction_log, max_attempts=max_attempts, on_end=on_end)
-    message = JobMessage(job_id, model, version, instances, request_id)
-    return runner.run([message])[job_id]
