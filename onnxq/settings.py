@@ -80,9 +80,8 @@ class Settings(BaseSettings):
     """Celery queue the prediction jobs travel on (callbacks use `<queue_name>.callbacks`)."""
 
     visibility_timeout_seconds: int = Field(default=30, ge=5)
-    """How long the messages of a worker that died stay hidden before Redis hands them out again.
-
-    A live worker renews the lease on every message it holds, so jobs may run far longer than this."""
+    """How long a dead worker's messages stay hidden before Redis hands them out again (live
+    workers renew the lease on what they hold, so jobs may run far longer)."""
 
     task_soft_time_limit_seconds: int = Field(default=240, ge=1)
     """A job running longer gets SoftTimeLimitExceeded and is failed as 'timeout'."""
