@@ -81,6 +81,7 @@ def compute_drift(
         files=window.files,
         corrupt_lines=window.corrupt_lines,
         mismatched_lines=window.mismatched_lines,
+        duplicate_lines=window.duplicate_lines,
         features=sort_reports([report(b) for b in window.features]),
         outputs=outputs,
     )

@@ -26,9 +26,9 @@ LINE = re.compile(
     + _STRING
     + rb',"request_id":(?:null|'
     + _STRING
-    + rb'),"job_id":(?:null|'
+    + rb'),"job_id":(null|'
     + _STRING
-    + rb'),"model":"([^"\\\n]*)","version":(-?\d+),"row":\d+,"features":\[([-+0-9.,eEnul]*)\]'
+    + rb'),"model":"([^"\\\n]*)","version":(-?\d+),"row":(\d+),"features":\[([-+0-9.,eEnul]*)\]'
     + rb',"label":('
     + _STRING
     + rb'|[^,\n"]*),"probabilities":\[(?:[^\]\n"]*,)?([^,\]\n"]*)\]'
@@ -50,6 +50,7 @@ class ParsedBlock:
     probabilities: np.ndarray  # last-class probability per row, NaN when absent
     labels: list[Any]
     outside_window: int = 0
+    duplicates: int = 0  # lines of a (job, row) already counted: a job run twice
 
 
 def parse_block(
@@ -60,8 +61,13 @@ def parse_block(
     start: datetime,
     end: datetime,
     width: int,
+    seen: set[bytes] | None = None,
 ) -> ParsedBlock | None:
-    """Parse a block of ``lines`` non-empty lines, or return None if any is not in the layout."""
+    """Parse a block of ``lines`` non-empty lines, or return None if any is not in the layout.
+
+    ``seen`` holds the (job, row) keys counted so far (job_key); a line whose key is in it is a
+    second run of that job's row (at-least-once delivery) and is left out, a new key is added.
+    """
     matches = LINE.findall(block)
     if len(matches) != lines:
         return None
@@ -72,7 +78,9 @@ def parse_block(
     empty = ParsedBlock(np.empty((0, width)), np.empty(0), [])
     if not matches:
         return empty
-    stamps, names, versions, values, labels, probabilities = zip(*matches, strict=True)
+    stamps, job_ids, names, versions, row_numbers, values, labels, probabilities = zip(
+        *matches, strict=True
+    )
     model_bytes = model.encode()
     version_bytes = None if version is None else str(version).encode()
     everyone = names.count(model_bytes) == len(names) and (
@@ -88,6 +96,10 @@ def parse_block(
         inside = (stamp_array >= low) & (stamp_array <= high)
         keep = np.flatnonzero(ours & inside)
         empty.outside_window = int((ours & ~inside).sum())
+    if seen is not None and job_ids.count(b"null") != len(job_ids):
+        first = [i for i in keep if _first_time(seen, job_ids[i], row_numbers[i])]
+        empty.duplicates = keep.size - len(first)
+        keep = np.array(first, dtype=np.intp)
     if keep.size == 0:
         return empty
     if keep.size < len(matches):
@@ -128,4 +140,21 @@ def parse_block(
         probabilities=numbers,
         labels=list(label_values[codes]),
         outside_window=empty.outside_window,
+        duplicates=empty.duplicates,
     )
+
+
+def job_key(job_id: bytes | str, row: bytes | int) -> bytes:
+    """The key of one job row, the same from the fast path's bytes and a decoded line."""
+    job = job_id.encode() if isinstance(job_id, str) else job_id.strip(b'"')
+    return job + b"/" + (str(row).encode() if isinstance(row, int) else row)
+
+
+def _first_time(seen: set[bytes], job_id: bytes, row: bytes) -> bool:
+    if job_id == b"null":
+        return True  # a synchronous prediction: logged once by the request that made it
+    key = job_key(job_id, row)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True

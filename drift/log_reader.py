@@ -14,7 +14,10 @@ per predicted row, with ``features`` a list in manifest feature order. For a win
 - a line that is not JSON (corrupt, or a truncated last line being written), or lacks ``ts``,
   ``model``, ``version`` or a ``features`` list, is skipped and counted in ``corrupt_lines``;
   a line of the model whose feature count differs from the profile's is counted in
-  ``mismatched_lines``.
+  ``mismatched_lines``;
+- a job may run twice (at-least-once delivery: a worker died after logging, before storing), so
+  each (job_id, row) is counted once, however many lines it has; the others are counted in
+  ``duplicate_lines``. Synchronous predictions (no job_id) are logged once by their request.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from drift.log_lines import ParsedBlock, parse_block
+from drift.log_lines import ParsedBlock, job_key, parse_block
 from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile, _numbers
 
 LOG_FILE = re.compile(r"^predictions-(\d{4}-\d{2}-\d{2})\.jsonl$")
@@ -127,7 +130,9 @@ class WindowCounts:
     corrupt_lines: int = 0
     mismatched_lines: int = 0
     outside_window: int = 0
+    duplicate_lines: int = 0
     files: list[str] = field(default_factory=list)
+    seen_jobs: set[bytes] = field(default_factory=set, repr=False)  # job_key of counted rows
 
     @classmethod
     def empty(cls, profile: ReferenceProfile, start: datetime, end: datetime) -> WindowCounts:
@@ -153,6 +158,7 @@ class WindowCounts:
     def add_parsed(self, parsed: ParsedBlock) -> None:
         """Bin a block the fast path parsed (it has no corrupt or mismatched lines)."""
         self.outside_window += parsed.outside_window
+        self.duplicate_lines += parsed.duplicates
         if len(parsed.features):
             self._add_columns(list(parsed.features.T))
             self._add_outputs(parsed.probabilities, parsed.labels, len(parsed.features))
@@ -212,7 +218,9 @@ def read_window(
             while block := handle.read(chunk_size * LINE_BYTES) + handle.readline():
                 bytes_read += len(block)
                 lines = block.count(b"\n") + (not block.endswith(b"\n"))
-                parsed = parse_block(block, lines, model, version, start, end, width)
+                parsed = parse_block(
+                    block, lines, model, version, start, end, width, result.seen_jobs
+                )
                 if parsed is None:
                     chunk = [raw for raw in block.split(b"\n") if raw.strip()]
                     _read_lines(result, chunk, model, version, width)
@@ -256,6 +264,13 @@ def _read_lines(
         if len(features) != width:
             result.mismatched_lines += 1
             continue
+        job_id, row = line.get("job_id"), line.get("row")
+        if isinstance(job_id, str) and isinstance(row, int):
+            key = job_key(job_id, row)
+            if key in result.seen_jobs:
+                result.duplicate_lines += 1
+                continue
+            result.seen_jobs.add(key)
         rows.append(features)
         probabilities.append(_last_probability(line.get("probabilities")))
         labels.append(line.get("label"))

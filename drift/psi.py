@@ -279,6 +279,9 @@ class DriftReport(BaseModel):
     files: list[str] = Field(description="log files read")
     corrupt_lines: int = Field(description="lines skipped: not JSON, truncated, or fields missing")
     mismatched_lines: int = Field(description="lines skipped: feature count ≠ profile's")
+    duplicate_lines: int = Field(
+        default=0, description="lines not counted again: a (job, row) logged by a second run"
+    )
     features: list[FeatureReport] = Field(description="drifted first (see sort_reports)")
     outputs: list[FeatureReport] = Field(
         default_factory=list, description="predicted probability and label, when profiled"

@@ -150,6 +150,7 @@ def render_html(report: DriftReport) -> str:
         f'<p class="meta">Window <b>{window}</b> · <b>{report.rows:,}</b> logged rows from '
         f"{len(report.files)} files · {skipped:,} lines skipped "
         f"({report.corrupt_lines:,} corrupt, {report.mismatched_lines:,} of another width) · "
+        f"{report.duplicate_lines:,} repeated job rows counted once · "
         f"PSI threshold {report.threshold:g}, missing-rate threshold "
         f"{report.missing_threshold:g}, minimum {report.min_rows:,} rows · "
         f"created {report.created_at:%Y-%m-%d %H:%M:%S} UTC</p>"

@@ -79,8 +79,9 @@ class Settings(BaseSettings):
     queue_name: str = "onnxq.predict"
     """Celery queue the prediction jobs travel on (callbacks use `<queue_name>.callbacks`)."""
 
-    visibility_timeout_seconds: int = Field(default=3600, ge=5)
-    """How long a job reserved by a worker that died stays hidden before Redis redelivers it."""
+    visibility_timeout_seconds: int = Field(default=30, ge=5)
+    """How long a dead worker's messages stay hidden before Redis hands them out again (live
+    workers renew the lease on what they hold, so jobs may run far longer)."""
 
     task_soft_time_limit_seconds: int = Field(default=240, ge=1)
     """A job running longer gets SoftTimeLimitExceeded and is failed as 'timeout'."""
@@ -100,8 +101,8 @@ class Settings(BaseSettings):
     job_chunk_rows: int = Field(default=10_000, ge=1)
     """Rows per session.run when a large job is run in chunks."""
 
-    microbatch_max_jobs: int = Field(default=64, ge=1)
-    """Most waiting jobs a worker runs together through one session.run."""
+    microbatch_max_jobs: int = Field(default=64, ge=1, le=256)
+    """Most waiting jobs a worker runs together through one session.run (at most 256)."""
 
     microbatch_wait_ms: float = Field(default=0.0, ge=0)
     """How long a worker waits for more jobs to batch; 0 takes only jobs already waiting."""
@@ -109,10 +110,10 @@ class Settings(BaseSettings):
     state_dir: Path = Path("var")
     """Writable directory for process state: Celery beat's schedule file, drift reports."""
 
-    reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    reconcile_interval_seconds: float = Field(default=10.0, gt=0)
     """How often beat runs the reconciler that re-sends jobs whose message was lost."""
 
-    reconcile_stale_seconds: float = Field(default=120.0, gt=0)
+    reconcile_stale_seconds: float = Field(default=15.0, gt=0)
     """A queued job older than this with no message left in Redis is re-sent by the reconciler."""
 
     log_level: str = "INFO"
@@ -171,11 +172,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_time_limits(self) -> Settings:
-        # Redis must not redeliver a job that is still running within its limits.
         if not self.task_soft_time_limit_seconds < self.task_time_limit_seconds:
             raise ValueError("task_soft_time_limit_seconds must be below task_time_limit_seconds")
-        if not self.task_time_limit_seconds < self.visibility_timeout_seconds:
-            raise ValueError("visibility_timeout_seconds must exceed task_time_limit_seconds")
         return self
 
     @field_validator("drift_webhook_url", mode="before")

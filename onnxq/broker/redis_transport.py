@@ -1,5 +1,9 @@
-"""kombu's Redis transport with one fix: a channel left over from a lost connection fails softly.
+"""kombu's Redis transport with two changes: leases on held messages, and lost channels fail softly.
 
+Leases: every channel's unacknowledged messages are renewed while the process holding them lives
+(onnxq/broker/leases.py), so a short visibility timeout is safe.
+
+A lost channel:
 When Redis goes away, Celery 5.7's consumer collects its broker connection,
 which drops the transport's client, and reconnects with a new one. Channels of
 the old connection can still be used afterwards: closing one that did not
@@ -23,11 +27,18 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from onnxq.broker.leases import RENEWER
+
 TRANSPORT = "onnxq.broker.redis_transport:Transport"
 
 
 class Channel(kombu_redis.Channel):
-    """A Redis channel that says "connection lost" once its connection was collected."""
+    """A Redis channel whose held messages are leased, and that says "connection lost" once its
+    connection was collected."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        RENEWER.track(self)
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         transport = self.connection

@@ -68,24 +68,48 @@ class LocalStack:
             self.children[name] = subprocess.Popen(command, env=env, start_new_session=True)
             log.info("process_started", process=name, pid=self.children[name].pid)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self) -> None:
+        """Stop in the order that loses nothing: no new work, no new schedule, then the worker.
+
+        The gateway goes first (no job is accepted that nobody would run), then beat, then the
+        worker's warm shutdown: running jobs finish and are stored, the messages it holds go
+        back to the queue. Redis stops last, so that all of that reaches it.
+        """
         if self._stopping:
             return
         self._stopping = True
-        for name, child in self.children.items():
+        # A second Ctrl-C while waiting means "now": kill what is left, still stop Redis cleanly.
+        signal.signal(signal.SIGINT, self._kill_children)
+        signal.signal(signal.SIGTERM, self._kill_children)
+        grace = {
+            "gateway": 30.0,
+            "beat": 10.0,
+            # As compose's stop_grace_period: the longest job may finish.
+            "worker": self.settings.task_time_limit_seconds + 30.0,
+        }
+        for name in ("gateway", "beat", "worker"):
+            child = self.children.get(name)
+            if child is None:
+                continue
             if child.poll() is None:
                 log.info("process_stopping", process=name, pid=child.pid)
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for child in self.children.values():
             try:
-                child.wait(max(0.1, deadline - time.monotonic()))
+                child.wait(grace[name])
             except subprocess.TimeoutExpired:
+                log.error("process_killed", process=name, pid=child.pid, after_s=grace[name])
                 child.kill()
                 child.wait()
+            log.info("process_stopped", process=name, returncode=child.returncode)
         if self.redis is not None:
             self.redis.stop()
             log.info("redis_stopped")
+
+    def _kill_children(self, _signum: int, _frame: object) -> None:
+        log.warning("stopping_now", hint="second signal: killing the remaining processes")
+        for child in self.children.values():
+            if child.poll() is None:
+                child.kill()
 
     def run(self) -> int:
         """Run until Ctrl-C / SIGTERM (exit 0) or until a child dies (exit 1)."""
@@ -93,6 +117,8 @@ class LocalStack:
         def _on_signal(signum: int, _frame: object) -> None:
             raise KeyboardInterrupt
 
+        # SIGINT too: a shell that starts us in the background leaves it ignored otherwise.
+        signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
         try:
             self.ensure_redis()

@@ -1,0 +1,158 @@
+"""Every accepted job ends, with the shipped defaults, when workers are killed mid-burst.
+
+Nothing here shortens a timeout: the visibility timeout, the reconciler's interval and staleness
+are the defaults users run with. Workers are SIGKILLed while they hold micro-batches taken on their
+own connection (the drain) and jobs Celery reserved for them; the leases on those messages stop
+being renewed, so Redis hands them out again once the visibility timeout has passed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from drift.log_reader import read_window
+from drift.profile import ReferenceProfile
+from onnxq.registry.demo import DEMO_MODEL_NAME
+from onnxq.settings import Settings
+from tests.integration.conftest import Stack, running_stack, wait_until
+from tests.integration.test_faults import (
+    WORKER_PROCESSES,
+    Reference,
+    Rows,
+    Submitter,
+    beat_running,
+    ended,
+    freeze_child_mid_job,
+    prediction_lines,
+    queued_messages,
+    redis_client,
+    start_worker,
+    statuses,
+    unacked_job_ids,
+    unacked_messages,
+    wait_all_ended,
+)
+from tests.integration.test_faults import data as data
+from tests.integration.test_faults import reference as reference
+
+pytestmark = pytest.mark.integration
+
+JOBS = 3000
+RECOVERY_BOUND = 60.0  # every job ends within this long of the replacement worker's start
+MAX_BATCH = Settings.model_fields["microbatch_max_jobs"].metadata[-1].le
+
+
+def children_ready(stack: Stack, worker, offset: int, processes: int) -> bool:
+    """The worker has its full set of children again, each with its models loaded."""
+    assert worker.process is not None
+    children = psutil.Process(worker.process.pid).children()
+    ready = worker.output()[offset:].count('"worker_process_ready"')
+    return len(children) == WORKER_PROCESSES and ready >= processes
+
+
+def kill_worker_holding_jobs(worker, client: redis.Redis, stranded: set[str]) -> set[str]:
+    """SIGKILL the whole worker (main process and children) while it holds messages of its own.
+
+    Frozen first (SIGSTOP to its process group), so the jobs whose messages are unacknowledged
+    then, apart from those the killed children left behind, are exactly what this kill strands:
+    the jobs Celery reserved for the children and the micro-batches they took.
+    """
+    assert worker.process is not None
+    group = worker.process.pid  # started with start_new_session=True: it leads its group
+    for _ in range(200):
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            held = set(unacked_job_ids(client)) - stranded
+        except BaseException:
+            os.killpg(group, signal.SIGCONT)
+            raise
+        if held:
+            os.killpg(group, signal.SIGKILL)
+            worker.process.wait(10)
+            return held
+        os.killpg(group, signal.SIGCONT)
+        time.sleep(0.005)
+    raise AssertionError("the worker never held a message")
+
+
+def readers_count(stack: Stack) -> int:
+    """Rows the drift check counts for the demo model: each (job, row) once."""
+    profile = ReferenceProfile.load(stack.model_dir / DEMO_MODEL_NAME / "1" / "profile.json")
+    window = read_window(
+        profile,
+        stack.prediction_log_dir,
+        DEMO_MODEL_NAME,
+        now=datetime.now(UTC) + timedelta(minutes=1),
+    )
+    return window.rows
+
+
+@pytest.mark.parametrize("batch", [None, MAX_BATCH], ids=["batch-default", "batch-max"])
+def test_every_job_succeeds_after_two_child_kills_and_a_whole_worker_kill(
+    tmp_path: Path,
+    model_dir: Path,
+    redis_binary: str,
+    data: Rows,
+    reference: Reference,
+    batch: int | None,
+) -> None:
+    env = {} if batch is None else {"ONNXQ_MICROBATCH_MAX_JOBS": str(batch)}
+    jobs = [[data[(number * 37) % len(data)]] for number in range(JOBS)]
+    with (
+        running_stack(tmp_path, model_dir, redis_binary, extra_env=env, with_worker=False) as stack,
+        beat_running(stack, tmp_path),
+    ):
+        client: redis.Redis = redis_client(stack)
+        ids = Submitter(stack).submit_all(jobs)  # all queued before any worker runs
+        assert Counter(statuses(client, ids).values()) == {"queued": JOBS}
+        worker = start_worker(stack)
+        log_path = stack.prediction_log_dir.parent / "worker.log"
+
+        stranded: set[str] = set()
+        for kill in (1, 2):
+            target = kill * JOBS // 6
+            wait_until(lambda t=target: ended(client, ids) >= t, 120, f"{target} jobs to end")
+            offset = log_path.stat().st_size
+            child, victims = freeze_child_mid_job(worker, client, ids)
+            os.kill(child, signal.SIGKILL)
+            stranded |= victims
+            # Celery replaces the child; the next kill needs both children up again.
+            wait_until(
+                lambda o=offset: children_ready(stack, worker, o, 1), 60, "a replacement child"
+            )
+
+        target = JOBS // 2
+        wait_until(lambda: ended(client, ids) >= target, 120, f"{target} jobs to end")
+        held = kill_worker_holding_jobs(worker, client, stranded)
+        assert ended(client, ids) < JOBS
+
+        restarted = time.monotonic()
+        replacement = start_worker(stack)
+        final = wait_all_ended(client, ids, RECOVERY_BOUND - (time.monotonic() - restarted))
+        recovery = time.monotonic() - restarted
+        for job_id, rows in zip(ids, jobs, strict=True):
+            reference.check(final[job_id], rows)
+        assert queued_messages(client) == 0
+        wait_until(lambda: unacked_messages(client) == 0, 30, "every message acknowledged")
+
+        # At least once underneath, exactly once for readers.
+        lines = prediction_lines(stack)
+        assert {(line["job_id"], line["row"]) for line in lines} == {(i, 0) for i in ids}
+        assert readers_count(stack) == JOBS
+        attempts = Counter(job.attempts for job in final.values() if job)
+        print(
+            f"\nbatch {batch or 'default'}: child victims {len(stranded)}, messages the "
+            f"killed worker held {len(held)}; all {JOBS} ended {recovery:.1f}s after the "
+            f"replacement started; log lines {len(lines)} for {JOBS} rows; attempts "
+            f"{dict(attempts)}; re-sent by the reconciler "
+            f"{worker.output().count('job_resent') + replacement.output().count('job_resent')}"
+        )
