@@ -23,6 +23,7 @@ from drift.log_reader import Progress
 from drift.profile import PROFILE_FILE
 from drift.psi import DriftReport
 from drift.report_files import ReportFiles, report_directory, write_report
+from onnxq.backoff import backoff_seconds
 from onnxq.errors import DriftProfileMissing, ModelNotFound
 from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
@@ -96,7 +97,7 @@ def send_alert(payload: dict[str, Any], settings: Settings) -> WebhookOutcome:
             )
             if final:
                 return WebhookOutcome.FAILED
-            time.sleep(settings.drift_webhook_backoff_seconds * 2 ** (attempt - 1))
+            time.sleep(backoff_seconds(attempt - 1, settings.drift_webhook_backoff_seconds))
             continue
         log.info("drift_webhook", status="delivered", model=payload["model"], attempt=attempt)
         return WebhookOutcome.DELIVERED

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from drift.report_files import history
 from onnxq.devtools.redis_server import free_port
 from onnxq.errors import DriftProfileMissing, ModelNotFound
 from onnxq.settings import Settings
+from onnxq.telemetry import drift_check
 from onnxq.telemetry.drift_check import WebhookOutcome, check_model, profile_path
 from tests.drift_fixtures import SHIFTED, log_demo_predictions
 
@@ -164,8 +167,11 @@ def test_the_alert_is_posted_to_the_webhook_as_json(settings: Settings, drifted_
 
 
 def test_a_failing_webhook_is_retried_logged_and_does_not_break_the_check(
-    settings: Settings, drifted_log: None
+    settings: Settings, drifted_log: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    waits: list[float] = []
+    clock = SimpleNamespace(sleep=waits.append, perf_counter=time.perf_counter)
+    monkeypatch.setattr(drift_check, "time", clock)  # this module's sleeps only
     with Receiver(status=500) as receiver:
         hooked = settings.model_copy(
             update={
@@ -180,6 +186,7 @@ def test_a_failing_webhook_is_retried_logged_and_does_not_break_the_check(
     assert len(receiver.bodies) == 3
     webhook = [e for e in events if e["event"] == "drift_webhook"]
     assert [e["status"] for e in webhook] == ["retry", "retry", "failed"]
+    assert waits == [0.01, 0.02]  # the backoff doubles from ONNXQ_DRIFT_WEBHOOK_BACKOFF_SECONDS
     assert "HTTP 500" in webhook[-1]["error"]
     assert receiver.url not in json.dumps(webhook)  # the URL may carry a token
     assert check.files.json.is_file()  # the report was still written
