@@ -55,7 +55,6 @@ def write_demo_profile(repository: ModelRepository, manifest: Manifest, X: np.nd
     """The drift reference: the training features, and the ONNX model's outputs on them (what
     the prediction log records: scikit-learn's 1.0 is ONNX Runtime's 0.99999934)."""
     from drift import build_profile
-    from onnxq.telemetry.drift_check import write_profile
 
     result = repository.get(manifest.name, manifest.version).predict(X)
     profile = build_profile(
@@ -65,4 +64,4 @@ def write_demo_profile(repository: ModelRepository, manifest: Manifest, X: np.nd
         model=manifest.name,
         version=manifest.version,
     )
-    write_profile(repository.root, manifest.name, manifest.version, profile)
+    profile.save(repository.paths(manifest.name, manifest.version).profile)

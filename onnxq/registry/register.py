@@ -19,14 +19,13 @@ import numpy as np
 import pandas as pd
 
 from onnxq.errors import InvalidInput, InvalidModel, ModelNotFound
-from onnxq.models.manifest import DEFAULT_TOLERANCE, FeatureSpec, Manifest
+from onnxq.models.manifest import DEFAULT_TOLERANCE, PROFILE_FILE, FeatureSpec, Manifest
 from onnxq.models.onnx_file import check_onnx_bytes
 from onnxq.models.repository import MODEL_NAME, ModelRepository, is_model_name
 from onnxq.registry.export import tensor_spec
 from onnxq.registry.export_dir import feature_matrix, read_csv, read_export_dir
 from onnxq.registry.parity import ValidationReport, run_onnx, validate_export
 
-PROFILE_FILE = "profile.json"
 HISTORY_FILE = "history.jsonl"  # one line per promote / rollback, for the runbook
 LOCK_FILE = ".lock"
 

@@ -17,9 +17,10 @@ from structlog.testing import capture_logs
 from drift.report_files import history
 from onnxq.devtools.redis_server import free_port
 from onnxq.errors import DriftProfileMissing, ModelNotFound
+from onnxq.models.manifest import VersionPaths
 from onnxq.settings import Settings
 from onnxq.telemetry import drift_check
-from onnxq.telemetry.drift_check import WebhookOutcome, check_model, profile_path
+from onnxq.telemetry.drift_check import WebhookOutcome, check_model
 from tests.drift_fixtures import SHIFTED, log_demo_predictions
 
 MODEL = "breast-cancer"
@@ -62,7 +63,7 @@ def drifted_log(settings: Settings, model_dir: Path) -> None:
 
 
 def test_the_demo_model_has_a_profile_beside_its_manifest(settings: Settings) -> None:
-    profile = json.loads(profile_path(settings, MODEL, 1).read_text())
+    profile = json.loads(VersionPaths.of(settings.model_dir, MODEL, 1).profile.read_text())
     assert profile["model"] == MODEL and profile["rows"] == 569
     assert len(profile["features"]) == 30
     assert profile["probability"] is not None and profile["label"] is not None
