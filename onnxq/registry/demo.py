@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from onnxq.models.manifest import Manifest
@@ -36,7 +34,6 @@ def build_demo_model(
         name=name,
         version=(versions[-1] + 1) if versions else 1,
         feature_names=[str(feature) for feature in data.feature_names],
-        sha256=hashlib.sha256(exported.onnx_bytes).hexdigest(),
         class_names=[str(target) for target in data.target_names],
         source={
             "framework": "scikit-learn",

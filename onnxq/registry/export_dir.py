@@ -26,6 +26,8 @@ from onnxq.models.manifest import MODEL_FILE, Parity
 
 EXPORT_FILE = "export.json"
 EXPECTED_FILE = "expected.npz"
+# The tensor names every `onnxq export` gives the graph.
+INPUT_NAME = "input"
 LABEL_OUTPUT = "label"
 PROBABILITY_OUTPUT = "probabilities"
 

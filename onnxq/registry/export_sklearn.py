@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from onnxq.errors import InvalidInput
-from onnxq.registry.export import sklearn_classifier_to_onnx
+from onnxq.registry.export import plain, sklearn_classifier_to_onnx
 from onnxq.registry.export_dir import (
     ExpectedOutputs,
     ExportRecord,
@@ -109,13 +109,9 @@ def export_sklearn_file(estimator_file: Path, sample_file: Path, out_dir: Path) 
             "estimator": type(estimator).__name__,
         },
         features=features,
-        class_labels=[_plain(label) for label in estimator.classes_],
+        class_labels=[plain(label) for label in estimator.classes_],
         tree_model=tree,
         sample=SampleInfo(file=sample_file.name, rows=len(rows), sha256=matrix_digest(rows)),
     )
     write_export_dir(out_dir, onnx_bytes, record, expected)
     return record
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

@@ -23,8 +23,8 @@ from typing import Any, Literal
 import numpy as np
 
 from onnxq.errors import InvalidInput
-from onnxq.registry.export import INPUT_NAME
 from onnxq.registry.export_dir import (
+    INPUT_NAME,
     LABEL_OUTPUT,
     PROBABILITY_OUTPUT,
     ExpectedOutputs,
