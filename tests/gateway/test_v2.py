@@ -536,27 +536,6 @@ def test_an_unknown_v2_path_and_a_wrong_method_get_v2_style_errors(
     assert "POST" in response.headers["Allow"]
 
 
-def test_an_unexpected_v2_error_is_a_v2_500_logged_with_its_exception_type(
-    client: FlaskClient,
-    services: Services,
-    demo_model_name: str,
-    rows: list[list[float]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def explode(*_: object, **__: object) -> None:
-        raise ZeroDivisionError("a bug")
-
-    monkeypatch.setattr(services.prediction_log, "record", explode)
-    with structlog.testing.capture_logs() as events:
-        response = _infer(client, demo_model_name, _infer_body(rows))
-    assert "X-Request-ID" in _assert_v2_error(response, 500)
-    [request_event] = [e for e in events if e["event"] == "request"]
-    assert request_event["error_type"] == "internal_error"
-    assert request_event["exception_type"] == "ZeroDivisionError"
-    [error_event] = [e for e in events if e["event"] == "unhandled_error"]
-    assert error_event["exception_type"] == "ZeroDivisionError"
-
-
 def test_v1_errors_keep_their_own_format(client: FlaskClient, rows: list[list[float]]) -> None:
     response = client.post("/v1/models/no-such-model/predict", json={"instances": rows})
     assert response.status_code == 404
