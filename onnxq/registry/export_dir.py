@@ -39,6 +39,10 @@ class SampleInfo(BaseModel):
     rows: int
     sha256: str = Field(description="of the float64 sample matrix in feature order")
 
+    @classmethod
+    def of(cls, path: Path, rows: np.ndarray) -> SampleInfo:
+        return cls(file=path.name, rows=len(rows), sha256=matrix_digest(rows))
+
 
 class ExportRecord(BaseModel):
     """export.json: everything register needs to describe the model in its manifest."""
@@ -97,6 +101,14 @@ def read_csv(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise InvalidInput(f"{path} holds no rows")
     return frame
+
+
+def sample_matrix(frame: pd.DataFrame, path: Path) -> np.ndarray:
+    """An export sample's values as float64: every column of it is a feature."""
+    try:
+        return frame.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{path} has non-numeric values: {exc}") from exc
 
 
 def feature_matrix(frame: pd.DataFrame, features: list[str], what: str) -> np.ndarray:
