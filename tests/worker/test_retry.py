@@ -77,6 +77,10 @@ def test_an_explicit_countdown_is_kept(countdowns: list[Any]) -> None:
     assert countdowns == [7]
 
 
+# Celery registers every worker app's tasks as shared ones: a second create_worker_app in one
+# test run (test_drift_task makes one too) warns that 'onnxq.predict' exists already. Both are
+# built by the same code, which is what this test reads.
+@pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
 def test_the_predict_task_retries_transient_errors_with_the_shared_backoff(
     settings: Settings,
 ) -> None:
