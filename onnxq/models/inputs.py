@@ -54,12 +54,16 @@ def check_row_limit(rows: int, limit: int, jobs_url: str | None = None) -> None:
         f"{rows} rows is more than one job may carry ({limit}); split the batch", [{"limit": limit}]
     )
 
+
 # Rows are checked against the manifest below (so that every error names its
 # row and feature); this schema tells clients and OpenAPI what a row looks like.
 Instances = Annotated[
     list[Any],
-    Field(min_length=1, description="Rows as arrays in manifest feature order, or as objects "
-                                    "mapping every feature name to a number."),
+    Field(
+        min_length=1,
+        description="Rows as arrays in manifest feature order, or as objects "
+        "mapping every feature name to a number.",
+    ),
     WithJsonSchema(
         {
             "type": "array",

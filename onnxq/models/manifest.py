@@ -20,7 +20,6 @@ PROFILE_FILE = "profile.json"  # the drift reference profile (drift/profile.py)
 DEFAULT_TOLERANCE = 1e-5
 
 
-
 @dataclass(frozen=True)
 class VersionPaths:
     """Where the files of one model version are: the one place that knows the layout."""

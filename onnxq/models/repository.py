@@ -167,15 +167,19 @@ class ModelRepository:
             if previous is None or previous == resolved:
                 raise
             self._refused[(name, resolved)] = time.monotonic()
-            log.error("default_version_refused", model=name, version=resolved,
-                      keeping=previous, error=exc.message)
+            log.error(
+                "default_version_refused",
+                model=name,
+                version=resolved,
+                keeping=previous,
+                error=exc.message,
+            )
             return self._get(name, previous)
         self._refused.pop((name, resolved), None)
         if previous != resolved:
             self._served[name] = resolved
             if previous is not None:
-                log.info("default_version_changed", model=name, version=resolved,
-                         previous=previous)
+                log.info("default_version_changed", model=name, version=resolved, previous=previous)
         return model
 
     def _get(self, name: str, version: int) -> OnnxModel:
