@@ -13,9 +13,9 @@ from gateway.inputs import body_fingerprint, json_body, model_for, row_count
 from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
 from gateway.services import current_services
-from onnxq.errors import JobNotFound, TooManyRows
+from onnxq.errors import JobNotFound
 from onnxq.jobs.record import Job
-from onnxq.models.inputs import JobRequest, parse_request, rows_to_matrix
+from onnxq.models.inputs import JobRequest, check_row_limit, parse_request, rows_to_matrix
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 
@@ -50,12 +50,7 @@ def submit(name: str) -> ResponseReturnValue:
     """Validate the rows, queue them as a job, and say where to poll."""
     key = _idempotency_key()
     body = json_body()
-    limit = current_services().settings.job_max_rows
-    if row_count(body) > limit:
-        raise TooManyRows(
-            f"{row_count(body)} rows is more than one job may carry ({limit}); split the batch",
-            [{"limit": limit}],
-        )
+    check_row_limit(row_count(body), current_services().settings.job_max_rows)
     job_request = parse_request(JobRequest, body)
     model = model_for(name, job_request.version)
     matrix = rows_to_matrix(job_request.instances, model.manifest)  # bad rows: 422, no job

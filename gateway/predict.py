@@ -10,8 +10,7 @@ from gateway.openapi import documented
 from gateway.prediction import predict_and_log
 from gateway.responses import PredictResponse, describe_error_statuses
 from gateway.services import current_services
-from onnxq.errors import TooManyRows
-from onnxq.models.inputs import PredictRequest, parse_request, rows_to_matrix
+from onnxq.models.inputs import PredictRequest, check_row_limit, parse_request, rows_to_matrix
 
 bp = Blueprint("predict", __name__, url_prefix="/v1/models")
 
@@ -25,14 +24,8 @@ def predict(name: str) -> ResponseReturnValue:
     """Predict a small batch now and return labels and probabilities."""
     services = current_services()
     body = json_body()
-    limit = services.settings.sync_max_rows
-    if row_count(body) > limit:
-        jobs_url = url_for("jobs.submit", name=name)
-        raise TooManyRows(
-            f"{row_count(body)} rows is more than the synchronous limit of {limit}; "
-            f"submit them as a job with POST {jobs_url}",
-            [{"limit": limit, "jobs_url": jobs_url}],
-        )
+    jobs_url = url_for("jobs.submit", name=name)
+    check_row_limit(row_count(body), services.settings.sync_max_rows, jobs_url)
     request = parse_request(PredictRequest, body)
     model = model_for(name, request.version)
     matrix = rows_to_matrix(request.instances, model.manifest)

@@ -6,10 +6,10 @@ import re
 from typing import Any
 
 import structlog
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Blueprint, g, jsonify, url_for
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
 
 from gateway.inputs import json_body, model_for
 from gateway.openapi import documented
@@ -31,7 +31,7 @@ from gateway.v2_schemas import (
     response_outputs,
 )
 from onnxq import __version__
-from onnxq.errors import InvalidModel, ModelNotReady, OnnxqError, Unauthorized
+from onnxq.errors import InvalidModel, ModelNotReady
 from onnxq.models.session import OnnxModel
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
@@ -46,53 +46,6 @@ VERSION = re.compile(r"^[1-9][0-9]{0,17}$")
 
 def _errors(*statuses: int) -> dict[int, type[V2ErrorResponse]]:
     return dict.fromkeys(statuses, V2ErrorResponse)
-
-
-# ---- errors: the protocol's {"error": "<message>"}, and 400 for every bad request -------------
-
-
-def _error(message: str, status: int) -> Response:
-    response = jsonify(error=message)
-    response.status_code = status
-    return response
-
-
-def handle_onnxq_error(error: OnnxqError) -> ResponseReturnValue:
-    g.error_type = error.error_type
-    # 422 (invalid input) and 413 (too many rows) are bad requests in this protocol.
-    response = _error(error.message, 400 if error.status_code in (413, 422) else error.status_code)
-    if isinstance(error, Unauthorized):
-        response.headers["WWW-Authenticate"] = 'Bearer realm="onnxq"'
-    return response
-
-
-def handle_http_error(error: HTTPException) -> ResponseReturnValue:
-    g.error_type = re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
-    response = _error(error.description or error.name, error.code or 500)
-    if error.code == 405 and getattr(error, "valid_methods", None):
-        response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
-    return response
-
-
-def handle_unexpected_error(error: Exception) -> ResponseReturnValue:
-    g.error_type = "internal_error"
-    log.exception("unhandled_error", error=repr(error))
-    return _error("internal error; quote the X-Request-ID header when reporting it", 500)
-
-
-bp.register_error_handler(OnnxqError, handle_onnxq_error)
-bp.register_error_handler(HTTPException, handle_http_error)
-bp.register_error_handler(Exception, handle_unexpected_error)
-
-
-@bp.before_app_request
-def _routing_errors_in_v2_style() -> ResponseReturnValue | None:
-    """404/405 from routing happen before any blueprint is chosen: render /v2 ones here."""
-    error = request.routing_exception
-    in_v2 = request.path == "/v2" or request.path.startswith("/v2/")
-    if in_v2 and isinstance(error, HTTPException) and (error.code or 0) >= 400:
-        return handle_http_error(error)
-    return None
 
 
 # ---- health and metadata ------------------------------------------------------------------

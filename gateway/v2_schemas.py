@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -18,7 +17,8 @@ from pydantic import (
     ValidationError,
 )
 
-from onnxq.models.inputs import FLOAT32_MAX
+from onnxq.errors import TooManyRows
+from onnxq.models.inputs import Float32Problem, check_row_limit, float32_problem
 from onnxq.models.manifest import DType, Manifest, TensorSpec
 from onnxq.models.session import PredictionResult
 
@@ -44,6 +44,11 @@ def _is_int64(value: Any) -> bool:
 def _is_bool(value: Any) -> bool:
     return type(value) is bool
 
+
+FLOAT32_MESSAGES = {
+    Float32Problem.NOT_FINITE: "is NaN or infinite; values must be finite numbers",
+    Float32Problem.OUT_OF_RANGE: "is outside the float32 range",
+}
 
 # Input datatypes accepted, each with the JSON element it needs; all are cast to float32.
 ELEMENT_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -135,11 +140,10 @@ def decode_input(
             f"with n >= 1 rows of {width} features"
         )
     rows = shape[0]
-    if rows > max_rows:
-        raise TensorError(
-            f"{rows} rows is more than the synchronous limit of {max_rows}; "
-            f"submit them as a job with POST {jobs_url}"
-        )
+    try:
+        check_row_limit(rows, max_rows, jobs_url)
+    except TooManyRows as exc:  # a bad request like any other in this protocol
+        raise TensorError(exc.message) from None
     flat = _flatten(tensor.data, shape)
     if len(flat) != rows * width:
         raise TensorError(
@@ -150,10 +154,8 @@ def decode_input(
         problem = None
         if not check(value):
             problem = f"is {value!r}; {tensor.datatype} needs {wanted}"
-        elif type(value) is float and not math.isfinite(value):
-            problem = "is NaN or infinite; values must be finite numbers"
-        elif _is_number(value) and abs(value) > FLOAT32_MAX:
-            problem = "is outside the float32 range"
+        elif (float32 := float32_problem(value)) is not None:
+            problem = FLOAT32_MESSAGES[float32]
         if problem is not None:
             row, column = divmod(index, width)
             feature = manifest.features[column].name

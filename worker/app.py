@@ -22,10 +22,11 @@ from onnxq.settings import Settings
 from onnxq.telemetry import metrics
 from onnxq.telemetry.logs import configure_logging
 from worker.batching import settle
-from worker.callbacks import CallbackOutcome, backoff_seconds, deliver_callback
+from worker.callbacks import CallbackOutcome, callback_delay, deliver_callback
 from worker.consumer import CONSUMER
 from worker.drift_task import run_drift_check
 from worker.reconcile import JobReconciler
+from worker.retry import BackoffTask
 from worker.runner import JobMessage
 from worker.runtime import WorkerRuntime
 
@@ -52,11 +53,13 @@ def create_worker_app(settings: Settings) -> Celery:
     @app.task(
         name=PREDICT_TASK,
         shared=False,
-        # Redis unreachable or timing out: retry later, a bounded number of times.
+        # Redis unreachable or timing out: retry later, a bounded number of times, after
+        # onnxq.backoff's delay (1, 2, 4 … at most 30 s, full jitter; worker/retry.py).
         autoretry_for=(QueueUnavailable,),
-        retry_backoff=1,
-        retry_backoff_max=30,
-        retry_jitter=True,
+        base=BackoffTask,
+        backoff_base=1,
+        backoff_cap=30,
+        backoff_jitter=True,
         max_retries=settings.transient_retry_max,
     )
     def predict(
@@ -94,7 +97,7 @@ def create_worker_app(settings: Settings) -> Celery:
             timeout=settings.callback_timeout_seconds,
         )
         if outcome is CallbackOutcome.RETRY:
-            raise self.retry(countdown=backoff_seconds(attempt, settings.callback_backoff_seconds))
+            raise self.retry(countdown=callback_delay(attempt, settings.callback_backoff_seconds))
         return outcome.value
 
     @app.task(name=RECONCILE_TASK, shared=False, ignore_result=True)

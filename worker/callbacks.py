@@ -6,6 +6,7 @@ from enum import StrEnum
 
 import structlog
 
+from onnxq.backoff import backoff_seconds
 from onnxq.errors import JobNotFound, QueueUnavailable
 from onnxq.jobs.store import JobStore
 from onnxq.webhook import WebhookFailed, post_json
@@ -22,9 +23,9 @@ class CallbackOutcome(StrEnum):
     DROPPED = "dropped"  # nothing to deliver: the job record is gone
 
 
-def backoff_seconds(attempt: int, base: float) -> float:
+def callback_delay(attempt: int, base: float) -> float:
     """Delay before attempt `attempt + 1`: base, 2·base, 4·base … capped at a minute."""
-    return float(min(base * (2**attempt), MAX_BACKOFF_SECONDS))
+    return backoff_seconds(attempt, base, cap=MAX_BACKOFF_SECONDS)
 
 
 def deliver_callback(

@@ -17,7 +17,7 @@ from drift.psi import FeatureReport
 from onnxq.errors import OnnxqError
 from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
-from onnxq.telemetry.drift_check import check_model, write_profile
+from onnxq.telemetry.drift_check import check_model
 from onnxq.telemetry.logs import configure_logging
 
 PROGRESS_MIN_BYTES = 1024 * 1024  # a smaller log is read before a progress line would help
@@ -59,7 +59,8 @@ def _drift_profile(args: argparse.Namespace, settings: Settings) -> int:
         model=model.name,
         version=model.version,
     )
-    path = write_profile(settings.model_dir, model.name, model.version, profile)
+    # Saved atomically beside the manifest: a drift check may be reading the previous one.
+    path = profile.save(repository.paths(model.name, model.version).profile)
     size = path.stat().st_size
     print(f"{path}: {len(profile.features)} features, {profile.rows} rows, {size:,} bytes")
     return 0

@@ -169,7 +169,7 @@ def _models(_args: argparse.Namespace, settings: Settings) -> int:
         for version in repository.versions(name):
             marker = "*" if version == default else ""
             try:
-                manifest = Manifest.read(repository.root / name / str(version))
+                manifest = Manifest.read(repository.paths(name, version).directory)
             except (OSError, ValueError) as exc:
                 print(f"{name:<24} {version:>7}  {marker:<7}  unreadable manifest: {exc}")
                 continue

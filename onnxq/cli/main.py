@@ -26,7 +26,7 @@ def _demo_model(args: argparse.Namespace, settings: Settings) -> int:
     manifest = build_demo_model(repository, tolerance=args.tolerance)
     print(
         f"{manifest.name} version {manifest.version} written to "
-        f"{settings.model_dir / manifest.name / str(manifest.version)} "
+        f"{repository.paths(manifest.name, manifest.version).directory} "
         f"(parity max |Δp| = {manifest.parity.max_abs_diff:.3g} on {manifest.parity.rows} rows)"
     )
     return 0

@@ -3,22 +3,67 @@
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from onnxq.errors import InvalidInput
+from onnxq.errors import InvalidInput, TooManyRows
 from onnxq.models.manifest import Manifest
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class Float32Problem(StrEnum):
+    """Why a number cannot be a float32 model input; each API words it its own way."""
+
+    NOT_FINITE = "not_finite"  # NaN or ±Infinity
+    OUT_OF_RANGE = "out_of_range"  # finite, but no float32 holds it
+
+
+def float32_problem(value: int | float) -> Float32Problem | None:
+    """The float32 check of one number (bool and int too), for /v1 and /v2 alike."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return Float32Problem.NOT_FINITE
+    if abs(value) > FLOAT32_MAX:  # exact for ints of any size
+        return Float32Problem.OUT_OF_RANGE
+    return None
+
+
+def fits_float32(values: np.ndarray) -> bool:
+    """`float32_problem` over a whole float64 array at once: no value has a problem."""
+    return bool(np.isfinite(values).all() and np.abs(values).max(initial=0.0) <= FLOAT32_MAX)
+
+
+def check_row_limit(rows: int, limit: int, jobs_url: str | None = None) -> None:
+    """Refuse more than `limit` rows (TooManyRows, 413), before any of them is read.
+
+    With `jobs_url` the limit is a synchronous route's, and the message names the jobs route
+    that takes more; without, it is a job's own limit.
+    """
+    if rows <= limit:
+        return
+    if jobs_url is not None:
+        raise TooManyRows(
+            f"{rows} rows is more than the synchronous limit of {limit}; "
+            f"submit them as a job with POST {jobs_url}",
+            [{"limit": limit, "jobs_url": jobs_url}],
+        )
+    raise TooManyRows(
+        f"{rows} rows is more than one job may carry ({limit}); split the batch", [{"limit": limit}]
+    )
+
 
 # Rows are checked against the manifest below (so that every error names its
 # row and feature); this schema tells clients and OpenAPI what a row looks like.
 Instances = Annotated[
     list[Any],
-    Field(min_length=1, description="Rows as arrays in manifest feature order, or as objects "
-                                    "mapping every feature name to a number."),
+    Field(
+        min_length=1,
+        description="Rows as arrays in manifest feature order, or as objects "
+        "mapping every feature name to a number.",
+    ),
     WithJsonSchema(
         {
             "type": "array",
@@ -85,7 +130,7 @@ def _plain_matrix(rows: list[Any], width: int) -> np.ndarray | None:
         values = np.array(rows, dtype=np.float64)
     except (OverflowError, ValueError):  # ints beyond float64
         return None
-    if not np.isfinite(values).all() or np.abs(values).max(initial=0.0) > FLOAT32_MAX:
+    if not fits_float32(values):
         return None
     return values.astype(np.float32).reshape(len(rows), width)
 
@@ -137,15 +182,18 @@ def _row_values(
     return values if len(details) == before else None
 
 
+FLOAT32_MESSAGES = {
+    Float32Problem.NOT_FINITE: "expected a finite number, got NaN or Infinity",
+    Float32Problem.OUT_OF_RANGE: "value is outside the float32 range",
+}
+
+
 def _number_problem(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         kind = "null" if value is None else type(value).__name__
         return f"expected a number, got {kind}"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "expected a finite number, got NaN or Infinity"
-    if abs(value) > FLOAT32_MAX:
-        return "value is outside the float32 range"
-    return None
+    problem = float32_problem(value)
+    return None if problem is None else FLOAT32_MESSAGES[problem]
 
 
 def parse_predict_request(

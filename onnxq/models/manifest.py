@@ -1,7 +1,12 @@
-"""The manifest.json that sits beside every model.onnx: the contract of a model version."""
+"""The manifest.json that sits beside every model.onnx: the contract of a model version.
+
+A version's files: <model_dir>/<name>/<version>/{model.onnx, manifest.json, profile.json}, all
+named by `VersionPaths`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -10,8 +15,33 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
+PROFILE_FILE = "profile.json"  # the drift reference profile (drift/profile.py)
 # Largest |ONNX - source model| a parity check accepts unless told otherwise.
 DEFAULT_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class VersionPaths:
+    """Where the files of one model version are: the one place that knows the layout."""
+
+    directory: Path
+
+    @classmethod
+    def of(cls, model_dir: Path, name: str, version: int) -> VersionPaths:
+        return cls(model_dir / name / str(version))
+
+    @property
+    def model(self) -> Path:
+        return self.directory / MODEL_FILE
+
+    @property
+    def manifest(self) -> Path:
+        return self.directory / MANIFEST_FILE
+
+    @property
+    def profile(self) -> Path:
+        return self.directory / PROFILE_FILE
+
 
 DType = Literal["float32", "float64", "int64", "bool", "string"]
 
@@ -80,10 +110,11 @@ class Manifest(BaseModel):
         return self.inputs[0].name
 
     def write(self, directory: Path) -> Path:
-        path = directory / MANIFEST_FILE
+        path = VersionPaths(directory).manifest
         path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
         return path
 
     @classmethod
     def read(cls, directory: Path) -> Manifest:
-        return cls.model_validate_json((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+        text = VersionPaths(directory).manifest.read_text(encoding="utf-8")
+        return cls.model_validate_json(text)

@@ -1,4 +1,4 @@
-"""The model repository on disk: models/<name>/<version>/{model.onnx, manifest.json}.
+"""The model repository on disk: models/<name>/<version>/{model.onnx, manifest.json, ...}.
 
 Which version a request without one gets is models/<name>/DEFAULT (the version number, replaced
 atomically by `onnxq promote` and `onnxq rollback`); a model without that file serves its highest
@@ -21,7 +21,7 @@ import structlog
 
 from drift.atomic_file import write_text_atomically
 from onnxq.errors import InvalidModel, ModelNotFound, OnnxqError
-from onnxq.models.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from onnxq.models.manifest import MANIFEST_FILE, MODEL_FILE, Manifest, VersionPaths
 from onnxq.models.session import OnnxModel, SessionConfig
 
 DEFAULT_CACHE_SECONDS = 2.0
@@ -81,8 +81,12 @@ class ModelRepository:
         return sorted(
             int(entry.name)
             for entry in directory.iterdir()
-            if entry.name.isdigit() and (entry / MANIFEST_FILE).is_file()
+            if entry.name.isdigit() and VersionPaths(entry).manifest.is_file()
         )
+
+    def paths(self, name: str, version: int) -> VersionPaths:
+        """The files of version `version` of `name` (which need not exist)."""
+        return VersionPaths.of(self.root, check_model_name(name), check_version(name, version))
 
     def default_version(self, name: str) -> int:
         """Return the version served when a request names none: DEFAULT, else the highest.
@@ -163,15 +167,19 @@ class ModelRepository:
             if previous is None or previous == resolved:
                 raise
             self._refused[(name, resolved)] = time.monotonic()
-            log.error("default_version_refused", model=name, version=resolved,
-                      keeping=previous, error=exc.message)
+            log.error(
+                "default_version_refused",
+                model=name,
+                version=resolved,
+                keeping=previous,
+                error=exc.message,
+            )
             return self._get(name, previous)
         self._refused.pop((name, resolved), None)
         if previous != resolved:
             self._served[name] = resolved
             if previous is not None:
-                log.info("default_version_changed", model=name, version=resolved,
-                         previous=previous)
+                log.info("default_version_changed", model=name, version=resolved, previous=previous)
         return model
 
     def _get(self, name: str, version: int) -> OnnxModel:
@@ -196,8 +204,9 @@ class ModelRepository:
         return bool(self._loaded) and all(model.ready for model in self._loaded.values())
 
     def _open(self, name: str, version: int) -> OnnxModel:
-        directory = self.root / name / str(version)
-        if not (directory / MANIFEST_FILE).is_file():
+        paths = self.paths(name, version)
+        directory = paths.directory
+        if not paths.manifest.is_file():
             raise ModelNotFound(name, version)
         if not directory.resolve().is_relative_to(self.root.resolve()):
             # A version directory that is a symlink to somewhere else is not served.
@@ -205,9 +214,7 @@ class ModelRepository:
         try:
             manifest = Manifest.read(directory)
         except ValueError as exc:
-            raise InvalidModel(
-                f"{directory / MANIFEST_FILE} is not a valid manifest: {exc}"
-            ) from exc
+            raise InvalidModel(f"{paths.manifest} is not a valid manifest: {exc}") from exc
         if manifest.name != name or manifest.version != version:
             raise InvalidModel(
                 f"{directory} holds a manifest for {manifest.name}/{manifest.version}"
@@ -225,14 +232,14 @@ class ModelRepository:
         for file_name in extra_files or {}:
             if not MODEL_NAME.fullmatch(file_name) or file_name in (MODEL_FILE, MANIFEST_FILE):
                 raise InvalidModel(f"{file_name!r} cannot be written into a version directory")
-        target = self.root / manifest.name / str(manifest.version)
+        target = self.paths(manifest.name, manifest.version).directory
         if target.exists():
             raise InvalidModel(f"{target} already exists; versions are immutable")
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{manifest.version}-", dir=target.parent))
         staging.chmod(0o755)  # mkdtemp makes it private; other users serve it too
         try:
-            (staging / MODEL_FILE).write_bytes(model_bytes)
+            VersionPaths(staging).model.write_bytes(model_bytes)
             for file_name, data in (extra_files or {}).items():
                 (staging / file_name).write_bytes(data)
             manifest.write(staging)

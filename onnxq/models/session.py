@@ -66,8 +66,9 @@ def float32_values(array: np.ndarray) -> list[Any]:
     they read is bit-for-bit the value onnxruntime produced.
     """
     # orjson writes float32 with its shortest round-trip decimal (17x faster than astype(str)).
-    encoded = orjson.dumps(np.ascontiguousarray(array, dtype=np.float32),
-                           option=orjson.OPT_SERIALIZE_NUMPY)
+    encoded = orjson.dumps(
+        np.ascontiguousarray(array, dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY
+    )
     return orjson.loads(encoded)  # type: ignore[no-any-return]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from onnxq.models.manifest import Manifest
@@ -36,7 +34,6 @@ def build_demo_model(
         name=name,
         version=(versions[-1] + 1) if versions else 1,
         feature_names=[str(feature) for feature in data.feature_names],
-        sha256=hashlib.sha256(exported.onnx_bytes).hexdigest(),
         class_names=[str(target) for target in data.target_names],
         source={
             "framework": "scikit-learn",
@@ -55,7 +52,6 @@ def write_demo_profile(repository: ModelRepository, manifest: Manifest, X: np.nd
     """The drift reference: the training features, and the ONNX model's outputs on them (what
     the prediction log records: scikit-learn's 1.0 is ONNX Runtime's 0.99999934)."""
     from drift import build_profile
-    from onnxq.telemetry.drift_check import write_profile
 
     result = repository.get(manifest.name, manifest.version).predict(X)
     profile = build_profile(
@@ -65,4 +61,4 @@ def write_demo_profile(repository: ModelRepository, manifest: Manifest, X: np.nd
         model=manifest.name,
         version=manifest.version,
     )
-    write_profile(repository.root, manifest.name, manifest.version, profile)
+    profile.save(repository.paths(manifest.name, manifest.version).profile)

@@ -5,6 +5,7 @@ Needs the `export` extra (scikit-learn, skl2onnx, onnx); imported only by the CL
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,10 +15,7 @@ import onnxruntime as ort
 
 from onnxq.errors import ParityError
 from onnxq.models.manifest import DEFAULT_TOLERANCE, FeatureSpec, Manifest, Parity, TensorSpec
-
-INPUT_NAME = "input"
-LABEL_OUTPUT = "label"
-PROBABILITY_OUTPUT = "probabilities"
+from onnxq.registry.export_dir import INPUT_NAME, LABEL_OUTPUT, PROBABILITY_OUTPUT
 
 _ORT_DTYPES = {
     "tensor(float)": "float32",
@@ -37,6 +35,15 @@ class ExportedModel:
     outputs: list[TensorSpec]
     class_labels: list[Any]
     parity: Parity
+    label_output: str = LABEL_OUTPUT
+    probability_output: str = PROBABILITY_OUTPUT
+
+    @classmethod
+    def of(cls, onnx_bytes: bytes, **fields: Any) -> ExportedModel:
+        """Describe `onnx_bytes`, its input and output tensors read from the graph."""
+        session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+        inputs, outputs = graph_tensors(session)
+        return cls(onnx_bytes=onnx_bytes, inputs=inputs, outputs=outputs, **fields)
 
 
 def export_sklearn_classifier(
@@ -57,11 +64,12 @@ def export_sklearn_classifier(
             f"ONNX and scikit-learn disagree: max |Δp| = {max_abs_diff:.3g} "
             f"(tolerance {tolerance:g}), {label_mismatches} label(s) differ on {len(X32)} rows"
         )
+    inputs, outputs = graph_tensors(session)
     return ExportedModel(
         onnx_bytes=onnx_bytes,
-        inputs=[tensor_spec(node) for node in session.get_inputs()],
-        outputs=[tensor_spec(node) for node in session.get_outputs()],
-        class_labels=[_plain(label) for label in estimator.classes_],
+        inputs=inputs,
+        outputs=outputs,
+        class_labels=[plain(label) for label in estimator.classes_],
         parity=Parity(
             max_abs_diff=max_abs_diff, tolerance=tolerance, rows=len(X32), compared="probabilities"
         ),
@@ -95,21 +103,22 @@ def build_manifest(
     name: str,
     version: int,
     feature_names: list[str],
-    sha256: str,
     class_names: list[str] | None = None,
     source: dict[str, Any] | None = None,
 ) -> Manifest:
+    """The manifest of `exported` as version `version` of `name`, made now: the one place a
+    Manifest is put together (`onnxq register`, the demo model)."""
     return Manifest(
         name=name,
         version=version,
-        sha256=sha256,
+        sha256=hashlib.sha256(exported.onnx_bytes).hexdigest(),
         size_bytes=len(exported.onnx_bytes),
         created_at=datetime.now(UTC),
         features=[FeatureSpec(name=feature, dtype="float32") for feature in feature_names],
         inputs=exported.inputs,
         outputs=exported.outputs,
-        label_output=LABEL_OUTPUT,
-        probability_output=PROBABILITY_OUTPUT,
+        label_output=exported.label_output,
+        probability_output=exported.probability_output,
         class_labels=exported.class_labels,
         class_names=class_names,
         parity=exported.parity,
@@ -127,10 +136,19 @@ def _rename_output(model: Any, old: str, new: str) -> None:
             output.name = new
 
 
+def graph_tensors(session: ort.InferenceSession) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The input and the output tensors of a loaded graph, as a manifest lists them."""
+    return (
+        [tensor_spec(node) for node in session.get_inputs()],
+        [tensor_spec(node) for node in session.get_outputs()],
+    )
+
+
 def tensor_spec(node: Any) -> TensorSpec:
     shape = [dim if isinstance(dim, int) else None for dim in node.shape]
     return TensorSpec(name=node.name, dtype=_ORT_DTYPES.get(node.type, "float32"), shape=shape)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A numpy scalar (a class label) as the Python value JSON can hold."""
     return value.item() if hasattr(value, "item") else value

@@ -26,6 +26,8 @@ from onnxq.models.manifest import MODEL_FILE, Parity
 
 EXPORT_FILE = "export.json"
 EXPECTED_FILE = "expected.npz"
+# The tensor names every `onnxq export` gives the graph.
+INPUT_NAME = "input"
 LABEL_OUTPUT = "label"
 PROBABILITY_OUTPUT = "probabilities"
 
@@ -36,6 +38,10 @@ class SampleInfo(BaseModel):
     file: str
     rows: int
     sha256: str = Field(description="of the float64 sample matrix in feature order")
+
+    @classmethod
+    def of(cls, path: Path, rows: np.ndarray) -> SampleInfo:
+        return cls(file=path.name, rows=len(rows), sha256=matrix_digest(rows))
 
 
 class ExportRecord(BaseModel):
@@ -95,6 +101,14 @@ def read_csv(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise InvalidInput(f"{path} holds no rows")
     return frame
+
+
+def sample_matrix(frame: pd.DataFrame, path: Path) -> np.ndarray:
+    """An export sample's values as float64: every column of it is a feature."""
+    try:
+        return frame.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{path} has non-numeric values: {exc}") from exc
 
 
 def feature_matrix(frame: pd.DataFrame, features: list[str], what: str) -> np.ndarray:

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from onnxq.errors import InvalidInput
-from onnxq.registry.export import sklearn_classifier_to_onnx
+from onnxq.registry.export import plain, sklearn_classifier_to_onnx
 from onnxq.registry.export_dir import (
     ExpectedOutputs,
     ExportRecord,
     SampleInfo,
-    matrix_digest,
     read_csv,
+    sample_matrix,
     write_export_dir,
 )
 
@@ -80,10 +80,7 @@ def export_sklearn_file(estimator_file: Path, sample_file: Path, out_dir: Path) 
             f"{sample_file}'s columns {features} are not the estimator's features "
             f"{[str(n) for n in names_in]} in that order"
         )
-    try:
-        rows = frame.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{sample_file} has non-numeric values: {exc}") from exc
+    rows = sample_matrix(frame, sample_file)
 
     rows32 = rows.astype(np.float32)
     tree = is_tree_model(estimator)
@@ -109,13 +106,9 @@ def export_sklearn_file(estimator_file: Path, sample_file: Path, out_dir: Path) 
             "estimator": type(estimator).__name__,
         },
         features=features,
-        class_labels=[_plain(label) for label in estimator.classes_],
+        class_labels=[plain(label) for label in estimator.classes_],
         tree_model=tree,
-        sample=SampleInfo(file=sample_file.name, rows=len(rows), sha256=matrix_digest(rows)),
+        sample=SampleInfo.of(sample_file, rows),
     )
     write_export_dir(out_dir, onnx_bytes, record, expected)
     return record
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

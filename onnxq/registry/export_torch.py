@@ -23,15 +23,15 @@ from typing import Any, Literal
 import numpy as np
 
 from onnxq.errors import InvalidInput
-from onnxq.registry.export import INPUT_NAME
 from onnxq.registry.export_dir import (
+    INPUT_NAME,
     LABEL_OUTPUT,
     PROBABILITY_OUTPUT,
     ExpectedOutputs,
     ExportRecord,
     SampleInfo,
-    matrix_digest,
     read_csv,
+    sample_matrix,
     write_export_dir,
 )
 
@@ -116,10 +116,7 @@ def export_torch_module(
 
     frame = read_csv(sample_file)
     features = [str(column) for column in frame.columns]
-    try:
-        rows = frame.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{sample_file} has non-numeric values: {exc}") from exc
+    rows = sample_matrix(frame, sample_file)
     head = classifier_head(module, module_output).eval()
     with torch.no_grad():
         try:
@@ -149,7 +146,7 @@ def export_torch_module(
         class_labels=list(range(classes)),
         class_names=class_names,
         tree_model=False,
-        sample=SampleInfo(file=sample_file.name, rows=len(rows), sha256=matrix_digest(rows)),
+        sample=SampleInfo.of(sample_file, rows),
     )
     expected = ExpectedOutputs(
         rows=rows,

@@ -19,14 +19,13 @@ import numpy as np
 import pandas as pd
 
 from onnxq.errors import InvalidInput, InvalidModel, ModelNotFound
-from onnxq.models.manifest import DEFAULT_TOLERANCE, FeatureSpec, Manifest
+from onnxq.models.manifest import DEFAULT_TOLERANCE, PROFILE_FILE, Manifest
 from onnxq.models.onnx_file import check_onnx_bytes
 from onnxq.models.repository import MODEL_NAME, ModelRepository, is_model_name
-from onnxq.registry.export import tensor_spec
+from onnxq.registry.export import ExportedModel, build_manifest
 from onnxq.registry.export_dir import feature_matrix, read_csv, read_export_dir
 from onnxq.registry.parity import ValidationReport, run_onnx, validate_export
 
-PROFILE_FILE = "profile.json"
 HISTORY_FILE = "history.jsonl"  # one line per promote / rollback, for the runbook
 LOCK_FILE = ".lock"
 
@@ -95,11 +94,15 @@ def register_model(
 
     training = feature_matrix(read_csv(reference), record.features, str(reference))
     labels, probabilities = run_onnx(onnx_bytes, record, training)
-    import onnxruntime as ort
-
     from drift.profile import build_profile
 
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    exported = ExportedModel.of(
+        onnx_bytes,
+        class_labels=record.class_labels,
+        parity=report.parity(),
+        label_output=record.label_output,
+        probability_output=record.probability_output,
+    )
     # Everything that can fail on the user's input happens before the model directory is touched.
     profile = build_profile(
         pd.DataFrame(training, columns=record.features),
@@ -114,20 +117,12 @@ def register_model(
             # A model from before DEFAULT existed serves its highest version; pin that first so
             # that adding an unpromoted version does not change what is served.
             repository.set_default(name, repository.default_version(name))
-        manifest = Manifest(
+        manifest = build_manifest(
+            exported,
             name=name,
             version=version,
-            sha256=_sha256(onnx_bytes),
-            size_bytes=len(onnx_bytes),
-            created_at=datetime.now(UTC),
-            features=[FeatureSpec(name=feature, dtype="float32") for feature in record.features],
-            inputs=[tensor_spec(node) for node in session.get_inputs()],
-            outputs=[tensor_spec(node) for node in session.get_outputs()],
-            label_output=record.label_output,
-            probability_output=record.probability_output,
-            class_labels=record.class_labels,
+            feature_names=record.features,
             class_names=record.class_names,
-            parity=report.parity(),
             source={
                 "framework": record.framework,
                 "framework_version": record.framework_version,
@@ -185,9 +180,3 @@ def _switch_default(
     with (repository.root / name / HISTORY_FILE).open("a", encoding="utf-8") as history:
         history.write(json.dumps(entry) + "\n")
     return DefaultChange(name, version, previous)
-
-
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -20,9 +19,9 @@ import structlog
 from drift import ReferenceProfile, compute_drift
 from drift.alert import ALERT_EVENT, alert_payload
 from drift.log_reader import Progress
-from drift.profile import PROFILE_FILE
 from drift.psi import DriftReport
 from drift.report_files import ReportFiles, report_directory, write_report
+from onnxq.backoff import backoff_seconds
 from onnxq.errors import DriftProfileMissing, ModelNotFound
 from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
@@ -46,16 +45,6 @@ class DriftCheck:
     files: ReportFiles
     alert: dict[str, Any] | None
     webhook: WebhookOutcome
-
-
-def profile_path(settings: Settings, name: str, version: int) -> Path:
-    """The reference profile beside a model version's manifest."""
-    return settings.model_dir / name / str(version) / PROFILE_FILE
-
-
-def write_profile(model_dir: Path, name: str, version: int, profile: ReferenceProfile) -> Path:
-    """Save ``profile`` beside the version's manifest (atomically: the worker may be reading)."""
-    return profile.save(model_dir / name / str(version) / PROFILE_FILE)
 
 
 def _summary(feature: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +85,7 @@ def send_alert(payload: dict[str, Any], settings: Settings) -> WebhookOutcome:
             )
             if final:
                 return WebhookOutcome.FAILED
-            time.sleep(settings.drift_webhook_backoff_seconds * 2 ** (attempt - 1))
+            time.sleep(backoff_seconds(attempt - 1, settings.drift_webhook_backoff_seconds))
             continue
         log.info("drift_webhook", status="delivered", model=payload["model"], attempt=attempt)
         return WebhookOutcome.DELIVERED
@@ -121,7 +110,7 @@ def check_model(
     resolved = repository.default_version(name) if version is None else version
     if resolved not in repository.versions(name):
         raise ModelNotFound(name, resolved)
-    path = profile_path(settings, name, resolved)
+    path = repository.paths(name, resolved).profile
     if not path.is_file():
         raise DriftProfileMissing(name, resolved)
     started = time.perf_counter()

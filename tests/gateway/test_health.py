@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import fakeredis
 import pytest
 import redis
 from flask import Flask
@@ -11,6 +10,7 @@ from flask.testing import FlaskClient
 from gateway import create_app
 from gateway.services import Services
 from onnxq.settings import Settings
+from tests.gateway.conftest import empty_repository_client
 
 
 def test_health_answers_ok_without_touching_redis_or_models(tmp_path: Path) -> None:
@@ -42,15 +42,7 @@ def test_ready_is_503_when_redis_does_not_answer(settings: Settings) -> None:
 def test_ready_is_503_until_a_model_appears_then_recovers_without_restart(
     tmp_path: Path, model_dir: Path
 ) -> None:
-    empty = tmp_path / "models"
-    settings = Settings(
-        _env_file=None,
-        model_dir=empty,
-        redis_url="redis://127.0.0.1:1/0",
-        allow_unauthenticated=True,
-    )
-    app = create_app({"TESTING": True, "SETTINGS": settings, "REDIS_CLIENT": fakeredis.FakeRedis()})
-    client = app.test_client()
+    client, empty = empty_repository_client(tmp_path)
     assert client.get("/ready").status_code == 503
 
     empty.symlink_to(model_dir)  # the model arrives after start-up

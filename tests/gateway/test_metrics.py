@@ -16,6 +16,8 @@ from onnxq.devtools.metrics_text import label_sets, sample
 from onnxq.settings import Settings
 
 PREDICT_ROUTE = "/v1/models/<name>/predict"
+INFER_ROUTE = "/v2/models/<name>/infer"
+INTERNAL_ERROR = "internal error; quote the X-Request-ID header when reporting it"
 
 
 def scrape(client: FlaskClient) -> str:
@@ -134,22 +136,33 @@ def test_a_scrape_still_answers_when_redis_is_down(settings: Settings) -> None:
     assert not label_sets(response.get_data(as_text=True), "onnxq_queue_depth")
 
 
+@pytest.mark.parametrize("api", ["v1", "v2"])
 def test_an_unexpected_error_is_logged_and_counted_with_its_exception_type(
     client: FlaskClient,
     services: Services,
     demo_model_name: str,
     rows: list[list[float]],
     monkeypatch: pytest.MonkeyPatch,
+    api: str,
 ) -> None:
     def explode(*_: object, **__: object) -> None:
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(services.prediction_log, "record", explode)
-    labels = {"route": PREDICT_ROUTE, "method": "POST", "status": "500"}
+    route = PREDICT_ROUTE if api == "v1" else INFER_ROUTE
+    labels = {"route": route, "method": "POST", "status": "500"}
     before = sample(scrape(client), "onnxq_http_requests_total", **labels)
     with capture_logs() as events:
-        response = client.post(f"/v1/models/{demo_model_name}/predict", json={"instances": rows})
+        if api == "v1":
+            body: object = {"instances": rows}
+        else:
+            tensor = {"name": "input", "shape": [len(rows), len(rows[0])], "datatype": "FP32"}
+            body = {"inputs": [{**tensor, "data": rows}]}
+        response = client.post(route.replace("<name>", demo_model_name), json=body)
     assert response.status_code == 500
+    # Each API writes the same error in its own shape.
+    v1_error = {"type": "internal_error", "message": INTERNAL_ERROR}
+    assert response.get_json() == {"error": v1_error if api == "v1" else INTERNAL_ERROR}
     [request_event] = [e for e in events if e["event"] == "request"]
     assert request_event["error_type"] == "internal_error"
     assert request_event["exception_type"] == "ZeroDivisionError"

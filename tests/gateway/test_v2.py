@@ -18,6 +18,7 @@ from gateway import create_app
 from gateway.services import Services
 from onnxq import __version__
 from onnxq.settings import Settings
+from tests.gateway.conftest import empty_repository_client
 
 ModelOutputs = tuple[np.ndarray, np.ndarray]
 
@@ -72,18 +73,6 @@ def cancer_rows() -> list[list[float]]:
     return [[float(value) for value in data[index]] for index in (0, 19, 20, 100, 568)]
 
 
-def _empty_repository_client(tmp_path: Path) -> tuple[FlaskClient, Path]:
-    empty = tmp_path / "models"
-    settings = Settings(
-        _env_file=None,
-        model_dir=empty,
-        redis_url="redis://127.0.0.1:1/0",
-        allow_unauthenticated=True,
-    )
-    app = create_app({"TESTING": True, "SETTINGS": settings, "REDIS_CLIENT": fakeredis.FakeRedis()})
-    return app.test_client(), empty
-
-
 # ---- server metadata and health -------------------------------------------------------------
 
 
@@ -114,7 +103,7 @@ def test_server_ready_is_200_when_models_are_loaded_even_though_redis_is_unreach
 def test_server_ready_is_a_4xx_with_ready_false_until_a_model_appears_then_recovers(
     tmp_path: Path, model_dir: Path
 ) -> None:
-    client, empty = _empty_repository_client(tmp_path)
+    client, empty = empty_repository_client(tmp_path)
     response = client.get("/v2/health/ready")
     assert response.status_code == 400  # the spec: 200 means true, a 4xx means false
     assert response.get_json() == {"ready": False}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,8 +17,10 @@ from structlog.testing import capture_logs
 from drift.report_files import history
 from onnxq.devtools.redis_server import free_port
 from onnxq.errors import DriftProfileMissing, ModelNotFound
+from onnxq.models.manifest import VersionPaths
 from onnxq.settings import Settings
-from onnxq.telemetry.drift_check import WebhookOutcome, check_model, profile_path
+from onnxq.telemetry import drift_check
+from onnxq.telemetry.drift_check import WebhookOutcome, check_model
 from tests.drift_fixtures import SHIFTED, log_demo_predictions
 
 MODEL = "breast-cancer"
@@ -59,7 +63,7 @@ def drifted_log(settings: Settings, model_dir: Path) -> None:
 
 
 def test_the_demo_model_has_a_profile_beside_its_manifest(settings: Settings) -> None:
-    profile = json.loads(profile_path(settings, MODEL, 1).read_text())
+    profile = json.loads(VersionPaths.of(settings.model_dir, MODEL, 1).profile.read_text())
     assert profile["model"] == MODEL and profile["rows"] == 569
     assert len(profile["features"]) == 30
     assert profile["probability"] is not None and profile["label"] is not None
@@ -164,8 +168,11 @@ def test_the_alert_is_posted_to_the_webhook_as_json(settings: Settings, drifted_
 
 
 def test_a_failing_webhook_is_retried_logged_and_does_not_break_the_check(
-    settings: Settings, drifted_log: None
+    settings: Settings, drifted_log: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    waits: list[float] = []
+    clock = SimpleNamespace(sleep=waits.append, perf_counter=time.perf_counter)
+    monkeypatch.setattr(drift_check, "time", clock)  # this module's sleeps only
     with Receiver(status=500) as receiver:
         hooked = settings.model_copy(
             update={
@@ -180,6 +187,7 @@ def test_a_failing_webhook_is_retried_logged_and_does_not_break_the_check(
     assert len(receiver.bodies) == 3
     webhook = [e for e in events if e["event"] == "drift_webhook"]
     assert [e["status"] for e in webhook] == ["retry", "retry", "failed"]
+    assert waits == [0.01, 0.02]  # the backoff doubles from ONNXQ_DRIFT_WEBHOOK_BACKOFF_SECONDS
     assert "HTTP 500" in webhook[-1]["error"]
     assert receiver.url not in json.dumps(webhook)  # the URL may carry a token
     assert check.files.json.is_file()  # the report was still written

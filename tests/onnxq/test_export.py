@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from onnxq.errors import ParityError
 from onnxq.models.manifest import MODEL_FILE, Manifest
 from onnxq.models.session import sha256_of
 from onnxq.registry.demo import DEMO_MODEL_NAME
-from onnxq.registry.export import export_sklearn_classifier
+from onnxq.registry.export import ExportedModel, build_manifest, export_sklearn_classifier
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +104,31 @@ def test_the_demo_manifest_records_its_parity_features_and_checksum(
     model_file = demo_model_dir / DEMO_MODEL_NAME / "1" / MODEL_FILE
     assert demo_manifest.sha256 == sha256_of(model_file)
     assert demo_manifest.size_bytes == model_file.stat().st_size
+
+
+def test_one_builder_makes_the_manifest_of_an_exported_graph(
+    demo_model_dir: Path, demo_manifest: Manifest
+) -> None:
+    onnx_bytes = (demo_model_dir / DEMO_MODEL_NAME / "1" / MODEL_FILE).read_bytes()
+    exported = ExportedModel.of(
+        onnx_bytes,
+        class_labels=[0, 1],
+        parity=demo_manifest.parity,
+        label_output="label",
+        probability_output="probabilities",
+    )
+
+    manifest = build_manifest(
+        exported, name="copy", version=3, feature_names=["a", "b"], source={"from": "test"}
+    )
+
+    assert (manifest.name, manifest.version) == ("copy", 3)
+    assert manifest.sha256 == hashlib.sha256(onnx_bytes).hexdigest()
+    assert manifest.size_bytes == len(onnx_bytes)
+    assert [(f.name, f.dtype) for f in manifest.features] == [("a", "float32"), ("b", "float32")]
+    assert manifest.inputs == demo_manifest.inputs  # read from the graph
+    assert manifest.outputs == demo_manifest.outputs
+    assert (manifest.label_output, manifest.probability_output) == ("label", "probabilities")
+    assert manifest.parity == demo_manifest.parity
+    assert manifest.source == {"from": "test"}
+    assert manifest.class_names is None

@@ -11,9 +11,9 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from drift.profile import ReferenceProfile
-from onnxq.models.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from onnxq.models.manifest import MANIFEST_FILE, MODEL_FILE, PROFILE_FILE, Manifest
 from onnxq.models.repository import DEFAULT_FILE, ModelRepository
-from onnxq.registry.register import HISTORY_FILE, PROFILE_FILE
+from onnxq.registry.register import HISTORY_FILE
 from tests.onnxq.lifecycle import (
     breast_cancer,
     export_pipeline,

@@ -12,7 +12,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from onnxq.errors import InvalidModel, ModelNotFound, ModelNotReady
-from onnxq.models.manifest import MODEL_FILE, Manifest
+from onnxq.models.manifest import MODEL_FILE, Manifest, VersionPaths
 from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME
 
@@ -34,6 +34,22 @@ def test_the_demo_model_is_listed_with_its_only_version(demo_repository: ModelRe
     assert demo_repository.names() == [DEMO_MODEL_NAME]
     assert demo_repository.versions(DEMO_MODEL_NAME) == [1]
     assert demo_repository.default_version(DEMO_MODEL_NAME) == 1
+
+
+def test_a_versions_files_are_named_in_one_place(demo_repository: ModelRepository) -> None:
+    paths = demo_repository.paths(DEMO_MODEL_NAME, 1)
+    assert paths.directory == demo_repository.root / DEMO_MODEL_NAME / "1"
+    assert [path.name for path in (paths.model, paths.manifest, paths.profile)] == [
+        "model.onnx",
+        "manifest.json",
+        "profile.json",
+    ]
+    assert all(path.is_file() for path in (paths.model, paths.manifest, paths.profile))
+    assert paths == VersionPaths.of(demo_repository.root, DEMO_MODEL_NAME, 1)
+    assert demo_repository.get(DEMO_MODEL_NAME, 1).directory == paths.directory
+    for name, version in (("../etc", 1), (DEMO_MODEL_NAME, 0)):
+        with pytest.raises(ModelNotFound):
+            demo_repository.paths(name, version)
 
 
 def test_a_missing_root_directory_holds_no_models(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""parse_predict_request: a JSON body becomes the float32 input matrix, or says what is wrong."""
+"""parse_predict_request: a JSON body becomes the float32 input matrix, or says what is wrong;
+and the float32 and row-limit checks that /v1 and /v2 share."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from onnxq.errors import InvalidInput
-from onnxq.models.inputs import parse_predict_request
+from onnxq.errors import InvalidInput, TooManyRows
+from onnxq.models.inputs import (
+    FLOAT32_MAX,
+    Float32Problem,
+    check_row_limit,
+    fits_float32,
+    float32_problem,
+    parse_predict_request,
+)
 from onnxq.models.manifest import FeatureSpec, Manifest, Parity, TensorSpec
 
 FEATURES = ["mean radius", "mean texture", "mean smoothness"]
@@ -160,3 +168,46 @@ def test_the_error_renders_its_details_for_the_response_body(manifest: Manifest)
     assert body["type"] == "invalid_input"
     assert body["details"][0]["row"] == 0
     assert body["details"][0]["feature"] == "mean texture"
+
+
+# ---- the checks /v1 and /v2 share -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (0.0, None),
+        (-7, None),
+        (True, None),  # a BOOL tensor's element: 1.0 as float32
+        (FLOAT32_MAX, None),
+        (-FLOAT32_MAX, None),
+        (float(np.nextafter(FLOAT32_MAX, np.inf)), Float32Problem.OUT_OF_RANGE),
+        (10**400, Float32Problem.OUT_OF_RANGE),  # beyond float64 too: compared exactly
+        (float("nan"), Float32Problem.NOT_FINITE),
+        (float("-inf"), Float32Problem.NOT_FINITE),
+    ],
+)
+def test_the_float32_check_names_what_a_model_input_cannot_hold(
+    value: float, problem: Float32Problem | None
+) -> None:
+    assert float32_problem(value) is problem
+    if not isinstance(value, int) or abs(value) < 2**1000:
+        assert fits_float32(np.array([0.0, float(value)])) is (problem is None)
+
+
+def test_the_row_limit_names_the_jobs_route_for_a_synchronous_call_and_splitting_for_a_job() -> (
+    None
+):
+    check_row_limit(5, 5, "/v1/models/m/jobs")
+    check_row_limit(5, 5)
+    with pytest.raises(TooManyRows) as sync:
+        check_row_limit(6, 5, "/v1/models/m/jobs")
+    assert sync.value.message == (
+        "6 rows is more than the synchronous limit of 5; submit them as a job with POST "
+        "/v1/models/m/jobs"
+    )
+    assert sync.value.details == [{"limit": 5, "jobs_url": "/v1/models/m/jobs"}]
+    with pytest.raises(TooManyRows) as job:
+        check_row_limit(9, 8)
+    assert job.value.message == "9 rows is more than one job may carry (8); split the batch"
+    assert job.value.details == [{"limit": 8}]

@@ -22,7 +22,7 @@ from onnxq.webhook import WebhookFailed, post_json
 from worker.callbacks import (
     MAX_BACKOFF_SECONDS,
     CallbackOutcome,
-    backoff_seconds,
+    callback_delay,
     deliver_callback,
 )
 
@@ -331,7 +331,7 @@ def test_failed_callbacks_leave_the_jobs_stored_state_unchanged(
     assert stored.error is None
 
 
-# backoff_seconds
+# callback_delay: onnxq.backoff's formula, capped at a minute
 
 
 @pytest.mark.parametrize(
@@ -341,10 +341,10 @@ def test_failed_callbacks_leave_the_jobs_stored_state_unchanged(
 def test_backoff_starts_at_the_base_and_doubles_each_attempt(
     attempt: int, base: float, expected: float
 ) -> None:
-    assert backoff_seconds(attempt, base) == pytest.approx(expected)
+    assert callback_delay(attempt, base) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(("attempt", "base"), [(6, 1.0), (19, 1.0), (3, 10.0), (0, 120.0)])
 def test_backoff_is_capped_at_a_minute(attempt: int, base: float) -> None:
     assert MAX_BACKOFF_SECONDS == 60.0
-    assert backoff_seconds(attempt, base) == 60.0
+    assert callback_delay(attempt, base) == 60.0
