@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from gateway import create_app
 from gateway.services import Services
 from onnxq.settings import Settings
-from tests.conftest import in_memory_celery
+from tests.support.broker import in_memory_celery
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import fakeredis
 import pytest
 import redis
 from flask import Flask
@@ -11,16 +10,11 @@ from flask.testing import FlaskClient
 from gateway import create_app
 from gateway.services import Services
 from onnxq.settings import Settings
+from tests.support.apps import empty_repository_client
 
 
 def test_health_answers_ok_without_touching_redis_or_models(tmp_path: Path) -> None:
-    settings = Settings(
-        _env_file=None,
-        model_dir=tmp_path / "empty",
-        redis_url="redis://127.0.0.1:1/0",
-        allow_unauthenticated=True,
-    )
-    client = create_app({"TESTING": True, "SETTINGS": settings}).test_client()
+    client, _ = empty_repository_client(tmp_path, fake_redis=False)
     response = client.get("/health")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
@@ -42,15 +36,7 @@ def test_ready_is_503_when_redis_does_not_answer(settings: Settings) -> None:
 def test_ready_is_503_until_a_model_appears_then_recovers_without_restart(
     tmp_path: Path, model_dir: Path
 ) -> None:
-    empty = tmp_path / "models"
-    settings = Settings(
-        _env_file=None,
-        model_dir=empty,
-        redis_url="redis://127.0.0.1:1/0",
-        allow_unauthenticated=True,
-    )
-    app = create_app({"TESTING": True, "SETTINGS": settings, "REDIS_CLIENT": fakeredis.FakeRedis()})
-    client = app.test_client()
+    client, empty = empty_repository_client(tmp_path)
     assert client.get("/ready").status_code == 503
 
     empty.symlink_to(model_dir)  # the model arrives after start-up

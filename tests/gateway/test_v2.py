@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from gateway import create_app
 from gateway.services import Services
 from onnxq import __version__
 from onnxq.settings import Settings
+from tests.support.apps import empty_repository_client
+from tests.support.prediction_log import prediction_lines, prediction_log_files
 
 ModelOutputs = tuple[np.ndarray, np.ndarray]
 
@@ -72,18 +73,6 @@ def cancer_rows() -> list[list[float]]:
     return [[float(value) for value in data[index]] for index in (0, 19, 20, 100, 568)]
 
 
-def _empty_repository_client(tmp_path: Path) -> tuple[FlaskClient, Path]:
-    empty = tmp_path / "models"
-    settings = Settings(
-        _env_file=None,
-        model_dir=empty,
-        redis_url="redis://127.0.0.1:1/0",
-        allow_unauthenticated=True,
-    )
-    app = create_app({"TESTING": True, "SETTINGS": settings, "REDIS_CLIENT": fakeredis.FakeRedis()})
-    return app.test_client(), empty
-
-
 # ---- server metadata and health -------------------------------------------------------------
 
 
@@ -114,7 +103,7 @@ def test_server_ready_is_200_when_models_are_loaded_even_though_redis_is_unreach
 def test_server_ready_is_a_4xx_with_ready_false_until_a_model_appears_then_recovers(
     tmp_path: Path, model_dir: Path
 ) -> None:
-    client, empty = _empty_repository_client(tmp_path)
+    client, empty = empty_repository_client(tmp_path)
     response = client.get("/v2/health/ready")
     assert response.status_code == 400  # the spec: 200 means true, a 4xx means false
     assert response.get_json() == {"ready": False}
@@ -343,9 +332,8 @@ def test_infer_appends_one_prediction_log_line_per_row_with_source_v2(
     client: FlaskClient, services: Services, demo_model_name: str, rows: list[list[float]]
 ) -> None:
     response = _infer(client, demo_model_name, _infer_body(rows))
-    log_files = list(services.settings.prediction_log_dir.glob("predictions-*.jsonl"))
-    assert len(log_files) == 1
-    lines = [json.loads(line) for line in log_files[0].read_text().splitlines()]
+    assert len(prediction_log_files(services.settings.prediction_log_dir)) == 1
+    lines = prediction_lines(services.settings.prediction_log_dir)
     assert [line["row"] for line in lines] == list(range(len(rows)))
     assert {line["source"] for line in lines} == {"v2"}
     assert {line["request_id"] for line in lines} == {response.headers["X-Request-ID"]}

@@ -30,16 +30,14 @@ import redis
 import requests
 from sklearn.datasets import load_breast_cancer
 
+from onnxq.devtools.processes import ServiceProcess, start_beat
 from onnxq.jobs.store import Job, JobStatus, JobStore, dump_job, load_job, utc_now
 from onnxq.models.manifest import MODEL_FILE
 from onnxq.registry.demo import DEMO_MODEL_NAME
-from tests.integration.conftest import (
-    ServiceProcess,
-    Stack,
-    running_stack,
-    start_beat,
-    wait_until,
-)
+from tests.integration.conftest import Stack, running_stack
+from tests.support.log_events import events
+from tests.support.prediction_log import prediction_lines
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -219,19 +217,9 @@ def wait_all_ended(client: redis.Redis, ids: list[str], timeout: float) -> dict[
     return records(client, ids)
 
 
-def log_events(worker: ServiceProcess, name: str = "job") -> list[dict[str, Any]]:
-    """The JSON log events called `name` in the worker log (every worker of the stack)."""
-    found = []
-    for line in worker.output().splitlines():
-        if not line.startswith("{"):
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if event.get("event") == name:
-            found.append(event)
-    return found
+def job_events(worker: ServiceProcess) -> list[dict[str, Any]]:
+    """The `job` events in the worker log (every worker of the stack: they share the file)."""
+    return events(worker.output(), "job")
 
 
 @contextmanager
@@ -243,28 +231,6 @@ def beat_running(stack: Stack, directory: Path) -> Iterator[ServiceProcess]:
         beat.stop()
 
 
-def start_worker(stack: Stack) -> ServiceProcess:
-    """Start a worker and wait for it; a restarted one appends to the same log file."""
-    log_path = stack.prediction_log_dir.parent / "worker.log"
-    offset = log_path.stat().st_size if log_path.exists() else 0
-
-    def ready() -> bool:
-        output = worker.output()[offset:]
-        return " ready." in output and output.count('"worker_process_ready"') >= WORKER_PROCESSES
-
-    worker = stack.start_worker()
-    wait_until(ready, 30, "the worker to be ready")
-    return worker
-
-
-def prediction_lines(stack: Stack) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for path in sorted(stack.prediction_log_dir.glob("predictions-*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
-
-
 # --- killing with a look first ----------------------------------------------------------------
 
 
@@ -273,23 +239,30 @@ def freeze_child_mid_job(
 ) -> tuple[int, set[str]]:
     """Freeze (SIGSTOP) one prefork child while it runs jobs; return its pid and those jobs.
 
-    Jobs claimed before the freeze and still `running` 0.3 s later are the frozen child's
-    (the other child finishes a job in milliseconds). Once nothing claimed before the
-    freeze is running, the child was between jobs: it is thawed and tried again.
+    A child runs one batch of jobs at a time, claimed in one transaction. So once a job that
+    was still queued after the freeze has ended, the other child has finished whatever it
+    ran at the freeze, and the jobs claimed before the freeze and still `running` are the
+    frozen child's. If there are none, the child was between jobs: it is thawed and tried
+    again.
     """
     assert worker.process is not None
     children = psutil.Process(worker.process.pid).children()
     assert len(children) == WORKER_PROCESSES, children
     child = children[0].pid
     for _ in range(300):
-        frozen_at = utc_now()
         os.kill(child, signal.SIGSTOP)
         try:
-            deadline = time.monotonic() + 0.3
-            while (in_flight := running_since(client, ids, frozen_at)) and (
-                time.monotonic() < deadline
-            ):
-                time.sleep(0.01)
+            frozen_at = utc_now()
+            queued = [
+                job_id for job_id, status in statuses(client, ids).items() if status == "queued"
+            ]
+            assert queued, "every job was claimed before a child was caught in one"
+            wait_until(
+                lambda queued=queued: ended(client, queued) > 0,
+                30,
+                "the other child to run a job still queued after the freeze",
+            )
+            in_flight = running_since(client, ids, frozen_at)
         except BaseException:
             os.kill(child, signal.SIGCONT)
             raise
@@ -349,7 +322,7 @@ def test_a_thousand_jobs_all_succeed_after_a_worker_child_and_then_the_whole_wor
         started = time.monotonic()
         ids = Submitter(stack).submit_all(jobs)
         submitted = time.monotonic() - started
-        first = start_worker(stack)
+        first = stack.start_worker()
 
         wait_until(lambda: ended(client, ids) >= 300, 30, "30% of the jobs to end")
         done_at_child_kill = ended(client, ids)
@@ -365,12 +338,12 @@ def test_a_thousand_jobs_all_succeed_after_a_worker_child_and_then_the_whole_wor
 
         # Redis hands back what the dead worker held once VISIBILITY has passed.
         time.sleep(max(0.0, killed_at + VISIBILITY + 0.5 - time.monotonic()))
-        second = start_worker(stack)
+        second = stack.start_worker()
         final = wait_all_ended(client, ids, 60)
         for job_id, rows in zip(ids, jobs, strict=True):
             reference.check(final[job_id], rows)
         assert queued_messages(client) == 0
-        wait_until(lambda: unacked_messages(client) == 0, 5, "every message acknowledged")
+        wait_until(lambda: unacked_messages(client) == 0, 30, "every message acknowledged")
 
         # The interrupted jobs really were run again.
         assert all(final[job_id].attempts >= 2 for job_id in worker_victims)  # type: ignore[union-attr]
@@ -378,7 +351,7 @@ def test_a_thousand_jobs_all_succeed_after_a_worker_child_and_then_the_whole_wor
 
         # At least once: every row is in the prediction log, and a job run twice said
         # the same thing twice.
-        lines = prediction_lines(stack)
+        lines = prediction_lines(stack.prediction_log_dir)
         by_row: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
         for line in lines:
             by_row[(line["job_id"], line["row"])].append(line)
@@ -399,7 +372,7 @@ def test_a_thousand_jobs_all_succeed_after_a_worker_child_and_then_the_whole_wor
                 (json.dumps(result["labels"][row]), json.dumps(result["probabilities"][row]))
             }
         attempts = Counter(job.attempts for job in final.values() if job)
-        skipped = [e for e in log_events(second) if e["status"] == "skipped"]
+        skipped = [e for e in job_events(second) if e["status"] == "skipped"]
         print(
             f"\nsubmitted in {submitted:.1f}s; child killed with {done_at_child_kill} ended, "
             f"{len(child_victims)} running in it; worker killed with {done_at_worker_kill} "
@@ -442,7 +415,7 @@ def test_jobs_queued_across_a_graceful_redis_restart_all_succeed_and_the_gateway
         assert queued_messages(client) == len(ids)
         [after] = submitter.submit_all([jobs[1]])  # the gateway's broker connection is back
 
-        start_worker(stack)
+        stack.start_worker()
         final = wait_all_ended(client, [*ids, after], 60)
         for job_id, rows in zip([*ids, after], [*jobs, jobs[1]], strict=True):
             reference.check(final[job_id], rows)
@@ -458,27 +431,44 @@ def gateway_status(session: requests.Session, stack: Stack, path: str) -> int | 
 def test_sigterm_lets_a_busy_worker_finish_its_running_jobs_and_give_back_the_rest(
     tmp_path: Path, model_dir: Path, redis_binary: str, data: Rows, reference: Reference
 ) -> None:
-    env = {**FAST_REDELIVERY, "ONNXQ_MICROBATCH_MAX_JOBS": "4"}
+    max_jobs = 4
+    env = {**FAST_REDELIVERY, "ONNXQ_MICROBATCH_MAX_JOBS": str(max_jobs)}
+    # Running tasks may still take up to max_jobs - 1 messages each off the queue after
+    # SIGTERM; more than that must be waiting for "the rest" to exist.
+    enough_waiting = WORKER_PROCESSES * max_jobs
     jobs = [job_rows(data, number) for number in range(300)]
     with running_stack(
         tmp_path, model_dir, redis_binary, extra_env=env, with_worker=False
     ) as stack:
         client = redis_client(stack)
-        ids = Submitter(stack).submit_all(jobs)
-        first = start_worker(stack)
+        submitter = Submitter(stack)
+        ids = submitter.submit_all(jobs)
+        first = stack.start_worker()
         assert first.process is not None
         wait_until(lambda: ended(client, ids) >= 90, 30, "30% of the jobs to end")
 
-        # Catch the worker with jobs running, then ask it to stop.
+        # Catch the worker, frozen, with jobs running and more waiting in the queue, then
+        # ask it to stop. Should the queue run low, more jobs are submitted while it is
+        # frozen, so that it cannot run dry before the next look.
         group = first.process.pid
+        top_ups = 0
         for _ in range(300):
             os.killpg(group, signal.SIGSTOP)
-            in_flight = running_since(client, ids, utc_now())
-            if in_flight:
-                break
+            try:
+                in_flight = running_since(client, ids, utc_now())
+                waiting = queued_messages(client)
+                if in_flight and waiting > enough_waiting:
+                    break
+                if waiting <= enough_waiting:
+                    more = [job_rows(data, number) for number in range(len(jobs), len(jobs) + 100)]
+                    ids += submitter.submit_all(more)
+                    jobs += more
+                    top_ups += 1
+            except BaseException:
+                os.killpg(group, signal.SIGCONT)
+                raise
             os.killpg(group, signal.SIGCONT)
-            assert ended(client, ids) < len(ids), "every job ended before SIGTERM"
-            time.sleep(random.uniform(0.001, 0.01))
+            time.sleep(random.uniform(0.001, 0.01))  # not in step with the worker's rhythm
         else:
             raise AssertionError("the worker was never caught running a job")
         first.process.send_signal(signal.SIGTERM)  # handled once the group runs again
@@ -505,11 +495,12 @@ def test_sigterm_lets_a_busy_worker_finish_its_running_jobs_and_give_back_the_re
         extra = set(waiting) - queued  # duplicates: harmless, the next worker skips them
         assert all(after[job_id] and after[job_id].status.ended for job_id in extra)  # type: ignore[union-attr]
         print(
-            f"\nSIGTERM with {len(in_flight)} running, exit after {shutdown_seconds:.1f}s; "
-            f"left {dict(left)}; duplicate messages {len(extra)}"
+            f"\nSIGTERM with {len(in_flight)} running and {waiting} waiting ({len(ids)} jobs, "
+            f"{top_ups} top-ups), exit after {shutdown_seconds:.1f}s; left {dict(left)}; "
+            f"duplicate messages {len(extra)}"
         )
 
-        start_worker(stack)
+        stack.start_worker()
         final = wait_all_ended(client, ids, 60)
         for job_id, rows in zip(ids, jobs, strict=True):
             reference.check(final[job_id], rows)
@@ -538,15 +529,19 @@ def test_a_poison_job_is_failed_once_and_never_run_again_while_its_neighbours_su
         lost(poison, MAX_ATTEMPTS)
         lost(last_chance, MAX_ATTEMPTS - 1)
 
-        worker = start_worker(stack)
+        worker = stack.start_worker()
         ids = [poison, last_chance, normal]
         final = wait_all_ended(client, ids, 30)
+        # Each job has said what it did, and no message of any of them is left, neither in
+        # the queue nor held unacknowledged by the worker: none can be delivered again.
         wait_until(
-            lambda: queued_messages(client) == unacked_messages(client) == 0,
+            lambda: (
+                queued_messages(client) == unacked_messages(client) == 0
+                and {e.get("job_id") for e in job_events(worker)} >= set(ids)
+            ),
             10,
-            "every message acknowledged",
+            "every message acknowledged and a job event for every job",
         )
-        time.sleep(1.0)  # a redelivery of the poison job would show in this time
 
         response = requests.get(stack.url(f"/v1/jobs/{poison}"), timeout=5)
         assert response.status_code == 200
@@ -554,14 +549,14 @@ def test_a_poison_job_is_failed_once_and_never_run_again_while_its_neighbours_su
         assert document["status"] == "failed"
         assert document["error"]["type"] == "poison_job"
         assert "result" not in document
-        [event] = [e for e in log_events(worker) if e.get("job_id") == poison]
+        [event] = [e for e in job_events(worker) if e.get("job_id") == poison]
         assert (event["status"], event["error_type"]) == ("failed", "poison_job")
         assert event["attempts"] == MAX_ATTEMPTS
-        assert poison not in {line["job_id"] for line in prediction_lines(stack)}
+        assert poison not in {line["job_id"] for line in prediction_lines(stack.prediction_log_dir)}
 
         reference.check(final[last_chance], rows[1])
         reference.check(final[normal], rows[2])
-        [third] = [e for e in log_events(worker) if e.get("job_id") == last_chance]
+        [third] = [e for e in job_events(worker) if e.get("job_id") == last_chance]
         assert (third["status"], third["attempt"]) == ("succeeded", MAX_ATTEMPTS)
 
 
@@ -577,17 +572,17 @@ def test_jobs_waiting_in_the_queue_are_run_in_micro_batches_with_correct_results
         client = redis_client(stack)
         ids = Submitter(stack).submit_all(jobs)
 
-        worker = start_worker(stack)
+        worker = stack.start_worker()
         final = wait_all_ended(client, ids, 30)
 
         for job_id, rows in zip(ids, jobs, strict=True):
             reference.check(final[job_id], rows)
         wait_until(
-            lambda: len([e for e in log_events(worker) if e.get("job_id") in final]) == len(ids),
-            5,
+            lambda: len([e for e in job_events(worker) if e.get("job_id") in final]) == len(ids),
+            30,
             "a job event for every job",
         )
-        events = [e for e in log_events(worker) if e.get("job_id") in final]
+        events = [e for e in job_events(worker) if e.get("job_id") in final]
         assert {e["status"] for e in events} == {"succeeded"}
         sizes = [e["batch_jobs"] for e in events]
         print(f"\nbatch sizes {Counter(sizes)}")
@@ -607,7 +602,7 @@ def test_a_job_whose_worker_child_hangs_past_the_hard_time_limit_is_delivered_ag
     ) as stack:
         client = redis_client(stack)
         ids = Submitter(stack).submit_all(jobs)
-        worker = start_worker(stack)
+        worker = stack.start_worker()
         wait_until(lambda: ended(client, ids) >= 30, 30, "the first jobs to end")
 
         # A child stuck in native code ignores the soft limit: a frozen one does too.

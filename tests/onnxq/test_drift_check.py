@@ -17,7 +17,7 @@ from onnxq.devtools.redis_server import free_port
 from onnxq.errors import DriftProfileMissing, ModelNotFound
 from onnxq.settings import Settings
 from onnxq.telemetry.drift_check import WebhookOutcome, check_model, profile_path
-from tests.drift_fixtures import SHIFTED, log_demo_predictions
+from tests.support.demo_predictions import SHIFTED, log_demo_predictions
 
 MODEL = "breast-cancer"
 
