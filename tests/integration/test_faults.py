@@ -456,10 +456,10 @@ def test_sigterm_lets_a_busy_worker_finish_its_running_jobs_and_give_back_the_re
             os.killpg(group, signal.SIGSTOP)
             try:
                 in_flight = running_since(client, ids, utc_now())
-                waiting = queued_messages(client)
-                if in_flight and waiting > enough_waiting:
+                queued_at_sigterm = queued_messages(client)
+                if in_flight and queued_at_sigterm > enough_waiting:
                     break
-                if waiting <= enough_waiting:
+                if queued_at_sigterm <= enough_waiting:
                     more = [job_rows(data, number) for number in range(len(jobs), len(jobs) + 100)]
                     ids += submitter.submit_all(more)
                     jobs += more
@@ -495,9 +495,9 @@ def test_sigterm_lets_a_busy_worker_finish_its_running_jobs_and_give_back_the_re
         extra = set(waiting) - queued  # duplicates: harmless, the next worker skips them
         assert all(after[job_id] and after[job_id].status.ended for job_id in extra)  # type: ignore[union-attr]
         print(
-            f"\nSIGTERM with {len(in_flight)} running and {waiting} waiting ({len(ids)} jobs, "
-            f"{top_ups} top-ups), exit after {shutdown_seconds:.1f}s; left {dict(left)}; "
-            f"duplicate messages {len(extra)}"
+            f"\nSIGTERM with {len(in_flight)} running and {queued_at_sigterm} queued "
+            f"({len(ids)} jobs, {top_ups} top-ups), exit after {shutdown_seconds:.1f}s; "
+            f"left {dict(left)}; duplicate messages {len(extra)}"
         )
 
         stack.start_worker()
