@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_FILE_VARIABLE = "ONNXQ_ENV_FILE"
+DEFAULT_ENV_FILE = ".env"
+
+
+def env_file() -> str | None:
+    """The .env file settings are read from: $ONNXQ_ENV_FILE, default `.env` in the working
+    directory; set but empty, none (the test suite runs every process that way)."""
+    name = os.environ.get(ENV_FILE_VARIABLE, DEFAULT_ENV_FILE).strip()
+    return name or None
 
 
 class Settings(BaseSettings):
@@ -16,7 +26,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="ONNXQ_",
-        env_file=".env",
+        env_file=DEFAULT_ENV_FILE,  # replaced by env_file() unless _env_file is given
         env_file_encoding="utf-8",
         extra="ignore",
         use_attribute_docstrings=True,
@@ -161,6 +171,10 @@ class Settings(BaseSettings):
 
     worker_metrics_host: str = "0.0.0.0"
     """Address the worker's `/metrics` server binds to."""
+
+    def __init__(self, **values: Any) -> None:
+        values.setdefault("_env_file", env_file())
+        super().__init__(**values)
 
     @model_validator(mode="after")
     def _read_keys_file(self) -> Settings:

@@ -1,31 +1,36 @@
-"""Fixtures shared by every test package: the demo model, settings, a real redis-server."""
+"""Fixtures shared by every test package: the demo model, settings, a real redis-server.
+
+The run is isolated from the checkout it runs in: at session start every ONNXQ_* variable of the
+caller's environment is dropped and ONNXQ_ENV_FILE is set empty, so neither this process's
+Settings nor any process a test starts (they inherit the environment) reads a `.env`. A test
+sets every setting it depends on itself.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from celery import Celery
 
-from onnxq.broker.celery_app import make_celery
+from onnxq.devtools.processes import ENV_PREFIX
 from onnxq.devtools.redis_server import RedisServer, find_redis_server, free_port
 from onnxq.models.manifest import MODEL_FILE, Manifest
 from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME, build_demo_model
-from onnxq.settings import Settings
+from onnxq.settings import ENV_FILE_VARIABLE, Settings
+from tests.support.broker import UNREACHABLE_REDIS, in_memory_celery
 
-# A port nothing listens on: unit tests must never reach a real Redis by accident.
-UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+__all__ = ["in_memory_celery"]  # still imported from here by tests/onnxq/test_jobs.py
 
 
-def in_memory_celery(settings: Settings) -> Celery:
-    """onnxq's Celery app on kombu's in-memory broker: for tests that only send."""
-    app = make_celery(settings)
-    app.conf.broker_url = "memory://"
-    app.conf.broker_transport = None  # let the URL choose, not onnxq's Redis transport
-    return app
+def pytest_configure(config: pytest.Config) -> None:
+    """Read no ONNXQ_* variable and no .env the suite did not set itself (docstring above)."""
+    for name in [name for name in os.environ if name.upper().startswith(ENV_PREFIX)]:
+        del os.environ[name]
+    os.environ[ENV_FILE_VARIABLE] = ""
 
 
 @pytest.fixture(scope="session")

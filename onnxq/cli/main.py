@@ -40,6 +40,8 @@ def configuration_doc() -> str:
         "Every setting is read once, when a process starts, from an `ONNXQ_<NAME>`",
         "environment variable or from an optional `.env` file in the working directory",
         "(gitignored; `.env.example` is the template). Environment variables win over `.env`.",
+        "`ONNXQ_ENV_FILE` names another file to read instead of `.env`; set but empty, no file",
+        "is read at all (the test suite runs every process that way).",
         "Secrets (API keys, a Redis password in the URL) come only from the environment, `.env`",
         "or a mounted file, never from the repository or an image.",
         "",

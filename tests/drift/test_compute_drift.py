@@ -12,7 +12,7 @@ import pytest
 from drift import DriftReport, ReferenceProfile, build_profile, compute_drift
 from onnxq.models.session import PredictionResult
 from onnxq.telemetry.prediction_log import PredictionLog
-from tests.drift.logs import append, log_line
+from tests.support.prediction_log import append, log_line
 
 FEATURES = ["shifted", "steady", "colour"]
 

@@ -15,7 +15,7 @@ from drift.log_lines import LINE, parse_block
 from drift.profile import ReferenceProfile
 from onnxq.models.session import PredictionResult
 from onnxq.telemetry.prediction_log import PredictionLog
-from tests.drift.logs import append, log_line
+from tests.support.prediction_log import append, log_line
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

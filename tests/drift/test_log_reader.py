@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from drift import ReferenceProfile, build_profile, log_files, read_window, window_bounds
-from tests.drift.logs import append, log_line
+from tests.support.prediction_log import append, log_line
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

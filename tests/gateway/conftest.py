@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import fakeredis
 import pytest
 from flask import Flask
@@ -12,20 +10,7 @@ from flask.testing import FlaskClient
 from gateway import create_app
 from gateway.services import Services
 from onnxq.settings import Settings
-from tests.conftest import in_memory_celery
-
-
-def empty_repository_client(tmp_path: Path) -> tuple[FlaskClient, Path]:
-    """A gateway over a model directory that does not exist yet (a test may add it later)."""
-    empty = tmp_path / "models"
-    settings = Settings(
-        _env_file=None,
-        model_dir=empty,
-        redis_url="redis://127.0.0.1:1/0",
-        allow_unauthenticated=True,
-    )
-    app = create_app({"TESTING": True, "SETTINGS": settings, "REDIS_CLIENT": fakeredis.FakeRedis()})
-    return app.test_client(), empty
+from tests.support.broker import in_memory_celery
 
 
 @pytest.fixture

@@ -10,17 +10,11 @@ from flask.testing import FlaskClient
 from gateway import create_app
 from gateway.services import Services
 from onnxq.settings import Settings
-from tests.gateway.conftest import empty_repository_client
+from tests.support.apps import empty_repository_client
 
 
 def test_health_answers_ok_without_touching_redis_or_models(tmp_path: Path) -> None:
-    settings = Settings(
-        _env_file=None,
-        model_dir=tmp_path / "empty",
-        redis_url="redis://127.0.0.1:1/0",
-        allow_unauthenticated=True,
-    )
-    client = create_app({"TESTING": True, "SETTINGS": settings}).test_client()
+    client, _ = empty_repository_client(tmp_path, fake_redis=False)
     response = client.get("/health")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}

@@ -17,7 +17,7 @@ from gateway import create_app
 from gateway.openapi import build_spec
 from onnxq.models.inputs import JobRequest
 from onnxq.settings import Settings
-from tests.conftest import in_memory_celery
+from tests.support.broker import in_memory_celery
 
 API_KEY = "schemathesis-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

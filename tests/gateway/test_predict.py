@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import onnxruntime as ort
 from flask.testing import FlaskClient
 
 from gateway.services import Services
+from tests.support.prediction_log import prediction_lines, prediction_log_files
 
 
 def _post(client: FlaskClient, name: str, body: object):
@@ -35,9 +34,8 @@ def test_predict_appends_one_log_line_per_row_with_the_request_id(
     client: FlaskClient, services: Services, demo_model_name: str, rows: list[list[float]]
 ) -> None:
     response = _post(client, demo_model_name, {"instances": rows})
-    log_files = list(services.settings.prediction_log_dir.glob("predictions-*.jsonl"))
-    assert len(log_files) == 1
-    lines = [json.loads(line) for line in log_files[0].read_text().splitlines()]
+    assert len(prediction_log_files(services.settings.prediction_log_dir)) == 1
+    lines = prediction_lines(services.settings.prediction_log_dir)
     assert [line["row"] for line in lines] == [0, 1, 2]
     assert {line["request_id"] for line in lines} == {response.headers["X-Request-ID"]}
     assert {line["source"] for line in lines} == {"sync"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from gateway import create_app
 from gateway.services import Services
 from onnxq import __version__
 from onnxq.settings import Settings
-from tests.gateway.conftest import empty_repository_client
+from tests.support.apps import empty_repository_client
+from tests.support.prediction_log import prediction_lines, prediction_log_files
 
 ModelOutputs = tuple[np.ndarray, np.ndarray]
 
@@ -332,9 +332,8 @@ def test_infer_appends_one_prediction_log_line_per_row_with_source_v2(
     client: FlaskClient, services: Services, demo_model_name: str, rows: list[list[float]]
 ) -> None:
     response = _infer(client, demo_model_name, _infer_body(rows))
-    log_files = list(services.settings.prediction_log_dir.glob("predictions-*.jsonl"))
-    assert len(log_files) == 1
-    lines = [json.loads(line) for line in log_files[0].read_text().splitlines()]
+    assert len(prediction_log_files(services.settings.prediction_log_dir)) == 1
+    lines = prediction_lines(services.settings.prediction_log_dir)
     assert [line["row"] for line in lines] == list(range(len(rows)))
     assert {line["source"] for line in lines} == {"v2"}
     assert {line["request_id"] for line in lines} == {response.headers["X-Request-ID"]}

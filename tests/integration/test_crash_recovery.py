@@ -23,8 +23,8 @@ from drift.log_reader import read_window
 from drift.profile import ReferenceProfile
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.settings import Settings
-from tests.integration.conftest import Stack, running_stack, wait_until
-from tests.integration.test_faults import (
+from tests.integration.conftest import Stack, running_stack
+from tests.support.live_jobs import (
     WORKER_PROCESSES,
     Reference,
     Rows,
@@ -32,17 +32,17 @@ from tests.integration.test_faults import (
     beat_running,
     ended,
     freeze_child_mid_job,
-    prediction_lines,
     queued_messages,
     redis_client,
-    start_worker,
     statuses,
     unacked_job_ids,
     unacked_messages,
     wait_all_ended,
 )
-from tests.integration.test_faults import data as data
-from tests.integration.test_faults import reference as reference
+from tests.support.live_jobs import data as data
+from tests.support.live_jobs import reference as reference
+from tests.support.prediction_log import prediction_lines
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -114,8 +114,8 @@ def test_every_job_succeeds_after_two_child_kills_and_a_whole_worker_kill(
         client: redis.Redis = redis_client(stack)
         ids = Submitter(stack).submit_all(jobs)  # all queued before any worker runs
         assert Counter(statuses(client, ids).values()) == {"queued": JOBS}
-        worker = start_worker(stack)
-        log_path = stack.prediction_log_dir.parent / "worker.log"
+        worker = stack.start_worker()
+        log_path = stack.directory / "worker.log"
 
         stranded: set[str] = set()
         for kill in (1, 2):
@@ -136,7 +136,7 @@ def test_every_job_succeeds_after_two_child_kills_and_a_whole_worker_kill(
         assert ended(client, ids) < JOBS
 
         restarted = time.monotonic()
-        replacement = start_worker(stack)
+        replacement = stack.start_worker()
         final = wait_all_ended(client, ids, RECOVERY_BOUND - (time.monotonic() - restarted))
         recovery = time.monotonic() - restarted
         for job_id, rows in zip(ids, jobs, strict=True):
@@ -145,7 +145,7 @@ def test_every_job_succeeds_after_two_child_kills_and_a_whole_worker_kill(
         wait_until(lambda: unacked_messages(client) == 0, 30, "every message acknowledged")
 
         # At least once underneath, exactly once for readers.
-        lines = prediction_lines(stack)
+        lines = prediction_lines(stack.prediction_log_dir)
         assert {(line["job_id"], line["row"]) for line in lines} == {(i, 0) for i in ids}
         assert readers_count(stack) == JOBS
         attempts = Counter(job.attempts for job in final.values() if job)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.drift_fixtures import SHIFTED, log_demo_predictions
-from tests.integration.conftest import ServiceProcess, running_stack, wait_until
+from onnxq.devtools.processes import start_beat
+from tests.integration.conftest import running_stack
+from tests.support.demo_predictions import SHIFTED, log_demo_predictions
+from tests.support.log_events import events
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -26,22 +28,28 @@ def test_beat_schedules_the_drift_task_the_worker_writes_the_report_and_the_gate
     }
     with running_stack(tmp_path, model_dir, redis_binary, extra_env=extra) as stack:
         log_demo_predictions(model_dir, stack.prediction_log_dir, 800, shift=1.5)
-        beat = ServiceProcess(
-            "beat", [sys.executable, "-m", "worker.beat"], stack.env, tmp_path / "beat.log"
-        ).start()
+        beat = start_beat(stack.env, tmp_path)
+        assert stack.worker is not None
+        worker = stack.worker
+        report = state_dir / "drift" / "breast-cancer" / "latest.json"
         try:
-            report = state_dir / "drift" / "breast-cancer" / "latest.json"
-            wait_until(report.is_file, 60, "the scheduled drift check to write its report")
+            # The worker logs `drift_check` once the reports are written and the alert raised.
+            wait_until(
+                lambda: bool(events(worker.output(), "drift_check", model="breast-cancer")),
+                60,
+                "the scheduled drift check to run",
+            )
             assert beat.alive(), beat.output()
         finally:
             beat.stop()
         assert "onnxq.drift" in beat.output()  # beat sent it, by name
 
+        check = events(worker.output(), "drift_check", model="breast-cancer")[0]
+        assert (check["rows"], check["drifted"], check["report"]) == (800, [SHIFTED], str(report))
+        assert events(worker.output(), "drift_alert", model="breast-cancer")
         document = json.loads(report.read_text())
         assert document["rows"] == 800 and document["drifted"] == [SHIFTED]
         assert (report.parent / "latest.html").is_file()
-        worker_log = stack.worker.output()
-        assert '"drift_check"' in worker_log and '"drift_alert"' in worker_log
 
         served = requests.get(stack.url("/v1/models/breast-cancer/drift"), timeout=5)
         assert served.status_code == 200 and served.json()["drifted"] == [SHIFTED]

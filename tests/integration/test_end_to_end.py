@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,9 @@ import requests
 from sklearn.datasets import load_breast_cancer
 
 from tests.integration.conftest import Stack
+from tests.support.log_events import events
+from tests.support.prediction_log import prediction_lines
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +33,8 @@ def onnxruntime_outputs(model_dir: Path, rows: list[list[float]]) -> tuple[list[
     return labels.tolist(), probabilities
 
 
-def log_lines(directory: Path) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for path in sorted(directory.glob("predictions-*.jsonl"))
-        for line in path.read_text().splitlines()
-    ]
-
-
-def poll_until_finished(stack: Stack, location: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = requests.get(stack.url(location), timeout=5).json()
-        if job["status"] in {"succeeded", "failed"}:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job at {location} did not finish in {timeout}s: {job}")
+def job_id(location: str) -> str:
+    return location.rsplit("/", 1)[1]
 
 
 def test_jobs_submitted_through_the_gateway_are_run_by_the_worker_with_onnxruntime_results(
@@ -63,22 +50,23 @@ def test_jobs_submitted_through_the_gateway_are_run_by_the_worker_with_onnxrunti
         locations.append(response.headers["Location"])
 
     for batch, location in zip(batches, locations, strict=True):
-        job = poll_until_finished(stack, location)
+        job = stack.ended_job(job_id(location))
         assert job["status"] == "succeeded", job
         labels, probabilities = onnxruntime_outputs(stack.model_dir, batch)
         assert job["result"]["labels"] == labels
         np.testing.assert_array_equal(np.float32(job["result"]["probabilities"]), probabilities)
         assert job["submitted_at"] <= job["started_at"] <= job["finished_at"]
 
-    job_ids = {location.rsplit("/", 1)[1] for location in locations}
-    lines = [line for line in log_lines(stack.prediction_log_dir) if line["job_id"] in job_ids]
+    job_ids = {job_id(location) for location in locations}
+    logged_lines = prediction_lines(stack.prediction_log_dir)
+    lines = [line for line in logged_lines if line["job_id"] in job_ids]
     assert len(lines) == 70
     assert {line["source"] for line in lines} == {"job"}
     by_job: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         by_job.setdefault(line["job_id"], []).append(line)
     for batch, location in zip(batches, locations, strict=True):
-        logged = sorted(by_job[location.rsplit("/", 1)[1]], key=lambda line: line["row"])
+        logged = sorted(by_job[job_id(location)], key=lambda line: line["row"])
         assert [line["features"] for line in logged] == batch
 
 
@@ -95,7 +83,7 @@ def test_sync_predict_on_gunicorn_matches_onnxruntime_and_is_logged(
     np.testing.assert_array_equal(np.float32(response.json()["probabilities"]), probabilities)
 
     request_id = response.headers["X-Request-ID"]
-    logged = log_lines(stack.prediction_log_dir)
+    logged = prediction_lines(stack.prediction_log_dir)
     lines = [line for line in logged if line["request_id"] == request_id]
     assert [line["row"] for line in lines] == list(range(20))
     assert all(line["source"] == "sync" and line["job_id"] is None for line in lines)
@@ -120,27 +108,17 @@ def test_the_gateway_and_worker_write_one_json_event_per_request_and_job(stack: 
         headers={"X-Request-ID": "e2e-log-check"},
         timeout=5,
     )
-    job = poll_until_finished(stack, response.headers["Location"])
+    job = stack.ended_job(job_id(response.headers["Location"]))
 
-    def events(output: str, name: str) -> list[dict[str, Any]]:
-        found = []
-        for line in output.splitlines():
-            if line.startswith("{"):
-                event = json.loads(line)
-                if event.get("event") == name and event.get("request_id") == "e2e-log-check":
-                    found.append(event)
-        return found
+    def logged() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        assert stack.worker is not None
+        return (
+            events(stack.gateway.output(), "request", request_id="e2e-log-check"),
+            events(stack.worker.output(), "job", request_id="e2e-log-check"),
+        )
 
-    def wait_for_events() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        deadline = time.monotonic() + 10
-        while True:
-            requests_logged = events(stack.gateway.output(), "request")
-            jobs_logged = events(stack.worker.output(), "job")
-            if (requests_logged and jobs_logged) or time.monotonic() > deadline:
-                return requests_logged, jobs_logged
-            time.sleep(0.1)
-
-    requests_logged, jobs_logged = wait_for_events()
+    wait_until(lambda: all(logged()), 10, "the request and job events")
+    requests_logged, jobs_logged = logged()
     assert len(requests_logged) == 1
     assert requests_logged[0]["status"] == 202
     assert requests_logged[0]["job_id"] == job["job_id"]

@@ -24,8 +24,8 @@ import requests
 
 from onnxq.devtools.redis_server import free_port, redis_answers
 from onnxq.registry.demo import DEMO_MODEL_NAME
-from tests.integration.conftest import wait_until
-from tests.integration.test_faults import ended, statuses
+from tests.support.live_jobs import ended, statuses
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,6 @@ followed from the gateway's event into the worker's job event and the prediction
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,10 @@ import pytest
 import requests
 
 from onnxq.devtools.metrics_text import label_sets, sample
-from tests.integration.conftest import Stack, running_stack, wait_until
+from tests.integration.conftest import Stack, running_stack
+from tests.support.log_events import events
+from tests.support.prediction_log import prediction_lines
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,19 +60,9 @@ def submit(stack: Stack, request_id: str) -> str:
 
 
 def wait_for_jobs(stack: Stack, job_ids: list[str]) -> None:
-    def all_succeeded() -> bool:
-        statuses = [
-            requests.get(stack.url(f"/v1/jobs/{job_id}"), headers=AUTH, timeout=5).json()["status"]
-            for job_id in job_ids
-        ]
-        assert "failed" not in statuses
-        return all(status == "succeeded" for status in statuses)
-
-    wait_until(all_succeeded, 30, "the jobs to succeed")
-
-
-def json_events(output: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    for job_id in job_ids:
+        job = stack.ended_job(job_id, headers=AUTH)
+        assert job["status"] == "succeeded", job
 
 
 def test_both_metrics_endpoints_see_requests_jobs_and_histograms_move(observed: Stack) -> None:
@@ -147,21 +139,15 @@ def test_one_request_id_follows_a_job_through_gateway_worker_and_prediction_log(
     job_id = submit(observed, request_id)
     wait_for_jobs(observed, [job_id])
 
-    def events() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        gateway = [
-            e
-            for e in json_events(observed.gateway.output())
-            if e.get("event") == "request" and e.get("request_id") == request_id
-        ]
-        worker = [
-            e
-            for e in json_events(observed.worker.output())  # type: ignore[union-attr]
-            if e.get("event") == "job" and e.get("request_id") == request_id
-        ]
-        return gateway, worker
+    def logged() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        assert observed.worker is not None
+        return (
+            events(observed.gateway.output(), "request", request_id=request_id),
+            events(observed.worker.output(), "job", request_id=request_id),
+        )
 
-    wait_until(lambda: all(events()), 10, "the request and job events")
-    [request_event], [job_event] = events()
+    wait_until(lambda: all(logged()), 10, "the request and job events")
+    [request_event], [job_event] = logged()
     assert request_event["job_id"] == job_id
     assert request_event["status"] == 202
     assert (request_event["model"], request_event["version"], request_event["rows"]) == (
@@ -177,12 +163,9 @@ def test_one_request_id_follows_a_job_through_gateway_worker_and_prediction_log(
     assert job_event["duration_ms"] > 0
     assert job_event["process"] == "worker"
 
-    logged = [
-        json.loads(line)
-        for path in observed.prediction_log_dir.glob("*.jsonl")
-        for line in path.read_text().splitlines()
+    lines = [
+        line for line in prediction_lines(observed.prediction_log_dir) if line["job_id"] == job_id
     ]
-    lines = [line for line in logged if line["job_id"] == job_id]
     assert [line["row"] for line in lines] == [0, 1]
     assert {line["request_id"] for line in lines} == {request_id}
     assert {line["source"] for line in lines} == {"job"}
@@ -193,9 +176,11 @@ def test_gateway_and_worker_log_their_configuration_at_start_without_secrets(
 ) -> None:
     gateway_output = observed.gateway.output()
     worker_output = observed.worker.output()  # type: ignore[union-attr]
-    gateway_configs = [e for e in json_events(gateway_output) if e.get("event") == "configuration"]
-    worker_configs = [e for e in json_events(worker_output) if e.get("event") == "configuration"]
-    assert len(gateway_configs) == 2  # one per gunicorn worker process
+    gateway_configs = events(gateway_output, "configuration")
+    worker_configs = events(worker_output, "configuration")
+    # One per gunicorn worker process (running_stack waited for every one to start).
+    assert len(gateway_configs) == observed.gateway_processes == 2
+    assert len({e["pid"] for e in gateway_configs}) == 2
     assert len(worker_configs) == 1
     for event in (*gateway_configs, *worker_configs):
         settings = event["settings"]

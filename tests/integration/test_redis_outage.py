@@ -7,7 +7,9 @@ import time
 import pytest
 import requests
 
-from tests.integration.conftest import Stack, gateway_answers, wait_until
+from onnxq.devtools.processes import gateway_answers
+from tests.integration.conftest import Stack
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +56,5 @@ def test_while_redis_is_down_submit_poll_and_ready_say_503_then_recover_within_5
     after = submit(stack)
     assert after.status_code == 202
 
-    def finished(loc: str) -> bool:
-        return requests.get(stack.url(loc), timeout=5).json()["status"] == "succeeded"
-
-    wait_until(lambda: finished(after.headers["Location"]), 10, "a job after the outage")
+    assert stack.ended_job(after.json()["job_id"], timeout=10)["status"] == "succeeded"
     assert time.monotonic() - back < 5, "the worker took over 5 s to serve again"

@@ -21,7 +21,7 @@ from onnxq.models.manifest import VersionPaths
 from onnxq.settings import Settings
 from onnxq.telemetry import drift_check
 from onnxq.telemetry.drift_check import WebhookOutcome, check_model
-from tests.drift_fixtures import SHIFTED, log_demo_predictions
+from tests.support.demo_predictions import SHIFTED, log_demo_predictions
 
 MODEL = "breast-cancer"
 

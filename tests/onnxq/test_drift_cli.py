@@ -14,7 +14,7 @@ from sklearn.datasets import load_breast_cancer
 from drift.log_reader import Progress
 from onnxq.cli import drift as drift_cli
 from onnxq.cli.main import main
-from tests.drift_fixtures import SHIFTED, log_demo_predictions
+from tests.support.demo_predictions import SHIFTED, log_demo_predictions
 
 MODEL = "breast-cancer"
 

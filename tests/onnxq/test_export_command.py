@@ -13,7 +13,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from onnxq.models.manifest import MODEL_FILE
 from onnxq.registry.export_dir import EXPORT_FILE
-from tests.onnxq.lifecycle import (
+from tests.support.lifecycle import (
     breast_cancer,
     export_pipeline,
     fitted_pipeline,

@@ -14,7 +14,7 @@ import torch
 
 from onnxq.models.manifest import MODEL_FILE
 from onnxq.registry.export_dir import EXPORT_FILE
-from tests.onnxq.lifecycle import run_cli, write_csv
+from tests.support.lifecycle import run_cli, write_csv
 
 MODULE = textwrap.dedent(
     """

@@ -13,6 +13,7 @@ import numpy as np
 
 from onnxq.models.session import PredictionResult
 from onnxq.telemetry.prediction_log import PredictionLog
+from tests.support.prediction_log import prediction_log_files
 
 FIELDS = {
     "ts",
@@ -30,7 +31,7 @@ FIELDS = {
 
 
 def read_lines(directory: Path) -> list[dict]:
-    files = sorted(directory.glob("*.jsonl"))
+    files = prediction_log_files(directory)
     assert len(files) == 1, files
     text = files[0].read_text(encoding="utf-8")
     assert text.endswith("\n")

@@ -14,7 +14,7 @@ from drift.profile import ReferenceProfile
 from onnxq.models.manifest import MANIFEST_FILE, MODEL_FILE, PROFILE_FILE, Manifest
 from onnxq.models.repository import DEFAULT_FILE, ModelRepository
 from onnxq.registry.register import HISTORY_FILE
-from tests.onnxq.lifecycle import (
+from tests.support.lifecycle import (
     breast_cancer,
     export_pipeline,
     fitted_pipeline,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from onnxq.settings import Settings
+from onnxq.settings import ENV_FILE_VARIABLE, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -117,3 +117,27 @@ def test_an_out_of_range_or_malformed_value_is_refused_naming_the_field(
         Settings(_env_file=None)
 
     assert [error["loc"] for error in caught.value.errors()] == [(field,)]
+
+
+@pytest.mark.parametrize(
+    ("env_file", "sync_max_rows"),
+    [(None, 42), (".env", 42), ("other.env", 43), ("", 1000), ("  ", 1000)],
+    ids=["unset: .env", "named .env", "another file", "empty: none", "blank: none"],
+)
+def test_onnxq_env_file_names_the_file_read_and_empty_reads_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env_file: str | None, sync_max_rows: int
+) -> None:
+    monkeypatch.chdir(tmp_path)  # `.env` is looked for in the working directory
+    (tmp_path / ".env").write_text("ONNXQ_SYNC_MAX_ROWS=42\n", encoding="utf-8")
+    (tmp_path / "other.env").write_text("ONNXQ_SYNC_MAX_ROWS=43\n", encoding="utf-8")
+    if env_file is not None:
+        monkeypatch.setenv(ENV_FILE_VARIABLE, env_file)
+
+    assert Settings().sync_max_rows == sync_max_rows
+    # A file passed in code wins over the variable.
+    assert Settings(_env_file=tmp_path / "other.env").sync_max_rows == 43
+    assert Settings(_env_file=None).sync_max_rows == 1000
+
+
+def test_onnxq_env_file_is_not_itself_a_setting() -> None:
+    assert "env_file" not in Settings.model_fields

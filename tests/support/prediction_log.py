@@ -1,13 +1,31 @@
-"""Write prediction log lines by hand, in the format of docs/prediction-log.md, at chosen times."""
+"""The JSONL prediction log (docs/prediction-log.md) as tests see it: read what onnxq wrote, or
+write lines by hand at chosen times."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+FILE_PATTERN = "predictions-*.jsonl"  # one file per UTC day
+
+
+def prediction_log_files(directory: Path) -> list[Path]:
+    """The day files of the prediction log in `directory`, oldest first."""
+    return sorted(directory.glob(FILE_PATTERN))
+
+
+def prediction_lines(directory: Path) -> list[dict[str, Any]]:
+    """Every line of the prediction log in `directory`, parsed, in file and line order."""
+    return [
+        json.loads(line)
+        for path in prediction_log_files(directory)
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
 
 
 def iso(when: datetime) -> str:
