@@ -13,7 +13,7 @@ from gateway.inputs import body_fingerprint, json_body, model_for, row_count
 from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
 from gateway.services import current_services
-from onnxq.errors import JobNotFound
+from onnxq.errors import InvalidInput, JobNotFound
 from onnxq.jobs.record import Job
 from onnxq.models.inputs import JobRequest, check_row_limit, parse_request, rows_to_matrix
 
@@ -22,6 +22,22 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as in the IETF draft
 POLL_AFTER_SECONDS = 1
+MAX_WAIT_SECONDS = 30
+# RFC 7240's "wait" preference, e.g. `Prefer: respond-async, wait=10`.
+PREFER_WAIT = re.compile(r"(?:^|[,;]\s*)wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?", re.IGNORECASE)
+WAIT_PARAMETER = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": "Answer as soon as the job ends, or after this many seconds (0-30) with its "
+    "current state. The `Prefer: wait=<seconds>` header (RFC 7240) does the same, capped at 30.",
+    "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+}
+PREFER_HEADER = {
+    "description": "`wait=<seconds>` (RFC 7240): answer as soon as the job ends, or after that "
+    "long (at most 30 s) with its current state.",
+    "schema": {"type": "string", "example": "wait=10"},
+}
 
 
 def _idempotency_key() -> str | None:
@@ -29,6 +45,45 @@ def _idempotency_key() -> str | None:
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise BadRequest("Idempotency-Key must be 1-255 visible ASCII characters")
     return key
+
+
+def _wait_seconds(*, query: bool) -> float | None:
+    """How long this request asks to wait for its job to end: `?wait=` (checked), else Prefer.
+
+    An out-of-range `?wait=` is a 422; a Prefer header is a hint (RFC 7240): capped, and ignored
+    when it cannot be read.
+    """
+    raw = request.args.get("wait") if query else None
+    if raw is not None:
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = float("nan")
+        if not 0 <= seconds <= MAX_WAIT_SECONDS:
+            raise InvalidInput(
+                f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}",
+                details=[{"field": "wait", "message": f"got {raw!r}"}],
+            )
+        return seconds
+    match = PREFER_WAIT.search(request.headers.get("Prefer", ""))
+    return min(float(match.group(1)), MAX_WAIT_SECONDS) if match else None
+
+
+def _waited(job: Job, seconds: float | None) -> Job:
+    if seconds is None or seconds <= 0 or job.status.ended:
+        return job
+    services = current_services()
+    return services.waiter.until_ended(services.jobs, job.job_id, seconds)
+
+
+def _job_response(job: Job, status: int, waited: float | None) -> ResponseReturnValue:
+    response = jsonify(job.public())
+    response.status_code = status
+    if not job.status.ended:
+        response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
+    if waited is not None and "Prefer" in request.headers:
+        response.headers["Preference-Applied"] = f"wait={waited:g}"
+    return response
 
 
 @bp.post("/models/<name>/jobs")
@@ -43,7 +98,8 @@ def _idempotency_key() -> str | None:
         "Idempotency-Key": {
             "description": "Repeat a submit safely: same key and body return the same job.",
             "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
-        }
+        },
+        "Prefer": PREFER_HEADER,
     },
 )
 def submit(name: str) -> ResponseReturnValue:
@@ -65,16 +121,14 @@ def submit(name: str) -> ResponseReturnValue:
         idempotency_scope=client_identity(),
         fingerprint=body_fingerprint(name, body) if key is not None else "",
     )
-    job = submission.job
-    g.job_id = job.job_id
-    response = jsonify(job.public())
-    # A replayed submit of a job that has ended answers 200: nothing new was accepted.
-    response.status_code = 200 if submission.replayed and job.status.ended else 202
+    g.job_id = submission.job.job_id
+    seconds = _wait_seconds(query=False)
+    job = _waited(submission.job, seconds)
+    # A job that has ended (waited for, or an idempotent replay) answers 200 with its outcome.
+    response = _job_response(job, 200 if job.status.ended else 202, seconds)
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = url_for("jobs.poll", job_id=job.job_id)
-    if not job.status.ended:
-        response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
     return response
 
 
@@ -86,14 +140,17 @@ def _checked_job_id(job_id: str) -> str:
 
 
 @bp.get("/jobs/<job_id>")
-@documented(responses={200: Job, **describe_error_statuses(401, 404, 503)})
+@documented(
+    responses={200: Job, **describe_error_statuses(401, 404, 422, 503)},
+    parameters=[WAIT_PARAMETER],
+    headers={"Prefer": PREFER_HEADER},
+)
 def poll(job_id: str) -> ResponseReturnValue:
-    """Return a job's status, and its result or error once it has ended."""
+    """Return a job's status, and its result or error once it has ended; `wait` holds the answer
+    until the job ends (or the wait runs out)."""
+    seconds = _wait_seconds(query=True)
     job = current_services().jobs.get(_checked_job_id(job_id))
-    response = jsonify(job.public())
-    if not job.status.ended:
-        response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
-    return response
+    return _job_response(_waited(job, seconds), 200, seconds)
 
 
 @bp.delete("/jobs/<job_id>")

@@ -33,6 +33,7 @@ class OperationDoc:
     responses: dict[int, type[BaseModel]]
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)
     public: bool = False
+    query: list[dict[str, Any]] = field(default_factory=list)
 
 
 def documented(
@@ -40,12 +41,15 @@ def documented(
     responses: dict[int, type[BaseModel]],
     body: type[BaseModel] | None = None,
     headers: dict[str, dict[str, Any]] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
     public: bool = False,
 ) -> Any:
     """Attach request and response models to a view for the OpenAPI document."""
 
     def mark(view: Any) -> Any:
-        view.openapi = OperationDoc(body, dict(responses), dict(headers or {}), public)
+        view.openapi = OperationDoc(
+            body, dict(responses), dict(headers or {}), public, list(parameters or [])
+        )
         return view
 
     return mark
@@ -115,6 +119,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         summary = (view.__doc__ or "").strip().splitlines()[0] if view.__doc__ else ""
         for name, header in doc.headers.items():
             parameters.append({"name": name, "in": "header", "required": False, **header})
+        parameters += doc.query
         operation: dict[str, Any] = {
             "operationId": operation_id,
             "summary": summary,

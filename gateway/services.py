@@ -14,6 +14,7 @@ from onnxq.broker.redis_client import connect_redis
 from onnxq.errors import OnnxqError
 from onnxq.jobs.queue import JobQueue
 from onnxq.jobs.store import JobStore
+from onnxq.jobs.waiting import JobWaiter, listener_client
 from onnxq.models.repository import ModelRepository
 from onnxq.models.session import SessionConfig
 from onnxq.settings import Settings
@@ -30,6 +31,7 @@ class Services:
     jobs: JobStore
     queue: JobQueue
     prediction_log: PredictionLog
+    waiter: JobWaiter
 
     def load_models(self) -> bool:
         """Load every model's default version; return whether all of them are ready."""
@@ -51,7 +53,8 @@ class Services:
 
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
-    client = app.config.get("REDIS_CLIENT") or connect_redis(settings.redis_url)
+    given = app.config.get("REDIS_CLIENT")
+    client = given or connect_redis(settings.redis_url)
     celery: Celery = app.config.get("CELERY_APP") or make_celery(settings, main="onnxq-gateway")
     store = JobStore(client, ttl_seconds=settings.job_ttl_seconds)
     services = Services(
@@ -64,6 +67,10 @@ def init_app(app: Flask) -> None:
         jobs=store,
         queue=JobQueue(celery, store),
         prediction_log=PredictionLog(settings.prediction_log_dir),
+        # Tests hand in a fakeredis client: its pub/sub is the same fake server's.
+        waiter=JobWaiter(
+            (lambda: given) if given is not None else (lambda: listener_client(settings.redis_url))
+        ),
     )
     app.extensions["onnxq"] = services
     services.load_models()

@@ -7,6 +7,8 @@ transaction, runs every group of same-model jobs through one `session.run`
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,7 +66,9 @@ class JobRunner:
         """Run the jobs; return each one's final state (None when its record is gone)."""
         started = time.perf_counter()
         metrics.microbatch_ran(len(messages))
-        claims = self.store.claim_many([m.job_id for m in messages], self.max_attempts)
+        claims = self.store.claim_many(
+            [m.job_id for m in messages], self.max_attempts, f"{socket.gethostname()}:{os.getpid()}"
+        )
         stored_rows = self.store.load_rows([m.job_id for m in messages if claims[m.job_id].job])
         outcomes: dict[str, Job | None] = {}
         groups: dict[tuple[str, int], list[tuple[JobMessage, Job]]] = {}

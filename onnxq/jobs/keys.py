@@ -20,6 +20,9 @@ ROWS_PREFIX = "onnxq:rows:"
 ACTIVE_JOBS = "onnxq:jobs:active"
 # An Idempotency-Key's claim on the job it created.
 IDEMPOTENCY_PREFIX = "onnxq:idempotency:"
+# Pub/sub channel: the id of every job that has just ended is published here, in the same
+# round trip that stores its final state; waiting polls listen (onnxq/jobs/waiting.py).
+JOBS_ENDED = "onnxq:jobs:ended"
 
 # Not onnxq's own: kombu's Redis transport keeps delivered, unacknowledged
 # messages in this hash, and the reconciler reads it.

@@ -38,7 +38,7 @@ class Claim:
         return self.state in {ClaimState.CLAIMED, ClaimState.POISONED}
 
 
-def claim(job: Job | None, now: datetime, max_attempts: int) -> Claim:
+def claim(job: Job | None, now: datetime, max_attempts: int, worker: str | None = None) -> Claim:
     """What one delivery of a job's message does to it.
 
     A queued job starts running; a running one is a redelivery after a lost
@@ -50,13 +50,18 @@ def claim(job: Job | None, now: datetime, max_attempts: int) -> Claim:
         return Claim(job, ClaimState.ENDED)
     if job.attempts >= max_attempts:
         return Claim(poisoned(job, now), ClaimState.POISONED)
-    return Claim(start(job, now), ClaimState.CLAIMED)
+    return Claim(start(job, now, worker), ClaimState.CLAIMED)
 
 
-def start(job: Job, now: datetime) -> Job:
-    """Running from `now`, one more delivery counted."""
+def start(job: Job, now: datetime, worker: str | None = None) -> Job:
+    """Running from `now` in `worker`, one more delivery counted."""
     return job.model_copy(
-        update={"status": JobStatus.RUNNING, "started_at": now, "attempts": job.attempts + 1}
+        update={
+            "status": JobStatus.RUNNING,
+            "started_at": now,
+            "attempts": job.attempts + 1,
+            "worker": worker,
+        }
     )
 
 

@@ -47,9 +47,11 @@ class Job(BaseModel):
     error: JobError | None = None
     callback_url: str | None = None
     attempts: int = 0
+    # "<host>:<pid>" of the worker process that claimed it last: for operators and fault tests.
+    worker: str | None = None
 
     def public(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True, exclude={"attempts"})
+        return self.model_dump(mode="json", exclude_none=True, exclude={"attempts", "worker"})
 
 
 # Large results (a 100,000-row job) are stored zlib-compressed; JSON never starts with "z".

@@ -78,12 +78,15 @@ class JobStore:
                     pipe.set(key, dump_job(job), ex=self.ttl_seconds)
                     if job.status.ended:
                         pipe.zrem(keys.ACTIVE_JOBS, job_id)
+                        pipe.publish(keys.JOBS_ENDED, job_id)
                     pipe.execute()
                     return job
                 except redis.WatchError:
                     continue
 
-    def claim_many(self, job_ids: list[str], max_attempts: int) -> dict[str, Claim]:
+    def claim_many(
+        self, job_ids: list[str], max_attempts: int, worker: str | None = None
+    ) -> dict[str, Claim]:
         """Apply one delivery's claim (lifecycle.claim) to each job, in one transaction."""
         job_keys = [keys.job(job_id) for job_id in job_ids]
         with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
@@ -95,7 +98,7 @@ class JobStore:
                     pipe.multi()
                     for job_id, key, raw in zip(job_ids, job_keys, raws, strict=True):
                         found = load_job(raw) if raw is not None else None
-                        claim = claims[job_id] = lifecycle.claim(found, now, max_attempts)
+                        claim = claims[job_id] = lifecycle.claim(found, now, max_attempts, worker)
                         if not claim.changed or claim.job is None:
                             continue
                         pipe.set(key, dump_job(claim.job), ex=self.ttl_seconds)
@@ -103,6 +106,7 @@ class JobStore:
                         pipe.expire(keys.rows(job_id), self.ttl_seconds)
                         if claim.job.status.ended:
                             pipe.zrem(keys.ACTIVE_JOBS, job_id)
+                            pipe.publish(keys.JOBS_ENDED, job_id)
                         else:
                             pipe.zadd(keys.ACTIVE_JOBS, {job_id: now.timestamp()})
                     pipe.execute()
@@ -122,6 +126,8 @@ class JobStore:
                 pipe.delete(keys.rows(job.job_id))  # inputs are no longer needed
             if jobs:
                 pipe.zrem(keys.ACTIVE_JOBS, *(job.job_id for job in jobs))
+            for job in jobs:  # after the writes: a woken poll finds the final state
+                pipe.publish(keys.JOBS_ENDED, job.job_id)
             written = pipe.execute()[: len(jobs)]
         return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}
 

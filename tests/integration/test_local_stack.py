@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 import requests
@@ -53,10 +54,25 @@ class LocalRun:
                 start_new_session=True,
             )
 
-    def ctrl_c(self, timeout: float = 400) -> int:
+    def interrupt(self) -> None:
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGINT)  # the whole foreground group, like a tty
+
+    def wait(self, timeout: float = 400) -> int:
+        assert self.process is not None
         return self.process.wait(timeout)
+
+    def ctrl_c(self, timeout: float = 400) -> int:
+        self.interrupt()
+        return self.wait(timeout)
+
+    def child(self, name: str) -> int:
+        """The pid of the child process `onnxq run` started as `name` (worker: `-m worker`)."""
+        assert self.process is not None
+        for child in psutil.Process(self.process.pid).children():
+            if child.cmdline()[-2:] == ["-m", name]:
+                return child.pid
+        raise AssertionError(f"onnxq run has no {name} process")
 
     def events(self) -> list[dict[str, Any]]:
         found = []
@@ -67,6 +83,19 @@ class LocalRun:
                 except json.JSONDecodeError:
                     continue
         return found
+
+
+def freeze_with_jobs_to_do(worker: int, client: redis.Redis, accepted: list[str]) -> Counter[str]:
+    """SIGSTOP the worker's process group at a moment when accepted jobs are still to do."""
+    for _ in range(500):
+        os.killpg(worker, signal.SIGSTOP)
+        states = Counter(statuses(client, list(accepted)).values())
+        if states["queued"] + states["running"] > 0:
+            return states
+        os.killpg(worker, signal.SIGCONT)
+        seen = len(accepted)
+        wait_until(lambda seen=seen: len(accepted) > seen, 30, "another accepted job")
+    raise AssertionError("no moment with jobs left to do")
 
 
 def ready(base_url: str) -> bool:
@@ -110,19 +139,22 @@ def test_ctrl_c_during_a_burst_stops_redis_last_and_the_next_start_ends_every_jo
                             base + JOBS_PATH, json={"instances": [ROW]}, timeout=10
                         )
                     except requests.RequestException:
-                        return  # the gateway has stopped
-                    if response.status_code != 202:
-                        return
-                    accepted.append(response.json()["job_id"])
+                        continue  # slow under load, or the gateway has stopped: not accepted
+                    if response.status_code == 202:
+                        accepted.append(response.json()["job_id"])
 
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(submit, n) for n in range(8)]
-            # Ctrl-C once jobs are both done and still waiting: the middle of a burst.
+            # Ctrl-C once jobs are both done and still to do: the middle of a burst. The worker
+            # keeps up with 8 clients, so it is frozen for the look, and Ctrl-C comes while
+            # jobs are provably queued or running; it is thawed at once.
             wait_until(lambda: len(accepted) >= 300, 60, "300 accepted jobs")
             wait_until(lambda: ended(client, list(accepted)) >= 50, 60, "jobs to end")
-            in_flight = Counter(statuses(client, list(accepted)).values())
-            assert in_flight["queued"] + in_flight["running"] > 0, in_flight
-            assert run.ctrl_c() == 0
+            worker = run.child("worker")
+            in_flight = freeze_with_jobs_to_do(worker, client, accepted)
+            run.interrupt()
+            os.killpg(worker, signal.SIGCONT)
+            assert run.wait() == 0
             stop_submitting.set()
             for future in futures:
                 future.result()

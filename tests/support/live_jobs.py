@@ -11,6 +11,7 @@ import os
 import random
 import re
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -31,7 +32,7 @@ from sklearn.datasets import load_breast_cancer
 
 from onnxq.devtools.processes import ServiceProcess, start_beat
 from onnxq.jobs import keys
-from onnxq.jobs.record import Job, JobStatus, load_job, utc_now
+from onnxq.jobs.record import Job, JobStatus, load_job
 from onnxq.models.manifest import MODEL_FILE
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from tests.integration.conftest import Stack
@@ -223,36 +224,36 @@ def freeze_child_mid_job(
 ) -> tuple[int, set[str]]:
     """Freeze (SIGSTOP) one prefork child while it runs jobs; return its pid and those jobs.
 
-    A child runs one batch of jobs at a time, claimed in one transaction. So once a job that
-    was still queued after the freeze has ended, the other child has finished whatever it
-    ran at the freeze, and the jobs claimed before the freeze and still `running` are the
-    frozen child's. If there are none, the child was between jobs: it is thawed and tried
-    again.
+    Every claim records the claiming process (`Job.worker`, "<host>:<pid>"). The whole worker is
+    frozen for a look; if one of its children has jobs `running`, that child stays frozen and
+    everything else is thawed, else all are thawed and it looks again.
     """
     assert worker.process is not None
-    children = psutil.Process(worker.process.pid).children()
-    assert len(children) == WORKER_PROCESSES, children
-    child = children[0].pid
-    for _ in range(300):
-        os.kill(child, signal.SIGSTOP)
+    main = worker.process.pid
+    host = socket.gethostname()
+    for _ in range(2000):
+        children = [child.pid for child in psutil.Process(main).children()]
+        os.killpg(main, signal.SIGSTOP)
         try:
-            frozen_at = utc_now()
-            queued = [
-                job_id for job_id, status in statuses(client, ids).items() if status == "queued"
+            running = [
+                job_id for job_id, status in statuses(client, ids).items() if status == "running"
             ]
-            assert queued, "every job was claimed before a child was caught in one"
-            wait_until(
-                lambda queued=queued: ended(client, queued) > 0,
-                30,
-                "the other child to run a job still queued after the freeze",
-            )
-            in_flight = running_since(client, ids, frozen_at)
+            holders: dict[int, set[str]] = {}
+            for job_id, job in records(client, running).items():
+                if job and job.status is JobStatus.RUNNING and job.worker:
+                    job_host, _, pid = job.worker.rpartition(":")
+                    if job_host == host and int(pid) in children:
+                        holders.setdefault(int(pid), set()).add(job_id)
         except BaseException:
-            os.kill(child, signal.SIGCONT)
+            os.killpg(main, signal.SIGCONT)
             raise
-        if in_flight:
-            return child, in_flight
-        os.kill(child, signal.SIGCONT)
+        if holders:
+            child = max(holders, key=lambda pid: len(holders[pid]))
+            for pid in [main, *children]:
+                if pid != child:
+                    os.kill(pid, signal.SIGCONT)
+            return child, holders[child]
+        os.killpg(main, signal.SIGCONT)
         assert ended(client, ids) < len(ids), "every job ended before a child was caught in one"
         time.sleep(random.uniform(0.001, 0.01))  # not in step with the worker's rhythm
     raise AssertionError("no worker child was ever caught running a job")
