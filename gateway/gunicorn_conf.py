@@ -19,8 +19,11 @@ _metrics_dir: Path | None = None
 
 bind = f"{_settings.gateway_host}:{_settings.gateway_port}"
 workers = _settings.gateway_workers
-worker_class = "gthread"
-threads = 4
+# gevent: every connection is a greenlet, so requests that wait (`?wait=`, `Prefer: wait`, slow
+# clients) cost a few KB each instead of one of a handful of threads; /health and predicts are
+# served beside them. gunicorn monkey-patches the worker process before it loads the app.
+worker_class = "gevent"
+worker_connections = 1000
 preload_app = False
 timeout = 60
 graceful_timeout = 20

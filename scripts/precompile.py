@@ -1,6 +1,6 @@
 """Import modules so that Python writes bytecode for exactly what a process loads.
 
-    python scripts/precompile.py gateway.* onnxq.* onnxruntime gunicorn.workers.gthread
+    python scripts/precompile.py gateway.* onnxq.* onnxruntime gunicorn.workers.ggevent
 
 `pkg.*` means every module of the package. Run in an image's build stage (bytecode writing on):
 the image then carries .pyc files only for modules its processes import, about half the size of

@@ -31,7 +31,7 @@ image_requirements = _load_script()
 GATEWAY_PROCESS = """
 import json, runpy, sys
 runpy.run_path("gateway/gunicorn_conf.py")
-import gunicorn.app.wsgiapp, gunicorn.workers.gthread
+import gunicorn.app.wsgiapp, gunicorn.workers.ggevent
 from gateway import create_app
 client = create_app({"TESTING": True}).test_client()
 row = [0.5] * 30

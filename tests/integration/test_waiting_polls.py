@@ -1,0 +1,100 @@
+"""Waiting polls on the real gateway (gunicorn, gevent workers), worker and Redis.
+
+500 clients wait on jobs at once: `/health` stays fast, predicts keep working, and every waiter
+answers as soon as its job ends, woken by Redis pub/sub.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from onnxq.registry.demo import DEMO_MODEL_NAME
+from tests.integration.conftest import running_stack
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+WAITERS = 500
+JOBS = 50  # each waited on by WAITERS / JOBS clients
+ROW = [17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871] * 3
+
+
+def test_500_waiting_polls_leave_health_fast_and_answer_when_their_jobs_end(
+    tmp_path: Path, model_dir: Path, redis_binary: str
+) -> None:
+    with running_stack(tmp_path, model_dir, redis_binary, with_worker=False) as stack:
+        jobs_url = stack.url(f"/v1/models/{DEMO_MODEL_NAME}/jobs")
+        with requests.Session() as session:
+            ids = [
+                session.post(jobs_url, json={"instances": [ROW]}, timeout=10).json()["job_id"]
+                for _ in range(JOBS)
+            ]
+        answers: list[tuple[str, int, str, datetime]] = []
+        started = threading.Barrier(WAITERS + 1)
+
+        def wait(number: int) -> None:
+            job_id = ids[number % JOBS]
+            started.wait()
+            response = requests.get(stack.url(f"/v1/jobs/{job_id}?wait=30"), timeout=60)
+            answers.append(
+                (job_id, response.status_code, response.json()["status"], datetime.now(UTC))
+            )
+
+        threads = [threading.Thread(target=wait, args=(n,)) for n in range(WAITERS)]
+        for thread in threads:
+            thread.start()
+        started.wait()
+        # Every waiter is connected and waiting: the gateway's connections say so.
+        wait_until(lambda: open_connections(stack) >= WAITERS, 30, f"{WAITERS} waiting requests")
+
+        health = []
+        with requests.Session() as session:
+            for _ in range(20):
+                began = time.perf_counter()
+                assert session.get(stack.url("/health"), timeout=5).status_code == 200
+                health.append(time.perf_counter() - began)
+            predict = session.post(
+                stack.url(f"/v1/models/{DEMO_MODEL_NAME}/predict"),
+                json={"instances": [ROW]},
+                timeout=5,
+            )
+        assert predict.status_code == 200
+        assert max(health) < 0.05, f"/health took up to {max(health) * 1000:.1f} ms"
+        assert answers == [], "a waiting poll answered before its job ran"
+
+        stack.start_worker()
+        for thread in threads:
+            thread.join(60)
+        assert len(answers) == WAITERS
+        assert {(status, state) for _, status, state, _ in answers} == {(200, "succeeded")}
+        finished = {job_id: stack.ended_job(job_id)["finished_at"] for job_id in ids}
+        delays = [
+            (at - datetime.fromisoformat(finished[job_id])).total_seconds()
+            for job_id, _, _, at in answers
+        ]
+        print(
+            f"\n/health max {max(health) * 1000:.1f} ms with {WAITERS} waiting; "
+            f"finished_at -> answer median {statistics.median(delays) * 1000:.1f} ms, "
+            f"max {max(delays) * 1000:.1f} ms"
+        )
+        # Woken by the end of the job, not by the 30 s deadline.
+        assert max(delays) < 10
+
+
+def open_connections(stack) -> int:
+    """Established TCP connections to the gateway's port."""
+    import psutil
+
+    port = int(stack.base_url.rsplit(":", 1)[1])
+    return sum(
+        1
+        for c in psutil.net_connections("tcp")
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
