@@ -21,6 +21,7 @@ import structlog
 from onnxq.jobs import keys
 from onnxq.jobs.record import Job
 from onnxq.jobs.store import JobStore
+from onnxq.telemetry import metrics
 
 log = structlog.get_logger("onnxq.waiting")
 
@@ -52,9 +53,11 @@ class JobWaiter:
         event = threading.Event()
         with self._lock:
             self._waiting.setdefault(job_id, []).append(event)
+        metrics.job_waiter_added()
         try:
             yield event
         finally:
+            metrics.job_waiter_left()
             with self._lock:
                 events = self._waiting.get(job_id, [])
                 if event in events:

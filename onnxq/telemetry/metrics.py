@@ -107,6 +107,11 @@ MICROBATCH_JOBS = Histogram(
 ROWS_PREDICTED = Counter(
     "onnxq_rows_predicted_total", "Rows run through a model.", ["model", "source"]
 )
+JOB_WAITERS = Gauge(
+    "onnxq_job_waiters",
+    "Requests waiting for a job to end right now (`?wait=`, `Prefer: wait`).",
+    multiprocess_mode="livesum",
+)
 DRIFT_PSI = Gauge(
     "onnxq_drift_psi",
     "Population stability index of a feature in the latest drift check (0.2+: drifted).",
@@ -143,6 +148,14 @@ def inference_ran(model: str, source: str, rows: int, seconds: float) -> None:
     """One session.run (or a chunked series of them) over `rows` rows; source is sync or job."""
     INFERENCE_DURATION.labels(model, source).observe(seconds)
     ROWS_PREDICTED.labels(model, source).inc(rows)
+
+
+def job_waiter_added() -> None:
+    JOB_WAITERS.inc()
+
+
+def job_waiter_left() -> None:
+    JOB_WAITERS.dec()
 
 
 def microbatch_ran(jobs: int) -> None:

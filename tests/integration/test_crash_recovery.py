@@ -46,7 +46,7 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-JOBS = 3000
+JOBS = 4000
 RECOVERY_BOUND = 60.0  # every job ends within this long of the replacement worker's start
 MAX_BATCH = Settings.model_fields["microbatch_max_jobs"].metadata[-1].le
 
@@ -119,7 +119,7 @@ def test_every_job_succeeds_after_two_child_kills_and_a_whole_worker_kill(
 
         stranded: set[str] = set()
         for kill in (1, 2):
-            target = kill * JOBS // 6
+            target = kill * JOBS // 10
             wait_until(lambda t=target: ended(client, ids) >= t, 120, f"{target} jobs to end")
             offset = log_path.stat().st_size
             child, victims = freeze_child_mid_job(worker, client, ids)
@@ -130,7 +130,7 @@ def test_every_job_succeeds_after_two_child_kills_and_a_whole_worker_kill(
                 lambda o=offset: children_ready(stack, worker, o, 1), 60, "a replacement child"
             )
 
-        target = JOBS // 2
+        target = 3 * JOBS // 10
         wait_until(lambda: ended(client, ids) >= target, 120, f"{target} jobs to end")
         held = kill_worker_holding_jobs(worker, client, stranded)
         assert ended(client, ids) < JOBS

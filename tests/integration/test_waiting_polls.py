@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from onnxq.devtools.waiting import wait_until
 
+from onnxq.devtools.metrics_text import sample
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from tests.integration.conftest import running_stack
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +52,8 @@ def test_500_waiting_polls_leave_health_fast_and_answer_when_their_jobs_end(
         for thread in threads:
             thread.start()
         started.wait()
-        # Every waiter is connected and waiting: the gateway's connections say so.
-        wait_until(lambda: open_connections(stack) >= WAITERS, 30, f"{WAITERS} waiting requests")
+        # Every waiter is connected and waiting: the gateway's own gauge says so.
+        wait_until(lambda: waiters(stack) == WAITERS, 60, f"{WAITERS} waiting requests")
 
         health = []
         with requests.Session() as session:
@@ -88,13 +89,7 @@ def test_500_waiting_polls_leave_health_fast_and_answer_when_their_jobs_end(
         assert max(delays) < 10
 
 
-def open_connections(stack) -> int:
-    """Established TCP connections to the gateway's port."""
-    import psutil
-
-    port = int(stack.base_url.rsplit(":", 1)[1])
-    return sum(
-        1
-        for c in psutil.net_connections("tcp")
-        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
-    )
+def waiters(stack) -> float:
+    """onnxq_job_waiters summed over the gateway's processes, as a scrape reads it."""
+    text = requests.get(stack.url("/metrics"), timeout=5).text
+    return sample(text, "onnxq_job_waiters")
