@@ -27,6 +27,7 @@ from onnxq.jobs.record import Job, JobStatus
 from onnxq.models.inputs import rows_to_matrix
 from onnxq.settings import Settings
 from tests.support.jobs import private_queue_name, take_messages
+from tests.support.prediction_log import prediction_lines
 from worker.runner import JobRunner
 
 MODEL = "breast-cancer"
@@ -86,12 +87,7 @@ def while_running(services: Services, monkeypatch: pytest.MonkeyPatch, during: A
 
 
 def log_lines(services: Services) -> list[dict[str, Any]]:
-    directory = services.settings.prediction_log_dir
-    return [
-        json.loads(line)
-        for path in sorted(directory.glob("predictions-*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
+    return prediction_lines(services.settings.prediction_log_dir)
 
 
 def job_keys(services: Services) -> list[bytes]:

@@ -23,9 +23,9 @@ import redis
 import requests
 
 from onnxq.devtools.redis_server import free_port, redis_answers
+from onnxq.devtools.waiting import wait_until
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from tests.support.live_jobs import ended, statuses
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

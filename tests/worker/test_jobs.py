@@ -3,7 +3,6 @@ prediction log."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.telemetry.prediction_log import PredictionLog
 from tests.support.jobs import JobBroker
+from tests.support.prediction_log import prediction_lines
 from worker.runner import JobMessage, JobRunner
 
 
@@ -45,11 +45,7 @@ def run(
 
 
 def log_lines(log: PredictionLog) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for path in sorted(log.directory.glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
+    return prediction_lines(log.directory)
 
 
 def test_a_successful_job_stores_the_onnxruntime_predictions(

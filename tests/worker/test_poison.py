@@ -7,7 +7,6 @@ by claiming the job, as that delivery did, without ever storing an outcome.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from onnxq.models.session import OnnxModel, PredictionResult
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.telemetry.prediction_log import PredictionLog
 from tests.support.jobs import JobBroker
+from tests.support.prediction_log import prediction_lines
 from worker.runner import JobMessage, JobRunner
 
 MAX_ATTEMPTS = 3
@@ -53,11 +53,7 @@ def submitted(jobs: JobBroker, rows: Rows, *, lost_deliveries: int = 0) -> JobMe
 
 
 def log_lines(log: PredictionLog) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for path in sorted(log.directory.glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
+    return prediction_lines(log.directory)
 
 
 class Ended:

@@ -19,7 +19,7 @@ from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.settings import Settings
 from onnxq.telemetry.prediction_log import PredictionLog
-from tests.conftest import in_memory_celery
+from tests.support.broker import in_memory_celery
 from tests.support.jobs import (
     in_memory_worker_app,
     private_queue_name,
