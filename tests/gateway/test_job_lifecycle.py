@@ -86,10 +86,6 @@ def while_running(services: Services, monkeypatch: pytest.MonkeyPatch, during: A
     monkeypatch.setattr(model, "predict", predict_meanwhile)
 
 
-def log_lines(services: Services) -> list[dict[str, Any]]:
-    return prediction_lines(services.settings.prediction_log_dir)
-
-
 def job_keys(services: Services) -> list[bytes]:
     return services.redis.keys(keys.JOB_PREFIX + "*")
 
@@ -154,7 +150,7 @@ def test_a_cancelled_job_is_skipped_by_the_worker_without_running_the_model(
     assert returned.status is JobStatus.CANCELLED
     assert predicted == []
     assert ended == []
-    assert log_lines(services) == []
+    assert prediction_lines(services.settings.prediction_log_dir) == []
     assert client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "cancelled"
 
 
@@ -502,7 +498,8 @@ def test_a_job_of_feature_objects_gives_the_array_result_and_logs_features_in_or
     assert done["status"] == "succeeded"
     assert done["result"]["labels"] == expected["labels"]
     assert done["result"]["probabilities"] == expected["probabilities"]
-    logged = [line for line in log_lines(services) if line["job_id"] == job_id]
+    lines = prediction_lines(services.settings.prediction_log_dir)
+    logged = [line for line in lines if line["job_id"] == job_id]
     assert [line["features"] for line in logged] == dataset_rows
 
 
