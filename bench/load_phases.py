@@ -18,9 +18,10 @@ import psutil
 from bench.load_client import LoadResult, run_load
 from bench.meters import CpuMeter, process_tree, sample_rss
 from bench.model import MODEL_NAME
-from bench.processes import Service, say, wait_until
+from bench.processes import Service, say
 from bench.pyspy import Profile, start_pyspy, stop_pyspy, summarise_profile
 from bench.stack import OnnxqStack, metric
+from onnxq.devtools.waiting import wait_until
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """The child processes of the benchmarks: the one module in bench/ that starts, waits for and
 stops them (services, py-spy, one-shot commands, the benchmark's own redis-server).
 
-Every child runs in a session of its own with its output in a file, and is stopped by its own
-pid (its process group only when it does not stop in time), never by name.
+Every child is onnxq's own ServiceProcess (onnxq/devtools/processes.py, which the tests use too):
+a session of its own, its output in a file, stopped by its own pid (its process group only when it
+does not stop in time), never by name. What is bench's alone is here: children run from the
+repository root, their psutil children, and stopping many at once.
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from onnxq.devtools.processes import ServiceProcess
 
 if TYPE_CHECKING:
     import psutil
 
     from onnxq.devtools.redis_server import RedisServer
 
-# psutil, redis and http.client are imported where they are used: bench/drift.py starts its
-# measuring children through this module, and a child's peak RSS (ru_maxrss) starts from its
-# parent's, so importing this module must not make the parent bigger.
+# psutil and redis are imported where they are used (onnxq/devtools/processes.py does the same):
+# bench/drift.py starts its measuring children through this module, and a child's peak RSS
+# (ru_maxrss) starts from its parent's, so importing this module must not make the parent bigger.
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,38 +39,16 @@ def say(message: str) -> None:
 
 
 @dataclass
-class Service:
-    """A child process in its own session, output to a file; stopped by its own pid only."""
+class Service(ServiceProcess):
+    """onnxq's ServiceProcess run from the repository root; `port` is the one it serves, if any."""
 
-    name: str
-    command: list[str]
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    port: int | None = None  # the port it serves, when it is a server
-
-    def start(self) -> Service:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
+    cwd: Path | None = ROOT
+    port: int | None = None
 
     @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def children(self) -> list[psutil.Process]:
         import psutil
@@ -109,29 +91,6 @@ def stop_all(
             service.wait(timeout)
         except subprocess.TimeoutExpired:
             service.kill()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def http_ok(port: int, path: str) -> bool:
-    """Whether GET `path` on 127.0.0.1:`port` answers 200 within a second."""
-    import http.client
-
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        connection.request("GET", path)
-        ok = connection.getresponse().status == 200
-        connection.close()
-        return ok
-    except OSError:
-        return False
 
 
 def output_of(command: list[str], timeout: float | None = None, cwd: Path = ROOT) -> str:

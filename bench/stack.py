@@ -1,5 +1,6 @@
-"""The servers the benchmarks measure: onnxq (gunicorn gateway + `python -m worker`, started the
-way tests/integration/conftest.py starts them), the bare Celery worker (bench/bare_celery.py) and
+"""The servers the benchmarks measure: onnxq (gunicorn gateway + `python -m worker`, with the
+commands, environment and readiness checks of onnxq/devtools/processes.py, as in the tests), the
+bare Celery worker (bench/bare_celery.py) and
 the bare Flask floor (bench/floor_app.py); and reading their Prometheus /metrics."""
 
 from __future__ import annotations
@@ -13,28 +14,26 @@ from pathlib import Path
 
 import psutil
 
-from bench.processes import ROOT, Service, http_ok, wait_until
-from onnxq.cli.run import gunicorn_config_path
+from bench.processes import ROOT, Service
+from onnxq.devtools import processes
 from onnxq.devtools.metrics_text import sample
+from onnxq.devtools.processes import gateway_answers, gateway_command, worker_command, worker_ready
 from onnxq.devtools.redis_server import free_port
+from onnxq.devtools.waiting import wait_until
 
 CONCURRENCY = 2  # prefork children on both Celery sides, and gunicorn workers
 
 
 def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> dict[str, str]:
-    """onnxq's environment: this Redis, this model directory, no API key, 2 + 2 processes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ONNXQ_", "BENCH_"))}
-    env.update(
-        ONNXQ_REDIS_URL=redis_url,
-        ONNXQ_MODEL_DIR=str(model_dir),
-        ONNXQ_PREDICTION_LOG_DIR=str(log_dir),
-        ONNXQ_GATEWAY_HOST="127.0.0.1",
-        ONNXQ_GATEWAY_PORT=str(port),
-        ONNXQ_GATEWAY_WORKERS=str(CONCURRENCY),
-        ONNXQ_WORKER_CONCURRENCY=str(CONCURRENCY),
-        ONNXQ_ALLOW_UNAUTHENTICATED="true",
-    )
-    return env
+    """onnxq's environment as the tests give it (this Redis, this model directory, no API key,
+    no .env, 2 + 2 processes), without the benchmarks' own BENCH_* variables."""
+    env = processes.service_env(redis_url, model_dir, log_dir, port)
+    assert env["ONNXQ_GATEWAY_WORKERS"] == env["ONNXQ_WORKER_CONCURRENCY"] == str(CONCURRENCY)
+    return {k: v for k, v in env.items() if not k.startswith("BENCH_")}
+
+
+def local_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
 
 
 @dataclass
@@ -69,27 +68,15 @@ def start_onnxq(
     port = free_port()
     env = service_env(redis_url, model_dir, workdir / "predictions", port)
     env.update(extra_env or {})
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        str(gunicorn_config_path()),
-        *gunicorn_args,
-        "gateway:create_app()",
-    ]
+    command = gateway_command(gunicorn_args)
     gateway = Service("gateway", command, env, workdir / "gateway.log", port=port).start()
-    worker = Service("worker", [sys.executable, "-m", "worker"], env, workdir / "worker.log")
-    worker.start()
+    worker = Service("worker", worker_command(), env, workdir / "worker.log").start()
     stack = OnnxqStack(gateway, worker, port)
-
-    def worker_ready() -> bool:
-        out = worker.output()
-        return " ready." in out and out.count('"worker_process_ready"') >= CONCURRENCY
-
     try:
-        wait_until(lambda: http_ok(port, "/ready"), 60, "the onnxq gateway to be ready")
-        wait_until(worker_ready, 60, "the onnxq worker to be ready")
+        wait_until(
+            lambda: gateway_answers(local_url(port), "/ready"), 60, "the onnxq gateway to be ready"
+        )
+        wait_until(lambda: worker_ready(worker, CONCURRENCY), 60, "the onnxq worker to be ready")
         wait_until(lambda: len(stack.gateway_workers()) >= CONCURRENCY, 30, "gunicorn's workers")
     except BaseException:
         stack.stop()
@@ -137,7 +124,7 @@ def start_floor(model_path: Path, workdir: Path) -> Service:
         "bench.floor_app:create_app()",
     ]
     service = Service("floor", command, env, workdir / "floor.log", port=port).start()
-    wait_until(lambda: http_ok(port, "/health"), 60, "the floor to answer")
+    wait_until(lambda: gateway_answers(local_url(port), "/health"), 60, "the floor to answer")
     wait_until(lambda: len(service.children()) >= 2, 30, "the floor's workers")
     return service
 

@@ -27,8 +27,9 @@ from bench.job_client import (
 )
 from bench.meters import CpuMeter, pct
 from bench.model import make_session
-from bench.processes import say, wait_until
+from bench.processes import say
 from bench.stack import CONCURRENCY, OnnxqStack, start_bare_worker
+from onnxq.devtools.waiting import wait_until
 
 
 def raw_single_row(model_path: Path, rows: np.ndarray, n: int) -> dict[str, float]:

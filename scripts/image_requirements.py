@@ -25,6 +25,7 @@ LEFT_OUT: dict[str, dict[str, str]] = {
         "flask-swagger-ui": "the /docs page is served by the gateway",
         "gunicorn": "the worker is a Celery process, not an HTTP server",
         "gevent": "only the gateway's gunicorn workers are gevent workers",
+        "werkzeug": "flask's, imported by the gateway only",
     },
 }
 # Flower watches the broker with Celery alone; it never loads onnxq's code.

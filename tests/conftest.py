@@ -21,9 +21,7 @@ from onnxq.models.manifest import MODEL_FILE, Manifest
 from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME, build_demo_model
 from onnxq.settings import ENV_FILE_VARIABLE, Settings
-from tests.support.broker import UNREACHABLE_REDIS, in_memory_celery
-
-__all__ = ["in_memory_celery"]  # still imported from here by tests/onnxq/test_jobs.py
+from tests.support.broker import UNREACHABLE_REDIS
 
 
 def pytest_configure(config: pytest.Config) -> None:

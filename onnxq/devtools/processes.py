@@ -15,12 +15,13 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from onnxq.cli.run import gunicorn_config_path
-from onnxq.devtools.redis_server import free_port
-from onnxq.settings import ENV_FILE_VARIABLE
+# onnxq.cli.run, onnxq.devtools.redis_server and onnxq.settings are imported where they are
+# used: bench/ starts its measuring children through this module, and a child's peak RSS
+# (ru_maxrss) starts from its parent's, so importing this module must not make the parent bigger.
 
 ENV_PREFIX = "ONNXQ_"
 # Local children only: never through a proxy named in the environment.
@@ -36,12 +37,14 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    cwd: Path | None = None  # None: this process's working directory
 
     def start(self) -> ServiceProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command,
                 env=self.env,
+                cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -75,6 +78,9 @@ def without_onnxq_variables(environ: dict[str, str] | None = None) -> dict[str, 
 
 def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> dict[str, str]:
     """The environment of a gateway, worker or beat: every setting they depend on, set here."""
+    from onnxq.devtools.redis_server import free_port
+    from onnxq.settings import ENV_FILE_VARIABLE
+
     env = without_onnxq_variables()
     env.update(
         {
@@ -96,21 +102,24 @@ def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> di
     return env
 
 
+def gateway_command(gunicorn_args: Iterable[str] = ()) -> list[str]:
+    """gunicorn serving the gateway with onnxq's config (loaded by path: docs/architecture.md)."""
+    from onnxq.cli.run import gunicorn_config_path
+
+    config = str(gunicorn_config_path())
+    return [sys.executable, "-m", "gunicorn", "-c", config, *gunicorn_args, "gateway:create_app()"]
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "worker"]
+
+
 def start_gateway(env: dict[str, str], directory: Path) -> ServiceProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        str(gunicorn_config_path()),
-        "gateway:create_app()",
-    ]
-    return ServiceProcess("gateway", command, env, directory / "gateway.log").start()
+    return ServiceProcess("gateway", gateway_command(), env, directory / "gateway.log").start()
 
 
 def start_worker(env: dict[str, str], directory: Path) -> ServiceProcess:
-    command = [sys.executable, "-m", "worker"]
-    return ServiceProcess("worker", command, env, directory / "worker.log").start()
+    return ServiceProcess("worker", worker_command(), env, directory / "worker.log").start()
 
 
 def start_beat(env: dict[str, str], directory: Path) -> ServiceProcess:

@@ -27,6 +27,7 @@ from onnxq.jobs.record import Job, JobStatus
 from onnxq.models.inputs import rows_to_matrix
 from onnxq.settings import Settings
 from tests.support.jobs import private_queue_name, take_messages
+from tests.support.prediction_log import prediction_lines
 from worker.runner import JobRunner
 
 MODEL = "breast-cancer"
@@ -83,15 +84,6 @@ def while_running(services: Services, monkeypatch: pytest.MonkeyPatch, during: A
         return predict(matrix)
 
     monkeypatch.setattr(model, "predict", predict_meanwhile)
-
-
-def log_lines(services: Services) -> list[dict[str, Any]]:
-    directory = services.settings.prediction_log_dir
-    return [
-        json.loads(line)
-        for path in sorted(directory.glob("predictions-*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
 
 
 def job_keys(services: Services) -> list[bytes]:
@@ -158,7 +150,7 @@ def test_a_cancelled_job_is_skipped_by_the_worker_without_running_the_model(
     assert returned.status is JobStatus.CANCELLED
     assert predicted == []
     assert ended == []
-    assert log_lines(services) == []
+    assert prediction_lines(services.settings.prediction_log_dir) == []
     assert client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "cancelled"
 
 
@@ -506,7 +498,8 @@ def test_a_job_of_feature_objects_gives_the_array_result_and_logs_features_in_or
     assert done["status"] == "succeeded"
     assert done["result"]["labels"] == expected["labels"]
     assert done["result"]["probabilities"] == expected["probabilities"]
-    logged = [line for line in log_lines(services) if line["job_id"] == job_id]
+    lines = prediction_lines(services.settings.prediction_log_dir)
+    logged = [line for line in lines if line["job_id"] == job_id]
     assert [line["features"] for line in logged] == dataset_rows
 
 

@@ -14,8 +14,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway.services import Services
+from onnxq.devtools.waiting import wait_until
 from tests.support.jobs import take_messages
-from tests.support.waiting import wait_until
 from worker.runner import JobRunner
 
 

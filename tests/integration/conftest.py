@@ -19,18 +19,14 @@ from onnxq.devtools.processes import (
     ServiceProcess,
     gateway_answers,
     service_env,
-    start_beat,
     start_gateway,
     start_worker,
     worker_ready,
 )
 from onnxq.devtools.redis_server import RedisServer, free_port
+from onnxq.devtools.waiting import wait_until
 from onnxq.jobs.record import JobStatus
 from tests.support.log_events import events
-from tests.support.waiting import wait_until
-
-# The names test_job_lifecycle.py and test_reconcile.py still import from here.
-__all__ = ["ServiceProcess", "Stack", "running_stack", "start_beat", "wait_until", "worker_ready"]
 
 READY_TIMEOUT = 30.0
 

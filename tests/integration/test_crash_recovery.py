@@ -21,6 +21,7 @@ import redis
 
 from drift.log_reader import read_window
 from drift.profile import ReferenceProfile
+from onnxq.devtools.waiting import wait_until
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.settings import Settings
 from tests.integration.conftest import Stack, running_stack
@@ -42,7 +43,6 @@ from tests.support.live_jobs import (
 from tests.support.live_jobs import data as data
 from tests.support.live_jobs import reference as reference
 from tests.support.prediction_log import prediction_lines
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ import pytest
 import requests
 
 from onnxq.devtools.processes import start_beat
+from onnxq.devtools.waiting import wait_until
 from tests.integration.conftest import running_stack
 from tests.support.demo_predictions import SHIFTED, log_demo_predictions
 from tests.support.log_events import events
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ import pytest
 import requests
 from sklearn.datasets import load_breast_cancer
 
+from onnxq.devtools.waiting import wait_until
 from tests.integration.conftest import Stack
 from tests.support.log_events import events
 from tests.support.prediction_log import prediction_lines
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

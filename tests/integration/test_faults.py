@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from onnxq.devtools.waiting import wait_until
 from onnxq.jobs import keys
 from onnxq.jobs.record import JobStatus, dump_job, load_job, utc_now
 from onnxq.settings import Settings
@@ -42,7 +43,6 @@ from tests.support.live_jobs import (
 from tests.support.live_jobs import data as data
 from tests.support.live_jobs import reference as reference
 from tests.support.prediction_log import prediction_lines
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

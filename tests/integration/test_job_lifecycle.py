@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,15 +10,13 @@ from typing import Any
 import pytest
 import requests
 
+from onnxq.devtools.processes import ServiceProcess
 from onnxq.devtools.redis_server import free_port
-from tests.integration.conftest import (
-    ServiceProcess,
-    Stack,
-    running_stack,
-    wait_until,
-    worker_ready,
-)
-from tests.worker.test_callbacks import CallbackServer
+from onnxq.devtools.waiting import wait_until
+from tests.integration.conftest import Stack, running_stack
+from tests.support.http_receiver import HttpReceiver
+from tests.support.log_events import events as log_events
+from tests.support.prediction_log import prediction_lines
 
 pytestmark = pytest.mark.integration
 
@@ -32,25 +28,11 @@ CALLBACK_BACKOFF = 0.2
 
 def events(process: ServiceProcess, name: str, job_id: str) -> list[dict[str, Any]]:
     """The JSON log events called `name` that a process wrote about `job_id`."""
-    found = []
-    for line in process.output().splitlines():
-        if not line.startswith("{"):
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if event.get("event") == name and event.get("job_id") == job_id:
-            found.append(event)
-    return found
+    return log_events(process.output(), name, job_id=job_id)
 
 
 def logged_job_ids(directory: Path) -> set[str | None]:
-    return {
-        json.loads(line)["job_id"]
-        for path in directory.glob("predictions-*.jsonl")
-        for line in path.read_text().splitlines()
-    }
+    return {line["job_id"] for line in prediction_lines(directory)}
 
 
 def poll(base_url: str, job_id: str) -> requests.Response:
@@ -79,7 +61,6 @@ def test_a_job_cancelled_while_queued_is_skipped_by_the_worker_that_receives_it(
         cancelled_at = deleted.json()["finished_at"]
 
         worker = stack.start_worker()
-        wait_until(lambda: worker_ready(worker, 2), 30, "the worker")
         wait_until(
             lambda: bool(events(worker, "job", cancelled_id)),
             30,
@@ -120,7 +101,7 @@ def callback_stack(
 def test_a_callback_that_fails_twice_is_retried_with_backoff_until_delivered(
     callback_stack: Stack,
 ) -> None:
-    with CallbackServer([500, 500, 200]) as receiver:
+    with HttpReceiver([500, 500, 200]) as receiver:
         response = requests.post(
             callback_stack.url(JOBS_PATH),
             json={"instances": ROWS, "callback_url": receiver.url},
@@ -130,7 +111,13 @@ def test_a_callback_that_fails_twice_is_retried_with_backoff_until_delivered(
         job_id = response.json()["job_id"]
 
         wait_until(lambda: len(receiver.posts) >= 3, 15, "three callback POSTs")
-        time.sleep(1.0)  # a fourth POST after the 200 would be a bug: give it time to show
+        # A fourth POST after the 200 would be a bug. The worker logs each attempt once its
+        # POST has been answered and retries only an attempt it logged as `retry`: so once the
+        # third attempt is logged, the events below say whether a fourth POST will come.
+        worker = callback_stack.worker
+        wait_until(
+            lambda: len(events(worker, "callback", job_id)) >= 3, 15, "three callback events"
+        )
         posts = receiver.posts
 
     assert len(posts) == 3
@@ -144,8 +131,6 @@ def test_a_callback_that_fails_twice_is_retried_with_backoff_until_delivered(
     assert gaps[0] >= CALLBACK_BACKOFF * 0.9, gaps
     assert gaps[1] >= CALLBACK_BACKOFF * 2 * 0.9, gaps
 
-    worker = callback_stack.worker
-    wait_until(lambda: len(events(worker, "callback", job_id)) == 3, 5, "callback events")
     logged = events(worker, "callback", job_id)
     assert [(e["status"], e["attempt"]) for e in logged] == [
         ("retry", 1),

@@ -24,9 +24,10 @@ import redis
 import requests
 
 from onnxq.devtools.redis_server import free_port, redis_answers
+from onnxq.devtools.waiting import wait_until
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from tests.support.live_jobs import ended, statuses
-from tests.support.waiting import wait_until
+from tests.support.prediction_log import prediction_lines
 
 pytestmark = pytest.mark.integration
 
@@ -186,11 +187,7 @@ def test_ctrl_c_during_a_burst_stops_redis_last_and_the_next_start_ends_every_jo
         assert Counter(statuses(client, ids).values()) == {"succeeded": len(ids)}
     finally:
         assert rerun.ctrl_c() == 0
-    lines = [
-        json.loads(line)
-        for path in sorted((tmp_path / "predictions").glob("predictions-*.jsonl"))
-        for line in path.read_text().splitlines()
-    ]
+    lines = prediction_lines(tmp_path / "predictions")
     logged = Counter((line["job_id"], line["row"]) for line in lines if line["job_id"])
     assert set(logged) == {(job_id, 0) for job_id in ids}
     assert max(logged.values()) == 1, [key for key, n in logged.items() if n > 1][:5]

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import requests
 
+from onnxq.devtools.waiting import wait_until
 from onnxq.models.repository import DEFAULT_CACHE_SECONDS
 from tests.integration.conftest import Stack, running_stack
 from tests.support.lifecycle import export_pipeline, training_csv
 from tests.support.log_events import events
 from tests.support.prediction_log import prediction_lines
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

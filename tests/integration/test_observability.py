@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from onnxq.devtools.metrics_text import label_sets, sample
+from onnxq.devtools.waiting import wait_until
 from tests.integration.conftest import Stack, running_stack
 from tests.support.log_events import events
 from tests.support.prediction_log import prediction_lines
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

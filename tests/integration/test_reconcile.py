@@ -8,8 +8,10 @@ import pytest
 import redis
 import requests
 
+from onnxq.devtools.processes import start_beat
+from onnxq.devtools.waiting import wait_until
 from onnxq.jobs import keys
-from tests.integration.conftest import running_stack, start_beat, wait_until
+from tests.integration.conftest import running_stack
 
 pytestmark = pytest.mark.integration
 

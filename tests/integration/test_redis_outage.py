@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from onnxq.devtools.processes import gateway_answers
+from onnxq.devtools.waiting import wait_until
 from tests.integration.conftest import Stack
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

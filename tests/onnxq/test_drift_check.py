@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,39 +20,14 @@ from onnxq.settings import Settings
 from onnxq.telemetry import drift_check
 from onnxq.telemetry.drift_check import WebhookOutcome, check_model
 from tests.support.demo_predictions import SHIFTED, log_demo_predictions
+from tests.support.http_receiver import HttpReceiver
 
 MODEL = "breast-cancer"
 
 
-class Receiver:
-    """A local HTTP server that records the JSON bodies POSTed to it and answers ``status``."""
-
-    def __init__(self, status: int = 200):
-        self.status = status
-        self.bodies: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                receiver.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def bodies(receiver: HttpReceiver) -> list[dict[str, Any]]:
+    """The JSON bodies POSTed to `receiver`, in order."""
+    return [post.json() for post in receiver.posts]
 
 
 @pytest.fixture
@@ -157,12 +130,12 @@ def test_a_drift_alert_is_logged_with_model_version_and_features_with_psi(
 
 
 def test_the_alert_is_posted_to_the_webhook_as_json(settings: Settings, drifted_log: None) -> None:
-    with Receiver() as receiver:
+    with HttpReceiver() as receiver:
         hooked = settings.model_copy(update={"drift_webhook_url": SecretStr(receiver.url)})
         check = check_model(hooked, MODEL)
     assert check.webhook is WebhookOutcome.DELIVERED
-    assert receiver.bodies == [check.alert]
-    body = receiver.bodies[0]
+    assert bodies(receiver) == [check.alert]
+    body = bodies(receiver)[0]
     assert body["event"] == "drift_alert" and body["model"] == MODEL and body["version"] == 1
     assert [f["name"] for f in body["features"]] == [SHIFTED]
 
@@ -173,7 +146,7 @@ def test_a_failing_webhook_is_retried_logged_and_does_not_break_the_check(
     waits: list[float] = []
     clock = SimpleNamespace(sleep=waits.append, perf_counter=time.perf_counter)
     monkeypatch.setattr(drift_check, "time", clock)  # this module's sleeps only
-    with Receiver(status=500) as receiver:
+    with HttpReceiver([500]) as receiver:
         hooked = settings.model_copy(
             update={
                 "drift_webhook_url": SecretStr(receiver.url),
@@ -184,7 +157,7 @@ def test_a_failing_webhook_is_retried_logged_and_does_not_break_the_check(
         with capture_logs() as events:
             check = check_model(hooked, MODEL)
     assert check.webhook is WebhookOutcome.FAILED
-    assert len(receiver.bodies) == 3
+    assert len(bodies(receiver)) == 3
     webhook = [e for e in events if e["event"] == "drift_webhook"]
     assert [e["status"] for e in webhook] == ["retry", "retry", "failed"]
     assert waits == [0.01, 0.02]  # the backoff doubles from ONNXQ_DRIFT_WEBHOOK_BACKOFF_SECONDS

@@ -24,7 +24,7 @@ from onnxq.jobs.queue import JobQueue, queue_callback
 from onnxq.jobs.record import Job, JobStatus
 from onnxq.jobs.store import JobStore
 from onnxq.settings import Settings
-from tests.conftest import in_memory_celery
+from tests.support.broker import in_memory_celery
 from tests.support.jobs import private_queue_name
 
 TTL = 600

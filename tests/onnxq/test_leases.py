@@ -18,6 +18,7 @@ from kombu import Connection, Exchange, Queue
 from onnxq.broker.leases import RENEWER
 from onnxq.broker.redis_transport import TRANSPORT
 from onnxq.devtools.redis_server import RedisServer
+from onnxq.devtools.waiting import wait_until
 
 QUEUE = Queue("jobs", Exchange("jobs", type="direct"), routing_key="jobs")
 TIMEOUT = 5  # the smallest visibility timeout settings allow
@@ -44,13 +45,6 @@ def publish(url: str, job: int) -> None:
 def score(client: redis.Redis) -> float:
     [(_tag, value)] = client.zrange("unacked_index", 0, -1, withscores=True)
     return float(value)
-
-
-def wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def sweep(url: str) -> int | None:
@@ -94,14 +88,14 @@ def test_a_live_holder_keeps_its_message_and_a_killed_ones_comes_back(
         assert holder.stdout is not None and holder.stdout.readline().split() == ["held", "7"]
         first = score(client)
         # Two renewals by the holder's own thread: its lease keeps moving while it lives.
-        wait_for(lambda: score(client) > first, "the first renewal")
+        wait_until(lambda: score(client) > first, 60, "the first renewal")
         second = score(client)
-        wait_for(lambda: score(client) > second, "the second renewal")
+        wait_until(lambda: score(client) > second, 60, "the second renewal")
         assert sweep(redis_server.url) is None, "a live holder's message was handed out"
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
     last = score(client)
     # The timeout is what a dead holder's message waits; the sweep then hands it out.
-    wait_for(lambda: time.time() > last + TIMEOUT, "the lease to run out")
+    wait_until(lambda: time.time() > last + TIMEOUT, 60, "the lease to run out")
     assert sweep(redis_server.url) == 7

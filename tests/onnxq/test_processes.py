@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from onnxq.devtools.processes import ServiceProcess, service_env, without_onnxq_variables
+from onnxq.devtools.waiting import wait_until
 from onnxq.settings import ENV_FILE_VARIABLE
-from tests.support.waiting import wait_until
 
 SETTINGS_SEEN = (
     "import json\n"

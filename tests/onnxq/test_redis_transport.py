@@ -12,15 +12,18 @@ import time
 from typing import Any
 
 import pytest
+import redis
 from kombu import Connection, Exchange, Queue
 from kombu.message import Message
 
 from onnxq.broker.celery_app import make_celery
 from onnxq.broker.redis_transport import TRANSPORT
 from onnxq.devtools.redis_server import RedisServer
+from onnxq.devtools.waiting import wait_until
 from onnxq.settings import Settings
 
 QUEUE = Queue("jobs", Exchange("jobs", type="direct"), routing_key="jobs")
+VISIBILITY_TIMEOUT = 1  # seconds
 
 
 def take_one_unacked(url: str, transport: str | None) -> tuple[Connection, Message]:
@@ -28,7 +31,9 @@ def take_one_unacked(url: str, transport: str | None) -> tuple[Connection, Messa
         producer.Producer().publish(
             {"job": 1}, exchange=QUEUE.exchange, routing_key="jobs", declare=[QUEUE]
         )
-    consumer = Connection(url, transport=transport, transport_options={"visibility_timeout": 1})
+    consumer = Connection(
+        url, transport=transport, transport_options={"visibility_timeout": VISIBILITY_TIMEOUT}
+    )
     message = QUEUE(consumer.default_channel).get(no_ack=False)
     assert message is not None
     return consumer, message
@@ -50,9 +55,19 @@ def quiet_at_exit(channel: Any) -> None:
     channel.qos._on_collect.cancel()
 
 
+def leases_expired(url: str) -> bool:
+    """True once every message in `unacked_index` was taken over VISIBILITY_TIMEOUT s ago."""
+    client = redis.Redis.from_url(url)
+    try:
+        taken = [score for _tag, score in client.zrange("unacked_index", 0, -1, withscores=True)]
+    finally:
+        client.close()
+    return all(score < time.time() - VISIBILITY_TIMEOUT for score in taken)
+
+
 def redelivered_after_visibility_timeout(url: str) -> Message | None:
-    time.sleep(1.2)  # past the 1 s visibility timeout
-    with Connection(url, transport_options={"visibility_timeout": 1}) as other:
+    wait_until(lambda: leases_expired(url), 30, "the unacked message's lease to expire")
+    with Connection(url, transport_options={"visibility_timeout": VISIBILITY_TIMEOUT}) as other:
         other.default_channel.qos.restore_visible()
         return QUEUE(other.default_channel).get(no_ack=True)
 

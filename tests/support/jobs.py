@@ -25,7 +25,7 @@ from onnxq.jobs.store import JobStore
 from onnxq.models.inputs import rows_to_matrix
 from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
-from tests.conftest import UNREACHABLE_REDIS, in_memory_celery
+from tests.support.broker import UNREACHABLE_REDIS, in_memory_celery
 from worker.app import create_worker_app
 from worker.batching import QueueDrain, settle
 from worker.runner import JobMessage

@@ -31,13 +31,13 @@ import requests
 from sklearn.datasets import load_breast_cancer
 
 from onnxq.devtools.processes import ServiceProcess, start_beat
+from onnxq.devtools.waiting import wait_until
 from onnxq.jobs import keys
 from onnxq.jobs.record import Job, JobStatus, load_job
 from onnxq.models.manifest import MODEL_FILE
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from tests.integration.conftest import Stack
 from tests.support.log_events import events
-from tests.support.waiting import wait_until
 
 JOBS_PATH = f"/v1/models/{DEMO_MODEL_NAME}/jobs"
 QUEUE = "onnxq.predict"  # Settings.queue_name

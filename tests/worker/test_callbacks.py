@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import fakeredis
 import pytest
@@ -19,6 +14,7 @@ from onnxq.jobs import keys, lifecycle
 from onnxq.jobs.record import Job, JobStatus
 from onnxq.jobs.store import JobStore
 from onnxq.webhook import WebhookFailed, post_json
+from tests.support.http_receiver import HttpReceiver
 from worker.callbacks import (
     MAX_BACKOFF_SECONDS,
     CallbackOutcome,
@@ -36,90 +32,9 @@ RESULT = {
 }
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float  # time.monotonic() on arrival
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class CallbackServer:
-    """A callback receiver: records every request and answers with scripted statuses in turn.
-
-    The last status repeats once the script runs out. A 3xx answer redirects to `/moved`;
-    `delay` makes every answer that late.
-    """
-
-    def __init__(self, statuses: Sequence[int] = (200,), delay: float = 0.0):
-        self.statuses = list(statuses)
-        self.delay = delay
-        self.received: list[Received] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hook"
-
-    @property
-    def posts(self) -> list[Received]:
-        with self._lock:
-            return [request for request in self.received if request.method == "POST"]
-
-    def __enter__(self) -> CallbackServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-    def _answer(self, request: Received) -> int:
-        with self._lock:
-            self.received.append(request)
-            return self.statuses[min(len(self.received), len(self.statuses)) - 1]
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status = server._answer(
-                    Received(
-                        self.command, self.path, dict(self.headers.items()), body, time.monotonic()
-                    )
-                )
-                if server.delay:
-                    time.sleep(server.delay)
-                self.send_response(status)
-                if 300 <= status < 400:
-                    self.send_header("Location", "/moved")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_POST = do_GET = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
-
-
 @pytest.fixture
-def receiver() -> Iterator[CallbackServer]:
-    with CallbackServer() as server:
+def receiver() -> Iterator[HttpReceiver]:
+    with HttpReceiver() as server:
         yield server
 
 
@@ -160,7 +75,7 @@ def deliver(store: JobStore, attempt: int = 0, max_attempts: int = 3) -> Callbac
 
 
 def test_post_json_sends_the_document_as_json_and_returns_the_2xx_status(
-    receiver: CallbackServer,
+    receiver: HttpReceiver,
 ) -> None:
     receiver.statuses = [204]
     document = {"job_id": JOB_ID, "status": "succeeded", "result": RESULT}
@@ -175,7 +90,7 @@ def test_post_json_sends_the_document_as_json_and_returns_the_2xx_status(
 
 @pytest.mark.parametrize("status", [404, 500])
 def test_post_json_raises_callback_failed_naming_the_status_of_an_error_answer(
-    receiver: CallbackServer, status: int
+    receiver: HttpReceiver, status: int
 ) -> None:
     receiver.statuses = [status]
 
@@ -191,14 +106,14 @@ def test_post_json_raises_callback_failed_when_the_connection_is_refused() -> No
 
 
 def test_post_json_raises_callback_failed_when_the_receiver_answers_too_late() -> None:
-    with CallbackServer([200], delay=1.5) as slow:
+    with HttpReceiver([200], delay=1.5) as slow:
         started = time.monotonic()
         with pytest.raises(WebhookFailed):
             post_json(slow.url, {"job_id": JOB_ID}, timeout=0.3)
         assert time.monotonic() - started < 1.4
 
 
-def test_post_json_does_not_count_a_redirect_as_a_delivery(receiver: CallbackServer) -> None:
+def test_post_json_does_not_count_a_redirect_as_a_delivery(receiver: HttpReceiver) -> None:
     # urllib turns a POST answered with 302 into a body-less GET of the new location;
     # a 200 to that GET delivered nothing, so it must not be reported as delivered.
     receiver.statuses = [302, 200]
@@ -215,7 +130,7 @@ def test_post_json_does_not_count_a_redirect_as_a_delivery(receiver: CallbackSer
 
 
 def test_deliver_callback_posts_the_jobs_public_document_and_says_delivered(
-    receiver: CallbackServer, job_store: JobStore
+    receiver: HttpReceiver, job_store: JobStore
 ) -> None:
     store_job(job_store, receiver.url)
 
@@ -231,7 +146,7 @@ def test_deliver_callback_posts_the_jobs_public_document_and_says_delivered(
 
 
 def test_deliver_callback_reports_a_cancelled_job_as_cancelled(
-    receiver: CallbackServer, job_store: JobStore
+    receiver: HttpReceiver, job_store: JobStore
 ) -> None:
     store_job(job_store, receiver.url, succeeded=False)
     job_store.update(JOB_ID, lifecycle.cancel)  # what JobQueue.cancel does
@@ -254,7 +169,7 @@ def test_deliver_callback_reports_a_cancelled_job_as_cancelled(
     ids=["first-of-3", "second-of-3", "last-of-3", "only-attempt"],
 )
 def test_a_failed_delivery_retries_before_the_last_attempt_and_fails_on_it(
-    receiver: CallbackServer,
+    receiver: HttpReceiver,
     job_store: JobStore,
     attempt: int,
     max_attempts: int,
@@ -275,7 +190,7 @@ def test_a_refused_connection_is_retried_like_an_error_answer(job_store: JobStor
 
 
 def test_a_delivery_succeeds_on_a_later_attempt_after_failures(
-    receiver: CallbackServer, job_store: JobStore
+    receiver: HttpReceiver, job_store: JobStore
 ) -> None:
     receiver.statuses = [500, 503, 200]
     store_job(job_store, receiver.url)
@@ -287,14 +202,14 @@ def test_a_delivery_succeeds_on_a_later_attempt_after_failures(
 
 
 def test_a_job_that_never_existed_is_dropped_without_a_post(
-    receiver: CallbackServer, job_store: JobStore
+    receiver: HttpReceiver, job_store: JobStore
 ) -> None:
     assert deliver(job_store) is CallbackOutcome.DROPPED
     assert receiver.received == []
 
 
 def test_a_job_whose_record_expired_is_dropped_without_a_post(
-    receiver: CallbackServer, job_store: JobStore, redis_client: fakeredis.FakeRedis
+    receiver: HttpReceiver, job_store: JobStore, redis_client: fakeredis.FakeRedis
 ) -> None:
     store_job(job_store, receiver.url)
     redis_client.delete(keys.job(JOB_ID))  # the TTL ran out; the tombstone remains
@@ -305,7 +220,7 @@ def test_a_job_whose_record_expired_is_dropped_without_a_post(
 
 
 def test_a_job_without_a_callback_url_is_dropped(
-    receiver: CallbackServer, job_store: JobStore
+    receiver: HttpReceiver, job_store: JobStore
 ) -> None:
     store_job(job_store, None)
 
@@ -314,7 +229,7 @@ def test_a_job_without_a_callback_url_is_dropped(
 
 
 def test_failed_callbacks_leave_the_jobs_stored_state_unchanged(
-    receiver: CallbackServer, job_store: JobStore, redis_client: fakeredis.FakeRedis
+    receiver: HttpReceiver, job_store: JobStore, redis_client: fakeredis.FakeRedis
 ) -> None:
     receiver.statuses = [500]
     store_job(job_store, receiver.url)

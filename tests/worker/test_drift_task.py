@@ -12,7 +12,7 @@ from onnxq.broker.celery_app import DRIFT_TASK, callback_queue, make_celery
 from onnxq.devtools.metrics_text import sample
 from onnxq.settings import Settings
 from onnxq.telemetry import metrics
-from tests.drift_fixtures import SHIFTED, log_demo_predictions
+from tests.support.demo_predictions import SHIFTED, log_demo_predictions
 from worker.app import create_worker_app
 from worker.drift_task import run_drift_check
 from worker.schedule import beat_schedule, drift_schedule

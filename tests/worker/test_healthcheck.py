@@ -8,10 +8,10 @@ import pytest
 
 from onnxq.devtools.redis_server import RedisServer
 from onnxq.settings import Settings
+from tests.support.broker import UNREACHABLE_REDIS
 from worker import healthcheck
 from worker.healthcheck import WorkerProcesses, check, find_worker
 
-UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 WORKER = ["/opt/venv/bin/python", "-m", "worker"]
 
 

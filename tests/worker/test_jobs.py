@@ -3,7 +3,6 @@ prediction log."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.telemetry.prediction_log import PredictionLog
 from tests.support.jobs import JobBroker
+from tests.support.prediction_log import prediction_lines
 from worker.runner import JobMessage, JobRunner
 
 
@@ -42,14 +42,6 @@ def run(
 ) -> Job | None:
     """What the predict task does with one message (without batch-mates)."""
     return JobRunner(repository, store, log).run([message])[message.job_id]
-
-
-def log_lines(log: PredictionLog) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for path in sorted(log.directory.glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
 
 
 def test_a_successful_job_stores_the_onnxruntime_predictions(
@@ -99,7 +91,7 @@ def test_a_successful_job_logs_one_line_per_row_with_its_job_id(
 
     run(demo_repository, job_store, prediction_log, message)
 
-    lines = log_lines(prediction_log)
+    lines = prediction_lines(prediction_log.directory)
     result = job_store.get(message.job_id).result
     assert result is not None
     assert len(lines) == len(instances)
@@ -136,7 +128,7 @@ def test_rows_of_another_width_than_the_models_fail_the_job_as_invalid_input_wit
     assert stored.error is not None
     assert stored.error.type == "invalid_input"
     assert stored.result is None
-    assert log_lines(prediction_log) == []
+    assert prediction_lines(prediction_log.directory) == []
 
 
 @pytest.mark.parametrize(
@@ -162,7 +154,7 @@ def test_an_unknown_model_fails_the_job_as_model_not_found(
     assert stored.error is not None
     assert stored.error.type == "model_not_found"
     assert model in stored.error.message
-    assert log_lines(prediction_log) == []
+    assert prediction_lines(prediction_log.directory) == []
 
 
 def test_an_unexpected_fault_fails_the_job_with_the_exception_type(
@@ -225,7 +217,7 @@ def test_a_job_whose_record_is_gone_returns_none_and_does_nothing(
 
     assert returned is None
     assert {key: redis_client.dump(key) for key in redis_client.keys("*")} == before
-    assert log_lines(prediction_log) == []
+    assert prediction_lines(prediction_log.directory) == []
 
 
 def test_a_job_whose_record_vanishes_while_running_returns_none(

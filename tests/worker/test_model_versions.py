@@ -11,7 +11,8 @@ from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.telemetry.prediction_log import PredictionLog
 from tests.support.jobs import JobBroker
-from tests.worker.test_jobs import log_lines, run
+from tests.support.prediction_log import prediction_lines
+from tests.worker.test_jobs import run
 
 
 @pytest.fixture
@@ -34,4 +35,4 @@ def test_a_job_submitted_on_version_1_finishes_on_it_after_version_2_is_promoted
     assert repository.default_version(DEMO_MODEL_NAME) == 2
     assert job is not None and job.status is JobStatus.SUCCEEDED
     assert job_store.get(submitted.job_id).result["version"] == 1
-    assert {line["version"] for line in log_lines(prediction_log)} == {1}
+    assert {line["version"] for line in prediction_lines(prediction_log.directory)} == {1}

@@ -7,7 +7,6 @@ by claiming the job, as that delivery did, without ever storing an outcome.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from onnxq.models.session import OnnxModel, PredictionResult
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.telemetry.prediction_log import PredictionLog
 from tests.support.jobs import JobBroker
+from tests.support.prediction_log import prediction_lines
 from worker.runner import JobMessage, JobRunner
 
 MAX_ATTEMPTS = 3
@@ -50,14 +50,6 @@ def submitted(jobs: JobBroker, rows: Rows, *, lost_deliveries: int = 0) -> JobMe
         claim = jobs.store.claim_many([job.job_id], MAX_ATTEMPTS)[job.job_id]
         assert claim.state is ClaimState.CLAIMED
     return message
-
-
-def log_lines(log: PredictionLog) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for path in sorted(log.directory.glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
 
 
 class Ended:
@@ -161,7 +153,7 @@ def test_the_runner_reports_a_poison_job_once_as_failed_and_never_predicts_it(
     assert stored.error.type == "poison_job"
     assert stored.result is None
     assert ended.jobs == [stored]
-    assert log_lines(prediction_log) == []
+    assert prediction_lines(prediction_log.directory) == []
 
 
 def test_a_poison_job_in_a_batch_does_not_stop_its_batch_mates(
@@ -180,7 +172,8 @@ def test_a_poison_job_in_a_batch_does_not_stop_its_batch_mates(
     assert job_store.get(poison.job_id).status is JobStatus.FAILED
     assert job_store.get(healthy.job_id).status is JobStatus.SUCCEEDED
     assert sorted(job.job_id for job in ended.jobs) == sorted([poison.job_id, healthy.job_id])
-    assert {line["job_id"] for line in log_lines(prediction_log)} == {healthy.job_id}
+    logged = prediction_lines(prediction_log.directory)
+    assert {line["job_id"] for line in logged} == {healthy.job_id}
 
 
 def test_a_redelivered_running_job_is_run_again_and_succeeds(
@@ -204,7 +197,7 @@ def test_a_redelivered_running_job_is_run_again_and_succeeds(
     assert stored.error is None
     assert result_of(stored) == alone(demo_repository.get(DEMO_MODEL_NAME, 1), data[:3])
     assert ended.jobs == [stored]
-    assert [line["row"] for line in log_lines(prediction_log)] == [0, 1, 2]
+    assert [line["row"] for line in prediction_lines(prediction_log.directory)] == [0, 1, 2]
 
 
 def test_a_job_delivered_for_the_last_allowed_time_still_runs(
@@ -260,7 +253,7 @@ def test_a_duplicate_delivery_of_an_ended_job_is_skipped_unchanged(
     assert job_store.get(message.job_id) == before
     assert ended.jobs == []
     assert spy.calls == []
-    assert log_lines(prediction_log) == []
+    assert prediction_lines(prediction_log.directory) == []
 
 
 def test_a_batch_of_ten_jobs_runs_through_one_predict_and_each_gets_its_own_rows(
@@ -292,7 +285,7 @@ def test_a_batch_of_ten_jobs_runs_through_one_predict_and_each_gets_its_own_rows
         assert stored.rows == len(rows)
         assert result_of(stored) == expected[number]
     assert len(ended.jobs) == len(batch)
-    lines = log_lines(prediction_log)
+    lines = prediction_lines(prediction_log.directory)
     assert len(lines) == sum(sizes)
     for number, rows in enumerate(batch):
         mine = [line for line in lines if line["job_id"] == ids[number]]
@@ -331,7 +324,7 @@ def test_a_job_whose_rows_do_not_fit_the_model_fails_alone_while_its_batch_mates
         stored = job_store.get(ids[number])
         assert stored.status is JobStatus.SUCCEEDED
         assert result_of(stored) == alone(model, batch[number])
-    assert ids[1] not in {line["job_id"] for line in log_lines(prediction_log)}
+    assert ids[1] not in {line["job_id"] for line in prediction_lines(prediction_log.directory)}
 
 
 def test_a_job_that_breaks_the_shared_run_fails_alone_and_its_batch_mates_are_rerun(
@@ -391,7 +384,7 @@ def test_a_job_larger_than_chunk_rows_runs_in_chunks_with_the_same_results(
     stored = job_store.get(identifier)
     assert stored.status is JobStatus.SUCCEEDED
     assert result_of(stored) == whole
-    assert len(log_lines(prediction_log)) == len(data)
+    assert len(prediction_lines(prediction_log.directory)) == len(data)
 
 
 def test_a_redelivered_job_whose_stored_rows_have_expired_ends_instead_of_staying_running(
@@ -454,4 +447,4 @@ def test_a_duplicate_delivery_that_finds_the_rows_consumed_leaves_the_job_to_its
     assert stored.status is JobStatus.SUCCEEDED
     assert stored.result == finisher_result
     assert ended.jobs == []
-    assert log_lines(prediction_log) == []
+    assert prediction_lines(prediction_log.directory) == []

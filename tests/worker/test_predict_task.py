@@ -18,15 +18,14 @@ from onnxq.models.inputs import rows_to_matrix
 from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.settings import Settings
-from onnxq.telemetry.prediction_log import PredictionLog
-from tests.conftest import in_memory_celery
+from tests.support.broker import in_memory_celery
 from tests.support.jobs import (
     in_memory_worker_app,
     private_queue_name,
     run_next_message,
     take_messages,
 )
-from tests.worker.test_jobs import log_lines
+from tests.support.prediction_log import prediction_lines
 
 Rows = list[list[float]]
 
@@ -86,7 +85,7 @@ def test_a_submitted_job_runs_when_its_message_reaches_the_predict_task(
         expected.labels,
         expected.probabilities,
     )
-    lines = log_lines(PredictionLog(worker_settings.prediction_log_dir))
+    lines = prediction_lines(worker_settings.prediction_log_dir)
     assert [(line["job_id"], line["request_id"]) for line in lines] == [(job_id, "req-task")] * 3
     assert [line["features"] for line in lines] == data[:3]
     assert take_messages(worker, worker_settings.queue_name) == []  # acknowledged
@@ -128,7 +127,7 @@ def test_a_job_cancelled_while_queued_is_skipped_by_the_task(
     assert run_next_message(worker, worker_settings.queue_name) == "cancelled"
 
     assert job_store.get(job_id) == cancelled
-    assert log_lines(PredictionLog(worker_settings.prediction_log_dir)) == []
+    assert prediction_lines(worker_settings.prediction_log_dir) == []
 
 
 def test_the_task_queues_the_callback_of_a_job_it_ended(
