@@ -108,7 +108,7 @@ ROWS_PREDICTED = Counter(
     "onnxq_rows_predicted_total", "Rows run through a model.", ["model", "source"]
 )
 JOB_WAITERS = Gauge(
-    "onnxq_job_waiters",
+    "onnxq_held_polls",
     "Requests waiting for a job to end right now (`?wait=`, `Prefer: wait`).",
     multiprocess_mode="livesum",
 )

@@ -90,6 +90,6 @@ def test_500_waiting_polls_leave_health_fast_and_answer_when_their_jobs_end(
 
 
 def waiters(stack) -> float:
-    """onnxq_job_waiters summed over the gateway's processes, as a scrape reads it."""
+    """onnxq_held_polls summed over the gateway's processes, as a scrape reads it."""
     text = requests.get(stack.url("/metrics"), timeout=5).text
-    return sample(text, "onnxq_job_waiters")
+    return sample(text, "onnxq_held_polls")
