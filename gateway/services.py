@@ -22,6 +22,10 @@ from onnxq.telemetry.prediction_log import PredictionLog
 
 log = structlog.get_logger("onnxq.gateway")
 
+# Redis connections per gateway process: a Redis call takes ~0.1 ms, so a few dozen serve
+# hundreds of concurrent requests; more would only add connections for Redis to juggle.
+GATEWAY_REDIS_CONNECTIONS = 32
+
 
 @dataclass
 class Services:
@@ -54,7 +58,8 @@ class Services:
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
     given = app.config.get("REDIS_CLIENT")
-    client = given or connect_redis(settings.redis_url)
+    # One pool per process, shared by every request (greenlet) that touches the job store.
+    client = given or connect_redis(settings.redis_url, max_connections=GATEWAY_REDIS_CONNECTIONS)
     celery: Celery = app.config.get("CELERY_APP") or make_celery(settings, main="onnxq-gateway")
     store = JobStore(client, ttl_seconds=settings.job_ttl_seconds)
     services = Services(

@@ -12,18 +12,27 @@ from redis.retry import Retry
 from onnxq.errors import QueueUnavailable
 
 
-def connect_redis(url: str, *, socket_timeout: float = 2.0) -> redis.Redis:
+def connect_redis(
+    url: str, *, socket_timeout: float = 2.0, max_connections: int | None = None
+) -> redis.Redis:
     """A client that fails fast when Redis is down, so an outage becomes a quick 503.
 
-    redis-py's default retries with backoff make each refused call take seconds.
+    redis-py's default retries with backoff make each refused call take seconds. With
+    `max_connections` (the gateway: hundreds of requests at once under gevent), callers share a
+    bounded pool and wait for a free connection rather than each opening its own.
     """
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=1,
-        socket_timeout=socket_timeout,
-        health_check_interval=10,
-        retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
+    options = {
+        "socket_connect_timeout": 1,
+        "socket_timeout": socket_timeout,
+        "health_check_interval": 10,
+        "retry": Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
+    }
+    if max_connections is None:
+        return redis.Redis.from_url(url, **options)
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=socket_timeout * 2, **options
     )
+    return redis.Redis(connection_pool=pool)
 
 
 @contextmanager

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from onnxq.devtools.waiting import wait_until
 
 from onnxq.devtools.metrics_text import sample
+from onnxq.devtools.waiting import wait_until
 from onnxq.registry.demo import DEMO_MODEL_NAME
 from tests.integration.conftest import running_stack
 
