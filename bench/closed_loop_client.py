@@ -6,8 +6,9 @@ CONFIG names the side (`onnxq`: one keep-alive http.client connection; `bare`: t
 bench/bare_celery.py), the mode (`closed`: one job at a time until the deadline; `burst`: submit
 `jobs`, then collect them all), the rows, and two paths: the go file, whose appearance starts the
 measured phase (it holds the deadline), and the output file. Before the go file the client warms
-up (connections open, a few jobs through). Its CPU (getrusage, every thread) is counted from go
-to its last answer, not while it writes the output.
+up (connections open, a few jobs through). It reports its own CPU (getrusage, every thread) from
+go to its last answer, and stays alive after writing its output until it is stopped, so that the
+benchmark reads its CPU from /proc as well.
 
 onnxq: the submit carries `Prefer: wait=30`; a job not ended in that answer is waited for with
 `GET /v1/jobs/<id>?wait=30` until it has. bare Celery: `task.delay(row).get()`.
@@ -150,7 +151,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     return {"cpu_s": cpu, "jobs": jobs, "errors": errors, "pid": os.getpid()}
 
 
-def main() -> int:
+def main() -> None:
     config_path = Path(sys.argv[1])
     config = json.loads(config_path.read_text())
     result = run(config)
@@ -158,8 +159,10 @@ def main() -> int:
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.rename(out)
-    return 0
+    # Stay until stopped (SIGTERM), so that the benchmark reads this process's CPU from /proc too.
+    while True:
+        time.sleep(1)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

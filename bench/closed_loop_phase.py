@@ -33,7 +33,7 @@ class Phase:
     deadline: float
     jobs: list[tuple[float, float, float, int, str]]
     errors: list[str]
-    client_cpu: float
+    client_cpu: float  # as the clients measured themselves (getrusage), go → last answer
     meter: CpuMeter
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -66,18 +66,16 @@ class Phase:
         return sum(1 for j in self.counted if j[3]) / max(1, len(self.counted))
 
     def cpu_ms_per_job(self) -> dict[str, float]:
-        """Milliseconds of CPU per job by process group, the clients included; every job the
-        phase ran counts (the meter ran until the last in-flight one was answered)."""
+        """Milliseconds of CPU per job by process group, the clients included (from /proc, like
+        the servers); every job the phase ran counts (the meter ran until the last in-flight one
+        was answered)."""
         n = max(1, len(self.ok))
-        used = {name: seconds * 1000 / n for name, seconds in self.meter.used.items()}
-        used["client"] = self.client_cpu * 1000 / n
-        return used
+        return {name: seconds * 1000 / n for name, seconds in self.meter.used.items()}
 
     @property
     def noise(self) -> float:
         """Share of the machine's cores that processes outside the phase used meanwhile."""
-        other = max(0.0, self.meter.other - self.client_cpu)
-        return other / self.meter.capacity
+        return self.meter.other / self.meter.capacity
 
 
 def _wait_files(paths: list[Path], clients: list[Service], timeout: float, what: str) -> None:
@@ -139,7 +137,8 @@ def run_phase(
         outs.append(Path(config["out"]))
     try:
         _wait_files(ready, procs, START_TIMEOUT, f"{clients} {side} clients to warm up")
-        meter = CpuMeter(groups, redis_url).start()
+        clients_proc = [psutil.Process(service.pid) for service in procs]
+        meter = CpuMeter({**groups, "client": clients_proc}, redis_url).start()
         started = time.time()
         deadline = started + seconds
         tmp = go.with_suffix(".tmp")

@@ -25,6 +25,10 @@ def _noise(*phases: Phase) -> str:
     return " / ".join(f"{p.noise:.0%}" for p in phases)
 
 
+def _self_cpu(phase: Phase) -> float:
+    return phase.client_cpu * 1000 / max(1, len(phase.ok))
+
+
 def _errors(pairs: list[dict[str, dict[str, Phase]]]) -> list[str]:
     lines = []
     for n, pair in enumerate(pairs, 1):
@@ -217,7 +221,7 @@ def cpu_section(pairs: list[dict[str, dict[str, Phase]]]) -> list[str]:
     return [
         "### 4. CPU per job by process group (closed loop; median of the pairs, ms)",
         "",
-        "Servers from /proc (psutil) over the phase; each client process its own getrusage. The "
+        "Every process group from /proc (psutil) over the phase, the client processes too. The "
         "bare Celery column is the floor each onnxq component is compared against.",
         "",
         *table(["process group", "onnxq ms/job", "bare ms/job", "onnxq - bare"], "lrrr", rows),
@@ -225,6 +229,18 @@ def cpu_section(pairs: list[dict[str, dict[str, Phase]]]) -> list[str]:
         "Over the floor, largest first: "
         + ", ".join(f"{g} {med['onnxq'][g] - med['bare'][g]:+.2f} ms" for g in over)
         + f"; onnxq ÷ bare in all {total['onnxq'] / total['bare']:.2f}.",
+        "",
+        "The clients' own count (getrusage from go to their last answer, median of the pairs): "
+        + ", ".join(
+            f"{side} {_median([_self_cpu(p[side]['closed']) for p in pairs]):.2f} ms/job"
+            for side in ("onnxq", "bare")
+        )
+        + "; noise "
+        + ", ".join(
+            f"{side} {_median([p[side]['closed'].noise for p in pairs]):.0%}"
+            for side in ("onnxq", "bare")
+        )
+        + " of the 2 cores.",
         "",
         "Redis commands per job (pair 1, `INFO commandstats`):",
         "",
