@@ -6,6 +6,9 @@ Entry scripts, each run as `.venv/bin/python bench/<name>.py`:
     load.py             sync predict and submits vs the bare Flask floor; load_client.py,
                         load_phases.py and load_report.py
     variants.py         the single-row path under other settings
+    closed_loop.py      issue 12's targets: 16 closed-loop clients and a burst, onnxq vs bare
+                        Celery in alternating pairs; closed_loop_client.py (one client process),
+                        closed_loop_phase.py (one measured phase), closed_loop_report.py
     gateway_profile.py  CPU of one submit and one poll inside the Flask app
     drift.py            drift check speed and memory
 

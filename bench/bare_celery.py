@@ -8,6 +8,8 @@ class probabilities through Celery's Redis result backend.
 
 Deliberately Celery's defaults otherwise (early acks, prefetch multiplier 4,
 JSON): this is what a minimal Celery service looks like, not a tuned one.
+BENCH_ACKS_LATE=1 and BENCH_PREFETCH=<n> give the at-least-once settings onnxq
+itself runs with (bench/closed_loop.py: acks_late, prefetch multiplier 1).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from celery.signals import worker_process_init
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1")
 MODEL_PATH = os.environ.get("BENCH_MODEL_PATH", "")
 QUEUE = "bench.bare"
+ACKS_LATE = os.environ.get("BENCH_ACKS_LATE", "") == "1"
+PREFETCH = int(os.environ.get("BENCH_PREFETCH", "4"))
 
 app = Celery("bench_bare", broker=REDIS_URL, backend=REDIS_URL)
 app.conf.update(
@@ -30,6 +34,8 @@ app.conf.update(
     task_default_queue=QUEUE,
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
+    task_acks_late=ACKS_LATE,
+    worker_prefetch_multiplier=PREFETCH,
 )
 
 _session: Any = None

@@ -84,9 +84,13 @@ def start_onnxq(
     return stack
 
 
-def start_bare_worker(redis_url: str, model_path: Path, workdir: Path) -> Service:
-    """bench/bare_celery.py under `celery worker`, prefork 2, its children not yet waited for."""
+def start_bare_worker(
+    redis_url: str, model_path: Path, workdir: Path, extra_env: dict[str, str] | None = None
+) -> Service:
+    """bench/bare_celery.py under `celery worker`, prefork 2, its children not yet waited for;
+    `extra_env` e.g. BENCH_ACKS_LATE=1, BENCH_PREFETCH=1 (bench/bare_celery.py)."""
     env = dict(os.environ, BENCH_REDIS_URL=redis_url, BENCH_MODEL_PATH=str(model_path))
+    env.update(extra_env or {})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [
         sys.executable,
