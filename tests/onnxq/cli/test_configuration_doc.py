@@ -2,7 +2,7 @@ from pathlib import Path
 
 from onnxq.cli.main import configuration_doc
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
 
 def test_the_configuration_doc_is_generated_from_the_current_settings() -> None:
