@@ -1,10 +1,20 @@
-"""Structured JSON logs on stdout, one event per request and per job."""
+"""Structured JSON logs on stdout, one event per request and per job.
+
+onnxq's own events (structlog) are rendered by orjson and written as one line each straight to
+stdout: no stdlib logging record, handler or formatter on the way, because the gateway writes one
+per request. Other libraries' logs (gunicorn, Celery, kombu) go through stdlib logging and the same
+JSON shape (`json_formatter`). Both carry `event`, `level`, `logger`, `timestamp` and the bound
+context (`process`, `request_id`).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+from typing import IO, Any
 
+import orjson
 import structlog
 
 _SHARED_PROCESSORS: list[structlog.types.Processor] = [
@@ -15,16 +25,62 @@ _SHARED_PROCESSORS: list[structlog.types.Processor] = [
 ]
 
 
+class JsonLinesLogger:
+    """structlog's final logger: writes each rendered event (bytes) as one line to a stream."""
+
+    def __init__(self, name: str | None, stream: IO[bytes], lock: threading.Lock):
+        self.name = name
+        self._stream = stream
+        self._lock = lock
+
+    def msg(self, line: bytes) -> None:
+        with self._lock:  # one whole line at a time, whichever thread logs
+            self._stream.write(line + b"\n")
+            self._stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+class JsonLinesLoggerFactory:
+    def __init__(self, stream: IO[bytes]):
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> JsonLinesLogger:
+        return JsonLinesLogger(args[0] if args else None, self._stream, self._lock)
+
+
+def _logger_name(logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    name = getattr(logger, "name", None)
+    if name is not None:
+        event_dict.setdefault("logger", name)
+    return event_dict
+
+
+# Tracebacks as structured data, without the frames' local variables: those can hold request
+# bodies or keys, and nothing secret goes into the logs.
+_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
+def _orjson(event_dict: dict[str, Any], **_: Any) -> bytes:
+    return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS)
+
+
 def configure_logging(level: str = "INFO", process: str = "onnxq") -> None:
-    """Send structlog and stdlib logging (Celery, gunicorn) through one JSON renderer."""
+    """Send structlog events and stdlib logging (Celery, gunicorn) to stdout as JSON lines."""
     structlog.configure(
         processors=[
-            *_SHARED_PROCESSORS,
-            structlog.processors.format_exc_info,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _TRACEBACKS,
+            structlog.processors.JSONRenderer(serializer=_orjson),
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=JsonLinesLoggerFactory(sys.stdout.buffer),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stdout)
@@ -42,7 +98,7 @@ def json_formatter() -> logging.Formatter:
         foreign_pre_chain=_SHARED_PROCESSORS,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.dict_tracebacks,
+            _TRACEBACKS,
             structlog.processors.JSONRenderer(),
         ],
     )
