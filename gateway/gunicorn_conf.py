@@ -18,6 +18,10 @@ _settings = Settings()
 _metrics_dir: Path | None = None
 
 bind = f"{_settings.gateway_host}:{_settings.gateway_port}"
+# gunicorn's control socket is ~/.gunicorn/gunicorn.ctl by default, shared by every gunicorn of
+# this user: this gateway's own goes under its state directory. (A path too long for a Unix
+# socket only makes gunicorn log that the control socket could not start.)
+control_socket = str((_settings.state_dir / "gunicorn.ctl").resolve())
 workers = _settings.gateway_workers
 # gevent: every connection is a greenlet, so requests that wait (`?wait=`, `Prefer: wait`, slow
 # clients) cost a few KB each instead of one of a handful of threads; /health and predicts are
@@ -57,6 +61,7 @@ def on_starting(_server: Any) -> None:
     prometheus_client: the forked workers inherit PROMETHEUS_MULTIPROC_DIR.
     """
     global _metrics_dir
+    _settings.state_dir.mkdir(parents=True, exist_ok=True)  # for the control socket
     _metrics_dir = multiprocess_metrics.prepare(_settings.metrics_dir, "gateway")
 
 

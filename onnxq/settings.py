@@ -59,8 +59,9 @@ class Settings(BaseSettings):
     ort_inter_op_threads: int = Field(default=1, ge=1)
     """ONNX Runtime inter-op threads per process (only used by parallel execution mode)."""
 
-    gateway_host: str = "0.0.0.0"
-    """Address gunicorn binds to."""
+    gateway_host: str = "127.0.0.1"
+    """Address gunicorn binds to: this machine only unless told otherwise (the images set
+    0.0.0.0, as a container must)."""
 
     gateway_port: int = Field(default=8000, ge=1, le=65535)
     """Port gunicorn binds to."""
@@ -169,8 +170,8 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
     """Port of the worker's Prometheus `/metrics` server (its main process); 0 turns it off."""
 
-    worker_metrics_host: str = "0.0.0.0"
-    """Address the worker's `/metrics` server binds to."""
+    worker_metrics_host: str = "127.0.0.1"
+    """Address the worker's `/metrics` server binds to (the worker image sets 0.0.0.0)."""
 
     def __init__(self, **values: Any) -> None:
         values.setdefault("_env_file", env_file())

@@ -44,10 +44,16 @@ def check_model_name(name: str) -> str:
     return name
 
 
+# Versions are counted from 1; one past this is not a version anybody registered (and a
+# 256-digit number would not even make a valid file name).
+MAX_VERSION = 2**31 - 1
+
+
 def check_version(name: str, version: int) -> int:
     """A version is a positive int (never a string that could carry a path)."""
-    if type(version) is not int or version < 1:
-        raise ModelNotFound(name, version if isinstance(version, int) else None)
+    if type(version) is not int or not 1 <= version <= MAX_VERSION:
+        shown = version if isinstance(version, int) and version <= MAX_VERSION else None
+        raise ModelNotFound(name, shown)
     return version
 
 

@@ -104,3 +104,38 @@ def test_a_wrong_method_gets_405_with_allow(client: FlaskClient, route: str) -> 
     assert response.status_code == 405
     assert "POST" in response.headers["Allow"]
     assert response.get_json()["error"]["type"] == "method_not_allowed"
+
+
+def test_a_key_given_twice_is_refused_as_ambiguous(client: FlaskClient, route: str) -> None:
+    response = _raw(client, route, '{"instances": [[1.0]], "version": 1, "version": 2}')
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["type"] == "invalid_input"
+    assert error["details"] == [
+        {"field": "version", "message": "duplicate key: which value is meant?"}
+    ]
+
+
+HUGE_VERSION = "9" * 256  # a file name this long is ENAMETOOLONG, which once became a 500
+
+
+def test_a_huge_version_is_a_404_on_predict_and_jobs(
+    client: FlaskClient, route: str, width: int
+) -> None:
+    response = _raw(
+        client,
+        route,
+        f'{{"instances": [[{", ".join(["1.0"] * width)}]], "version": {HUGE_VERSION}}}',
+    )
+    assert response.status_code == 404
+    assert response.get_json()["error"]["type"] == "model_not_found"
+
+
+def test_a_huge_version_is_a_404_on_the_version_route(
+    client: FlaskClient, demo_model_name: str
+) -> None:
+    response = client.get(f"/v1/models/{demo_model_name}/versions/{HUGE_VERSION}")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["type"] == "model_not_found"
+    response = client.get(f"/v2/models/{demo_model_name}/versions/{HUGE_VERSION}")
+    assert response.status_code == 404

@@ -141,3 +141,8 @@ def test_onnxq_env_file_names_the_file_read_and_empty_reads_none(
 
 def test_onnxq_env_file_is_not_itself_a_setting() -> None:
     assert "env_file" not in Settings.model_fields
+
+
+def test_services_bind_to_this_machine_only_unless_told_otherwise() -> None:
+    settings = Settings(_env_file=None)
+    assert (settings.gateway_host, settings.worker_metrics_host) == ("127.0.0.1", "127.0.0.1")

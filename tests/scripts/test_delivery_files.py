@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import runpy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,3 +60,24 @@ def test_compose_scales_workers_runs_one_beat_and_keeps_redis_durable() -> None:
     assert all(
         "ports" not in s for name, s in services.items() if name not in {"gateway", "flower"}
     )
+
+
+def test_the_images_bind_all_interfaces_while_one_machine_runs_bind_loopback() -> None:
+    # Settings default to 127.0.0.1 (make run); a container must listen on 0.0.0.0.
+    gateway = (ROOT / "Dockerfile.gateway").read_text()
+    worker = (ROOT / "Dockerfile.worker").read_text()
+    assert "ONNXQ_GATEWAY_HOST=0.0.0.0" in gateway
+    assert "ONNXQ_WORKER_METRICS_HOST=0.0.0.0" in worker
+
+
+def test_gunicorns_control_socket_lives_in_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONNXQ_STATE_DIR", str(tmp_path / "state"))
+    # on_starting exports the metrics directory; monkeypatch puts the environment back after.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    config = runpy.run_path(str(ROOT / "gateway" / "gunicorn_conf.py"))
+    assert config["control_socket"] == str((tmp_path / "state" / "gunicorn.ctl").resolve())
+    config["on_starting"](None)
+    assert (tmp_path / "state").is_dir()
+    config["on_exit"](None)
