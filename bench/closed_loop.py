@@ -40,8 +40,9 @@ from bench import report  # noqa: E402
 from bench.closed_loop_phase import Phase, run_phase  # noqa: E402
 from bench.closed_loop_report import render  # noqa: E402
 from bench.model import add_model_cache_option, breast_cancer, model_file, prepare_model  # noqa: E402
-from bench.processes import own_redis, redis_process, say, stop_on_signals, wait_until  # noqa: E402
+from bench.processes import own_redis, redis_process, say, stop_on_signals  # noqa: E402
 from bench.stack import CONCURRENCY, start_bare_worker, start_onnxq  # noqa: E402
+from onnxq.devtools.waiting import wait_until  # noqa: E402
 
 OWNER = "bench/closed_loop.py"  # names the generated block in docs/benchmarks.md
 BARE_ENV = {"BENCH_ACKS_LATE": "1", "BENCH_PREFETCH": "1"}
@@ -67,11 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_signals()
     started = time.monotonic()
     results: dict[str, Any] = {
-        "date": report.utc_now(),
-        "command": " ".join([".venv/bin/python", OWNER, *sys.argv[1:]]),
-        "machine": report.machine(),
-        "versions": report.versions(),
-        "git": report.git_state(),
+        **report.run_details(OWNER),
         "args": vars(args),
     }
     workdir = Path(tempfile.mkdtemp(prefix="onnxq-closed-"))

@@ -14,9 +14,11 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -85,6 +87,17 @@ def write_section(path: Path, owner: str, block: str) -> None:
 
 
 # --------------------------------------------------------------------------- the run
+
+
+def run_details(owner: str) -> dict[str, Any]:
+    """What every report says about its run: when, the command, the machine, versions, code."""
+    return {
+        "date": utc_now(),
+        "command": " ".join([".venv/bin/python", owner, *sys.argv[1:]]),
+        "machine": machine(),
+        "versions": versions(),
+        "git": git_state(),
+    }
 
 
 def utc_now() -> str:

@@ -91,11 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_signals()
     script_started = time.monotonic()
     results: dict[str, Any] = {
-        "date": report.utc_now(),
-        "command": " ".join([".venv/bin/python", OWNER, *sys.argv[1:]]),
-        "machine": report.machine(),
-        "versions": report.versions(),
-        "git": report.git_state(),
+        **report.run_details(OWNER),
         "rows": args.rows,
         "profile_seconds": args.profile_seconds,
     }
