@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from onnxq.devtools.processes import ENV_PREFIX
 from onnxq.devtools.redis_server import RedisServer, find_redis_server, free_port
@@ -29,6 +30,15 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in [name for name in os.environ if name.upper().startswith(ENV_PREFIX)]:
         del os.environ[name]
     os.environ[ENV_FILE_VARIABLE] = ""
+
+
+@pytest.fixture(autouse=True)
+def structlog_defaults() -> Iterator[None]:
+    """Each test starts from structlog's defaults: a command a test ran in process (`onnxq drift
+    --quiet`) may have configured logging, and its level filter would hide events from the next
+    test's structlog.testing.capture_logs."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -50,3 +50,29 @@ def test_one_json_line_per_event_with_the_bound_context_and_no_secret_locals() -
     assert (error["level"], error["exception_type"]) == ("error", "ZeroDivisionError")
     [frame] = error["exception"][0]["frames"]
     assert "locals" not in frame
+
+
+REPLACED_STDOUT = """
+import io, sys, structlog
+from onnxq.telemetry.logs import configure_logging
+configure_logging("INFO", process="worker")
+log = structlog.get_logger("onnxq.worker")
+real = sys.stdout
+gone = io.TextIOWrapper(io.BytesIO())
+gone.close()
+sys.stdout = gone  # a closed stream (a test runner's capture that has ended)
+log.info("dropped")
+captured = io.StringIO()
+sys.stdout = captured  # a stream without a byte buffer
+log.info("captured")
+sys.stdout = real
+print(captured.getvalue(), end="")
+log.info("back")
+"""
+
+
+def test_logs_follow_sys_stdout_and_a_closed_one_never_breaks_the_caller() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", REPLACED_STDOUT], capture_output=True, text=True, check=True
+    ).stdout
+    assert [json.loads(line)["event"] for line in out.splitlines()] == ["captured", "back"]
