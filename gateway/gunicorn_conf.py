@@ -28,6 +28,11 @@ workers = _settings.gateway_workers
 # served beside them. gunicorn monkey-patches the worker process before it loads the app.
 worker_class = "gevent"
 worker_connections = 1000
+# Under gevent this bounds reading each request's line and headers (a connection that sends
+# nothing for this long is closed) and how long an idle keep-alive connection stays open.
+# gunicorn's 2 s default closed connections without an answer when a loaded gateway took
+# longer than that to read 500 requests arriving at once.
+keepalive = 10
 preload_app = False
 timeout = 60
 graceful_timeout = 20
