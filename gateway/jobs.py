@@ -108,6 +108,9 @@ def submit(name: str) -> ResponseReturnValue:
     body = json_body()
     check_row_limit(row_count(body), current_services().settings.job_max_rows)
     job_request = parse_request(JobRequest, body)
+    callback_url = str(job_request.callback_url) if job_request.callback_url else None
+    if callback_url is not None:
+        current_services().destinations.check_url(callback_url)  # 422 naming the rule
     model = model_for(name, job_request.version)
     matrix = rows_to_matrix(job_request.instances, model.manifest)  # bad rows: 422, no job
     g.rows = len(job_request.instances)
@@ -116,7 +119,7 @@ def submit(name: str) -> ResponseReturnValue:
         version=model.version,
         matrix=matrix,
         request_id=g.request_id,
-        callback_url=str(job_request.callback_url) if job_request.callback_url else None,
+        callback_url=callback_url,
         idempotency_key=key,
         idempotency_scope=client_identity(),
         fingerprint=body_fingerprint(name, body) if key is not None else "",

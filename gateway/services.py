@@ -11,6 +11,7 @@ from flask import Flask, current_app
 
 from onnxq.broker.celery_app import make_celery
 from onnxq.broker.redis_client import connect_redis
+from onnxq.destinations import DestinationPolicy
 from onnxq.errors import OnnxqError
 from onnxq.jobs.queue import JobQueue
 from onnxq.jobs.store import JobStore
@@ -36,6 +37,7 @@ class Services:
     queue: JobQueue
     prediction_log: PredictionLog
     waiter: JobWaiter
+    destinations: DestinationPolicy
 
     def load_models(self) -> bool:
         """Load every model's default version; return whether all of them are ready."""
@@ -76,6 +78,7 @@ def init_app(app: Flask) -> None:
         waiter=JobWaiter(
             (lambda: given) if given is not None else (lambda: listener_client(settings.redis_url))
         ),
+        destinations=DestinationPolicy.parse(settings.outbound_allow),
     )
     app.extensions["onnxq"] = services
     services.load_models()

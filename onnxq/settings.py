@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     callback_timeout_seconds: float = Field(default=5.0, gt=0)
     """How long one callback POST may take."""
 
+    outbound_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated host names and networks (`hooks.internal,10.1.0.0/16`) that callbacks
+    and drift webhooks may reach although they are not public; everything else not globally
+    routable (loopback, private, link-local) is refused."""
+
     queue_name: str = "onnxq.predict"
     """Celery queue the prediction jobs travel on (callbacks use `<queue_name>.callbacks`)."""
 
@@ -213,7 +218,7 @@ class Settings(BaseSettings):
             raise ValueError("drift_schedule in seconds must be positive")
         return text
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "outbound_allow", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

@@ -95,6 +95,7 @@ def create_worker_app(settings: Settings) -> Celery:
             attempt=attempt,
             max_attempts=settings.callback_max_attempts,
             timeout=settings.callback_timeout_seconds,
+            destinations=runtime.destinations,
         )
         if outcome is CallbackOutcome.RETRY:
             raise self.retry(countdown=callback_delay(attempt, settings.callback_backoff_seconds))

@@ -7,9 +7,10 @@ from enum import StrEnum
 import structlog
 
 from onnxq.backoff import backoff_seconds
+from onnxq.destinations import DestinationPolicy
 from onnxq.errors import JobNotFound, QueueUnavailable
 from onnxq.jobs.store import JobStore
-from onnxq.webhook import WebhookFailed, post_json
+from onnxq.webhook import DestinationRefused, WebhookFailed, post_json
 
 log = structlog.get_logger("onnxq.worker")
 
@@ -29,7 +30,13 @@ def callback_delay(attempt: int, base: float) -> float:
 
 
 def deliver_callback(
-    job_id: str, *, store: JobStore, attempt: int, max_attempts: int, timeout: float
+    job_id: str,
+    *,
+    store: JobStore,
+    attempt: int,
+    max_attempts: int,
+    timeout: float,
+    destinations: DestinationPolicy,
 ) -> CallbackOutcome:
     """Try one delivery; say whether to retry. Never touches the job's own state."""
     fields = {"job_id": job_id, "attempt": attempt + 1, "max_attempts": max_attempts}
@@ -45,9 +52,11 @@ def deliver_callback(
         return CallbackOutcome.DROPPED
     fields["request_id"] = job.request_id
     try:
-        post_json(job.callback_url, job.public(), timeout, "onnxq-callback")
+        post_json(job.callback_url, job.public(), timeout, "onnxq-callback", policy=destinations)
     except WebhookFailed as exc:
-        outcome = CallbackOutcome.FAILED if attempt + 1 >= max_attempts else CallbackOutcome.RETRY
+        # A refused destination stays refused: no retry.
+        last = attempt + 1 >= max_attempts or isinstance(exc, DestinationRefused)
+        outcome = CallbackOutcome.FAILED if last else CallbackOutcome.RETRY
         level = log.error if outcome is CallbackOutcome.FAILED else log.warning
         level("callback", status=outcome.value, error=str(exc), **fields)
         return outcome

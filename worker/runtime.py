@@ -9,6 +9,7 @@ import structlog
 from celery import Celery
 
 from onnxq.broker.redis_client import connect_redis
+from onnxq.destinations import DestinationPolicy
 from onnxq.jobs.record import Job
 from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
@@ -27,6 +28,7 @@ class WorkerRuntime:
     def __init__(self, settings: Settings, app: Celery):
         self.settings = settings
         self.app = app
+        self.destinations = DestinationPolicy.parse(settings.outbound_allow)
         self.pid: int | None = None
         self.repository: ModelRepository
         self.store: JobStore

@@ -95,6 +95,8 @@ def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> di
             "ONNXQ_SYNC_MAX_ROWS": "100",
             "ONNXQ_ALLOW_UNAUTHENTICATED": "true",
             "ONNXQ_STATE_DIR": str(log_dir.parent / "state"),
+            # Callback and webhook receivers of tests and benchmarks listen on loopback.
+            "ONNXQ_OUTBOUND_ALLOW": "127.0.0.1",
             # Never the default port: stacks of other test runs may share this machine.
             "ONNXQ_WORKER_METRICS_PORT": str(free_port()),
         }

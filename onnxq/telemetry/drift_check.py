@@ -22,10 +22,11 @@ from drift.log_reader import Progress
 from drift.psi import DriftReport
 from drift.report_files import ReportFiles, report_directory, write_report
 from onnxq.backoff import backoff_seconds
+from onnxq.destinations import DestinationPolicy
 from onnxq.errors import DriftProfileMissing, ModelNotFound
 from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
-from onnxq.webhook import WebhookFailed, post_json
+from onnxq.webhook import DestinationRefused, WebhookFailed, post_json
 
 log = structlog.get_logger("onnxq.drift")
 
@@ -68,13 +69,16 @@ def send_alert(payload: dict[str, Any], settings: Settings) -> WebhookOutcome:
         return WebhookOutcome.NOT_CONFIGURED
     url = settings.drift_webhook_url.get_secret_value()
     attempts = settings.drift_webhook_attempts
+    policy = DestinationPolicy.parse(settings.outbound_allow)
     for attempt in range(1, attempts + 1):
         try:
-            post_json(url, payload, settings.drift_webhook_timeout_seconds, "onnxq-drift")
+            post_json(
+                url, payload, settings.drift_webhook_timeout_seconds, "onnxq-drift", policy=policy
+            )
         except (WebhookFailed, ValueError) as exc:
-            # ValueError: a malformed URL. The URL may hold a token:
-            # it is never logged.
-            final = attempt == attempts
+            # ValueError: a malformed URL. The URL may hold a token: it is never logged
+            # (a refused destination's message names its host and address, not its path).
+            final = attempt == attempts or isinstance(exc, DestinationRefused)
             (log.error if final else log.warning)(
                 "drift_webhook",
                 status="failed" if final else "retry",

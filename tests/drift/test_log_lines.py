@@ -103,7 +103,9 @@ def test_prediction_log_lines_are_in_the_fast_layout_and_parse_to_the_logged_val
     )
     block = next(tmp_path.iterdir()).read_bytes()
     assert len(LINE.findall(block)) == 2
-    parsed = parse_block(block, 2, "m", 1, NOW - timedelta(days=3650), NOW + timedelta(days=1), 2)
+    # The log stamps lines with the real clock: the window is around now, not around NOW.
+    now = datetime.now(UTC)
+    parsed = parse_block(block, 2, "m", 1, now - timedelta(days=1), now + timedelta(days=1), 2)
     assert parsed is not None
     np.testing.assert_array_equal(parsed.features.astype(np.float32), rows)
     assert parsed.probabilities.tolist() == pytest.approx([0.8, 0.1])

@@ -216,7 +216,7 @@ def test_cancelling_an_unknown_job_gets_404(client: FlaskClient, job_id: str) ->
 def test_cancelling_a_job_with_a_callback_url_queues_its_callback(
     client: FlaskClient, rows: list[list[float]]
 ) -> None:
-    body = {"instances": rows, "callback_url": "http://127.0.0.1:9/hook"}
+    body = {"instances": rows, "callback_url": "http://hooks.example/hook"}
     job_id = submit(client, body).get_json()["job_id"]
 
     client.delete(f"/v1/jobs/{job_id}")

@@ -9,6 +9,7 @@ being renewed, so Redis hands them out again once the visibility timeout has pas
 from __future__ import annotations
 
 import os
+import random
 import signal
 import time
 from collections import Counter
@@ -48,6 +49,7 @@ pytestmark = pytest.mark.integration
 
 JOBS = 4000
 RECOVERY_BOUND = 60.0  # every job ends within this long of the replacement worker's start
+HOLD_SEARCH_SECONDS = 120.0
 MAX_BATCH = Settings.model_fields["microbatch_max_jobs"].metadata[-1].le
 
 
@@ -68,20 +70,26 @@ def kill_worker_holding_jobs(worker, client: redis.Redis, stranded: set[str]) ->
     """
     assert worker.process is not None
     group = worker.process.pid  # started with start_new_session=True: it leads its group
-    for _ in range(200):
+    # Looked for until it happens (a loaded machine can take a while), not a fixed number of tries.
+    deadline = time.monotonic() + HOLD_SEARCH_SECONDS
+    unacked: set[str] = set()
+    while time.monotonic() < deadline:
         os.killpg(group, signal.SIGSTOP)
         try:
-            held = set(unacked_job_ids(client)) - stranded
+            unacked = set(unacked_job_ids(client))
         except BaseException:
             os.killpg(group, signal.SIGCONT)
             raise
-        if held:
+        if held := unacked - stranded:
             os.killpg(group, signal.SIGKILL)
             worker.process.wait(10)
             return held
         os.killpg(group, signal.SIGCONT)
-        time.sleep(0.005)
-    raise AssertionError("the worker never held a message")
+        time.sleep(random.uniform(0.001, 0.01))  # not in step with the worker's rhythm
+    raise AssertionError(
+        f"the worker held no message of its own in {HOLD_SEARCH_SECONDS:.0f} s "
+        f"({len(unacked)} unacknowledged, all left by the killed children)"
+    )
 
 
 def readers_count(stack: Stack) -> int:

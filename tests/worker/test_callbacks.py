@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 import fakeredis
 import pytest
 
+from onnxq.destinations import DestinationPolicy
 from onnxq.devtools.redis_server import free_port
 from onnxq.jobs import keys, lifecycle
 from onnxq.jobs.record import Job, JobStatus
 from onnxq.jobs.store import JobStore
-from onnxq.webhook import WebhookFailed, post_json
+from onnxq.webhook import DestinationRefused, WebhookFailed, post_json
 from tests.support.http_receiver import HttpReceiver
 from worker.callbacks import (
     MAX_BACKOFF_SECONDS,
@@ -23,6 +24,8 @@ from worker.callbacks import (
 )
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
+# The receivers listen on loopback, which the shipped policy refuses.
+LOOPBACK = DestinationPolicy.parse(["127.0.0.1"])
 RESULT = {
     "model": "breast-cancer",
     "version": 1,
@@ -67,7 +70,12 @@ def store_job(store: JobStore, callback_url: str | None, *, succeeded: bool = Tr
 
 def deliver(store: JobStore, attempt: int = 0, max_attempts: int = 3) -> CallbackOutcome:
     return deliver_callback(
-        JOB_ID, store=store, attempt=attempt, max_attempts=max_attempts, timeout=2.0
+        JOB_ID,
+        store=store,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        timeout=2.0,
+        destinations=LOOPBACK,
     )
 
 
@@ -80,7 +88,7 @@ def test_post_json_sends_the_document_as_json_and_returns_the_2xx_status(
     receiver.statuses = [204]
     document = {"job_id": JOB_ID, "status": "succeeded", "result": RESULT}
 
-    assert post_json(receiver.url, document, timeout=2.0) == 204
+    assert post_json(receiver.url, document, timeout=2.0, policy=LOOPBACK) == 204
 
     [request] = receiver.posts
     assert request.path == "/hook"
@@ -95,21 +103,21 @@ def test_post_json_raises_callback_failed_naming_the_status_of_an_error_answer(
     receiver.statuses = [status]
 
     with pytest.raises(WebhookFailed, match=f"HTTP {status}"):
-        post_json(receiver.url, {"job_id": JOB_ID}, timeout=2.0)
+        post_json(receiver.url, {"job_id": JOB_ID}, timeout=2.0, policy=LOOPBACK)
 
     assert len(receiver.posts) == 1
 
 
 def test_post_json_raises_callback_failed_when_the_connection_is_refused() -> None:
     with pytest.raises(WebhookFailed, match=r"(?i)refused"):
-        post_json(closed_port_url(), {"job_id": JOB_ID}, timeout=2.0)
+        post_json(closed_port_url(), {"job_id": JOB_ID}, timeout=2.0, policy=LOOPBACK)
 
 
 def test_post_json_raises_callback_failed_when_the_receiver_answers_too_late() -> None:
     with HttpReceiver([200], delay=1.5) as slow:
         started = time.monotonic()
         with pytest.raises(WebhookFailed):
-            post_json(slow.url, {"job_id": JOB_ID}, timeout=0.3)
+            post_json(slow.url, {"job_id": JOB_ID}, timeout=0.3, policy=LOOPBACK)
         assert time.monotonic() - started < 1.4
 
 
@@ -119,7 +127,7 @@ def test_post_json_does_not_count_a_redirect_as_a_delivery(receiver: HttpReceive
     receiver.statuses = [302, 200]
 
     with pytest.raises(WebhookFailed):
-        status = post_json(receiver.url, {"job_id": JOB_ID}, timeout=2.0)
+        status = post_json(receiver.url, {"job_id": JOB_ID}, timeout=2.0, policy=LOOPBACK)
         seen = [(request.method, request.path, request.body) for request in receiver.received]
         pytest.fail(f"reported as delivered (HTTP {status}) after these requests: {seen}")
 
@@ -127,6 +135,40 @@ def test_post_json_does_not_count_a_redirect_as_a_delivery(receiver: HttpReceive
 
 
 # deliver_callback
+
+
+def test_post_json_refuses_a_loopback_destination_without_connecting(
+    receiver: HttpReceiver,
+) -> None:
+    with pytest.raises(DestinationRefused, match="loopback"):
+        post_json(receiver.url, {"job_id": JOB_ID}, timeout=2.0, policy=DestinationPolicy())
+    assert receiver.received == []
+
+
+def test_post_json_checks_the_address_a_name_resolves_to_and_allows_a_listed_name(
+    receiver: HttpReceiver,
+) -> None:
+    by_name = receiver.url.replace("127.0.0.1", "localhost")
+    with pytest.raises(DestinationRefused, match=r"localhost is (127\.0\.0\.1|::1)"):
+        post_json(by_name, {"job_id": JOB_ID}, timeout=2.0, policy=DestinationPolicy())
+    allowed = DestinationPolicy.parse(["localhost"])
+    assert post_json(by_name, {"job_id": JOB_ID}, timeout=2.0, policy=allowed) == 200
+
+
+def test_a_refused_destination_fails_the_callback_at_once_without_a_retry(
+    job_store: JobStore, receiver: HttpReceiver
+) -> None:
+    store_job(job_store, receiver.url)
+    outcome = deliver_callback(
+        JOB_ID,
+        store=job_store,
+        attempt=0,
+        max_attempts=5,
+        timeout=2.0,
+        destinations=DestinationPolicy(),
+    )
+    assert outcome is CallbackOutcome.FAILED
+    assert receiver.received == []
 
 
 def test_deliver_callback_posts_the_jobs_public_document_and_says_delivered(

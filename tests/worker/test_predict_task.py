@@ -137,7 +137,7 @@ def test_the_task_queues_the_callback_of_a_job_it_ended(
     worker_settings: Settings,
     data: Rows,
 ) -> None:
-    job_id = submit(gateway, demo_repository, data[:2], callback_url="http://127.0.0.1:9/hook")
+    job_id = submit(gateway, demo_repository, data[:2], callback_url="http://hooks.example/hook")
     without = submit(gateway, demo_repository, data[2:4])
 
     run_next_message(worker, worker_settings.queue_name)

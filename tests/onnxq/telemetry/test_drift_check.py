@@ -131,7 +131,9 @@ def test_a_drift_alert_is_logged_with_model_version_and_features_with_psi(
 
 def test_the_alert_is_posted_to_the_webhook_as_json(settings: Settings, drifted_log: None) -> None:
     with HttpReceiver() as receiver:
-        hooked = settings.model_copy(update={"drift_webhook_url": SecretStr(receiver.url)})
+        hooked = settings.model_copy(
+            update={"drift_webhook_url": SecretStr(receiver.url), "outbound_allow": ["127.0.0.1"]}
+        )
         check = check_model(hooked, MODEL)
     assert check.webhook is WebhookOutcome.DELIVERED
     assert bodies(receiver) == [check.alert]
@@ -150,6 +152,7 @@ def test_a_failing_webhook_is_retried_logged_and_does_not_break_the_check(
         hooked = settings.model_copy(
             update={
                 "drift_webhook_url": SecretStr(receiver.url),
+                "outbound_allow": ["127.0.0.1"],
                 "drift_webhook_attempts": 3,
                 "drift_webhook_backoff_seconds": 0.01,
             }
@@ -172,11 +175,28 @@ def test_an_unreachable_webhook_does_not_break_the_check(
     hooked = settings.model_copy(
         update={
             "drift_webhook_url": SecretStr(f"http://127.0.0.1:{free_port()}/nobody"),
+            "outbound_allow": ["127.0.0.1"],
             "drift_webhook_attempts": 2,
             "drift_webhook_backoff_seconds": 0,
         }
     )
     assert check_model(hooked, MODEL).webhook is WebhookOutcome.FAILED
+
+
+def test_a_webhook_on_a_loopback_address_is_refused_once_unless_allowed(
+    settings: Settings, drifted_log: None
+) -> None:
+    with HttpReceiver() as receiver:
+        hooked = settings.model_copy(
+            update={"drift_webhook_url": SecretStr(receiver.url), "drift_webhook_attempts": 3}
+        )
+        with capture_logs() as events:
+            check = check_model(hooked, MODEL)
+    assert check.webhook is WebhookOutcome.FAILED
+    assert bodies(receiver) == []  # never connected
+    webhook = [e for e in events if e["event"] == "drift_webhook"]
+    assert [e["status"] for e in webhook] == ["failed"]  # a refusal is not retried
+    assert "loopback" in webhook[0]["error"] and "ONNXQ_OUTBOUND_ALLOW" in webhook[0]["error"]
 
 
 def test_an_unknown_model_or_a_version_without_profile_is_a_named_error(
