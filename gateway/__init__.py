@@ -11,6 +11,7 @@ from flask import Flask
 
 from gateway import (
     auth,
+    body,
     drift,
     errors,
     health,
@@ -44,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     request_log.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
+    body.init_app(app)
     services.init_app(app)
     metrics.init_app(app)
 

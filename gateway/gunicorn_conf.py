@@ -7,7 +7,9 @@ No preload: each worker process builds its own app, so every ONNX Runtime
 session is created after the fork, never inherited from the master.
 """
 
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,11 @@ workers = _settings.gateway_workers
 # served beside them. gunicorn monkey-patches the worker process before it loads the app.
 worker_class = "gevent"
 worker_connections = 1000
-# Under gevent this bounds reading each request's line and headers (a connection that sends
-# nothing for this long is closed) and how long an idle keep-alive connection stays open.
-# gunicorn's 2 s default closed connections without an answer when a loaded gateway took
-# longer than that to read 500 requests arriving at once.
-keepalive = 10
+# Under gevent this bounds reading each request's line and headers (a connection that has not
+# sent them in time is closed) and how long an idle keep-alive connection stays open. gunicorn's
+# 2 s default closed connections without an answer when a loaded gateway took longer than that
+# to read 500 requests arriving at once. Bodies have their own deadline (gateway/body.py).
+keepalive = _settings.client_header_timeout_seconds
 preload_app = False
 timeout = 60
 graceful_timeout = 20
@@ -68,6 +70,30 @@ def on_starting(_server: Any) -> None:
     global _metrics_dir
     _settings.state_dir.mkdir(parents=True, exist_ok=True)  # for the control socket
     _metrics_dir = multiprocess_metrics.prepare(_settings.metrics_dir, "gateway")
+
+
+def post_worker_init(_worker: Any) -> None:
+    """Make the errors gunicorn answers itself (431 headers too large, 414 line too long, 400
+    malformed request) JSON in the gateway's /v1 shape, like every other error.
+
+    gunicorn writes them with `gunicorn.util.write_error`, which it looks up on each error and
+    which has no setting: replacing it in each worker process is the one way in.
+    """
+    from gunicorn import util
+
+    util.write_error = _write_json_error
+
+
+def _write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
+    from gunicorn import util
+
+    kind = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")
+    body = json.dumps({"error": {"type": kind, "message": message or reason}}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 def child_exit(_server: Any, worker: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from flask import g, request
 from werkzeug.exceptions import UnsupportedMediaType
 
+from gateway.body import read_body
 from gateway.services import current_services
 from onnxq.errors import InvalidInput
 from onnxq.models.session import OnnxModel
@@ -41,7 +42,7 @@ def json_body() -> Any:
     if cached is not _UNREAD:
         return cached
     try:
-        body = json.loads(request.get_data(cache=True), object_pairs_hook=_refuse_duplicates)
+        body = json.loads(read_body(), object_pairs_hook=_refuse_duplicates)
     except DuplicateKey as exc:
         raise InvalidInput(
             f"the request body names the key {exc.key!r} more than once",

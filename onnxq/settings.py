@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest request body the gateway reads (a 100,000-row job is ~25 MB); larger: 413."""
 
+    client_header_timeout_seconds: int = Field(default=10, ge=1)
+    """How long a client may take to send a request line and headers, and how long an idle
+    keep-alive connection stays open; then the gateway closes the connection."""
+
+    client_body_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long reading a request body may take, plus its size at the rate below; past that
+    deadline the gateway answers 408 and closes the connection."""
+
+    client_body_min_bytes_per_second: int = Field(default=1024 * 1024, ge=1024)
+    """Slowest upload the body deadline allows for (64 MiB: 10 s + 64 s)."""
+
     job_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     """How long a job and its result stay pollable after its last change (queued, finished)."""
 

@@ -1,0 +1,122 @@
+"""Reading a request body: within the size limit, within a deadline, drained before a 413.
+
+A client that stops sending halfway through its body must not hold a connection (and its
+greenlet) forever: the whole body has `client_body_timeout_seconds` plus its size at
+`client_body_min_bytes_per_second` to arrive, then the gateway answers 408 and closes. The
+request line and headers have gunicorn's `keepalive` (gateway/gunicorn_conf.py).
+
+A body over `max_body_bytes` answers 413. A client that writes its whole body before reading
+(most HTTP clients) would see a broken pipe instead of that answer if the gateway closed on it
+unread, so up to twice the limit is read and dropped first; beyond that the connection is
+closed at once rather than spend the bandwidth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from typing import Any
+
+import gevent
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
+
+from gateway.services import current_services
+
+CHUNK_BYTES = 64 * 1024
+DRAIN_FACTOR = 2  # read and drop bodies up to this multiple of the limit before a 413
+
+
+class _Late(Exception):
+    """The body deadline passed (raised into the reading greenlet by gevent)."""
+
+
+def read_body() -> bytes:
+    """The request body, read once and cached on the request; 413 over the limit, 408 late."""
+    cached = g.get("body")
+    if cached is not None:
+        return cached
+    limit: int = current_app.config["MAX_CONTENT_LENGTH"]
+    declared = request.content_length
+    seconds = body_deadline(declared if declared is not None else limit)
+    try:
+        with gevent.Timeout(seconds, _Late):
+            if declared is not None and declared > limit:
+                _drain_and_refuse(declared, limit)
+            body = _read_within(limit)
+    except _Late:
+        g.close_connection = True
+        raise RequestTimeout(
+            f"the request body did not arrive within {seconds:.0f} s (ONNXQ_CLIENT_BODY_*)"
+        ) from None
+    g.body = body
+    return body
+
+
+def body_deadline(size: int) -> float:
+    """Seconds a body of `size` bytes may take to arrive."""
+    settings = current_services().settings
+    return settings.client_body_timeout_seconds + size / settings.client_body_min_bytes_per_second
+
+
+def _too_large(limit: int) -> RequestEntityTooLarge:
+    return RequestEntityTooLarge(
+        f"the request body is larger than the gateway's limit of {limit} bytes "
+        "(ONNXQ_MAX_BODY_BYTES); send large batches as several jobs"
+    )
+
+
+def _read_within(limit: int) -> bytes:
+    """Read to the end of the body (Content-Length or chunked), refusing more than `limit`."""
+    stream = request.stream  # werkzeug's: ends at Content-Length, or at the limit if chunked
+    chunks: list[bytes] = []
+    try:
+        while chunk := stream.read(CHUNK_BYTES):
+            chunks.append(chunk)
+    except RequestEntityTooLarge:
+        # A chunked body that went past the limit: drop what else it sends, up to the cap.
+        _drain(request.environ["wsgi.input"], DRAIN_FACTOR * limit - limit)
+        raise _too_large(limit) from None
+    return b"".join(chunks)
+
+
+def _drain_and_refuse(declared: int, limit: int) -> None:
+    if declared <= DRAIN_FACTOR * limit:
+        _drain(request.environ["wsgi.input"], declared)
+    else:
+        g.close_connection = True
+    raise _too_large(limit)
+
+
+def _drain(stream: Any, most: int) -> None:
+    """Read and drop up to `most` bytes; if the body goes on past that, close after answering."""
+    left = most
+    while left > 0:
+        chunk = stream.read(min(CHUNK_BYTES, left))
+        if not chunk:
+            return
+        left -= len(chunk)
+    if stream.read(1):
+        g.close_connection = True
+
+
+def close_if_asked(response: Response) -> Response:
+    """After answering, stop reading a connection whose body was left unread.
+
+    gunicorn ignores a Connection header set by the app, and would read on (to its keep-alive
+    deadline) for the next request. Shutting the socket's read side once the answer is written
+    makes its next read see the end of the stream, so it closes at once.
+    """
+    sock: socket.socket | None = request.environ.get("gunicorn.socket")
+    if g.get("close_connection") and sock is not None:
+        response.call_on_close(lambda: _shut_read(sock))
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(close_if_asked)
+
+
+def _shut_read(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the client has gone already
+        sock.shutdown(socket.SHUT_RD)
