@@ -133,6 +133,7 @@ def records(client: redis.Redis, ids: list[str]) -> dict[str, Job | None]:
     return {job_id: load_job(raw) if raw else None for job_id, raw in zip(ids, raws, strict=True)}
 
 
+ENDED = frozenset(status.value for status in JobStatus if status.ended)
 STATUS = re.compile(rb'^\{"job_id":"[0-9a-f]{32}","status":"([a-z]+)"')
 
 
@@ -231,13 +232,17 @@ def freeze_child_mid_job(
     assert worker.process is not None
     main = worker.process.pid
     host = socket.gethostname()
-    for _ in range(2000):
+    # Looked for until it happens or every job has ended, not a fixed number of tries. What is
+    # read happens while the worker is frozen, so the worker only runs during the short sleeps:
+    # big micro-batches on a loaded machine must not race through the jobs between two looks.
+    pending = list(ids)
+    while pending:
         children = [child.pid for child in psutil.Process(main).children()]
         os.killpg(main, signal.SIGSTOP)
         try:
-            running = [
-                job_id for job_id, status in statuses(client, ids).items() if status == "running"
-            ]
+            now = statuses(client, pending)
+            pending = [job_id for job_id, status in now.items() if status not in ENDED]
+            running = [job_id for job_id in pending if now[job_id] == "running"]
             holders: dict[int, set[str]] = {}
             for job_id, job in records(client, running).items():
                 if job and job.status is JobStatus.RUNNING and job.worker:
@@ -254,6 +259,5 @@ def freeze_child_mid_job(
                     os.kill(pid, signal.SIGCONT)
             return child, holders[child]
         os.killpg(main, signal.SIGCONT)
-        assert ended(client, ids) < len(ids), "every job ended before a child was caught in one"
         time.sleep(random.uniform(0.001, 0.01))  # not in step with the worker's rhythm
-    raise AssertionError("no worker child was ever caught running a job")
+    raise AssertionError("every job ended before a child was caught in one")
