@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Blueprint, g, jsonify, url_for
 from flask.typing import ResponseReturnValue
 
@@ -24,7 +26,7 @@ def predict(name: str) -> ResponseReturnValue:
     """Predict a small batch now and return labels and probabilities."""
     services = current_services()
     body = json_body()
-    jobs_url = url_for("jobs.submit", name=name)
+    jobs_url = partial(url_for, "jobs.submit", name=name)
     check_row_limit(row_count(body), services.settings.sync_max_rows, jobs_url)
     request = parse_request(PredictRequest, body)
     model = model_for(name, request.version)

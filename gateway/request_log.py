@@ -16,27 +16,33 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+# What a view may note on `g` for the request's log event.
+LOGGED_FIELDS = ("model", "version", "rows", "job_id", "error_type", "exception_type")
+
+
 def _begin_request() -> None:
     offered = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-    g.started = time.perf_counter()
-    # gthread handler threads start with an empty context: bind everything here.
-    structlog.contextvars.bind_contextvars(request_id=g.request_id, process="gateway")
+    request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    state = g._get_current_object()  # one proxy lookup, not one per attribute
+    state.request_id = request_id
+    state.started = time.perf_counter()
+    # Each connection's greenlet starts with an empty context: bind everything here.
+    structlog.contextvars.bind_contextvars(request_id=request_id, process="gateway")
 
 
 def _finish_request(response: Response) -> Response:
-    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+    state = g._get_current_object()
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    response.headers[REQUEST_ID_HEADER] = getattr(state, "request_id", "")
     fields = {
-        key: g.get(key)
-        for key in ("model", "version", "rows", "job_id", "error_type", "exception_type")
-        if g.get(key) is not None
+        key: value for key in LOGGED_FIELDS if (value := getattr(state, key, None)) is not None
     }
-    duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    level = "warning" if response.status_code >= 500 else "info"
-    getattr(log, level)(
+    started = getattr(state, "started", None)
+    duration_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+    (log.warning if response.status_code >= 500 else log.info)(
         "request",
-        method=request.method,
-        path=request.path,
+        method=current.method,
+        path=current.path,
         status=response.status_code,
         duration_ms=round(duration_ms, 3),
         **fields,

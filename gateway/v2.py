@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 import structlog
@@ -155,7 +156,7 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         raise BadRequest(f"unknown output '{unknown[0]}'; the outputs are {list(produced)}")
     if len(set(wanted)) != len(wanted):
         raise BadRequest(f"an output is requested more than once: {wanted}")
-    jobs_url = url_for("jobs.submit", name=model.name)
+    jobs_url = partial(url_for, "jobs.submit", name=model.name)
     try:
         matrix, rows = decode_input(
             body.inputs[0], manifest, services.settings.sync_max_rows, jobs_url

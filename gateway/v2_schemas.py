@@ -124,7 +124,7 @@ def _flatten(data: list[Any], shape: list[int]) -> list[Any]:
 
 
 def decode_input(
-    tensor: RequestInput, manifest: Manifest, max_rows: int, jobs_url: str
+    tensor: RequestInput, manifest: Manifest, max_rows: int, jobs_url: Callable[[], str]
 ) -> tuple[np.ndarray, list[list[float]]]:
     """Check one input tensor against `manifest`; return the float32 matrix and rows as sent."""
     width = len(manifest.features)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -36,14 +37,17 @@ def fits_float32(values: np.ndarray) -> bool:
     return bool(np.isfinite(values).all() and np.abs(values).max(initial=0.0) <= FLOAT32_MAX)
 
 
-def check_row_limit(rows: int, limit: int, jobs_url: str | None = None) -> None:
+def check_row_limit(rows: int, limit: int, jobs_url: str | Callable[[], str] | None = None) -> None:
     """Refuse more than `limit` rows (TooManyRows, 413), before any of them is read.
 
     With `jobs_url` the limit is a synchronous route's, and the message names the jobs route
-    that takes more; without, it is a job's own limit.
+    that takes more; without, it is a job's own limit. It may be a function, called only when
+    the limit is passed (building a URL costs more than a whole prediction's validation).
     """
     if rows <= limit:
         return
+    if callable(jobs_url):
+        jobs_url = jobs_url()
     if jobs_url is not None:
         raise TooManyRows(
             f"{rows} rows is more than the synchronous limit of {limit}; "

@@ -13,6 +13,7 @@ this process and `exposition` reads the default registry.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -123,9 +124,24 @@ DRIFT_PSI = Gauge(
 # --------------------------------------------------------------------------- hooks
 
 
+# A labelled child is looked up (a lock, a tuple, a dict) on every `labels()`: the hooks on every
+# request keep theirs. Label values are bounded (routes, methods, statuses, models, sources).
+@functools.lru_cache(maxsize=1024)
+def _request_children(route: str, method: str, status: int) -> tuple[Any, Any]:
+    return HTTP_REQUESTS.labels(route, method, str(status)), HTTP_REQUEST_DURATION.labels(
+        route, method
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _inference_children(model: str, source: str) -> tuple[Any, Any]:
+    return INFERENCE_DURATION.labels(model, source), ROWS_PREDICTED.labels(model, source)
+
+
 def request_served(route: str, method: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_REQUEST_DURATION.labels(route, method).observe(seconds)
+    count, duration = _request_children(route, method, status)
+    count.inc()
+    duration.observe(seconds)
 
 
 def job_submitted(model: str) -> None:
@@ -146,8 +162,9 @@ def job_failed(model: str, error_type: str) -> None:
 
 def inference_ran(model: str, source: str, rows: int, seconds: float) -> None:
     """One session.run (or a chunked series of them) over `rows` rows; source is sync or job."""
-    INFERENCE_DURATION.labels(model, source).observe(seconds)
-    ROWS_PREDICTED.labels(model, source).inc(rows)
+    duration, predicted = _inference_children(model, source)
+    duration.observe(seconds)
+    predicted.inc(rows)
 
 
 def job_waiter_added() -> None:
