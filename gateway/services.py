@@ -72,7 +72,10 @@ def init_app(app: Flask) -> None:
         ),
         redis=client,
         jobs=store,
-        queue=JobQueue(celery, store),
+        # Built here from the one redis_url: the broker and the store are the same Redis.
+        queue=JobQueue(
+            celery, store, broker_is_store=given is None and "CELERY_APP" not in app.config
+        ),
         prediction_log=PredictionLog(settings.prediction_log_dir),
         # Tests hand in a fakeredis client: its pub/sub is the same fake server's.
         waiter=JobWaiter(

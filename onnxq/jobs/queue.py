@@ -13,6 +13,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from onnxq.broker.celery_app import CALLBACK_TASK, PREDICT_TASK
+from onnxq.broker.task_message import encode_task
 from onnxq.errors import QueueUnavailable
 from onnxq.jobs import idempotency, keys, lifecycle
 from onnxq.jobs.record import Job, JobStatus, utc_now
@@ -82,11 +83,18 @@ def queue_callback(celery: Celery, job: Job) -> None:
 
 
 class JobQueue:
-    """Records a job, then sends it to the workers by task name."""
+    """Records a job and sends it to the workers by task name.
 
-    def __init__(self, celery: Celery, store: JobStore):
+    With `broker_is_store` (production: the broker and the job store are the same Redis), the
+    record, rows and message go in one transaction (onnxq/broker/task_message.py); otherwise
+    (unit tests' in-memory broker) the message is sent through Celery after the record.
+    """
+
+    def __init__(self, celery: Celery, store: JobStore, *, broker_is_store: bool = False):
         self.celery = celery
         self.store = store
+        self.broker_is_store = broker_is_store
+        self.predict_queue = celery.conf.task_default_queue
 
     def submit(
         self,
@@ -143,8 +151,14 @@ class JobQueue:
         send_task(self.celery, PREDICT_TASK, predict_message(job, width or 0, job.rows), job.job_id)
 
     def _enqueue(self, job: Job, matrix: np.ndarray) -> None:
-        self.store.create(job, matrix.tobytes())
         message = predict_message(job, int(matrix.shape[1]), int(matrix.shape[0]))
+        if self.broker_is_store:
+            encoded = encode_task(
+                self.celery, PREDICT_TASK, message, job.job_id, self.predict_queue
+            )
+            self.store.create(job, matrix.tobytes(), message=encoded)
+            return
+        self.store.create(job, matrix.tobytes())
         try:
             send_task(self.celery, PREDICT_TASK, message, task_id=job.job_id)
         except QueueUnavailable:

@@ -13,6 +13,7 @@ from typing import NoReturn
 import redis
 
 from onnxq.broker.redis_client import redis_errors_as_unavailable
+from onnxq.broker.task_message import QueuedMessage
 from onnxq.errors import JobExpired, JobNotFound
 from onnxq.jobs import keys, lifecycle
 from onnxq.jobs.lifecycle import Claim
@@ -33,14 +34,19 @@ class JobStore:
         self.client = client
         self.ttl_seconds = ttl_seconds
 
-    def create(self, job: Job, rows: bytes | None = None) -> None:
-        """Write a new job record (and its validated input rows, when given) in one transaction."""
+    def create(
+        self, job: Job, rows: bytes | None = None, message: QueuedMessage | None = None
+    ) -> None:
+        """Write a new job record (and its validated input rows, and its broker message, when
+        given) in one transaction: all of it is written, or none."""
         with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
             pipe.set(keys.job(job.job_id), dump_job(job), ex=self.ttl_seconds, nx=True)
             if rows is not None:
                 pipe.set(keys.rows(job.job_id), rows, ex=self.ttl_seconds)
             pipe.set(keys.tombstone(job.job_id), "1", ex=self.ttl_seconds * self.tombstone_factor)
             pipe.zadd(keys.ACTIVE_JOBS, {job.job_id: job.submitted_at.timestamp()})
+            if message is not None:
+                pipe.lpush(message.key, message.payload)
             created = pipe.execute()[0]
         if not created:
             raise ValueError(f"job {job.job_id} already exists")

@@ -1,0 +1,92 @@
+"""encode_task builds the message Celery's send_task pushes, and the submit path sends it in the
+same transaction as the job record, against a real redis-server."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+import redis
+
+from onnxq.broker.celery_app import PREDICT_TASK, make_celery
+from onnxq.broker.redis_client import connect_redis
+from onnxq.broker.task_message import encode_task
+from onnxq.devtools.redis_server import RedisServer
+from onnxq.jobs import keys
+from onnxq.jobs.queue import JobQueue, predict_message, send_task
+from onnxq.jobs.record import Job, JobStatus, load_job, utc_now
+from onnxq.jobs.store import JobStore
+from onnxq.settings import Settings
+
+JOB_ID = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def settings_for(redis_server: RedisServer) -> Settings:
+    return Settings(_env_file=None, redis_url=redis_server.url)
+
+
+def decoded(raw: bytes) -> dict:
+    message = json.loads(raw)
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+    return message
+
+
+def job() -> Job:
+    return Job(
+        job_id=JOB_ID,
+        status=JobStatus.QUEUED,
+        model="m",
+        version=1,
+        rows=1,
+        request_id="req",
+        submitted_at=utc_now(),
+    )
+
+
+def test_the_encoded_message_is_what_send_task_pushes(settings_for: Settings) -> None:
+    celery = make_celery(settings_for, main="onnxq-gateway")
+    client = redis.Redis.from_url(settings_for.redis_url)
+    kwargs = predict_message(job(), width=30, rows=1)
+    send_task(celery, PREDICT_TASK, kwargs, task_id=JOB_ID)
+    sent = decoded(client.rpop(settings_for.queue_name))
+
+    encoded = encode_task(celery, PREDICT_TASK, kwargs, JOB_ID, settings_for.queue_name)
+    ours = decoded(encoded.payload)
+
+    assert encoded.key == settings_for.queue_name
+    for message in (sent, ours):
+        assert message["properties"].pop("delivery_tag")  # random per message
+    assert ours == sent
+
+
+def test_submit_writes_record_rows_and_message_in_one_transaction(
+    settings_for: Settings,
+) -> None:
+    celery = make_celery(settings_for, main="onnxq-gateway")
+    client = connect_redis(settings_for.redis_url)
+    store = JobStore(client, ttl_seconds=3600)
+    queue = JobQueue(celery, store, broker_is_store=True)
+    matrix = np.arange(30, dtype=np.float32).reshape(1, 30)
+    with client.monitor() as monitor:
+        submitted = queue.submit(model="m", version=1, matrix=matrix, request_id="req").job
+        commands = []
+        for command in monitor.listen():
+            name = command["command"].split()[0].upper()
+            if name not in {"PING", "CLIENT", "HELLO"}:  # connection set-up
+                commands.append(name)
+            if name == "EXEC":
+                break
+    # record, rows, tombstone, active index and message: one transaction, nothing before it
+    assert commands == ["MULTI", "SET", "SET", "SET", "ZADD", "LPUSH", "EXEC"]
+    assert client.llen(settings_for.queue_name) == 1
+
+    assert load_job(client.get(keys.job(submitted.job_id))).status is JobStatus.QUEUED
+    assert client.get(keys.rows(submitted.job_id)) == matrix.tobytes()
+    message = decoded(client.rpop(settings_for.queue_name))
+    assert (
+        message["headers"]["task"] == PREDICT_TASK and message["headers"]["id"] == submitted.job_id
+    )
+    assert message["body"][1] == predict_message(submitted, width=30, rows=1)
