@@ -3,6 +3,7 @@
     python3 scripts/compose_smoke.py wait-ready <base url> <timeout s>
     python3 scripts/compose_smoke.py submit <base url> <api key> <jobs> <timeout s> <job ids file>
     python3 scripts/compose_smoke.py served-by <job ids file> <container log file>...
+    python3 scripts/compose_smoke.py slow-clients <base url> <api key> <connections>
 
 Each prints what it found and exits 1 with a message saying what did not happen.
 """
@@ -10,6 +11,7 @@ Each prints what it found and exits 1 with a message saying what did not happen.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
 import urllib.error
@@ -181,6 +183,53 @@ def served_by(ids_file: Path, log_files: list[Path]) -> None:
         raise SmokeFailure("only one worker container served the jobs")
 
 
+def slow_clients(base_url: str, api_key: str, connections: int) -> None:
+    """Connections that stall mid-request leave /health and predicts answering, and are closed
+    at the gateway's deadlines (10 s for headers, 408 for a body; docs/operations.md)."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    parts = [
+        b"GET /health HTTP/1.1\r\nHost: gateway\r\nX-Slow: ",
+        f"POST /v1/models/{MODEL}/predict HTTP/1.1\r\nHost: gateway\r\n"
+        f"Authorization: Bearer {api_key}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n{".encode(),
+    ]
+    stalled = []
+    for number in range(connections):
+        sock = socket.create_connection((host, int(port)), timeout=5)
+        sock.sendall(parts[number % len(parts)])
+        stalled.append(sock)
+    started = time.monotonic()
+    slowest = 0.0
+    for _ in range(10):
+        began = time.monotonic()
+        status, _ = _request(f"{base_url}/health")
+        slowest = max(slowest, time.monotonic() - began)
+        if status != 200:
+            raise SmokeFailure(f"/health answered {status} beside stalled connections")
+        predict = f"{base_url}/v1/models/{MODEL}/predict"
+        status, body = _request(predict, api_key, {"instances": ROWS})
+        if status != 200:
+            raise SmokeFailure(f"predict answered {status} beside stalled connections: {body}")
+    if slowest >= 1.0:
+        raise SmokeFailure(f"/health took {slowest:.2f} s beside {connections} stalled connections")
+    still_open = 0
+    for sock in stalled:
+        sock.settimeout(max(1.0, 45 - (time.monotonic() - started)))
+        try:
+            while sock.recv(65536):
+                pass
+        except OSError:
+            still_open += 1
+        sock.close()
+    if still_open:
+        raise SmokeFailure(f"{still_open} of {connections} stalled connections open after 45 s")
+    print(
+        f"slow clients: {connections} stalled connections; /health slowest "
+        f"{slowest * 1000:.0f} ms, predicts answered; all closed by the gateway after "
+        f"{time.monotonic() - started:.0f} s"
+    )
+
+
 def main(argv: list[str]) -> int:
     try:
         match argv:
@@ -188,6 +237,8 @@ def main(argv: list[str]) -> int:
                 wait_ready(base_url, float(timeout))
             case ["submit", base_url, api_key, jobs, timeout, ids_file]:
                 submit(base_url, api_key, int(jobs), float(timeout), Path(ids_file))
+            case ["slow-clients", base_url, api_key, connections]:
+                slow_clients(base_url, api_key, int(connections))
             case ["served-by", ids_file, *log_files] if log_files:
                 served_by(Path(ids_file), [Path(name) for name in log_files])
             case _:
