@@ -11,7 +11,7 @@ from flask import Flask
 
 from gateway import (
     auth,
-    body,
+    connections,
     drift,
     errors,
     health,
@@ -45,7 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     request_log.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
-    body.init_app(app)
+    connections.init_app(app)
     services.init_app(app)
     metrics.init_app(app)
 

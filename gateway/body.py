@@ -5,6 +5,9 @@ greenlet) forever: the whole body has `client_body_timeout_seconds` plus its siz
 `client_body_min_bytes_per_second` to arrive, then the gateway answers 408 and closes. The
 request line and headers have gunicorn's `keepalive` (gateway/gunicorn_conf.py).
 
+A request whose body is left unread (408, or a 413 past the drain cap) notes
+`g.close_connection`: gateway/connections.py closes the connection after the answer.
+
 A body over `max_body_bytes` answers 413. A client that writes its whole body before reading
 (most HTTP clients) would see a broken pipe instead of that answer if the gateway closed on it
 unread, so up to twice the limit is read and dropped first; beyond that the connection is
@@ -13,12 +16,10 @@ closed at once rather than spend the bandwidth.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 from typing import Any
 
 import gevent
-from flask import Flask, Response, current_app, g, request
+from flask import current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from gateway.services import current_services
@@ -98,25 +99,3 @@ def _drain(stream: Any, most: int) -> None:
         left -= len(chunk)
     if stream.read(1):
         g.close_connection = True
-
-
-def close_if_asked(response: Response) -> Response:
-    """After answering, stop reading a connection whose body was left unread.
-
-    gunicorn ignores a Connection header set by the app, and would read on (to its keep-alive
-    deadline) for the next request. Shutting the socket's read side once the answer is written
-    makes its next read see the end of the stream, so it closes at once.
-    """
-    sock: socket.socket | None = request.environ.get("gunicorn.socket")
-    if g.get("close_connection") and sock is not None:
-        response.call_on_close(lambda: _shut_read(sock))
-    return response
-
-
-def init_app(app: Flask) -> None:
-    app.after_request(close_if_asked)
-
-
-def _shut_read(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # the client has gone already
-        sock.shutdown(socket.SHUT_RD)

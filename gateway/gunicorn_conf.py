@@ -86,15 +86,30 @@ def on_starting(_server: Any) -> None:
 
 
 def post_worker_init(_worker: Any) -> None:
-    """Make the errors gunicorn answers itself (431 headers too large, 414 line too long, 400
-    malformed request) JSON in the gateway's /v1 shape, like every other error.
+    """Two changes to gunicorn in each worker process, neither of which has a setting:
 
-    gunicorn writes them with `gunicorn.util.write_error`, which it looks up on each error and
-    which has no setting: replacing it in each worker process is the one way in.
+    - the errors gunicorn answers itself (431 headers too large, 414 line too long, 400 malformed
+      request) are JSON in the gateway's /v1 shape, like every other error: it writes them with
+      `gunicorn.util.write_error`, looked up on each error;
+    - `Connection: close` from the app closes the connection after the answer.
     """
     from gunicorn import util
+    from gunicorn.http import wsgi
 
     util.write_error = _write_json_error
+    wsgi.Response.process_headers = _honouring_connection_close(wsgi.Response.process_headers)
+
+
+def _honouring_connection_close(process_headers: Any) -> Any:
+    """gunicorn drops an app's `Connection` header (hop-by-hop); `close` from the gateway
+    (gateway/connections.py) should close the connection after the answer, and say so."""
+
+    def process(response: Any, headers: Any) -> None:
+        if any(k.lower() == "connection" and v.strip().lower() == "close" for k, v in headers):
+            response.force_close()  # gunicorn then writes `Connection: close` itself
+        process_headers(response, headers)
+
+    return process
 
 
 def _write_json_error(sock: Any, status: int, reason: str, message: str) -> None:

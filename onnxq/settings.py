@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     """How long a client may take to send a request line and headers, and how long an idle
     keep-alive connection stays open; then the gateway closes the connection."""
 
+    client_keepalive_requests: int = Field(default=100, ge=1)
+    """Requests one keep-alive connection carries before the gateway closes it after answering,
+    so that clients reconnect and connections spread over the gateway processes by load."""
+
     client_body_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long reading a request body may take, plus its size at the rate below; past that
     deadline the gateway answers 408 and closes the connection."""

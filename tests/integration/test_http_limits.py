@@ -114,3 +114,23 @@ def test_a_body_that_stops_arriving_answers_408_and_the_connection_closes(stack:
     assert answer.startswith(b"HTTP/1.1 408")
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["type"] == "request_timeout"
     assert waited < 30  # closed after answering, not left to the keep-alive deadline as well
+
+
+def test_a_keep_alive_connection_is_closed_after_its_share_of_requests(stack: Stack) -> None:
+    share = int(stack.env.get("ONNXQ_CLIENT_KEEPALIVE_REQUESTS", "100"))
+    port = int(stack.base_url.rsplit(":", 1)[1])
+    connection_headers = []
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        reader = sock.makefile("rb")
+        for _ in range(share):
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+            assert reader.readline().startswith(b"HTTP/1.1 200")
+            headers = {}
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            reader.read(int(headers["content-length"]))
+            connection_headers.append(headers.get("connection"))
+        assert reader.read() == b""  # then the gateway closed it
+    assert connection_headers[:-1] == ["keep-alive"] * (share - 1)
+    assert connection_headers[-1] == "close"

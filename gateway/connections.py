@@ -1,0 +1,58 @@
+"""When the gateway closes a keep-alive connection after answering: a body left unread, or a
+connection that has carried its share of requests.
+
+A connection stays with the gunicorn worker process that accepted it. Clients and load balancers
+open their keep-alive connections at once, so one process can end up with most of them, the other
+idle (measured: 16 connections split 12/4 gave a p99 20x the floor's). Closing each connection
+after `client_keepalive_requests` answers (nginx's `keepalive_requests`, Envoy's
+`max_requests_per_connection`) makes clients reconnect now and then, and a reconnect is accepted
+by whichever process is free to accept it: the connections spread over the processes by load.
+It costs one TCP handshake per that many requests.
+
+gunicorn ignores a `Connection` header set by the app; gateway/gunicorn_conf.py makes it honour
+`Connection: close` (the answer says so, and gunicorn closes after writing it).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import gevent
+from flask import Flask, Response, g, request
+
+from gateway.services import current_services
+
+# Requests answered so far per connection (its socket), forgotten when the socket is.
+_answered: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def _close_when_due(response: Response) -> Response:
+    sock = request.environ.get("gunicorn.socket")
+    if g.get("close_connection"):
+        response.headers["Connection"] = "close"
+        return response
+    if sock is None:
+        return response
+    count = _answered.get(sock, 0) + 1
+    if count >= current_services().settings.client_keepalive_requests:
+        response.headers["Connection"] = "close"
+        _answered.pop(sock, None)
+    else:
+        _answered[sock] = count
+    return response
+
+
+def _take_turns() -> None:
+    """Let every other connection with a request waiting go first.
+
+    gevent switches greenlets only when one would block: a client that sends its next request
+    as soon as it has its answer finds the read already satisfied, and its greenlet could serve
+    it again and again while others wait (p50 0.8 ms beside a p99 of 70 ms, measured).
+    """
+    gevent.sleep(0)
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_take_turns)
+    app.after_request(_close_when_due)
