@@ -94,7 +94,6 @@ class JobQueue:
         self.celery = celery
         self.store = store
         self.broker_is_store = broker_is_store
-        self.predict_queue = celery.conf.task_default_queue
 
     def submit(
         self,
@@ -153,9 +152,8 @@ class JobQueue:
     def _enqueue(self, job: Job, matrix: np.ndarray) -> None:
         message = predict_message(job, int(matrix.shape[1]), int(matrix.shape[0]))
         if self.broker_is_store:
-            encoded = encode_task(
-                self.celery, PREDICT_TASK, message, job.job_id, self.predict_queue
-            )
+            queue = self.celery.conf.task_default_queue  # where the predict task is routed
+            encoded = encode_task(self.celery, PREDICT_TASK, message, job.job_id, queue)
             self.store.create(job, matrix.tobytes(), message=encoded)
             return
         self.store.create(job, matrix.tobytes())
