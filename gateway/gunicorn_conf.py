@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gunicorn import glogging
+from gunicorn import glogging, util
+from gunicorn.http import wsgi
 
 from onnxq.settings import Settings
 from onnxq.telemetry import multiprocess_metrics
@@ -93,9 +94,6 @@ def post_worker_init(_worker: Any) -> None:
       `gunicorn.util.write_error`, looked up on each error;
     - `Connection: close` from the app closes the connection after the answer.
     """
-    from gunicorn import util
-    from gunicorn.http import wsgi
-
     util.write_error = _write_json_error
     wsgi.Response.process_headers = _honouring_connection_close(wsgi.Response.process_headers)
 
@@ -113,8 +111,6 @@ def _honouring_connection_close(process_headers: Any) -> Any:
 
 
 def _write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
-    from gunicorn import util
-
     kind = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")
     body = json.dumps({"error": {"type": kind, "message": message or reason}}).encode()
     head = (

@@ -35,6 +35,11 @@ class ForbiddenDestination(OnnxqError):
     error_type = "forbidden_destination"
 
 
+def _name(host: str) -> str:
+    """A host name as the allow-list compares it: case and a trailing dot do not count."""
+    return host.lower().rstrip(".")
+
+
 def _rule_broken(address: Address) -> str | None:
     """Which rule an address breaks, in words, or None when it is globally routable."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -68,12 +73,12 @@ class DestinationPolicy:
             try:
                 networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
-                hosts.add(entry.lower().rstrip("."))
+                hosts.add(_name(entry))
         return cls(frozenset(hosts), tuple(networks))
 
     def refusal(self, host: str, address: Address) -> str | None:
         """Why `host` at `address` may not be reached, or None when it may."""
-        if host.lower().rstrip(".") in self.hosts or any(address in n for n in self.networks):
+        if _name(host) in self.hosts or any(address in n for n in self.networks):
             return None
         rule = _rule_broken(address)
         if rule is None:
@@ -92,8 +97,8 @@ class DestinationPolicy:
         try:
             addresses = [ipaddress.ip_address(host)]
         except ValueError:
-            if host.lower().rstrip(".") in self.hosts:
-                return
+            if _name(host) in self.hosts:
+                return  # listed by name: no lookup needed
             addresses = _resolve(host, None)
         for address in addresses:
             reason = self.refusal(host, address)

@@ -89,13 +89,9 @@ def post_json(
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         raise WebhookFailed(f"HTTP {exc.code}") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ForbiddenDestination):
-            raise DestinationRefused(exc.reason.message) from None
-        raise WebhookFailed(f"{type(exc).__name__}: {exc}") from None
-    except ForbiddenDestination as exc:
+    except ForbiddenDestination as exc:  # not an OSError: urllib lets it through as it is
         raise DestinationRefused(exc.message) from None
-    except OSError as exc:
+    except OSError as exc:  # URLError included
         raise WebhookFailed(f"{type(exc).__name__}: {exc}") from None
     if not 200 <= status < 300:
         raise WebhookFailed(f"HTTP {status}")
