@@ -43,14 +43,25 @@ def _close_when_due(response: Response) -> Response:
     return response
 
 
+# A timer, not `gevent.sleep(0)`: see _take_turns.
+_TURN_SECONDS = 1e-6
+
+
 def _take_turns() -> None:
     """Let every other connection with a request waiting go first.
 
     gevent switches greenlets only when one would block: a client that sends its next request
     as soon as it has its answer finds the read already satisfied, and its greenlet could serve
     it again and again while others wait (p50 0.8 ms beside a p99 of 70 ms, measured).
+
+    `gevent.sleep(0)` is not enough: it queues the greenlet as a loop callback, and gevent runs
+    callbacks in a batch, looking at the clock only every 50 of them, before it polls the
+    sockets again. A greenlet whose next request is already read re-queues itself in the same
+    batch, so connections waiting to be polled wait up to 50 requests (~20 ms: the p99 of 16
+    connections was 25 ms against a p50 of 2 ms). A timer fires only after the next poll: every
+    connection with a request is served once per turn of the loop (p99 10 ms, measured).
     """
-    gevent.sleep(0)
+    gevent.sleep(_TURN_SECONDS)
 
 
 def init_app(app: Flask) -> None:
