@@ -95,6 +95,8 @@ def run_phases(
     run_load(stack.port, requests["predict"], connections=4, duration=2)
 
     pairs: list[tuple[Run, Run]] = []
+    single_pairs: list[tuple[Run, Run]] = []  # the same, one connection
+    one: dict[str, Any] = {**load, "connections": 1, "processes": 1}
     variant_runs: list[tuple[int, Run]] = []
     for n in range(args.repeat):
         say(f"pair {n + 1}/{args.repeat}: floor, then onnxq sync predict ...")
@@ -109,6 +111,21 @@ def run_phases(
             lambda: run_load(stack.port, requests["predict"], probe_path="/health", **load),
         )
         pairs.append((floor_run, onnxq_run))
+        say(f"pair {n + 1}/{args.repeat}: floor, then onnxq, one connection ...")
+        single_pairs.append(
+            (
+                measured(
+                    "floor, 1 connection",
+                    {"floor (gunicorn)": process_tree(floor)},
+                    lambda: run_load(floor_port, requests["floor"], **one),
+                ),
+                measured(
+                    "onnxq sync predict, 1 connection",
+                    onnxq_groups(stack),
+                    lambda: run_load(stack.port, requests["predict"], **one),
+                ),
+            )
+        )
         for name, variant in variants.items():
             run = measured(
                 f"onnxq {name}",
@@ -154,6 +171,7 @@ def run_phases(
         soak = run_soak(stack, requests["predict"], load, rate, args.soak)
     return {
         "pairs": pairs,
+        "single_pairs": single_pairs,
         "submits": submits,
         "drain_seconds": drain_seconds,
         "accepted": accepted,

@@ -161,6 +161,36 @@ def render(report: dict[str, Any]) -> str:
             ),
         )
         add("")
+    singles = report["single_pairs"]
+    p50_ratios = [o.result.pct(50) / f.result.pct(50) for f, o in singles]
+    add(
+        "One connection (one client process, closed loop), right after each pair: the latency "
+        "of a request on its own, nothing queued before it."
+    )
+    add("")
+    lines += table(
+        [
+            "pair",
+            "floor req/s",
+            "onnxq req/s",
+            "floor p50 / p95 / p99 ms",
+            "onnxq p50 / p95 / p99 ms",
+            "**p50 ratio**",
+        ],
+        "rrrllr",
+        (
+            [
+                n,
+                f"{floor.result.rate:,.0f}",
+                f"{onnxq.result.rate:,.0f}",
+                _p50_95_99(floor.result),
+                _p50_95_99(onnxq.result),
+                f"**{ratio:.2f}**",
+            ]
+            for n, ((floor, onnxq), ratio) in enumerate(zip(singles, p50_ratios, strict=True), 1)
+        ),
+    )
+    add("")
     add(
         "Share of the 2 cores used during each run, and the server's CPU per answered request "
         "(the number that decides req/s on a quiet machine, where the servers get every core):"
@@ -192,6 +222,16 @@ def render(report: dict[str, Any]) -> str:
             "onnxq p99 ≤ 1.5 x floor p99 (median of pairs)",
             f"{p99_ratio:.2f} x",
             verdict(p99_ratio <= 1.5),
+        ],
+        [
+            "1 connection: onnxq p50 ≤ 1.5 x floor p50 (median of pairs)",
+            f"{statistics.median(p50_ratios):.2f} x",
+            verdict(statistics.median(p50_ratios) <= 1.5),
+        ],
+        [
+            "every pair, 16 connections: onnxq req/s ≥ 0.7 x floor (worst pair)",
+            f"{min(rate_ratios):.2f} x",
+            verdict(min(rate_ratios) >= 0.7),
         ],
         [
             "(for scale, no target) onnxq ÷ floor req/s that CPU per request alone predicts "
