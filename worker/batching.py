@@ -22,6 +22,8 @@ from worker.runner import JobMessage
 
 log = structlog.get_logger("onnxq.worker")
 
+ACCEPT = ["json"]  # never pickle
+
 
 class QueueDrain:
     """Takes waiting predict messages from one queue, within a small time budget."""
@@ -49,22 +51,36 @@ class QueueDrain:
         try:
             queue = self._bound_queue()
             while len(taken) < limit:
-                message = queue.get(no_ack=False, accept=["json"])
-                if message is None:
+                messages = self._get(queue, limit - len(taken))
+                if not messages:
                     if time.monotonic() >= deadline:
                         break
                     time.sleep(0.0005)
                     continue
-                if message.headers.get("task") != PREDICT_TASK:
-                    message.requeue()
+                other_task = False
+                for message in messages:
+                    if other_task or message.headers.get("task") != PREDICT_TASK:
+                        other_task = True  # not ours to batch: back to the queue
+                        message.requeue()
+                        continue
+                    _args, kwargs, _embed = message.decode()
+                    taken.append((JobMessage(**kwargs), message))
+                if other_task:
                     break
-                _args, kwargs, _embed = message.decode()
-                taken.append((JobMessage(**kwargs), message))
         except (OperationalError, OSError, ConnectionError) as exc:
             # Batching is an optimisation: on trouble, run what we have.
             log.warning("batch_fetch_failed", error=repr(exc))
             self.reset()
         return taken
+
+    def _get(self, queue: Any, limit: int) -> list[Message]:
+        """Up to `limit` messages: in one round trip on onnxq's Redis channel
+        (onnxq/broker/redis_transport.py), one by one on other kombu transports."""
+        take_many = getattr(queue.channel, "take_many", None)
+        if take_many is not None:
+            return take_many(self.queue_name, limit, accept=ACCEPT)
+        message = queue.get(no_ack=False, accept=ACCEPT)
+        return [] if message is None else [message]
 
     def reset(self) -> None:
         if self._connection is not None:
@@ -76,6 +92,15 @@ class QueueDrain:
 
 def settle(messages: list[Message], *, ok: bool) -> None:
     """Acknowledge the extra messages once their jobs are stored, or give them back."""
+    if not messages:
+        return
+    ack_many = getattr(messages[0].channel, "ack_many", None)
+    if ok and ack_many is not None and all(m.channel is messages[0].channel for m in messages):
+        try:
+            ack_many(messages)  # one round trip for the batch
+        except (OperationalError, OSError, ConnectionError) as exc:
+            log.warning("batch_settle_failed", ok=ok, error=repr(exc))
+        return
     for message in messages:
         try:
             message.ack() if ok else message.requeue()

@@ -18,20 +18,48 @@ Celery already handle as "the connection is gone" (log it, carry on). The
 messages stay in Redis's unacked hash, where the visibility sweep hands them
 out again; a job whose outcome was stored before its ack failed is not run
 again when redelivered.
+
+Batches: a worker that takes its micro-batch with kombu's `basic_get` pays three round trips per
+message (RPOP, then a MULTI that records it as unacknowledged, then one more to acknowledge it).
+`take_many` takes up to N messages in one script and `ack_many` acknowledges them in one MULTI,
+with the same records kombu keeps (the unacked hash and index, and the channel's in-memory QoS
+that acks and the lease renewer use).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from kombu.serialization import prepare_accept_content
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from kombu.utils.json import loads
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from onnxq.broker.leases import RENEWER
 
 TRANSPORT = "onnxq.broker.redis_transport:Transport"
+
+# Up to ARGV[1] messages off kombu's end of the queue list KEYS[1], each recorded as kombu's
+# basic_get records it: [payload, exchange, routing key] in the unacked hash KEYS[2] under its
+# delivery tag, and the tag in the unacked index KEYS[3], scored with when it was taken (ARGV[2]).
+# One script: a process that dies between the pop and the record cannot lose a message.
+_TAKE_MANY = """
+local items = redis.call('RPOP', KEYS[1], ARGV[1])
+if not items then return {} end
+for _, raw in ipairs(items) do
+  local properties = cjson.decode(raw)['properties']
+  local info = properties['delivery_info']
+  local tag = properties['delivery_tag']
+  redis.call('ZADD', KEYS[3], ARGV[2], tag)
+  redis.call('HSET', KEYS[2], tag, '[' .. raw .. ',' .. cjson.encode(info['exchange']) .. ','
+    .. cjson.encode(info['routing_key']) .. ']')
+end
+return items
+"""
 
 
 class Channel(kombu_redis.Channel):
@@ -40,6 +68,7 @@ class Channel(kombu_redis.Channel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._sync_client: Any = None
+        self._take_many_script: Any = None
         super().__init__(*args, **kwargs)
         RENEWER.track(self)
 
@@ -55,6 +84,37 @@ class Channel(kombu_redis.Channel):
         if self._sync_client is None or self._sync_client.connection_pool is not pool:
             self._sync_client = self._create_client()
         yield self._sync_client
+
+    def take_many(self, queue: str, limit: int, accept: Sequence[str]) -> list[Any]:
+        """Up to `limit` messages from `queue`, unacknowledged, as `basic_get` would give them
+        one by one (only its priority-0 list: onnxq publishes no priorities)."""
+        with self.conn_or_acquire() as client:
+            if (
+                self._take_many_script is None
+                or self._take_many_script.registered_client is not client
+            ):
+                self._take_many_script = client.register_script(_TAKE_MANY)
+            items = self._take_many_script(
+                keys=[queue, self.unacked_key, self.unacked_index_key], args=[limit, time.time()]
+            )
+        accepted = prepare_accept_content(accept)
+        messages = []
+        for item in items:
+            message = self.Message(loads(item), channel=self)
+            message.accept = accepted
+            virtual.QoS.append(self.qos, message, message.delivery_tag)  # in memory only
+            messages.append(message)
+        return messages
+
+    def ack_many(self, messages: Sequence[Any]) -> None:
+        """Acknowledge `messages` (taken on this channel) in one round trip."""
+        with self.conn_or_acquire() as client:
+            pipe = client.pipeline()
+            for message in messages:
+                self.qos._remove_from_indices(message.delivery_tag, pipe)
+            pipe.execute()
+        for message in messages:
+            virtual.QoS.ack(self.qos, message.delivery_tag)  # in memory only
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         transport = self.connection
