@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Blueprint, g, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
@@ -14,6 +15,7 @@ from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import InvalidInput, JobNotFound
+from onnxq.jobs.queue import Submission, new_job_id
 from onnxq.jobs.record import Job
 from onnxq.models.inputs import JobRequest, check_row_limit, parse_request, rows_to_matrix
 
@@ -76,6 +78,23 @@ def _waited(job: Job, seconds: float | None) -> Job:
     return services.waiter.until_ended(services.jobs, job.job_id, seconds)
 
 
+def _submitted_and_waited(seconds: float | None, **job: Any) -> tuple[Submission, Job]:
+    """Queue the job; with `Prefer: wait`, wait for it, registered before it exists so that
+    its end cannot be missed and need not be read back."""
+    services = current_services()
+    if seconds is None or seconds <= 0:
+        submission = services.queue.submit(**job)
+        return submission, submission.job
+    job_id = new_job_id()
+    with services.waiter.registered(job_id) as waiting:
+        submission = services.queue.submit(job_id=job_id, **job)
+        if submission.replayed:  # an earlier job of this idempotency key: wait for that one
+            return submission, _waited(submission.job, seconds)
+        return submission, services.waiter.until_ended_from(
+            waiting, services.jobs, submission.job, seconds
+        )
+
+
 def _job_response(job: Job, status: int, waited: float | None) -> ResponseReturnValue:
     response = jsonify(job.public())
     response.status_code = status
@@ -114,7 +133,9 @@ def submit(name: str) -> ResponseReturnValue:
     model = model_for(name, job_request.version)
     matrix = rows_to_matrix(job_request.instances, model.manifest)  # bad rows: 422, no job
     g.rows = len(job_request.instances)
-    submission = current_services().queue.submit(
+    seconds = _wait_seconds(query=False)
+    submission, job = _submitted_and_waited(
+        seconds,
         model=model.name,
         version=model.version,
         matrix=matrix,
@@ -124,9 +145,7 @@ def submit(name: str) -> ResponseReturnValue:
         idempotency_scope=client_identity(),
         fingerprint=body_fingerprint(name, body) if key is not None else "",
     )
-    g.job_id = submission.job.job_id
-    seconds = _wait_seconds(query=False)
-    job = _waited(submission.job, seconds)
+    g.job_id = job.job_id
     # A job that has ended (waited for, or an idempotent replay) answers 200 with its outcome.
     response = _job_response(job, 200 if job.status.ended else 202, seconds)
     if submission.replayed:
@@ -152,8 +171,13 @@ def poll(job_id: str) -> ResponseReturnValue:
     """Return a job's status, and its result or error once it has ended; `wait` holds the answer
     until the job ends (or the wait runs out)."""
     seconds = _wait_seconds(query=True)
-    job = current_services().jobs.get(_checked_job_id(job_id))
-    return _job_response(_waited(job, seconds), 200, seconds)
+    services = current_services()
+    job_id = _checked_job_id(job_id)
+    if seconds is not None and seconds > 0:  # read once registered: no read before
+        job = services.waiter.until_ended(services.jobs, job_id, seconds)
+    else:
+        job = services.jobs.get(job_id)
+    return _job_response(job, 200, seconds)
 
 
 @bp.delete("/jobs/<job_id>")

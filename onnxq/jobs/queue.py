@@ -106,12 +106,14 @@ class JobQueue:
         idempotency_key: str | None = None,
         idempotency_scope: str = "",
         fingerprint: str = "",
+        job_id: str | None = None,
     ) -> Submission:
-        """Queue a job of validated rows; with an idempotency key, the same key and body
-        return the first job."""
+        """Queue a job of validated rows (under `job_id` if given: a caller may wait for it
+        before it exists); with an idempotency key, the same key and body return the first
+        job."""
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         job = Job(
-            job_id=new_job_id(),
+            job_id=job_id or new_job_id(),
             status=JobStatus.QUEUED,
             model=model,
             version=version,

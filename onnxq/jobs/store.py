@@ -19,6 +19,24 @@ from onnxq.jobs import keys, lifecycle
 from onnxq.jobs.lifecycle import Claim
 from onnxq.jobs.record import Job, dump_job, load_job, utc_now
 
+# A job's end is announced on keys.JOBS_ENDED with its final record when that is small (a
+# single-row result is a few hundred bytes): a request waiting for it answers from the message
+# instead of reading the record back. Larger records are announced by id alone.
+ENDED_RECORD_MAX_BYTES = 16 * 1024
+
+
+def ended_message(job_id: str, record: bytes) -> bytes:
+    """What keys.JOBS_ENDED carries: `<job id>` or `<job id> <final record>`."""
+    if len(record) <= ENDED_RECORD_MAX_BYTES:
+        return job_id.encode() + b" " + record
+    return job_id.encode()
+
+
+def parse_ended_message(data: bytes) -> tuple[str, bytes | None]:
+    """(job id, its final record if the message carries it)."""
+    job_id, _, record = data.partition(b" ")
+    return job_id.decode(), record or None
+
 
 class JobStore:
     """One JSON value per job, expiring `ttl_seconds` after its last write.
@@ -81,10 +99,11 @@ class JobStore:
                         self._raise_missing(job_id)
                     job = change(load_job(raw))
                     pipe.multi()
-                    pipe.set(key, dump_job(job), ex=self.ttl_seconds)
+                    record = dump_job(job)
+                    pipe.set(key, record, ex=self.ttl_seconds)
                     if job.status.ended:
                         pipe.zrem(keys.ACTIVE_JOBS, job_id)
-                        pipe.publish(keys.JOBS_ENDED, job_id)
+                        pipe.publish(keys.JOBS_ENDED, ended_message(job_id, record))
                     pipe.execute()
                     return job
                 except redis.WatchError:
@@ -107,12 +126,13 @@ class JobStore:
                         claim = claims[job_id] = lifecycle.claim(found, now, max_attempts, worker)
                         if not claim.changed or claim.job is None:
                             continue
-                        pipe.set(key, dump_job(claim.job), ex=self.ttl_seconds)
+                        record = dump_job(claim.job)
+                        pipe.set(key, record, ex=self.ttl_seconds)
                         # The inputs live as long as the record that needs them.
                         pipe.expire(keys.rows(job_id), self.ttl_seconds)
                         if claim.job.status.ended:
                             pipe.zrem(keys.ACTIVE_JOBS, job_id)
-                            pipe.publish(keys.JOBS_ENDED, job_id)
+                            pipe.publish(keys.JOBS_ENDED, ended_message(job_id, record))
                         else:
                             pipe.zadd(keys.ACTIVE_JOBS, {job_id: now.timestamp()})
                     pipe.execute()
@@ -125,15 +145,17 @@ class JobStore:
 
         Returns the ids written; a record that expired meanwhile is not recreated.
         """
+        records = [dump_job(job) for job in jobs]
         with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.set(keys.job(job.job_id), dump_job(job), ex=self.ttl_seconds, xx=True)
+            for job, record in zip(jobs, records, strict=True):
+                pipe.set(keys.job(job.job_id), record, ex=self.ttl_seconds, xx=True)
             for job in jobs:
                 pipe.delete(keys.rows(job.job_id))  # inputs are no longer needed
             if jobs:
                 pipe.zrem(keys.ACTIVE_JOBS, *(job.job_id for job in jobs))
-            for job in jobs:  # after the writes: a woken poll finds the final state
-                pipe.publish(keys.JOBS_ENDED, job.job_id)
+            for job, record in zip(jobs, records, strict=True):
+                # After the writes: a woken poll that reads the record finds the final state.
+                pipe.publish(keys.JOBS_ENDED, ended_message(job.job_id, record))
             written = pipe.execute()[: len(jobs)]
         return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}
 

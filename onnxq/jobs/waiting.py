@@ -4,8 +4,10 @@ Whatever ends a job (the worker storing outcomes, a cancel, a poison claim) publ
 `keys.JOBS_ENDED` in the same round trip as the final state (onnxq/jobs/store.py). Each gateway
 process keeps ONE subscription to that channel, read by one listener thread, and wakes the requests
 waiting on that id. A waiter registers before it reads the record, so a job that ends between the
-read and the wait still wakes it. Nothing polls Redis in a loop; a lost subscription (Redis
-restarting) wakes every waiter so that each reads its record again.
+read and the wait still wakes it (or registers before it creates the job: the submit with
+`Prefer: wait`). The message carries the job's final record when it is small, and the woken
+request answers from it without reading the record back. Nothing polls Redis in a loop; a lost
+subscription (Redis restarting) wakes every waiter so that each reads its record again.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import redis
 import structlog
 
 from onnxq.jobs import keys
-from onnxq.jobs.record import Job
-from onnxq.jobs.store import JobStore
+from onnxq.jobs.record import Job, load_job
+from onnxq.jobs.store import JobStore, parse_ended_message
 from onnxq.telemetry import metrics
 
 log = structlog.get_logger("onnxq.waiting")
@@ -36,46 +38,75 @@ def listener_client(url: str) -> redis.Redis:
     )
 
 
+class Waiting:
+    """One request waiting for one job: set when the job ends, with its final record if the
+    announcement carried it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._record: bytes | None = None
+
+    def wake(self, record: bytes | None) -> None:
+        if record is not None:
+            self._record = record
+        self._event.set()
+
+    def wait(self, seconds: float) -> tuple[bool, bytes | None]:
+        """(woken, the record it was woken with), then ready to wait again."""
+        if not self._event.wait(seconds):
+            return False, None
+        self._event.clear()
+        record, self._record = self._record, None
+        return True, record
+
+
 class JobWaiter:
     """Wakes threads (or greenlets, under gevent) waiting for particular jobs to end."""
 
     def __init__(self, client_factory: Callable[[], redis.Redis]):
         self._client_factory = client_factory
         self._lock = threading.Lock()
-        self._waiting: dict[str, list[threading.Event]] = {}
+        self._waiting: dict[str, list[Waiting]] = {}
         self._listener: threading.Thread | None = None
         self._subscribed = threading.Event()
 
     @contextlib.contextmanager
-    def registered(self, job_id: str) -> Iterator[threading.Event]:
-        """An event set when `job_id` ends; register first, then read the record, then wait."""
+    def registered(self, job_id: str) -> Iterator[Waiting]:
+        """Woken when `job_id` ends; register first, then read (or create) the record, then
+        wait (`until_ended_from`)."""
         self._ensure_listener()
-        event = threading.Event()
+        waiting = Waiting()
         with self._lock:
-            self._waiting.setdefault(job_id, []).append(event)
+            self._waiting.setdefault(job_id, []).append(waiting)
         metrics.job_waiter_added()
         try:
-            yield event
+            yield waiting
         finally:
             metrics.job_waiter_left()
             with self._lock:
-                events = self._waiting.get(job_id, [])
-                if event in events:
-                    events.remove(event)
-                if not events:
+                others = self._waiting.get(job_id, [])
+                if waiting in others:
+                    others.remove(waiting)
+                if not others:
                     self._waiting.pop(job_id, None)
 
     def until_ended(self, store: JobStore, job_id: str, seconds: float) -> Job:
         """The job once it has ended, or as it stands after `seconds`, whichever comes first."""
+        with self.registered(job_id) as waiting:
+            return self.until_ended_from(waiting, store, store.get(job_id), seconds)
+
+    def until_ended_from(self, waiting: Waiting, store: JobStore, job: Job, seconds: float) -> Job:
+        """`job` (read or created after `waiting` was registered) once it has ended, or as it
+        stands after `seconds`."""
         deadline = time.monotonic() + seconds
-        with self.registered(job_id) as ended:
-            job = store.get(job_id)
-            while not job.status.ended:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not ended.wait(remaining):
-                    break
-                ended.clear()
-                job = store.get(job_id)
+        while not job.status.ended:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            woken, record = waiting.wait(remaining)
+            if not woken:
+                break
+            job = load_job(record) if record is not None else store.get(job.job_id)
         return job
 
     def wait_subscribed(self, timeout: float) -> bool:
@@ -103,15 +134,16 @@ class JobWaiter:
             try:
                 pubsub = self._client_factory().pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(keys.JOBS_ENDED)
-                self._subscribed.set()
                 # Anything that ended while we were not subscribed: let every waiter look again.
+                # (Then "subscribed": whoever registers from now on misses nothing.)
                 self._wake_all()
+                self._subscribed.set()
                 while True:
                     # A bounded read: the client's health check (a PING when idle) runs between
                     # reads, so a connection that died silently is noticed.
                     message = pubsub.get_message(timeout=LISTEN_SECONDS)
                     if message is not None and message.get("type") == "message":
-                        self._wake(_text(message["data"]))
+                        self._wake(*parse_ended_message(message["data"]))
             except (redis.RedisError, OSError) as exc:
                 log.warning("job_waiter_disconnected", error=repr(exc))
             finally:
@@ -122,18 +154,14 @@ class JobWaiter:
             self._wake_all()
             time.sleep(RECONNECT_SECONDS)
 
-    def _wake(self, job_id: str) -> None:
+    def _wake(self, job_id: str, record: bytes | None) -> None:
         with self._lock:
-            events = list(self._waiting.get(job_id, ()))
-        for event in events:
-            event.set()
+            waiting = list(self._waiting.get(job_id, ()))
+        for one in waiting:
+            one.wake(record)
 
     def _wake_all(self) -> None:
         with self._lock:
-            events = [event for group in self._waiting.values() for event in group]
-        for event in events:
-            event.set()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+            waiting = [one for group in self._waiting.values() for one in group]
+        for one in waiting:
+            one.wake(None)

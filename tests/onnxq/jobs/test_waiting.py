@@ -1,0 +1,134 @@
+"""A job's end is announced with its final record, and a waiter answers from it (JobWaiter)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import fakeredis
+import pytest
+
+from onnxq.devtools.waiting import wait_until
+from onnxq.jobs import keys, lifecycle
+from onnxq.jobs.record import Job, JobStatus, dump_job
+from onnxq.jobs.store import ENDED_RECORD_MAX_BYTES, JobStore, parse_ended_message
+from onnxq.jobs.waiting import JobWaiter
+
+NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
+
+
+class CountingStore(JobStore):
+    """The real store, counting the records it reads back."""
+
+    reads = 0
+
+    def get(self, job_id: str) -> Job:
+        self.reads += 1
+        return super().get(job_id)
+
+
+@pytest.fixture
+def redis_client() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def store(redis_client: fakeredis.FakeRedis) -> CountingStore:
+    return CountingStore(redis_client, ttl_seconds=600)
+
+
+def queued(job_id: str = "a" * 32) -> Job:
+    return Job(
+        job_id=job_id,
+        status=JobStatus.QUEUED,
+        model="m",
+        version=1,
+        rows=1,
+        submitted_at=NOW,
+    )
+
+
+def succeeded(job: Job, result: dict) -> Job:
+    return lifecycle.succeed(lifecycle.start(job, NOW), result, NOW)
+
+
+def announcements(redis_client: fakeredis.FakeRedis, end: Callable[[], object]) -> list[bytes]:
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys.JOBS_ENDED)
+    end()
+    # The first read takes the (ignored) subscribe confirmation and gives None.
+    read = [pubsub.get_message(timeout=0.1) for _ in range(3)]
+    return [message["data"] for message in read if message is not None]
+
+
+def test_a_job_end_is_announced_with_its_final_record(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued()
+    store.create(job)
+    done = succeeded(job, {"labels": [1]})
+    [message] = announcements(redis_client, lambda: store.store_many([done]))
+    job_id, record = parse_ended_message(message)
+    assert job_id == job.job_id
+    assert record == dump_job(done) == redis_client.get(keys.job(job.job_id))
+
+
+def test_a_large_final_record_is_announced_by_id_alone(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued()
+    store.create(job)
+    # Random-looking labels: a record that stays large after dump_job's compression.
+    labels = [(i * 7919) % 10007 for i in range(ENDED_RECORD_MAX_BYTES)]
+    done = succeeded(job, {"labels": labels})
+    assert len(dump_job(done)) > ENDED_RECORD_MAX_BYTES
+    [message] = announcements(redis_client, lambda: store.store_many([done]))
+    assert parse_ended_message(message) == (job.job_id, None)
+
+
+def wait_for_end(
+    waiter: JobWaiter, store: CountingStore, job: Job, end: Callable[[], object]
+) -> tuple[Job, int]:
+    """Register, create the job, let another thread end it; (what the waiter saw, records it
+    read back)."""
+    assert waiter.wait_subscribed(10)
+
+    def worker() -> None:
+        wait_until(lambda: waiter.waiting() >= 1, 10, "the waiter to register")
+        end()
+
+    with waiter.registered(job.job_id) as waiting:
+        store.create(job)
+        thread = threading.Thread(target=worker, daemon=True)
+        thread.start()
+        seen = waiter.until_ended_from(waiting, store, job, seconds=30)
+    thread.join(10)
+    return seen, store.reads
+
+
+def test_a_waiter_answers_from_the_announcement_without_reading_the_record(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued()
+    done = succeeded(job, {"labels": [1]})
+    waiter = JobWaiter(lambda: redis_client)
+    seen, reads = wait_for_end(waiter, store, job, lambda: store.store_many([done]))
+    assert seen == done
+    assert reads == 0
+
+
+def test_a_waiter_reads_the_record_when_the_announcement_has_none(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued()
+    done = succeeded(job, {"labels": [1]})
+
+    def end_announced_by_id() -> None:  # as a record too large to announce is
+        redis_client.set(keys.job(job.job_id), dump_job(done))
+        redis_client.publish(keys.JOBS_ENDED, job.job_id)
+
+    waiter = JobWaiter(lambda: redis_client)
+    seen, reads = wait_for_end(waiter, store, job, end_announced_by_id)
+    assert seen == done
+    assert reads == 1
