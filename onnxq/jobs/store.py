@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import redis
 
@@ -38,6 +38,20 @@ def parse_ended_message(data: bytes) -> tuple[str, bytes | None]:
     return job_id.decode(), record or None
 
 
+# A new job in one command (one reply to read, where a MULTI of five has seven): the record
+# KEYS[1] unless it exists, its rows KEYS[2] (ARGV[6]: "1" + the rows, or empty for none), its
+# tombstone KEYS[3], its place in the active index KEYS[4], and its broker message pushed on
+# KEYS[5] (ARGV[7], or empty for none).
+_CREATE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') then return 0 end
+if ARGV[6] ~= '' then redis.call('SET', KEYS[2], string.sub(ARGV[6], 2), 'EX', ARGV[2]) end
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
+if ARGV[7] ~= '' then redis.call('LPUSH', KEYS[5], ARGV[7]) end
+return 1
+"""
+
+
 class JobStore:
     """One JSON value per job, expiring `ttl_seconds` after its last write.
 
@@ -51,21 +65,35 @@ class JobStore:
     def __init__(self, client: redis.Redis, ttl_seconds: int):
         self.client = client
         self.ttl_seconds = ttl_seconds
+        self._create_script: Any = None
 
     def create(
         self, job: Job, rows: bytes | None = None, message: QueuedMessage | None = None
     ) -> None:
         """Write a new job record (and its validated input rows, and its broker message, when
-        given) in one transaction: all of it is written, or none."""
-        with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
-            pipe.set(keys.job(job.job_id), dump_job(job), ex=self.ttl_seconds, nx=True)
-            if rows is not None:
-                pipe.set(keys.rows(job.job_id), rows, ex=self.ttl_seconds)
-            pipe.set(keys.tombstone(job.job_id), "1", ex=self.ttl_seconds * self.tombstone_factor)
-            pipe.zadd(keys.ACTIVE_JOBS, {job.job_id: job.submitted_at.timestamp()})
-            if message is not None:
-                pipe.lpush(message.key, message.payload)
-            created = pipe.execute()[0]
+        given) in one script: all of it is written, or none (nothing if the id exists)."""
+        script = self._create_script
+        if script is None or script.registered_client is not self.client:
+            script = self._create_script = self.client.register_script(_CREATE)
+        with redis_errors_as_unavailable():
+            created = script(
+                keys=[
+                    keys.job(job.job_id),
+                    keys.rows(job.job_id),
+                    keys.tombstone(job.job_id),
+                    keys.ACTIVE_JOBS,
+                    message.key if message is not None else keys.ACTIVE_JOBS,  # unused then
+                ],
+                args=[
+                    dump_job(job),
+                    self.ttl_seconds,
+                    self.ttl_seconds * self.tombstone_factor,
+                    job.submitted_at.timestamp(),
+                    job.job_id,
+                    b"" if rows is None else b"1" + rows,
+                    b"" if message is None else message.payload,
+                ],
+            )
         if not created:
             raise ValueError(f"job {job.job_id} already exists")
 

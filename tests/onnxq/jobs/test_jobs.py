@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from onnxq.broker.celery_app import PREDICT_TASK, callback_queue
+from onnxq.broker.task_message import QueuedMessage
 from onnxq.errors import JobConflict, JobNotFound, QueueUnavailable
 from onnxq.jobs import keys, lifecycle
 from onnxq.jobs import queue as queue_module
@@ -85,13 +86,17 @@ def test_a_created_job_expires_after_the_ttl(store: JobStore, client: fakeredis.
     assert 0 < client.ttl(keys.job("job-1")) <= TTL
 
 
-def test_creating_the_same_job_twice_is_refused_and_keeps_the_first(store: JobStore) -> None:
-    store.create(new_job(rows=2))
+def test_creating_the_same_job_twice_is_refused_and_keeps_the_first(
+    store: JobStore, client: fakeredis.FakeRedis
+) -> None:
+    store.create(new_job(rows=2), rows=b"first")
 
     with pytest.raises(ValueError, match="already exists"):
-        store.create(new_job(rows=99))
+        store.create(new_job(rows=99), rows=b"second", message=QueuedMessage("q", b"message"))
 
     assert store.get("job-1").rows == 2
+    assert client.get(keys.rows("job-1")) == b"first"  # nothing of the second was written
+    assert client.llen("q") == 0
 
 
 def test_an_unknown_job_id_is_not_found(store: JobStore) -> None:
