@@ -24,6 +24,7 @@ from gateway import (
     services,
     v2,
 )
+from gateway.json_provider import OrjsonProvider
 from onnxq.settings import Settings, effective_configuration
 from onnxq.telemetry.logs import configure_logging
 
@@ -31,8 +32,11 @@ log = structlog.get_logger("onnxq.gateway")
 
 
 class _Gateway(Flask):
-    """Flask, minus a check per hook and view on every request: `ensure_sync` asks whether each
-    function is a coroutine (8 calls of inspect a request); every one here is plain `def`."""
+    """Flask with JSON by orjson, minus a check per hook and view on every request:
+    `ensure_sync` asks whether each function is a coroutine (8 calls of inspect a request);
+    every one here is plain `def`."""
+
+    json_provider_class = OrjsonProvider
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return func
