@@ -74,7 +74,7 @@ def render(report: dict[str, Any]) -> str:
         "response, so the client reconnects for every floor request"
     )
     add(
-        "- onnxq: gunicorn 2 gthread workers x 4 threads with an API key required, pydantic "
+        "- onnxq: gunicorn 2 gevent workers with an API key required, pydantic "
         "validation, the JSONL prediction log, one JSON log event per request and Prometheus "
         "metrics (multiprocess mode); `python -m worker` (prefork 2) and redis-server idle "
         "beside it during the sync runs"
