@@ -19,6 +19,7 @@ from onnxq.jobs.queue import JobQueue, predict_message, send_task
 from onnxq.jobs.record import Job, JobStatus, load_job, utc_now
 from onnxq.jobs.store import JobStore
 from onnxq.settings import Settings
+from tests.support.records import queued_job
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
 
@@ -35,15 +36,7 @@ def decoded(raw: bytes) -> dict:
 
 
 def job() -> Job:
-    return Job(
-        job_id=JOB_ID,
-        status=JobStatus.QUEUED,
-        model="m",
-        version=1,
-        rows=1,
-        request_id="req",
-        submitted_at=utc_now(),
-    )
+    return queued_job(JOB_ID, model="m", rows=1, request_id="req", submitted_at=utc_now())
 
 
 def test_the_encoded_message_is_what_send_task_pushes(settings_for: Settings) -> None:

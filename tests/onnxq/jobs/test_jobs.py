@@ -27,21 +27,9 @@ from onnxq.jobs.store import JobStore
 from onnxq.settings import Settings
 from tests.support.broker import in_memory_celery
 from tests.support.jobs import private_queue_name
+from tests.support.records import queued_job as new_job
 
 TTL = 600
-
-
-def new_job(job_id: str = "job-1", **changes: Any) -> Job:
-    fields: dict[str, Any] = {
-        "job_id": job_id,
-        "status": JobStatus.QUEUED,
-        "model": "breast-cancer",
-        "version": 1,
-        "rows": 2,
-        "request_id": "req-1",
-        "submitted_at": datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
-    }
-    return Job(**(fields | changes))
 
 
 NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)

@@ -11,9 +11,10 @@ import pytest
 
 from onnxq.devtools.waiting import wait_until
 from onnxq.jobs import keys, lifecycle
-from onnxq.jobs.record import Job, JobStatus, dump_job
+from onnxq.jobs.record import Job, dump_job
 from onnxq.jobs.store import ENDED_RECORD_MAX_BYTES, JobStore, parse_ended_message
 from onnxq.jobs.waiting import JobWaiter
+from tests.support.records import queued_job
 
 NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
 
@@ -38,15 +39,8 @@ def store(redis_client: fakeredis.FakeRedis) -> CountingStore:
     return CountingStore(redis_client, ttl_seconds=600)
 
 
-def queued(job_id: str = "a" * 32) -> Job:
-    return Job(
-        job_id=job_id,
-        status=JobStatus.QUEUED,
-        model="m",
-        version=1,
-        rows=1,
-        submitted_at=NOW,
-    )
+def queued() -> Job:
+    return queued_job("a" * 32, model="m", rows=1, request_id=None, submitted_at=NOW)
 
 
 def succeeded(job: Job, result: dict) -> Job:
