@@ -93,7 +93,7 @@ def post_worker_init(_worker: Any) -> None:
     `gc.freeze()` a full collection of the loaded gateway took 114 ms, a stall of every
     connection of this worker, once every ~20,000 requests (measured in-process).
 
-    And two changes to gunicorn, neither of which has a setting:
+    And three changes to gunicorn, none of which has a setting:
 
     - the errors gunicorn answers itself (431 headers too large, 414 line too long, 400 malformed
       request) are JSON in the gateway's /v1 shape, like every other error: it writes them with

@@ -2,9 +2,9 @@
 
 The same output as Flask's default provider in production (compact, keys sorted, a trailing
 newline; non-ASCII text as UTF-8 rather than escaped), at a fraction of the cost (stdlib json
-was ~4 % of a sync predict's CPU). Types orjson
-does not know go through Flask's own fallback (dataclasses, UUIDs, decimals, dates as HTTP
-dates); NaN and infinities become null, which is valid JSON where the stdlib wrote `NaN`.
+was ~4 % of a sync predict's CPU). Types orjson does not know go through Flask's own fallback
+(decimals, dates as HTTP dates); NaN and infinities become null, which is valid JSON where the
+stdlib wrote `NaN`.
 """
 
 from __future__ import annotations

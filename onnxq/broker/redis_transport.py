@@ -89,13 +89,12 @@ class Channel(kombu_redis.Channel):
         """Up to `limit` messages from `queue`, unacknowledged, as `basic_get` would give them
         one by one (only its priority-0 list: onnxq publishes no priorities)."""
         with self.conn_or_acquire() as client:
-            if (
-                self._take_many_script is None
-                or self._take_many_script.registered_client is not client
-            ):
+            if self._take_many_script is None:
                 self._take_many_script = client.register_script(_TAKE_MANY)
             items = self._take_many_script(
-                keys=[queue, self.unacked_key, self.unacked_index_key], args=[limit, time.time()]
+                keys=[queue, self.unacked_key, self.unacked_index_key],
+                args=[limit, time.time()],
+                client=client,  # whichever client the channel has now
             )
         accepted = prepare_accept_content(accept)
         messages = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import redis
 
@@ -39,15 +39,15 @@ def parse_ended_message(data: bytes) -> tuple[str, bytes | None]:
 
 
 # A new job in one command (one reply to read, where a MULTI of five has seven): the record
-# KEYS[1] unless it exists, its rows KEYS[2] (ARGV[6]: "1" + the rows, or empty for none), its
-# tombstone KEYS[3], its place in the active index KEYS[4], and its broker message pushed on
-# KEYS[5] (ARGV[7], or empty for none).
+# KEYS[1] unless it exists, its rows KEYS[2] (ARGV[7], when ARGV[6] is "1"), its tombstone
+# KEYS[3], its place in the active index KEYS[4], and its broker message ARGV[9] pushed on
+# KEYS[5] (when ARGV[8] is "1").
 _CREATE = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') then return 0 end
-if ARGV[6] ~= '' then redis.call('SET', KEYS[2], string.sub(ARGV[6], 2), 'EX', ARGV[2]) end
+if ARGV[6] == '1' then redis.call('SET', KEYS[2], ARGV[7], 'EX', ARGV[2]) end
 redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
-if ARGV[7] ~= '' then redis.call('LPUSH', KEYS[5], ARGV[7]) end
+if ARGV[8] == '1' then redis.call('LPUSH', KEYS[5], ARGV[9]) end
 return 1
 """
 
@@ -65,24 +65,21 @@ class JobStore:
     def __init__(self, client: redis.Redis, ttl_seconds: int):
         self.client = client
         self.ttl_seconds = ttl_seconds
-        self._create_script: Any = None
+        self._create = client.register_script(_CREATE)  # no round trip: EVALSHA, loaded on use
 
     def create(
         self, job: Job, rows: bytes | None = None, message: QueuedMessage | None = None
     ) -> None:
         """Write a new job record (and its validated input rows, and its broker message, when
         given) in one script: all of it is written, or none (nothing if the id exists)."""
-        script = self._create_script
-        if script is None or script.registered_client is not self.client:
-            script = self._create_script = self.client.register_script(_CREATE)
         with redis_errors_as_unavailable():
-            created = script(
+            created = self._create(
                 keys=[
                     keys.job(job.job_id),
                     keys.rows(job.job_id),
                     keys.tombstone(job.job_id),
                     keys.ACTIVE_JOBS,
-                    message.key if message is not None else keys.ACTIVE_JOBS,  # unused then
+                    message.key if message is not None else "",
                 ],
                 args=[
                     dump_job(job),
@@ -90,7 +87,9 @@ class JobStore:
                     self.ttl_seconds * self.tombstone_factor,
                     job.submitted_at.timestamp(),
                     job.job_id,
-                    b"" if rows is None else b"1" + rows,
+                    "0" if rows is None else "1",
+                    b"" if rows is None else rows,
+                    "0" if message is None else "1",
                     b"" if message is None else message.payload,
                 ],
             )
