@@ -51,7 +51,7 @@ class QueueDrain:
         try:
             queue = self._bound_queue()
             while len(taken) < limit:
-                messages = self._get(queue, limit - len(taken))
+                messages, emptied = self._get(queue, limit - len(taken))
                 if not messages:
                     if time.monotonic() >= deadline:
                         break
@@ -65,22 +65,24 @@ class QueueDrain:
                         continue
                     _args, kwargs, _embed = message.decode()
                     taken.append((JobMessage(**kwargs), message))
-                if other_task:
-                    break
+                if other_task or (emptied and time.monotonic() >= deadline):
+                    break  # no time left to wait for more: do not ask an empty queue again
         except (OperationalError, OSError, ConnectionError) as exc:
             # Batching is an optimisation: on trouble, run what we have.
             log.warning("batch_fetch_failed", error=repr(exc))
             self.reset()
         return taken
 
-    def _get(self, queue: Any, limit: int) -> list[Message]:
-        """Up to `limit` messages: in one round trip on onnxq's Redis channel
-        (onnxq/broker/redis_transport.py), one by one on other kombu transports."""
+    def _get(self, queue: Any, limit: int) -> tuple[list[Message], bool]:
+        """Up to `limit` messages, and whether they emptied the queue: in one round trip on
+        onnxq's Redis channel (onnxq/broker/redis_transport.py), one by one on other kombu
+        transports."""
         take_many = getattr(queue.channel, "take_many", None)
         if take_many is not None:
-            return take_many(self.queue_name, limit, accept=ACCEPT)
+            messages = take_many(self.queue_name, limit, accept=ACCEPT)
+            return messages, len(messages) < limit
         message = queue.get(no_ack=False, accept=ACCEPT)
-        return [] if message is None else [message]
+        return ([], True) if message is None else ([message], False)
 
     def reset(self) -> None:
         if self._connection is not None:

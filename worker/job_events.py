@@ -46,11 +46,6 @@ def not_run(fields: dict[str, Any], claim: Claim, started: float) -> None:
         log.warning("job", status="dropped", reason="job record missing or expired", **fields)
 
 
-def inputs_consumed(job_id: str) -> None:
-    """A duplicate delivery found the rows gone because another worker just finished the job."""
-    log.info("job", status="skipped", reason="inputs already consumed", job_id=job_id)
-
-
 def expired_while_running(job_id: str, started: float) -> None:
     """The record expired while the job ran: nobody can poll it any more."""
     log.warning(

@@ -1,7 +1,7 @@
 """Running prediction jobs as a plain object: the predict task is a thin shell over JobRunner.
 
-One `JobRunner.run` takes any number of job messages: it claims them in one
-transaction, runs every group of same-model jobs through one `session.run`
+One `JobRunner.run` takes any number of job messages: it claims them (and reads their rows)
+in two round trips, runs every group of same-model jobs through one `session.run`
 (chunked for large jobs), and stores all outcomes in one round trip.
 """
 
@@ -66,10 +66,9 @@ class JobRunner:
         """Run the jobs; return each one's final state (None when its record is gone)."""
         started = time.perf_counter()
         metrics.microbatch_ran(len(messages))
-        claims = self.store.claim_many(
+        claims, stored_rows = self.store.claim_with_rows(
             [m.job_id for m in messages], self.max_attempts, f"{socket.gethostname()}:{os.getpid()}"
         )
-        stored_rows = self.store.load_rows([m.job_id for m in messages if claims[m.job_id].job])
         outcomes: dict[str, Job | None] = {}
         groups: dict[tuple[str, int], list[tuple[JobMessage, Job]]] = {}
         for message in messages:
@@ -123,11 +122,8 @@ class JobRunner:
                 finished.append(lifecycle.fail(job, exc.error_type, exc.message))
                 continue
             if matrix is None:
-                current = self.store.get(message.job_id)
-                if current.status.ended:
-                    job_events.inputs_consumed(message.job_id)
-                    continue
-                # Nobody else will end it: say why it cannot run rather than leave it running.
+                # Read with its record, which was not ended: the rows expired. Nobody else will
+                # end it, so say why it cannot run rather than leave it running.
                 finished.append(lifecycle.inputs_missing(job))
                 continue
             ready.append((message, job, matrix))

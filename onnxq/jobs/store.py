@@ -51,6 +51,32 @@ if ARGV[8] == '1' then redis.call('LPUSH', KEYS[5], ARGV[9]) end
 return 1
 """
 
+# Claims, written only where the record is unchanged since the claim read it (the batch's
+# compare-and-set; WATCH would cost two more round trips). KEYS[1] is the active index, then n
+# record keys, then their n rows keys; ARGV[1] the channel of end announcements, ARGV[2] the TTL,
+# ARGV[3] the claim time, then per job: record as read, new record, job id, and its end
+# announcement ("" unless the claim ended it). Returns the positions of records that changed.
+_CLAIM = """
+local n = (#KEYS - 1) / 2
+local changed = {}
+for i = 1, n do
+  local at = 3 + (i - 1) * 4
+  if redis.call('GET', KEYS[1 + i]) ~= ARGV[at + 1] then
+    changed[#changed + 1] = i
+  else
+    redis.call('SET', KEYS[1 + i], ARGV[at + 2], 'EX', ARGV[2])
+    redis.call('EXPIRE', KEYS[1 + n + i], ARGV[2])
+    if ARGV[at + 4] ~= '' then
+      redis.call('ZREM', KEYS[1], ARGV[at + 3])
+      redis.call('PUBLISH', ARGV[1], ARGV[at + 4])
+    else
+      redis.call('ZADD', KEYS[1], ARGV[3], ARGV[at + 3])
+    end
+  end
+end
+return changed
+"""
+
 
 class JobStore:
     """One JSON value per job, expiring `ttl_seconds` after its last write.
@@ -65,7 +91,9 @@ class JobStore:
     def __init__(self, client: redis.Redis, ttl_seconds: int):
         self.client = client
         self.ttl_seconds = ttl_seconds
-        self._create = client.register_script(_CREATE)  # no round trip: EVALSHA, loaded on use
+        # No round trip here: EVALSHA, loaded on first use.
+        self._create = client.register_script(_CREATE)
+        self._claim = client.register_script(_CLAIM)
 
     def create(
         self, job: Job, rows: bytes | None = None, message: QueuedMessage | None = None
@@ -139,33 +167,52 @@ class JobStore:
     def claim_many(
         self, job_ids: list[str], max_attempts: int, worker: str | None = None
     ) -> dict[str, Claim]:
-        """Apply one delivery's claim (lifecycle.claim) to each job, in one transaction."""
-        job_keys = [keys.job(job_id) for job_id in job_ids]
-        with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(*job_keys)
-                    raws = pipe.mget(job_keys)
-                    now, claims = utc_now(), {}
-                    pipe.multi()
-                    for job_id, key, raw in zip(job_ids, job_keys, raws, strict=True):
-                        found = load_job(raw) if raw is not None else None
-                        claim = claims[job_id] = lifecycle.claim(found, now, max_attempts, worker)
-                        if not claim.changed or claim.job is None:
-                            continue
-                        record = dump_job(claim.job)
-                        pipe.set(key, record, ex=self.ttl_seconds)
-                        # The inputs live as long as the record that needs them.
-                        pipe.expire(keys.rows(job_id), self.ttl_seconds)
-                        if claim.job.status.ended:
-                            pipe.zrem(keys.ACTIVE_JOBS, job_id)
-                            pipe.publish(keys.JOBS_ENDED, ended_message(job_id, record))
-                        else:
-                            pipe.zadd(keys.ACTIVE_JOBS, {job_id: now.timestamp()})
-                    pipe.execute()
-                    return claims
-                except redis.WatchError:
-                    continue
+        """Apply one delivery's claim (lifecycle.claim) to each job."""
+        return self.claim_with_rows(job_ids, max_attempts, worker)[0]
+
+    def claim_with_rows(
+        self, job_ids: list[str], max_attempts: int, worker: str | None = None
+    ) -> tuple[dict[str, Claim], dict[str, bytes | None]]:
+        """Claim the jobs (lifecycle.claim) and return their stored input rows too.
+
+        Two round trips for the whole batch: one read of the records and rows, then one
+        script that writes each claim only if its record is still what was read (a job
+        cancelled, or finished by an earlier delivery, in between is read and claimed again).
+        """
+        claims: dict[str, Claim] = {}
+        rows: dict[str, bytes | None] = {}
+        pending = list(dict.fromkeys(job_ids))  # a job delivered twice in one batch: once
+        with redis_errors_as_unavailable():
+            while pending:
+                values = self.client.mget(
+                    [keys.job(job_id) for job_id in pending]
+                    + [keys.rows(job_id) for job_id in pending]
+                )
+                records, stored_rows = values[: len(pending)], values[len(pending) :]
+                now, writes = utc_now(), []
+                for job_id, raw, job_rows in zip(pending, records, stored_rows, strict=True):
+                    found = load_job(raw) if raw is not None else None
+                    claim = claims[job_id] = lifecycle.claim(found, now, max_attempts, worker)
+                    rows[job_id] = job_rows
+                    if claim.changed and claim.job is not None:
+                        writes.append((job_id, raw, claim.job))
+                pending = self._write_claims(writes, now) if writes else []
+        return claims, rows
+
+    def _write_claims(self, writes: list[tuple[str, bytes, Job]], now: datetime) -> list[str]:
+        """Write claimed records (job id, record as read, claimed job); the ids whose record
+        changed since it was read."""
+        job_keys, args = [keys.ACTIVE_JOBS], [self.ttl_seconds, now.timestamp()]
+        for job_id, _, _ in writes:
+            job_keys.append(keys.job(job_id))
+        for job_id, _, _ in writes:
+            job_keys.append(keys.rows(job_id))
+        for job_id, read, job in writes:
+            record = dump_job(job)
+            ended = ended_message(job_id, record) if job.status.ended else b""
+            args += [read, record, job_id, ended]
+        changed = self._claim(keys=job_keys, args=[keys.JOBS_ENDED, *args])
+        return [writes[int(i) - 1][0] for i in changed]
 
     def store_many(self, jobs: list[Job]) -> set[str]:
         """Write final states of jobs this worker claimed, in one round trip.
@@ -204,11 +251,3 @@ class JobStore:
         with redis_errors_as_unavailable():
             size = int(self.client.strlen(keys.rows(job.job_id)))
         return size // 4 // job.rows if size and job.rows else None
-
-    def load_rows(self, job_ids: list[str]) -> dict[str, bytes | None]:
-        """The stored input rows of these jobs (None where there are none)."""
-        if not job_ids:
-            return {}
-        with redis_errors_as_unavailable():
-            values = self.client.mget([keys.rows(job_id) for job_id in job_ids])
-        return dict(zip(job_ids, values, strict=True))

@@ -413,7 +413,7 @@ def test_a_redelivered_job_whose_stored_rows_have_expired_ends_instead_of_stayin
     assert ended.jobs == [stored]
 
 
-def test_a_duplicate_delivery_that_finds_the_rows_consumed_leaves_the_job_to_its_finisher(
+def test_a_duplicate_delivery_whose_job_ends_during_its_claim_leaves_the_job_to_its_finisher(
     demo_repository: ModelRepository,
     job_store: JobStore,
     prediction_log: PredictionLog,
@@ -430,15 +430,19 @@ def test_a_duplicate_delivery_that_finds_the_rows_consumed_leaves_the_job_to_its
         "probabilities": [[1.0, 0.0], [1.0, 0.0]],
         "classes": [0, 1],
     }
-    load_rows = job_store.load_rows
+    read = job_store.client.mget
+    reads = []
 
-    def another_worker_finishes_first(job_ids: list[str]) -> dict[str, bytes | None]:
-        # Between this delivery's claim and its read of the rows, the worker that was
-        # running the job stores its outcome (which consumes the rows).
-        job_store.store_many([lifecycle.succeed(job_store.get(identifier), finisher_result)])
-        return load_rows(job_ids)
+    def another_worker_finishes_first(keys: list[str]) -> list[bytes | None]:
+        # Between this delivery's read of the record (and rows) and its claim, the worker that
+        # was running the job stores its outcome (which consumes the rows).
+        values = read(keys)
+        if not reads:
+            job_store.store_many([lifecycle.succeed(job_store.get(identifier), finisher_result)])
+        reads.append(values)
+        return values
 
-    monkeypatch.setattr(job_store, "load_rows", another_worker_finishes_first)
+    monkeypatch.setattr(job_store.client, "mget", another_worker_finishes_first)
     ended = Ended()
 
     runner(demo_repository, job_store, prediction_log, ended).run([message])
@@ -448,3 +452,4 @@ def test_a_duplicate_delivery_that_finds_the_rows_consumed_leaves_the_job_to_its
     assert stored.result == finisher_result
     assert ended.jobs == []
     assert prediction_lines(prediction_log.directory) == []
+    assert len(reads) == 2  # the claim saw the record change and read it again

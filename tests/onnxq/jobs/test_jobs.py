@@ -266,6 +266,41 @@ def test_an_update_retries_when_the_record_changes_underneath_it(
     assert (stored.rows, stored.status) == (7, JobStatus.RUNNING)
 
 
+def test_a_claim_reads_again_when_the_record_changes_between_its_read_and_its_write(
+    store: JobStore, client: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create(new_job(), b"\0" * 4)
+    read, reads = client.mget, []
+
+    def cancelled_meanwhile(names: list[str]) -> list[bytes | None]:
+        values = read(names)
+        if not reads:  # the client cancels the job after the claim read it as queued
+            store.update("job-1", lifecycle.cancel)
+        reads.append(values)
+        return values
+
+    monkeypatch.setattr(client, "mget", cancelled_meanwhile)
+
+    claims, rows = store.claim_with_rows(["job-1"], max_attempts=3)
+
+    assert len(reads) == 2
+    assert claims["job-1"].state is ClaimState.ENDED
+    assert store.get("job-1").status is JobStatus.CANCELLED  # not overwritten as running
+    assert rows == {"job-1": b"\0" * 4}
+
+
+def test_a_claim_returns_the_rows_and_counts_a_job_delivered_twice_in_one_batch_once(
+    store: JobStore,
+) -> None:
+    store.create(new_job(), b"\1" * 4)
+
+    claims, rows = store.claim_with_rows(["job-1", "job-1"], max_attempts=3)
+
+    assert claims["job-1"].state is ClaimState.CLAIMED
+    assert store.get("job-1").attempts == 1
+    assert rows == {"job-1": b"\1" * 4}
+
+
 def test_the_public_document_carries_the_request_id_and_leaves_out_empty_fields() -> None:
     document = new_job().public()
 
@@ -347,7 +382,7 @@ def test_submit_records_a_queued_job_and_sends_its_task(
         "width": 2,
         "rows": 2,
     }
-    assert store.load_rows([job.job_id]) == {job.job_id: matrix.tobytes()}
+    assert store.claim_with_rows([job.job_id], max_attempts=3)[1] == {job.job_id: matrix.tobytes()}
 
 
 def test_each_submission_gets_its_own_job_id(celery_app, store: JobStore) -> None:
