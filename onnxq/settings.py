@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     microbatch_wait_ms: float = Field(default=0.0, ge=0)
     """How long a worker waits for more jobs to batch; 0 takes only jobs already waiting."""
 
+    microbatch_linger_ms: float = Field(default=200.0, ge=0, le=1000)
+    """After a batch, how long a worker process waits for the next one itself before it hands
+    back to Celery (0: after every batch); a busy one hands back after 2 s (or a tenth of the
+    soft time limit, if less)."""
+
     state_dir: Path = Path("var")
     """Writable directory for process state: Celery beat's schedule file, drift reports."""
 

@@ -6,7 +6,12 @@ from typing import Any
 
 import structlog
 from celery import Celery, Task
-from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    setup_logging,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutting_down,
+)
 
 from onnxq.broker.celery_app import (
     CALLBACK_TASK,
@@ -21,10 +26,10 @@ from onnxq.jobs.record import Job, utc_now
 from onnxq.settings import Settings
 from onnxq.telemetry import metrics
 from onnxq.telemetry.logs import configure_logging
-from worker.batching import settle
 from worker.callbacks import CallbackOutcome, callback_delay, deliver_callback
 from worker.consumer import CONSUMER
 from worker.drift_task import run_drift_check
+from worker.job_stream import StopFlag, run_predict, stream_seconds
 from worker.reconcile import JobReconciler
 from worker.retry import BackoffTask
 from worker.runner import JobMessage
@@ -43,6 +48,7 @@ def create_worker_app(settings: Settings) -> Celery:
     app.conf.worker_proc_alive_timeout = 60
     app.conf.worker_consumer = CONSUMER
     runtime = WorkerRuntime(settings, app)
+    stopping = StopFlag()  # made here, in the main process, before the pool forks
     # Every task below is this app's own closure (shared=False): a shared task would be
     # registered on every app made later in the process, which would then run the first
     # app's closures with the first app's runtime and settings.
@@ -71,16 +77,16 @@ def create_worker_app(settings: Settings) -> Celery:
         rows: int = 0,
     ) -> str | None:
         runtime.ensure_started()
-        first = JobMessage(job_id, model, version, request_id, width, rows)
-        small = first.rows < settings.job_chunk_rows
-        extras = runtime.drain.take(settings.microbatch_max_jobs - 1) if small else []
-        try:
-            outcomes = runtime.runner(send_callback).run([first, *(job for job, _ in extras)])
-        except BaseException:
-            settle([message for _, message in extras], ok=False)
-            raise
-        settle([message for _, message in extras], ok=True)
-        job = outcomes[job_id]
+        job = run_predict(
+            JobMessage(job_id, model, version, request_id, width, rows),
+            runtime.runner(send_callback),
+            runtime.drain,
+            max_jobs=settings.microbatch_max_jobs,
+            chunk_rows=settings.job_chunk_rows,
+            linger_seconds=settings.microbatch_linger_ms / 1000,
+            stream_seconds=stream_seconds(settings.task_soft_time_limit_seconds),
+            stopping=stopping.is_set,
+        )
         return job.status.value if job else None
 
     @app.task(
@@ -146,8 +152,12 @@ def create_worker_app(settings: Settings) -> Celery:
     def _end_process(pid: int, **_: Any) -> None:
         metrics.mark_process_dead(pid)
 
+    def _shutting_down(**_: Any) -> None:
+        stopping.set()  # running predict tasks finish their batch and take no more
+
     worker_process_init.connect(_start_process, weak=False)
     worker_process_shutdown.connect(_end_process, weak=False)
+    worker_shutting_down.connect(_shutting_down, weak=False)
     setup_logging.connect(_configure_logging, weak=False)
     app.onnxq_runtime = runtime  # type: ignore[attr-defined]
     return app

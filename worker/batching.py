@@ -44,14 +44,16 @@ class QueueDrain:
             self._queue = queue(self._connection.default_channel)
         return self._queue
 
-    def take(self, limit: int) -> list[tuple[JobMessage, Message]]:
-        """Return up to `limit` more predict jobs; waits at most the configured few ms."""
+    def take(self, limit: int, block_seconds: float = 0.0) -> list[tuple[JobMessage, Message]]:
+        """Return up to `limit` more predict jobs; waits at most the configured few ms for more
+        once some are found, and up to `block_seconds` for the first (Redis only)."""
         taken: list[tuple[JobMessage, Message]] = []
         deadline = time.monotonic() + self.wait_seconds
         try:
             queue = self._bound_queue()
             while len(taken) < limit:
-                messages, emptied = self._get(queue, limit - len(taken))
+                block = 0.0 if taken else block_seconds
+                messages, emptied = self._get(queue, limit - len(taken), block)
                 if not messages:
                     if time.monotonic() >= deadline:
                         break
@@ -73,13 +75,13 @@ class QueueDrain:
             self.reset()
         return taken
 
-    def _get(self, queue: Any, limit: int) -> tuple[list[Message], bool]:
+    def _get(self, queue: Any, limit: int, block_seconds: float) -> tuple[list[Message], bool]:
         """Up to `limit` messages, and whether they emptied the queue: in one round trip on
         onnxq's Redis channel (onnxq/broker/redis_transport.py), one by one on other kombu
         transports."""
         take_many = getattr(queue.channel, "take_many", None)
         if take_many is not None:
-            messages = take_many(self.queue_name, limit, accept=ACCEPT)
+            messages = take_many(self.queue_name, limit, accept=ACCEPT, block_seconds=block_seconds)
             return messages, len(messages) < limit
         message = queue.get(no_ack=False, accept=ACCEPT)
         return ([], True) if message is None else ([message], False)

@@ -46,10 +46,22 @@ TRANSPORT = "onnxq.broker.redis_transport:Transport"
 # Up to ARGV[1] messages off kombu's end of the queue list KEYS[1], each recorded as kombu's
 # basic_get records it: [payload, exchange, routing key] in the unacked hash KEYS[2] under its
 # delivery tag, and the tag in the unacked index KEYS[3], scored with when it was taken (ARGV[2]).
-# One script: a process that dies between the pop and the record cannot lose a message.
+# ARGV[3], when given, is a message already popped (by a blocking BRPOP): it is recorded first
+# and counts towards the limit. One script: a process that dies between the pop and the record
+# cannot lose a message.
 _TAKE_MANY = """
-local items = redis.call('RPOP', KEYS[1], ARGV[1])
-if not items then return {} end
+local items = {}
+local limit = tonumber(ARGV[1])
+if ARGV[3] then
+  items[1] = ARGV[3]
+  limit = limit - 1
+end
+if limit > 0 then
+  local popped = redis.call('RPOP', KEYS[1], limit)
+  if popped then
+    for _, raw in ipairs(popped) do items[#items + 1] = raw end
+  end
+end
 for _, raw in ipairs(items) do
   local properties = cjson.decode(raw)['properties']
   local info = properties['delivery_info']
@@ -85,17 +97,27 @@ class Channel(kombu_redis.Channel):
             self._sync_client = self._create_client()
         yield self._sync_client
 
-    def take_many(self, queue: str, limit: int, accept: Sequence[str]) -> list[Any]:
+    def take_many(
+        self, queue: str, limit: int, accept: Sequence[str], block_seconds: float = 0.0
+    ) -> list[Any]:
         """Up to `limit` messages from `queue`, unacknowledged, as `basic_get` would give them
-        one by one (only its priority-0 list: onnxq publishes no priorities)."""
+        one by one (only its priority-0 list: onnxq publishes no priorities).
+
+        With `block_seconds`, an empty queue is waited on (BRPOP) for up to that long. Between
+        that pop and its record the message is held only by this process, the same moment
+        kombu's own consumer has after its BRPOP (a loss there is repaired by the reconciler).
+        """
         with self.conn_or_acquire() as client:
             if self._take_many_script is None:
                 self._take_many_script = client.register_script(_TAKE_MANY)
-            items = self._take_many_script(
-                keys=[queue, self.unacked_key, self.unacked_index_key],
-                args=[limit, time.time()],
-                client=client,  # whichever client the channel has now
-            )
+            keys = [queue, self.unacked_key, self.unacked_index_key]
+            # whichever client the channel has now
+            items = self._take_many_script(keys=keys, args=[limit, time.time()], client=client)
+            if not items and block_seconds > 0:
+                popped = client.brpop([queue], timeout=block_seconds)
+                if popped is not None:
+                    args = [limit, time.time(), popped[1]]
+                    items = self._take_many_script(keys=keys, args=args, client=client)
         accepted = prepare_accept_content(accept)
         messages = []
         for item in items:

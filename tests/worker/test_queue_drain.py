@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from onnxq.devtools.redis_server import RedisServer
 from onnxq.jobs.queue import JobQueue
 from onnxq.jobs.store import JobStore
 from onnxq.settings import Settings
+from worker import batching
 from worker.batching import QueueDrain, settle
 
 ONE_ROW = np.zeros((1, 30), dtype=np.float32)
@@ -22,6 +24,21 @@ ONE_ROW = np.zeros((1, 30), dtype=np.float32)
 @pytest.fixture
 def settings(redis_server: RedisServer) -> Settings:
     return Settings(_env_file=None, redis_url=redis_server.url)
+
+
+@pytest.fixture
+def drains(settings: Settings) -> Iterator[Callable[[float], QueueDrain]]:
+    """QueueDrains on the test's Redis; each gives its messages back and closes before the server
+    stops."""
+    made: list[QueueDrain] = []
+
+    def drain(wait_ms: float = settings.microbatch_wait_ms) -> QueueDrain:
+        made.append(QueueDrain(make_celery(settings), settings.queue_name, wait_ms))
+        return made[-1]
+
+    yield drain
+    for each in made:
+        each.reset()
 
 
 def submit(settings: Settings, n: int) -> list[str]:
@@ -46,43 +63,58 @@ def counted_takes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_a_drain_that_empties_the_queue_does_not_ask_it_again(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, drains: Callable[..., QueueDrain], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = submit(settings, 3)
     takes = counted_takes(monkeypatch)
-    drain = QueueDrain(make_celery(settings), settings.queue_name, settings.microbatch_wait_ms)
+    drain = drains()
 
     taken = drain.take(63)
 
     assert [job.job_id for job, _ in taken] == ids
     assert takes == [3]  # one round trip: three of the 63 asked for emptied the queue
     settle([message for _, message in taken], ok=True)
-    drain.reset()
+
+
+class Clock:
+    """time.monotonic and time.sleep for the drain: sleeping moves the clock, nothing else."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def test_a_drain_with_a_wait_asks_the_emptied_queue_again_until_its_time_is_up(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, drains: Callable[..., QueueDrain], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     submit(settings, 2)
     takes = counted_takes(monkeypatch)
-    drain = QueueDrain(make_celery(settings), settings.queue_name, wait_ms=5)
+    monkeypatch.setattr(batching, "time", Clock())
+    drain = drains(5)
 
     taken = drain.take(63)
 
     assert len(taken) == 2
-    assert takes[0] == 2 and len(takes) >= 2 and set(takes[1:]) == {0}
+    # Every 0.5 ms until the 5 ms are up: the first take, then ten (or, by float rounding of
+    # the clock, eleven) that found nothing.
+    assert takes[0] == 2 and set(takes[1:]) == {0} and len(takes) - 1 in {10, 11}
     settle([message for _, message in taken], ok=True)
-    drain.reset()
 
 
-def test_a_drain_stops_at_its_limit(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_drain_stops_at_its_limit(
+    settings: Settings, drains: Callable[..., QueueDrain], monkeypatch: pytest.MonkeyPatch
+) -> None:
     ids = submit(settings, 5)
     takes = counted_takes(monkeypatch)
-    drain = QueueDrain(make_celery(settings), settings.queue_name, settings.microbatch_wait_ms)
+    drain = drains()
 
     taken = drain.take(4)
 
     assert [job.job_id for job, _ in taken] == ids[:4]
     assert takes == [4]
     settle([message for _, message in taken], ok=True)
-    drain.reset()

@@ -8,6 +8,7 @@ its holder goes away.
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import redis
@@ -90,3 +91,52 @@ def test_a_batch_never_decodes_what_it_does_not_accept(redis_server: RedisServer
         (message,) = connection.default_channel.take_many("jobs", 8, accept=["json"])
         with pytest.raises(ContentDisallowed):
             message.decode()
+
+
+def test_a_blocking_take_waits_for_a_message_and_records_it(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    with Connection(redis_server.url, transport=TRANSPORT) as connection:
+        channel = connection.default_channel
+        QUEUE(channel).declare()
+        publisher = threading.Thread(target=publish, args=(redis_server.url, 1))
+        publisher.start()  # before or during the wait: either way the take gets it
+
+        messages = channel.take_many("jobs", 8, accept=["json"], block_seconds=30)
+
+        publisher.join()
+        assert [m.decode() for m in messages] == [{"job": 0}]
+        assert set(held(client)) == {messages[0].delivery_tag}
+        channel.ack_many(messages)
+
+
+def test_a_blocking_take_records_the_popped_message_with_those_behind_it_up_to_the_limit(
+    redis_server: RedisServer, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    brpop = redis.Redis.brpop
+
+    def five_arrive_during_the_wait(self: redis.Redis, *args: object, **kwargs: object) -> object:
+        publish(redis_server.url, 5)  # the queue was empty when the take began
+        return brpop(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "brpop", five_arrive_during_the_wait)
+    with Connection(redis_server.url, transport=TRANSPORT) as connection:
+        channel = connection.default_channel
+        QUEUE(channel).declare()
+
+        messages = channel.take_many("jobs", 3, accept=["json"], block_seconds=30)
+
+        assert [m.decode() for m in messages] == [{"job": 0}, {"job": 1}, {"job": 2}]
+        assert set(held(client)) == {m.delivery_tag for m in messages}
+        assert client.llen("jobs") == 2
+        channel.ack_many(messages)
+
+
+def test_a_blocking_take_of_a_queue_that_stays_empty_gives_an_empty_batch(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    with Connection(redis_server.url, transport=TRANSPORT) as connection:
+        channel = connection.default_channel
+        QUEUE(channel).declare()
+        assert channel.take_many("jobs", 8, accept=["json"], block_seconds=0.05) == []
+        assert client.hlen("unacked") == 0
