@@ -25,7 +25,7 @@ from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
 from onnxq.models.session import OnnxModel, PredictionResult
 from onnxq.telemetry import metrics
-from onnxq.telemetry.prediction_log import PredictionLog
+from onnxq.telemetry.prediction_log import PredictionBatch, PredictionLog
 from worker import job_events
 
 log = structlog.get_logger("onnxq.worker")
@@ -83,8 +83,10 @@ class JobRunner:
                 self._ended(claim.job)  # failed by this delivery's claim
 
         finished: list[Job] = []
-        for (name, version), members in groups.items():
-            finished += self._run_group(name, version, members, stored_rows)
+        # The batch's prediction lines go out in one write, before the outcomes are stored.
+        with self.prediction_log.batch() as predictions:
+            for (name, version), members in groups.items():
+                finished += self._run_group(name, version, members, stored_rows, predictions)
         stored = self.store.store_many(finished)
         for job in finished:
             if job.job_id in stored:
@@ -106,6 +108,7 @@ class JobRunner:
         version: int,
         members: list[tuple[JobMessage, Job]],
         stored_rows: dict[str, bytes | None],
+        predictions: PredictionBatch,
     ) -> list[Job]:
         try:
             model = self.repository.get(name, version)
@@ -137,9 +140,13 @@ class JobRunner:
             return finished + [lifecycle.timed_out(job, len(ready)) for _, job, _ in ready]
         except Exception:  # one bad job must not fail its batch-mates: run them alone
             log.exception("batch_failed_running_alone", model=name, jobs=len(ready))
-            return finished + [self._run_alone(model, m, job, x) for m, job, x in ready]
+            return finished + [
+                self._run_alone(model, m, job, x, predictions) for m, job, x in ready
+            ]
         for (message, job, matrix), (result, latency_ms) in zip(ready, results, strict=True):
-            finished.append(self._succeed(model, message, job, matrix, result, latency_ms))
+            finished.append(
+                self._succeed(model, message, job, matrix, result, latency_ms, predictions)
+            )
         return finished
 
     def _predict_together(
@@ -167,7 +174,12 @@ class JobRunner:
         return results
 
     def _run_alone(
-        self, model: OnnxModel, message: JobMessage, job: Job, matrix: np.ndarray
+        self,
+        model: OnnxModel,
+        message: JobMessage,
+        job: Job,
+        matrix: np.ndarray,
+        predictions: PredictionBatch,
     ) -> Job:
         try:
             [(result, latency_ms)] = self._predict_together(model, [matrix])
@@ -175,7 +187,7 @@ class JobRunner:
             raise
         except Exception as exc:  # a model or runtime fault: record it, never loop on it
             return lifecycle.fail(job, type(exc).__name__, str(exc))
-        return self._succeed(model, message, job, matrix, result, latency_ms)
+        return self._succeed(model, message, job, matrix, result, latency_ms, predictions)
 
     def _succeed(
         self,
@@ -185,8 +197,9 @@ class JobRunner:
         matrix: np.ndarray,
         result: PredictionResult,
         latency_ms: float,
+        predictions: PredictionBatch,
     ) -> Job:
-        self.prediction_log.record(
+        predictions.record(
             model=model.name,
             version=model.version,
             rows=matrix,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -48,6 +50,40 @@ class PredictionLog:
         its shortest round-trip decimal (17.99, not 17.989999771118164), in
         manifest order whatever form the request used.
         """
+        with self.batch() as batch:
+            return batch.record(
+                model=model,
+                version=version,
+                rows=rows,
+                result=result,
+                latency_ms=latency_ms,
+                request_id=request_id,
+                job_id=job_id,
+                source=source,
+            )
+
+    @contextmanager
+    def batch(self) -> Iterator[PredictionBatch]:
+        """Lines recorded on the batch are appended together, in one write, when it closes (a
+        worker's micro-batch: one lock and one write instead of one per job)."""
+        batch = PredictionBatch(self)
+        yield batch
+        for path, lines in batch.lines.items():
+            self._append(path, b"".join(lines))
+
+    def lines(
+        self,
+        *,
+        model: str,
+        version: int,
+        rows: np.ndarray | Sequence[Sequence[float]],
+        result: PredictionResult,
+        latency_ms: float,
+        request_id: str | None,
+        job_id: str | None,
+        source: str,
+    ) -> tuple[Path, bytes]:
+        """The file and the lines (newline-terminated) that `record` appends."""
         now = datetime.now(UTC)
         timestamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         matrix = np.ascontiguousarray(rows, dtype=np.float32)
@@ -66,12 +102,11 @@ class PredictionLog:
                     "probabilities": result.probabilities[index],
                     "latency_ms": round(latency_ms, 3),
                 },
-                option=orjson.OPT_SERIALIZE_NUMPY,
+                option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE,
             )
             for index in range(len(matrix))
         ]
-        self._append(self.path_for(now), b"\n".join(lines) + b"\n")
-        return len(lines)
+        return self.path_for(now), b"".join(lines)
 
     def _append(self, path: Path, payload: bytes) -> None:
         with self._lock:
@@ -112,3 +147,17 @@ class PredictionLog:
             if self._open is not None:
                 os.close(self._open[1])
                 self._open = None
+
+
+class PredictionBatch:
+    """Lines waiting to be appended together (PredictionLog.batch)."""
+
+    def __init__(self, log: PredictionLog):
+        self._log = log
+        self.lines: dict[Path, list[bytes]] = {}
+
+    def record(self, **prediction: Any) -> int:
+        """PredictionLog.record's arguments; the lines are written when the batch closes."""
+        path, lines = self._log.lines(**prediction)
+        self.lines.setdefault(path, []).append(lines)
+        return lines.count(b"\n")

@@ -188,10 +188,10 @@ def test_a_job_store_outage_is_raised_for_the_task_layer_to_retry(
     instances: list[list[float]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def unavailable(**kwargs: Any) -> None:
+    def unavailable(finished: list[Any]) -> set[str]:
         raise QueueUnavailable("the job store is unreachable")
 
-    monkeypatch.setattr(prediction_log, "record", unavailable)
+    monkeypatch.setattr(job_store, "store_many", unavailable)  # down when the outcome is stored
     message = submitted(jobs, instances)
 
     with pytest.raises(QueueUnavailable):
@@ -230,14 +230,13 @@ def test_a_job_whose_record_vanishes_while_running_returns_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     message = submitted(jobs, instances)
-    record = prediction_log.record
+    store_many = job_store.store_many
 
-    def record_then_expire(**kwargs: Any) -> int:
-        written = record(**kwargs)
+    def expire_then_store(finished: list[Any]) -> set[str]:
         redis_client.delete(keys.job(message.job_id))  # the TTL ends mid-job
-        return written
+        return store_many(finished)
 
-    monkeypatch.setattr(prediction_log, "record", record_then_expire)
+    monkeypatch.setattr(job_store, "store_many", expire_then_store)
 
     assert run(demo_repository, job_store, prediction_log, message) is None
     assert not redis_client.exists(keys.job(message.job_id))  # not written back

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from onnxq.models.session import PredictionResult
 from onnxq.telemetry.prediction_log import PredictionLog
@@ -122,6 +123,40 @@ def test_later_batches_are_appended_after_earlier_ones(tmp_path: Path) -> None:
         ("b", 0),
         ("b", 1),
     ]
+
+
+def test_a_batch_writes_its_jobs_lines_in_one_append_when_it_closes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = PredictionLog(tmp_path)
+    appends: list[int] = []
+    append = log._append
+
+    def counted(path: Path, payload: bytes) -> None:
+        appends.append(payload.count(b"\n"))
+        append(path, payload)
+
+    monkeypatch.setattr(log, "_append", counted)
+    with log.batch() as batch:
+        for job in ("a", "b", "c"):
+            written = batch.record(
+                model="m",
+                version=1,
+                rows=[[1.0], [2.0]],
+                result=result_for(2),
+                latency_ms=0.0,
+                job_id=job,
+                source="job",
+            )
+            assert written == 2
+        assert appends == []  # nothing on disk before the batch closes
+
+    assert appends == [6]
+    lines = read_lines(tmp_path)
+    assert [(line["job_id"], line["row"]) for line in lines] == [
+        (job, row) for job in "abc" for row in (0, 1)
+    ]
+    assert all(set(line) == FIELDS for line in lines)
 
 
 def test_a_log_directory_removed_while_running_is_made_again(tmp_path: Path) -> None:
