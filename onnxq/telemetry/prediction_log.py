@@ -79,8 +79,8 @@ class PredictionLog:
         rows: np.ndarray | Sequence[Sequence[float]],
         result: PredictionResult,
         latency_ms: float,
-        request_id: str | None,
-        job_id: str | None,
+        request_id: str | None = None,
+        job_id: str | None = None,
         source: str,
     ) -> tuple[Path, bytes]:
         """The file and the lines (newline-terminated) that `record` appends."""
