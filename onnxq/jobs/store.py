@@ -77,6 +77,27 @@ end
 return changed
 """
 
+# Final states of claimed jobs. KEYS[1] is the active index, then n record keys, then their n rows
+# keys; ARGV[1] the TTL, ARGV[2] the channel of end announcements, then per job: its id, final
+# record and end announcement. A record that expired meanwhile is not recreated (SET XX); the
+# inputs are no longer needed; the announcements go out after every write, so a woken poll that
+# reads a record finds its final state. Returns 1 or 0 per job: whether its record was written.
+_STORE = """
+local n = (#KEYS - 1) / 2
+local written, ids = {}, {}
+for i = 1, n do
+  local at = 3 + (i - 1) * 3
+  written[i] = redis.call('SET', KEYS[1 + i], ARGV[at + 1], 'EX', ARGV[1], 'XX') and 1 or 0
+  redis.call('DEL', KEYS[1 + n + i])
+  ids[i] = ARGV[at]
+end
+redis.call('ZREM', KEYS[1], unpack(ids))
+for i = 1, n do
+  redis.call('PUBLISH', ARGV[2], ARGV[3 + (i - 1) * 3 + 2])
+end
+return written
+"""
+
 
 class JobStore:
     """One JSON value per job, expiring `ttl_seconds` after its last write.
@@ -94,6 +115,7 @@ class JobStore:
         # No round trip here: EVALSHA, loaded on first use.
         self._create = client.register_script(_CREATE)
         self._claim = client.register_script(_CLAIM)
+        self._store = client.register_script(_STORE)
 
     def create(
         self, job: Job, rows: bytes | None = None, message: QueuedMessage | None = None
@@ -215,22 +237,21 @@ class JobStore:
         return [writes[int(i) - 1][0] for i in changed]
 
     def store_many(self, jobs: list[Job]) -> set[str]:
-        """Write final states of jobs this worker claimed, in one round trip.
+        """Write final states of jobs this worker claimed, in one script (one command, however
+        many jobs: a pipeline paid redis-py's per-command cost three times per job).
 
         Returns the ids written; a record that expired meanwhile is not recreated.
         """
-        records = [dump_job(job) for job in jobs]
-        with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
-            for job, record in zip(jobs, records, strict=True):
-                pipe.set(keys.job(job.job_id), record, ex=self.ttl_seconds, xx=True)
-            for job in jobs:
-                pipe.delete(keys.rows(job.job_id))  # inputs are no longer needed
-            if jobs:
-                pipe.zrem(keys.ACTIVE_JOBS, *(job.job_id for job in jobs))
-            for job, record in zip(jobs, records, strict=True):
-                # After the writes: a woken poll that reads the record finds the final state.
-                pipe.publish(keys.JOBS_ENDED, ended_message(job.job_id, record))
-            written = pipe.execute()[: len(jobs)]
+        if not jobs:
+            return set()
+        job_keys, args = [keys.ACTIVE_JOBS], [self.ttl_seconds, keys.JOBS_ENDED]
+        job_keys += [keys.job(job.job_id) for job in jobs]
+        job_keys += [keys.rows(job.job_id) for job in jobs]
+        for job in jobs:
+            record = dump_job(job)
+            args += [job.job_id, record, ended_message(job.job_id, record)]
+        with redis_errors_as_unavailable():
+            written = self._store(keys=job_keys, args=args)
         return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}
 
     def stale_active(self, idle_seconds: float, now: datetime, limit: int = 1000) -> list[str]:
