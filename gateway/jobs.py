@@ -87,7 +87,7 @@ def _submitted_and_waited(seconds: float | None, **job: Any) -> tuple[Submission
         return submission, submission.job
     job_id = new_job_id()
     with services.waiter.registered(job_id) as waiting:
-        submission = services.queue.submit(job_id=job_id, **job)
+        submission = services.queue.submit(job_id=job_id, notify=services.waiter.channel, **job)
         if submission.replayed:  # an earlier job of this idempotency key: wait for that one
             return submission, _waited(submission.job, seconds)
         return submission, services.waiter.until_ended_from(

@@ -20,9 +20,15 @@ ROWS_PREFIX = "onnxq:rows:"
 ACTIVE_JOBS = "onnxq:jobs:active"
 # An Idempotency-Key's claim on the job it created.
 IDEMPOTENCY_PREFIX = "onnxq:idempotency:"
-# Pub/sub channel: the id of every job that has just ended is published here, in the same
-# round trip that stores its final state; waiting polls listen (onnxq/jobs/waiting.py).
+# Pub/sub: a job's end is announced, in the same script that stores its final state, on the
+# channel of the gateway process whose request waits for it (the record's `notify`, set by a
+# `Prefer: wait` submit), and on JOBS_ENDED while a waiting poll has marked it watched
+# (onnxq/jobs/waiting.py). Nobody else is woken: a job's end costs one wake-up, not one per
+# gateway process.
 JOBS_ENDED = "onnxq:jobs:ended"
+WAITER_CHANNEL_PREFIX = "onnxq:jobs:ended:"
+# "A waiting poll listens on JOBS_ENDED for this job": set by the poll, expiring after its wait.
+WATCHED_PREFIX = "onnxq:job-watched:"
 
 # Not onnxq's own: kombu's Redis transport keeps delivered, unacknowledged
 # messages in this hash, and the reconciler reads it.
@@ -39,6 +45,15 @@ def tombstone(job_id: str) -> str:
 
 def rows(job_id: str) -> str:
     return ROWS_PREFIX + job_id
+
+
+def waiter_channel(token: str) -> str:
+    """The end announcements of the jobs one gateway process's requests wait for."""
+    return WAITER_CHANNEL_PREFIX + token
+
+
+def watched(job_id: str) -> str:
+    return WATCHED_PREFIX + job_id
 
 
 def idempotency(scope: str, idempotency_key: str) -> str:

@@ -107,10 +107,11 @@ class JobQueue:
         idempotency_scope: str = "",
         fingerprint: str = "",
         job_id: str | None = None,
+        notify: str | None = None,
     ) -> Submission:
         """Queue a job of validated rows (under `job_id` if given: a caller may wait for it
-        before it exists); with an idempotency key, the same key and body return the first
-        job."""
+        before it exists, its end announced on `notify`); with an idempotency key, the same key
+        and body return the first job."""
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         job = Job(
             job_id=job_id or new_job_id(),
@@ -121,6 +122,7 @@ class JobQueue:
             request_id=request_id,
             submitted_at=utc_now(),
             callback_url=callback_url,
+            notify=notify,
         )
         claim_key = None
         if idempotency_key is not None:

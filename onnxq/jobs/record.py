@@ -49,9 +49,13 @@ class Job(BaseModel):
     attempts: int = 0
     # "<host>:<pid>" of the worker process that claimed it last: for operators and fault tests.
     worker: str | None = None
+    # The pub/sub channel of the gateway process whose request waits for it (keys.waiter_channel).
+    notify: str | None = None
 
     def public(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True, exclude={"attempts", "worker"})
+        return self.model_dump(
+            mode="json", exclude_none=True, exclude={"attempts", "worker", "notify"}
+        )
 
 
 # Large results (a 100,000-row job) are stored zlib-compressed; JSON never starts with "z".

@@ -6,6 +6,7 @@ onnxq.jobs.keys, and every change of its state onnxq.jobs.lifecycle.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import NoReturn
@@ -19,14 +20,16 @@ from onnxq.jobs import keys, lifecycle
 from onnxq.jobs.lifecycle import Claim
 from onnxq.jobs.record import Job, dump_job, load_job, utc_now
 
-# A job's end is announced on keys.JOBS_ENDED with its final record when that is small (a
-# single-row result is a few hundred bytes): a request waiting for it answers from the message
+# A job's end is announced (keys.JOBS_ENDED says where) with its final record when that is small
+# (a single-row result is a few hundred bytes): a request waiting for it answers from the message
 # instead of reading the record back. Larger records are announced by id alone.
 ENDED_RECORD_MAX_BYTES = 16 * 1024
+# A watched mark outlives the wait it was set for by this long (a poll's clock and Redis's).
+WATCH_MARGIN = 5
 
 
 def ended_message(job_id: str, record: bytes) -> bytes:
-    """What keys.JOBS_ENDED carries: `<job id>` or `<job id> <final record>`."""
+    """What an end announcement carries: `<job id>` or `<job id> <final record>`."""
     if len(record) <= ENDED_RECORD_MAX_BYTES:
         return job_id.encode() + b" " + record
     return job_id.encode()
@@ -51,16 +54,28 @@ if ARGV[8] == '1' then redis.call('LPUSH', KEYS[5], ARGV[9]) end
 return 1
 """
 
+# Announcing a job's end inside a script (keys.JOBS_ENDED): on its waiter's channel, if it has
+# one, and on the shared channel while a waiting poll watches it.
+_ANNOUNCE = """
+local function announce(message, notify, watched)
+  if notify ~= '' then redis.call('PUBLISH', notify, message) end
+  if redis.call('EXISTS', watched) == 1 then redis.call('PUBLISH', ARGV[1], message) end
+end
+"""
+
 # Claims, written only where the record is unchanged since the claim read it (the batch's
 # compare-and-set; WATCH would cost two more round trips). KEYS[1] is the active index, then n
-# record keys, then their n rows keys; ARGV[1] the channel of end announcements, ARGV[2] the TTL,
-# ARGV[3] the claim time, then per job: record as read, new record, job id, and its end
-# announcement ("" unless the claim ended it). Returns the positions of records that changed.
-_CLAIM = """
-local n = (#KEYS - 1) / 2
+# record keys, their n rows keys and their n watched keys; ARGV[1] the shared channel of end
+# announcements, ARGV[2] the TTL, ARGV[3] the claim time, then per job: record as read, new
+# record, job id, its end announcement ("" unless the claim ended it) and its waiter's channel.
+# Returns the positions of records that changed.
+_CLAIM = (
+    _ANNOUNCE
+    + """
+local n = (#KEYS - 1) / 3
 local changed = {}
 for i = 1, n do
-  local at = 3 + (i - 1) * 4
+  local at = 3 + (i - 1) * 5
   if redis.call('GET', KEYS[1 + i]) ~= ARGV[at + 1] then
     changed[#changed + 1] = i
   else
@@ -68,7 +83,7 @@ for i = 1, n do
     redis.call('EXPIRE', KEYS[1 + n + i], ARGV[2])
     if ARGV[at + 4] ~= '' then
       redis.call('ZREM', KEYS[1], ARGV[at + 3])
-      redis.call('PUBLISH', ARGV[1], ARGV[at + 4])
+      announce(ARGV[at + 4], ARGV[at + 5], KEYS[1 + 2 * n + i])
     else
       redis.call('ZADD', KEYS[1], ARGV[3], ARGV[at + 3])
     end
@@ -76,27 +91,33 @@ for i = 1, n do
 end
 return changed
 """
+)
 
-# Final states of claimed jobs. KEYS[1] is the active index, then n record keys, then their n rows
-# keys; ARGV[1] the TTL, ARGV[2] the channel of end announcements, then per job: its id, final
-# record and end announcement. A record that expired meanwhile is not recreated (SET XX); the
-# inputs are no longer needed; the announcements go out after every write, so a woken poll that
-# reads a record finds its final state. Returns 1 or 0 per job: whether its record was written.
-_STORE = """
-local n = (#KEYS - 1) / 2
+# Final states of claimed jobs. KEYS[1] is the active index, then n record keys, their n rows
+# keys and their n watched keys; ARGV[1] the shared channel of end announcements, ARGV[2] the TTL,
+# then per job: its id, final record, end announcement and waiter's channel. A record that
+# expired meanwhile is not recreated (SET XX); the inputs are no longer needed; the
+# announcements go out after every write, so a woken poll that reads a record finds its final
+# state. Returns 1 or 0 per job: whether its record was written.
+_STORE = (
+    _ANNOUNCE
+    + """
+local n = (#KEYS - 1) / 3
 local written, ids = {}, {}
 for i = 1, n do
-  local at = 3 + (i - 1) * 3
-  written[i] = redis.call('SET', KEYS[1 + i], ARGV[at + 1], 'EX', ARGV[1], 'XX') and 1 or 0
+  local at = 3 + (i - 1) * 4
+  written[i] = redis.call('SET', KEYS[1 + i], ARGV[at + 1], 'EX', ARGV[2], 'XX') and 1 or 0
   redis.call('DEL', KEYS[1 + n + i])
   ids[i] = ARGV[at]
 end
 redis.call('ZREM', KEYS[1], unpack(ids))
 for i = 1, n do
-  redis.call('PUBLISH', ARGV[2], ARGV[3 + (i - 1) * 3 + 2])
+  local at = 3 + (i - 1) * 4
+  announce(ARGV[at + 2], ARGV[at + 3], KEYS[1 + 2 * n + i])
 end
 return written
 """
+)
 
 
 class JobStore:
@@ -153,6 +174,17 @@ class JobStore:
                 self._raise_missing(job_id)
         return load_job(raw)
 
+    def get_watched(self, job_id: str, seconds: float) -> Job:
+        """Read a job a waiting poll waits for, having first marked it watched for `seconds`:
+        its end is then announced on keys.JOBS_ENDED too (one round trip)."""
+        with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
+            pipe.set(keys.watched(job_id), b"1", ex=max(1, math.ceil(seconds)) + WATCH_MARGIN)
+            pipe.get(keys.job(job_id))
+            _, raw = pipe.execute()
+            if raw is None:
+                self._raise_missing(job_id)
+        return load_job(raw)
+
     def _raise_missing(self, job_id: str) -> NoReturn:
         if self.client.exists(keys.tombstone(job_id)):
             raise JobExpired(job_id, self.ttl_seconds)
@@ -178,9 +210,12 @@ class JobStore:
                     pipe.multi()
                     record = dump_job(job)
                     pipe.set(key, record, ex=self.ttl_seconds)
-                    if job.status.ended:
+                    if job.status.ended:  # a cancel: rare, so every waiting poll is told
                         pipe.zrem(keys.ACTIVE_JOBS, job_id)
-                        pipe.publish(keys.JOBS_ENDED, ended_message(job_id, record))
+                        message = ended_message(job_id, record)
+                        if job.notify:
+                            pipe.publish(job.notify, message)
+                        pipe.publish(keys.JOBS_ENDED, message)
                     pipe.execute()
                     return job
                 except redis.WatchError:
@@ -225,14 +260,13 @@ class JobStore:
         """Write claimed records (job id, record as read, claimed job); the ids whose record
         changed since it was read."""
         job_keys, args = [keys.ACTIVE_JOBS], [self.ttl_seconds, now.timestamp()]
-        for job_id, _, _ in writes:
-            job_keys.append(keys.job(job_id))
-        for job_id, _, _ in writes:
-            job_keys.append(keys.rows(job_id))
+        job_keys += [keys.job(job_id) for job_id, _, _ in writes]
+        job_keys += [keys.rows(job_id) for job_id, _, _ in writes]
+        job_keys += [keys.watched(job_id) for job_id, _, _ in writes]
         for job_id, read, job in writes:
             record = dump_job(job)
             ended = ended_message(job_id, record) if job.status.ended else b""
-            args += [read, record, job_id, ended]
+            args += [read, record, job_id, ended, job.notify or ""]
         changed = self._claim(keys=job_keys, args=[keys.JOBS_ENDED, *args])
         return [writes[int(i) - 1][0] for i in changed]
 
@@ -244,12 +278,13 @@ class JobStore:
         """
         if not jobs:
             return set()
-        job_keys, args = [keys.ACTIVE_JOBS], [self.ttl_seconds, keys.JOBS_ENDED]
+        job_keys, args = [keys.ACTIVE_JOBS], [keys.JOBS_ENDED, self.ttl_seconds]
         job_keys += [keys.job(job.job_id) for job in jobs]
         job_keys += [keys.rows(job.job_id) for job in jobs]
+        job_keys += [keys.watched(job.job_id) for job in jobs]
         for job in jobs:
             record = dump_job(job)
-            args += [job.job_id, record, ended_message(job.job_id, record)]
+            args += [job.job_id, record, ended_message(job.job_id, record), job.notify or ""]
         with redis_errors_as_unavailable():
             written = self._store(keys=job_keys, args=args)
         return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}

@@ -1,20 +1,27 @@
 """Waiting for jobs to end, woken by Redis pub/sub: what `?wait=` and `Prefer: wait` are built on.
 
-Whatever ends a job (the worker storing outcomes, a cancel, a poison claim) publishes its id on
-`keys.JOBS_ENDED` in the same round trip as the final state (onnxq/jobs/store.py). Each gateway
-process keeps ONE subscription to that channel, read by one listener thread, and wakes the requests
-waiting on that id. A waiter registers before it reads the record, so a job that ends between the
-read and the wait still wakes it (or registers before it creates the job: the submit with
-`Prefer: wait`). The message carries the job's final record when it is small, and the woken
-request answers from it without reading the record back. Nothing polls Redis in a loop; a lost
-subscription (Redis restarting) wakes every waiter so that each reads its record again.
+Whatever ends a job (the worker storing outcomes, a cancel, a poison claim) announces it in the
+same script or transaction as the final state (onnxq/jobs/store.py), to whoever waits: each
+gateway process has a channel of its own (keys.waiter_channel), and a `Prefer: wait` submit names
+it in the job's record (`notify`), so the end of a job wakes the one process whose request waits
+for it, not every gateway process. A waiting poll (`?wait=`) may arrive at any process: it marks
+the job watched (keys.watched) in the round trip that reads the record, and a watched job's end
+is announced on the shared keys.JOBS_ENDED too. Each process keeps ONE subscription to both
+channels, read by one listener thread, and wakes the requests waiting on that id. A waiter
+registers before it reads the record, so a job that ends between the read and the wait still wakes
+it (or registers before it creates the job: the submit with `Prefer: wait`). The message carries
+the job's final record when it is small, and the woken request answers from it without reading the
+record back. Nothing polls Redis in a loop; a lost subscription (Redis restarting) wakes every
+waiter so that each reads its record again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import redis
@@ -69,6 +76,19 @@ class JobWaiter:
         self._waiting: dict[str, list[Waiting]] = {}
         self._listener: threading.Thread | None = None
         self._subscribed = threading.Event()
+        self._channel: tuple[int, str] | None = None
+
+    @property
+    def channel(self) -> str:
+        """This process's channel: name it in a job's record (`notify`) to be told of its end."""
+        self._ensure_listener()
+        return self._own_channel()
+
+    def _own_channel(self) -> str:
+        # Made in the process that listens: a forked copy of this object gets a channel of its own.
+        if self._channel is None or self._channel[0] != os.getpid():
+            self._channel = (os.getpid(), keys.waiter_channel(uuid.uuid4().hex))
+        return self._channel[1]
 
     @contextlib.contextmanager
     def registered(self, job_id: str) -> Iterator[Waiting]:
@@ -93,7 +113,8 @@ class JobWaiter:
     def until_ended(self, store: JobStore, job_id: str, seconds: float) -> Job:
         """The job once it has ended, or as it stands after `seconds`, whichever comes first."""
         with self.registered(job_id) as waiting:
-            return self.until_ended_from(waiting, store, store.get(job_id), seconds)
+            job = store.get_watched(job_id, seconds)  # its end is announced on JOBS_ENDED too
+            return self.until_ended_from(waiting, store, job, seconds)
 
     def until_ended_from(self, waiting: Waiting, store: JobStore, job: Job, seconds: float) -> Job:
         """`job` (read or created after `waiting` was registered) once it has ended, or as it
@@ -133,7 +154,7 @@ class JobWaiter:
             pubsub = None
             try:
                 pubsub = self._client_factory().pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(keys.JOBS_ENDED)
+                pubsub.subscribe(keys.JOBS_ENDED, self._own_channel())
                 # Anything that ended while we were not subscribed: let every waiter look again.
                 # (Then "subscribed": whoever registers from now on misses nothing.)
                 self._wake_all()

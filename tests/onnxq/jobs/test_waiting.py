@@ -1,4 +1,5 @@
-"""A job's end is announced with its final record, and a waiter answers from it (JobWaiter)."""
+"""A job's end is announced with its final record to whoever waits for it, and a waiter answers
+from it (JobWaiter)."""
 
 from __future__ import annotations
 
@@ -39,17 +40,23 @@ def store(redis_client: fakeredis.FakeRedis) -> CountingStore:
     return CountingStore(redis_client, ttl_seconds=600)
 
 
-def queued() -> Job:
-    return queued_job("a" * 32, model="m", rows=1, request_id=None, submitted_at=NOW)
+WAITER = keys.waiter_channel("test")
+
+
+def queued(notify: str | None = WAITER) -> Job:
+    job = queued_job("a" * 32, model="m", rows=1, request_id=None, submitted_at=NOW)
+    return job.model_copy(update={"notify": notify})
 
 
 def succeeded(job: Job, result: dict) -> Job:
     return lifecycle.succeed(lifecycle.start(job, NOW), result, NOW)
 
 
-def announcements(redis_client: fakeredis.FakeRedis, end: Callable[[], object]) -> list[bytes]:
+def announcements(
+    redis_client: fakeredis.FakeRedis, end: Callable[[], object], channel: str = WAITER
+) -> list[bytes]:
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(keys.JOBS_ENDED)
+    pubsub.subscribe(channel)
     end()
     # The first read takes the (ignored) subscribe confirmation and gives None.
     read = [pubsub.get_message(timeout=0.1) for _ in range(3)]
@@ -93,6 +100,7 @@ def wait_for_end(
         end()
 
     with waiter.registered(job.job_id) as waiting:
+        job = job.model_copy(update={"notify": waiter.channel})  # as a Prefer: wait submit
         store.create(job)
         thread = threading.Thread(target=worker, daemon=True)
         thread.start()
@@ -104,9 +112,9 @@ def wait_for_end(
 def test_a_waiter_answers_from_the_announcement_without_reading_the_record(
     store: CountingStore, redis_client: fakeredis.FakeRedis
 ) -> None:
-    job = queued()
-    done = succeeded(job, {"labels": [1]})
     waiter = JobWaiter(lambda: redis_client)
+    job = queued(notify=waiter.channel)
+    done = succeeded(job, {"labels": [1]})
     seen, reads = wait_for_end(waiter, store, job, lambda: store.store_many([done]))
     assert seen == done
     assert reads == 0
@@ -115,7 +123,7 @@ def test_a_waiter_answers_from_the_announcement_without_reading_the_record(
 def test_a_waiter_reads_the_record_when_the_announcement_has_none(
     store: CountingStore, redis_client: fakeredis.FakeRedis
 ) -> None:
-    job = queued()
+    job = queued(notify=None)
     done = succeeded(job, {"labels": [1]})
 
     def end_announced_by_id() -> None:  # as a record too large to announce is
@@ -126,3 +134,73 @@ def test_a_waiter_reads_the_record_when_the_announcement_has_none(
     seen, reads = wait_for_end(waiter, store, job, end_announced_by_id)
     assert seen == done
     assert reads == 1
+
+
+def test_an_end_wakes_only_its_waiter_while_no_poll_watches_it(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job, other = queued(), queued(notify=None).model_copy(update={"job_id": "b" * 32})
+    store.create(job)
+    store.create(other)
+    ends = [succeeded(job, {"labels": [1]}), succeeded(other, {"labels": [0]})]
+
+    shared = announcements(redis_client, lambda: store.store_many(ends), keys.JOBS_ENDED)
+
+    assert shared == []  # neither is watched: the other gateway processes are not woken
+    assert redis_client.get(keys.job(other.job_id)) == dump_job(ends[1])
+
+
+def test_a_watched_job_is_announced_on_the_shared_channel_too(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued()
+    store.create(job)
+    assert store.get_watched(job.job_id, seconds=10) == job
+    assert 10 < redis_client.ttl(keys.watched(job.job_id)) <= 15
+    done = succeeded(job, {"labels": [1]})
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(WAITER, keys.JOBS_ENDED)
+
+    store.store_many([done])
+
+    read = [pubsub.get_message(timeout=0.1) for _ in range(4)]
+    heard = sorted(m["channel"].decode() for m in read if m is not None)
+    assert heard == sorted([WAITER, keys.JOBS_ENDED])
+
+
+def test_a_waiting_poll_in_another_process_is_woken_by_a_job_another_process_waits_for(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    submitter, poller = JobWaiter(lambda: redis_client), JobWaiter(lambda: redis_client)
+    assert poller.wait_subscribed(10)
+    job = queued(notify=submitter.channel)  # a Prefer: wait submit through another process
+    assert poller.channel != submitter.channel
+    store.create(job)
+    done = succeeded(job, {"labels": [1]})
+    seen: list[Job] = []
+    polling = threading.Thread(
+        target=lambda: seen.append(poller.until_ended(store, job.job_id, seconds=30)), daemon=True
+    )
+    polling.start()
+    wait_until(lambda: redis_client.exists(keys.watched(job.job_id)), 10, "the poll to watch")
+
+    store.store_many([done])
+
+    polling.join(10)
+    assert seen == [done]
+
+
+def test_a_cancel_is_announced_to_its_waiter_and_on_the_shared_channel(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued()
+    store.create(job)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(WAITER, keys.JOBS_ENDED)
+
+    store.update(job.job_id, lifecycle.cancel)
+
+    read = [pubsub.get_message(timeout=0.1) for _ in range(4)]
+    assert sorted(m["channel"].decode() for m in read if m is not None) == sorted(
+        [WAITER, keys.JOBS_ENDED]
+    )
