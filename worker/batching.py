@@ -18,6 +18,7 @@ from kombu import Connection, Exchange, Message, Queue
 from kombu.exceptions import OperationalError
 
 from onnxq.broker.celery_app import PREDICT_TASK
+from onnxq.broker.task_message import Acknowledgement
 from worker.runner import JobMessage
 
 log = structlog.get_logger("onnxq.worker")
@@ -92,6 +93,20 @@ class QueueDrain:
             with contextlib.suppress(Exception):
                 self._connection.release()
         self._connection, self._queue = None, None
+
+
+def acknowledgement(messages: list[Message]) -> Acknowledgement | None:
+    """How the job store can acknowledge `messages` in the script that stores their outcomes:
+    when they were all taken on one of onnxq's Redis channels (the store and the broker are one
+    Redis); None otherwise (settle them)."""
+    if not messages:
+        return None
+    channel = messages[0].channel
+    if getattr(channel, "acknowledgement", None) is None:
+        return None
+    if not all(message.channel is channel for message in messages):
+        return None
+    return channel.acknowledgement(messages)  # type: ignore[no-any-return]
 
 
 def settle(messages: list[Message], *, ok: bool) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from kombu import Message
 
 from onnxq.jobs.record import Job
-from worker.batching import QueueDrain, settle
+from worker.batching import QueueDrain, acknowledgement, settle
 from worker.runner import JobMessage, JobRunner
 
 # The longest one predict task keeps taking batches before it hands back to Celery.
@@ -52,15 +52,20 @@ class StopFlag:
 def run_batch(
     runner: JobRunner, first: JobMessage | None, extras: list[tuple[JobMessage, Message]]
 ) -> dict[str, Job | None]:
-    """Run one batch; its extra messages are acknowledged once their jobs are stored, or given
-    back if the batch raised."""
+    """Run one batch; its extra messages are acknowledged with the outcomes (same script) or once
+    they are stored, or given back if the batch raised."""
     messages = [first] if first is not None else []
+    held = [message for _, message in extras]
+    acknowledge = acknowledgement(held)
     try:
-        outcomes = runner.run([*messages, *(job for job, _ in extras)])
+        outcomes = runner.run([*messages, *(job for job, _ in extras)], acknowledge)
     except BaseException:
-        settle([message for _, message in extras], ok=False)
+        settle(held, ok=False)
         raise
-    settle([message for _, message in extras], ok=True)
+    if acknowledge is not None:
+        held[0].channel.acknowledged(held)
+    else:
+        settle(held, ok=True)
     return outcomes
 
 

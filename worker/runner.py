@@ -17,6 +17,7 @@ import numpy as np
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
+from onnxq.broker.task_message import Acknowledgement
 from onnxq.errors import InvalidInput, OnnxqError, QueueUnavailable
 from onnxq.jobs import lifecycle
 from onnxq.jobs.lifecycle import ClaimState
@@ -62,8 +63,14 @@ class JobRunner:
     chunk_rows: int = 10_000
     on_end: Callable[[Job], None] | None = None
 
-    def run(self, messages: list[JobMessage]) -> dict[str, Job | None]:
-        """Run the jobs; return each one's final state (None when its record is gone)."""
+    def run(
+        self, messages: list[JobMessage], acknowledge: Acknowledgement | None = None
+    ) -> dict[str, Job | None]:
+        """Run the jobs; return each one's final state (None when its record is gone).
+
+        `acknowledge`: broker messages acknowledged in the same round trip as the outcomes (the
+        micro-batch's extra messages): done once this returns.
+        """
         started = time.perf_counter()
         metrics.microbatch_ran(len(messages))
         claims, stored_rows = self.store.claim_with_rows(
@@ -87,7 +94,7 @@ class JobRunner:
         with self.prediction_log.batch() as predictions:
             for (name, version), members in groups.items():
                 finished += self._run_group(name, version, members, stored_rows, predictions)
-        stored = self.store.store_many(finished)
+        stored = self.store.store_many(finished, acknowledge)
         for job in finished:
             if job.job_id in stored:
                 outcomes[job.job_id] = job

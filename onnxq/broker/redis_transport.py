@@ -40,6 +40,7 @@ from kombu.utils.json import loads
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from onnxq.broker.leases import RENEWER
+from onnxq.broker.task_message import Acknowledgement
 
 TRANSPORT = "onnxq.broker.redis_transport:Transport"
 
@@ -126,6 +127,18 @@ class Channel(kombu_redis.Channel):
             virtual.QoS.append(self.qos, message, message.delivery_tag)  # in memory only
             messages.append(message)
         return messages
+
+    def acknowledgement(self, messages: Sequence[Any]) -> Acknowledgement:
+        """What the job store's script needs to acknowledge `messages` (taken on this channel)
+        in the same round trip that stores their outcomes; then call `acknowledged`."""
+        return Acknowledgement(
+            self.unacked_key, self.unacked_index_key, [m.delivery_tag for m in messages]
+        )
+
+    def acknowledged(self, messages: Sequence[Any]) -> None:
+        """`messages` were acknowledged in Redis by someone else's script: forget them here."""
+        for message in messages:
+            virtual.QoS.ack(self.qos, message.delivery_tag)  # in memory only
 
     def ack_many(self, messages: Sequence[Any]) -> None:
         """Acknowledge `messages` (taken on this channel) in one round trip."""

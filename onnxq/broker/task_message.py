@@ -36,6 +36,17 @@ class QueuedMessage:
     payload: bytes
 
 
+@dataclass(frozen=True)
+class Acknowledgement:
+    """Messages to acknowledge in the job store's script that stores their jobs' outcomes: the
+    transport's hash and index of unacknowledged messages, and their delivery tags
+    (onnxq/broker/redis_transport.py `Channel.acknowledgement`)."""
+
+    hash_key: str
+    index_key: str
+    tags: list[str]
+
+
 def encode_task(
     app: Celery, task: str, kwargs: dict[str, Any], task_id: str, queue: str
 ) -> QueuedMessage:

@@ -14,7 +14,7 @@ from typing import NoReturn
 import redis
 
 from onnxq.broker.redis_client import redis_errors_as_unavailable
-from onnxq.broker.task_message import QueuedMessage
+from onnxq.broker.task_message import Acknowledgement, QueuedMessage
 from onnxq.errors import JobExpired, JobNotFound
 from onnxq.jobs import keys, lifecycle
 from onnxq.jobs.lifecycle import Claim
@@ -93,27 +93,35 @@ return changed
 """
 )
 
-# Final states of claimed jobs. KEYS[1] is the active index, then n record keys, their n rows
-# keys and their n watched keys; ARGV[1] the shared channel of end announcements, ARGV[2] the TTL,
-# then per job: its id, final record, end announcement and waiter's channel. A record that
-# expired meanwhile is not recreated (SET XX); the inputs are no longer needed; the
-# announcements go out after every write, so a woken poll that reads a record finds its final
-# state. Returns 1 or 0 per job: whether its record was written.
+# Final states of claimed jobs. KEYS[1] is the active index, KEYS[2] and KEYS[3] the broker's
+# hash and index of unacknowledged messages, then n record keys, their n rows keys and their n
+# watched keys; ARGV[1] the shared channel of end announcements, ARGV[2] the TTL, then per job:
+# its id, final record, end announcement and waiter's channel, then the delivery tags of the
+# messages to acknowledge with them (none: KEYS[2] and KEYS[3] are not touched). A record that
+# expired meanwhile is not recreated (SET XX); the inputs are no longer needed; the announcements
+# go out after every write, so a woken poll that reads a record finds its final state. Returns 1
+# or 0 per job: whether its record was written.
 _STORE = (
     _ANNOUNCE
     + """
-local n = (#KEYS - 1) / 3
+local n = (#KEYS - 3) / 3
 local written, ids = {}, {}
 for i = 1, n do
   local at = 3 + (i - 1) * 4
-  written[i] = redis.call('SET', KEYS[1 + i], ARGV[at + 1], 'EX', ARGV[2], 'XX') and 1 or 0
-  redis.call('DEL', KEYS[1 + n + i])
+  written[i] = redis.call('SET', KEYS[3 + i], ARGV[at + 1], 'EX', ARGV[2], 'XX') and 1 or 0
+  redis.call('DEL', KEYS[3 + n + i])
   ids[i] = ARGV[at]
 end
-redis.call('ZREM', KEYS[1], unpack(ids))
+if n > 0 then redis.call('ZREM', KEYS[1], unpack(ids)) end
 for i = 1, n do
   local at = 3 + (i - 1) * 4
-  announce(ARGV[at + 2], ARGV[at + 3], KEYS[1 + 2 * n + i])
+  announce(ARGV[at + 2], ARGV[at + 3], KEYS[3 + 2 * n + i])
+end
+local first_tag = 3 + 4 * n
+if #ARGV >= first_tag then
+  local tags = {unpack(ARGV, first_tag)}
+  redis.call('HDEL', KEYS[2], unpack(tags))
+  redis.call('ZREM', KEYS[3], unpack(tags))
 end
 return written
 """
@@ -270,21 +278,25 @@ class JobStore:
         changed = self._claim(keys=job_keys, args=[keys.JOBS_ENDED, *args])
         return [writes[int(i) - 1][0] for i in changed]
 
-    def store_many(self, jobs: list[Job]) -> set[str]:
+    def store_many(self, jobs: list[Job], acknowledge: Acknowledgement | None = None) -> set[str]:
         """Write final states of jobs this worker claimed, in one script (one command, however
-        many jobs: a pipeline paid redis-py's per-command cost three times per job).
+        many jobs: a pipeline paid redis-py's per-command cost three times per job), and
+        acknowledge the broker messages that carried them in the same script, when given.
 
         Returns the ids written; a record that expired meanwhile is not recreated.
         """
-        if not jobs:
+        if not jobs and not (acknowledge and acknowledge.tags):
             return set()
-        job_keys, args = [keys.ACTIVE_JOBS], [keys.JOBS_ENDED, self.ttl_seconds]
+        held = acknowledge or Acknowledgement(keys.ACTIVE_JOBS, keys.ACTIVE_JOBS, [])
+        job_keys = [keys.ACTIVE_JOBS, held.hash_key, held.index_key]
         job_keys += [keys.job(job.job_id) for job in jobs]
         job_keys += [keys.rows(job.job_id) for job in jobs]
         job_keys += [keys.watched(job.job_id) for job in jobs]
+        args: list[str | int | bytes] = [keys.JOBS_ENDED, self.ttl_seconds]
         for job in jobs:
             record = dump_job(job)
             args += [job.job_id, record, ended_message(job.job_id, record), job.notify or ""]
+        args += held.tags
         with redis_errors_as_unavailable():
             written = self._store(keys=job_keys, args=args)
         return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}

@@ -53,7 +53,7 @@ class Runner:
     runs: list[list[str]] = field(default_factory=list)
     fail_on: int | None = None
 
-    def run(self, messages: list[JobMessage]) -> dict[str, Any]:
+    def run(self, messages: list[JobMessage], acknowledge: Any = None) -> dict[str, Any]:
         self.runs.append([m.job_id for m in messages])
         if self.fail_on == len(self.runs):
             raise RuntimeError("Redis went away")

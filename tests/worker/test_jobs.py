@@ -188,7 +188,7 @@ def test_a_job_store_outage_is_raised_for_the_task_layer_to_retry(
     instances: list[list[float]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def unavailable(finished: list[Any]) -> set[str]:
+    def unavailable(finished: list[Any], acknowledge: Any = None) -> set[str]:
         raise QueueUnavailable("the job store is unreachable")
 
     monkeypatch.setattr(job_store, "store_many", unavailable)  # down when the outcome is stored
@@ -232,9 +232,9 @@ def test_a_job_whose_record_vanishes_while_running_returns_none(
     message = submitted(jobs, instances)
     store_many = job_store.store_many
 
-    def expire_then_store(finished: list[Any]) -> set[str]:
+    def expire_then_store(finished: list[Any], acknowledge: Any = None) -> set[str]:
         redis_client.delete(keys.job(message.job_id))  # the TTL ends mid-job
-        return store_many(finished)
+        return store_many(finished, acknowledge)
 
     monkeypatch.setattr(job_store, "store_many", expire_then_store)
 

@@ -1,12 +1,15 @@
-"""QueueDrain takes a micro-batch off a real redis-server in as few round trips as it can."""
+"""QueueDrain takes a micro-batch off a real redis-server in as few round trips as it can, and the
+job store's script acknowledges it with the outcomes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import redis
 
 from onnxq.broker.celery_app import make_celery
 from onnxq.broker.redis_client import connect_redis
@@ -14,9 +17,14 @@ from onnxq.broker.redis_transport import Channel
 from onnxq.devtools.redis_server import RedisServer
 from onnxq.jobs.queue import JobQueue
 from onnxq.jobs.store import JobStore
+from onnxq.models.repository import ModelRepository
+from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.settings import Settings
+from onnxq.telemetry.prediction_log import PredictionLog
 from worker import batching
 from worker.batching import QueueDrain, settle
+from worker.job_stream import run_batch
+from worker.runner import JobRunner
 
 ONE_ROW = np.zeros((1, 30), dtype=np.float32)
 
@@ -41,11 +49,11 @@ def drains(settings: Settings) -> Iterator[Callable[[float], QueueDrain]]:
         each.reset()
 
 
-def submit(settings: Settings, n: int) -> list[str]:
+def submit(settings: Settings, n: int, model: str = "m") -> list[str]:
     celery = make_celery(settings, main="onnxq-gateway")
     store = JobStore(connect_redis(settings.redis_url), ttl_seconds=3600)
     queue = JobQueue(celery, store, broker_is_store=True)
-    return [queue.submit(model="m", version=1, matrix=ONE_ROW).job.job_id for _ in range(n)]
+    return [queue.submit(model=model, version=1, matrix=ONE_ROW).job.job_id for _ in range(n)]
 
 
 def counted_takes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -118,3 +126,30 @@ def test_a_drain_stops_at_its_limit(
     assert [job.job_id for job, _ in taken] == ids[:4]
     assert takes == [4]
     settle([message for _, message in taken], ok=True)
+
+
+def test_a_batch_is_acknowledged_in_the_script_that_stores_its_outcomes(
+    settings: Settings,
+    drains: Callable[..., QueueDrain],
+    demo_repository: ModelRepository,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = submit(settings, 3, model=DEMO_MODEL_NAME)
+    client = redis.Redis.from_url(settings.redis_url)
+    drain = drains()
+    taken = drain.take(63)
+    assert client.hlen("unacked") == 3
+    separate_acks: list[int] = []
+    monkeypatch.setattr(Channel, "ack_many", lambda self, ms: separate_acks.append(len(ms)))
+    store = JobStore(connect_redis(settings.redis_url), ttl_seconds=3600)
+    runner = JobRunner(demo_repository, store, PredictionLog(tmp_path / "predictions"))
+
+    outcomes = run_batch(runner, None, taken)
+
+    assert [outcomes[job_id].status.value for job_id in ids] == ["succeeded"] * 3  # type: ignore[union-attr]
+    assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
+    assert separate_acks == []  # no round trip of its own
+    qos = taken[0][1].channel.qos
+    qos._flush()
+    assert not qos._delivered  # and forgotten in memory
