@@ -29,10 +29,14 @@ ACCEPT = ["json"]  # never pickle
 class QueueDrain:
     """Takes waiting predict messages from one queue, within a small time budget."""
 
-    def __init__(self, app: Celery, queue_name: str, wait_ms: float):
+    def __init__(
+        self, app: Celery, queue_name: str, wait_ms: float, read_prefixes: tuple[str, ...] = ()
+    ):
         self.app = app
         self.queue_name = queue_name
         self.wait_seconds = wait_ms / 1000
+        # Keys read with each message taken (prefix + the job id): its record and rows.
+        self.read_prefixes = read_prefixes
         self._connection: Connection | None = None
         self._queue: Any = None
 
@@ -61,12 +65,14 @@ class QueueDrain:
                     time.sleep(0.0005)
                     continue
                 other_task = False
-                for message in messages:
+                for message, stored in messages:
                     if other_task or message.headers.get("task") != PREDICT_TASK:
                         other_task = True  # not ours to batch: back to the queue
                         message.requeue()
                         continue
                     _args, kwargs, _embed = message.decode()
+                    if stored is not None and len(stored) == 2:
+                        kwargs["stored"] = stored
                     taken.append((JobMessage(**kwargs), message))
                 if other_task or (emptied and time.monotonic() >= deadline):
                     break  # no time left to wait for more: do not ask an empty queue again
@@ -76,16 +82,20 @@ class QueueDrain:
             self.reset()
         return taken
 
-    def _get(self, queue: Any, limit: int, block_seconds: float) -> tuple[list[Message], bool]:
-        """Up to `limit` messages, and whether they emptied the queue: in one round trip on
-        onnxq's Redis channel (onnxq/broker/redis_transport.py), one by one on other kombu
-        transports."""
-        take_many = getattr(queue.channel, "take_many", None)
-        if take_many is not None:
-            messages = take_many(self.queue_name, limit, accept=ACCEPT, block_seconds=block_seconds)
-            return messages, len(messages) < limit
+    def _get(
+        self, queue: Any, limit: int, block_seconds: float
+    ) -> tuple[list[tuple[Message, tuple[Any, ...] | None]], bool]:
+        """Up to `limit` messages (each with what was read for it), and whether they emptied the
+        queue: in one round trip on onnxq's Redis channel (onnxq/broker/redis_transport.py), one
+        by one on other kombu transports."""
+        take_reading = getattr(queue.channel, "take_reading", None)
+        if take_reading is not None:
+            taken = take_reading(
+                self.queue_name, limit, ACCEPT, block_seconds, prefixes=self.read_prefixes
+            )
+            return [(m, read or None) for m, read in taken], len(taken) < limit
         message = queue.get(no_ack=False, accept=ACCEPT)
-        return ([], True) if message is None else ([message], False)
+        return ([], True) if message is None else ([(message, None)], False)
 
     def reset(self) -> None:
         if self._connection is not None:

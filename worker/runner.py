@@ -11,7 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
@@ -42,6 +42,11 @@ class JobMessage:
     request_id: str | None = None
     width: int = 0  # features per stored row (0: the rows were gone when it was re-sent)
     rows: int = 0  # how many stored rows
+    # The job's record and rows as read when its message was taken (QueueDrain): the claim then
+    # has no read of its own to make.
+    stored: tuple[bytes | None, bytes | None] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def fields(self) -> dict[str, str | int | None]:
         """What a `job` log event says about this message's job."""
@@ -74,7 +79,10 @@ class JobRunner:
         started = time.perf_counter()
         metrics.microbatch_ran(len(messages))
         claims, stored_rows = self.store.claim_with_rows(
-            [m.job_id for m in messages], self.max_attempts, f"{socket.gethostname()}:{os.getpid()}"
+            [m.job_id for m in messages],
+            self.max_attempts,
+            f"{socket.gethostname()}:{os.getpid()}",
+            known={m.job_id: m.stored for m in messages if m.stored is not None},
         )
         outcomes: dict[str, Job | None] = {}
         groups: dict[tuple[str, int], list[tuple[JobMessage, Job]]] = {}

@@ -10,6 +10,7 @@ from celery import Celery
 
 from onnxq.broker.redis_client import connect_redis
 from onnxq.destinations import DestinationPolicy
+from onnxq.jobs import keys
 from onnxq.jobs.record import Job
 from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
@@ -44,7 +45,12 @@ class WorkerRuntime:
         client = connect_redis(settings.redis_url, socket_timeout=5)
         self.store = JobStore(client, ttl_seconds=settings.job_ttl_seconds)
         self.prediction_log = PredictionLog(settings.prediction_log_dir)
-        self.drain = QueueDrain(self.app, settings.queue_name, settings.microbatch_wait_ms)
+        self.drain = QueueDrain(
+            self.app,
+            settings.queue_name,
+            settings.microbatch_wait_ms,
+            read_prefixes=(keys.JOB_PREFIX, keys.ROWS_PREFIX),  # the store is the broker's Redis
+        )
         loaded = self.repository.load_defaults()
         self.pid = os.getpid()
         log.info(

@@ -47,14 +47,16 @@ TRANSPORT = "onnxq.broker.redis_transport:Transport"
 # Up to ARGV[1] messages off kombu's end of the queue list KEYS[1], each recorded as kombu's
 # basic_get records it: [payload, exchange, routing key] in the unacked hash KEYS[2] under its
 # delivery tag, and the tag in the unacked index KEYS[3], scored with when it was taken (ARGV[2]).
-# ARGV[3], when given, is a message already popped (by a blocking BRPOP): it is recorded first
-# and counts towards the limit. One script: a process that dies between the pop and the record
-# cannot lose a message.
+# ARGV[3] is a count p of key prefixes (ARGV[4..3+p]): for each message, the value of each
+# prefix followed by its task id is returned too (what its task will read first). ARGV[4+p], when
+# given, is a message already popped (by a blocking BRPOP): it is recorded first and counts
+# towards the limit. One script: a process that dies between the pop and the record cannot lose
+# a message. Returns {messages, values}.
 _TAKE_MANY = """
-local items = {}
-local limit = tonumber(ARGV[1])
-if ARGV[3] then
-  items[1] = ARGV[3]
+local limit, p = tonumber(ARGV[1]), tonumber(ARGV[3])
+local items, values = {}, {}
+if ARGV[4 + p] then
+  items[1] = ARGV[4 + p]
   limit = limit - 1
 end
 if limit > 0 then
@@ -64,14 +66,19 @@ if limit > 0 then
   end
 end
 for _, raw in ipairs(items) do
-  local properties = cjson.decode(raw)['properties']
+  local message = cjson.decode(raw)
+  local properties = message['properties']
   local info = properties['delivery_info']
   local tag = properties['delivery_tag']
   redis.call('ZADD', KEYS[3], ARGV[2], tag)
   redis.call('HSET', KEYS[2], tag, '[' .. raw .. ',' .. cjson.encode(info['exchange']) .. ','
     .. cjson.encode(info['routing_key']) .. ']')
+  local id = type(message['headers']) == 'table' and message['headers']['id'] or nil
+  for j = 1, p do
+    values[#values + 1] = type(id) == 'string' and redis.call('GET', ARGV[3 + j] .. id) or false
+  end
 end
-return items
+return {items, values}
 """
 
 
@@ -108,25 +115,39 @@ class Channel(kombu_redis.Channel):
         that pop and its record the message is held only by this process, the same moment
         kombu's own consumer has after its BRPOP (a loss there is repaired by the reconciler).
         """
+        return [message for message, _ in self.take_reading(queue, limit, accept, block_seconds)]
+
+    def take_reading(
+        self,
+        queue: str,
+        limit: int,
+        accept: Sequence[str],
+        block_seconds: float = 0.0,
+        prefixes: Sequence[str] = (),
+    ) -> list[tuple[Any, tuple[bytes | None, ...]]]:
+        """take_many, and with each message the values of `prefixes` + its task id, read in the
+        same script (the job record and rows its task needs: no round trip of their own)."""
         with self.conn_or_acquire() as client:
             if self._take_many_script is None:
                 self._take_many_script = client.register_script(_TAKE_MANY)
             keys = [queue, self.unacked_key, self.unacked_index_key]
+            args = [limit, time.time(), len(prefixes), *prefixes]
             # whichever client the channel has now
-            items = self._take_many_script(keys=keys, args=[limit, time.time()], client=client)
+            items, values = self._take_many_script(keys=keys, args=args, client=client)
             if not items and block_seconds > 0:
                 popped = client.brpop([queue], timeout=block_seconds)
                 if popped is not None:
-                    args = [limit, time.time(), popped[1]]
-                    items = self._take_many_script(keys=keys, args=args, client=client)
+                    args = [limit, time.time(), len(prefixes), *prefixes, popped[1]]
+                    items, values = self._take_many_script(keys=keys, args=args, client=client)
         accepted = prepare_accept_content(accept)
-        messages = []
-        for item in items:
+        taken = []
+        for number, item in enumerate(items):
             message = self.Message(loads(item), channel=self)
             message.accept = accepted
             virtual.QoS.append(self.qos, message, message.delivery_tag)  # in memory only
-            messages.append(message)
-        return messages
+            read = values[number * len(prefixes) : (number + 1) * len(prefixes)]
+            taken.append((message, tuple(read)))
+        return taken
 
     def acknowledgement(self, messages: Sequence[Any]) -> Acknowledgement:
         """What the job store's script needs to acknowledge `messages` (taken on this channel)

@@ -236,33 +236,45 @@ class JobStore:
         return self.claim_with_rows(job_ids, max_attempts, worker)[0]
 
     def claim_with_rows(
-        self, job_ids: list[str], max_attempts: int, worker: str | None = None
+        self,
+        job_ids: list[str],
+        max_attempts: int,
+        worker: str | None = None,
+        known: dict[str, tuple[bytes | None, bytes | None]] | None = None,
     ) -> tuple[dict[str, Claim], dict[str, bytes | None]]:
         """Claim the jobs (lifecycle.claim) and return their stored input rows too.
 
-        Two round trips for the whole batch: one read of the records and rows, then one
+        Two round trips for the whole batch: one read of the records and rows (none for the
+        jobs in `known`, whose record and rows were read as their messages were taken), then one
         script that writes each claim only if its record is still what was read (a job
         cancelled, or finished by an earlier delivery, in between is read and claimed again).
         """
         claims: dict[str, Claim] = {}
         rows: dict[str, bytes | None] = {}
         pending = list(dict.fromkeys(job_ids))  # a job delivered twice in one batch: once
+        read = dict(known or {})
         with redis_errors_as_unavailable():
             while pending:
-                values = self.client.mget(
-                    [keys.job(job_id) for job_id in pending]
-                    + [keys.rows(job_id) for job_id in pending]
-                )
-                records, stored_rows = values[: len(pending)], values[len(pending) :]
+                read.update(self._read([job_id for job_id in pending if job_id not in read]))
                 now, writes = utc_now(), []
-                for job_id, raw, job_rows in zip(pending, records, stored_rows, strict=True):
+                for job_id in pending:
+                    raw, rows[job_id] = read.pop(job_id)
                     found = load_job(raw) if raw is not None else None
                     claim = claims[job_id] = lifecycle.claim(found, now, max_attempts, worker)
-                    rows[job_id] = job_rows
-                    if claim.changed and claim.job is not None:
+                    if claim.changed and claim.job is not None and raw is not None:
                         writes.append((job_id, raw, claim.job))
                 pending = self._write_claims(writes, now) if writes else []
         return claims, rows
+
+    def _read(self, job_ids: list[str]) -> dict[str, tuple[bytes | None, bytes | None]]:
+        """Records and rows of these jobs, in one MGET."""
+        if not job_ids:
+            return {}
+        values = self.client.mget(
+            [keys.job(job_id) for job_id in job_ids] + [keys.rows(job_id) for job_id in job_ids]
+        )
+        n = len(job_ids)
+        return {job_id: (values[i], values[n + i]) for i, job_id in enumerate(job_ids)}
 
     def _write_claims(self, writes: list[tuple[str, bytes, Job]], now: datetime) -> list[str]:
         """Write claimed records (job id, record as read, claimed job); the ids whose record

@@ -15,6 +15,7 @@ from onnxq.broker.celery_app import make_celery
 from onnxq.broker.redis_client import connect_redis
 from onnxq.broker.redis_transport import Channel
 from onnxq.devtools.redis_server import RedisServer
+from onnxq.jobs import keys
 from onnxq.jobs.queue import JobQueue
 from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
@@ -40,8 +41,8 @@ def drains(settings: Settings) -> Iterator[Callable[[float], QueueDrain]]:
     stops."""
     made: list[QueueDrain] = []
 
-    def drain(wait_ms: float = settings.microbatch_wait_ms) -> QueueDrain:
-        made.append(QueueDrain(make_celery(settings), settings.queue_name, wait_ms))
+    def drain(wait_ms: float = settings.microbatch_wait_ms, **options: Any) -> QueueDrain:
+        made.append(QueueDrain(make_celery(settings), settings.queue_name, wait_ms, **options))
         return made[-1]
 
     yield drain
@@ -57,16 +58,16 @@ def submit(settings: Settings, n: int, model: str = "m") -> list[str]:
 
 
 def counted_takes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many messages each take_many round trip returned."""
+    """How many messages each take round trip returned."""
     returned: list[int] = []
-    take_many = Channel.take_many
+    take_reading = Channel.take_reading
 
     def counting(self: Channel, *args: Any, **kwargs: Any) -> list[Any]:
-        messages = take_many(self, *args, **kwargs)
-        returned.append(len(messages))
-        return messages
+        taken = take_reading(self, *args, **kwargs)
+        returned.append(len(taken))
+        return taken
 
-    monkeypatch.setattr(Channel, "take_many", counting)
+    monkeypatch.setattr(Channel, "take_reading", counting)
     return returned
 
 
@@ -128,7 +129,7 @@ def test_a_drain_stops_at_its_limit(
     settle([message for _, message in taken], ok=True)
 
 
-def test_a_batch_is_acknowledged_in_the_script_that_stores_its_outcomes(
+def test_a_batch_is_read_as_it_is_taken_and_acknowledged_as_its_outcomes_are_stored(
     settings: Settings,
     drains: Callable[..., QueueDrain],
     demo_repository: ModelRepository,
@@ -137,11 +138,19 @@ def test_a_batch_is_acknowledged_in_the_script_that_stores_its_outcomes(
 ) -> None:
     ids = submit(settings, 3, model=DEMO_MODEL_NAME)
     client = redis.Redis.from_url(settings.redis_url)
-    drain = drains()
+    drain = drains(read_prefixes=(keys.JOB_PREFIX, keys.ROWS_PREFIX))
     taken = drain.take(63)
     assert client.hlen("unacked") == 3
+    # Each job's record and rows came with its message, in the take's own round trip ...
+    for job, _ in taken:
+        assert job.stored == (client.get(keys.job(job.job_id)), client.get(keys.rows(job.job_id)))
     separate_acks: list[int] = []
     monkeypatch.setattr(Channel, "ack_many", lambda self, ms: separate_acks.append(len(ms)))
+    reads: list[int] = []
+    mget = redis.Redis.mget
+    monkeypatch.setattr(
+        redis.Redis, "mget", lambda self, *a, **k: reads.append(1) or mget(self, *a, **k)
+    )
     store = JobStore(connect_redis(settings.redis_url), ttl_seconds=3600)
     runner = JobRunner(demo_repository, store, PredictionLog(tmp_path / "predictions"))
 
@@ -149,7 +158,8 @@ def test_a_batch_is_acknowledged_in_the_script_that_stores_its_outcomes(
 
     assert [outcomes[job_id].status.value for job_id in ids] == ["succeeded"] * 3  # type: ignore[union-attr]
     assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
-    assert separate_acks == []  # no round trip of its own
+    assert reads == []  # ... so the claim read nothing again
+    assert separate_acks == []  # and the acknowledgement made no round trip of its own
     qos = taken[0][1].channel.qos
     qos._flush()
     assert not qos._delivered  # and forgotten in memory

@@ -140,3 +140,23 @@ def test_a_blocking_take_of_a_queue_that_stays_empty_gives_an_empty_batch(
         QUEUE(channel).declare()
         assert channel.take_many("jobs", 8, accept=["json"], block_seconds=0.05) == []
         assert client.hlen("unacked") == 0
+
+
+def test_a_take_reads_the_keys_named_after_each_message_task_id(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    with Connection(redis_server.url, transport=TRANSPORT) as connection:
+        channel = connection.default_channel
+        QUEUE(channel).declare()
+        producer = connection.Producer()
+        for task_id in ("t1", "t2"):
+            producer.publish({}, routing_key="jobs", headers={"id": task_id}, declare=[QUEUE])
+        publish(redis_server.url, 1)  # no task id at all
+        client.set("record:t1", b"r1")
+        client.set("rows:t2", b"x2")
+
+        taken = channel.take_reading("jobs", 8, ["json"], prefixes=("record:", "rows:"))
+
+        assert [read for _, read in taken] == [(b"r1", None), (None, b"x2"), (None, None)]
+        assert client.hlen("unacked") == 3
+        channel.ack_many([message for message, _ in taken])

@@ -289,6 +289,19 @@ def test_a_claim_reads_again_when_the_record_changes_between_its_read_and_its_wr
     assert rows == {"job-1": b"\0" * 4}
 
 
+def test_a_claim_from_a_read_made_at_take_time_reads_again_if_the_record_changed_since(
+    store: JobStore, client: fakeredis.FakeRedis
+) -> None:
+    store.create(new_job(), b"\0" * 4)
+    taken_with = (client.get(keys.job("job-1")), client.get(keys.rows("job-1")))
+    store.update("job-1", lifecycle.cancel)  # after the message was taken, before the claim
+
+    claims, _ = store.claim_with_rows(["job-1"], max_attempts=3, known={"job-1": taken_with})
+
+    assert claims["job-1"].state is ClaimState.ENDED
+    assert store.get("job-1").status is JobStatus.CANCELLED
+
+
 def test_a_claim_returns_the_rows_and_counts_a_job_delivered_twice_in_one_batch_once(
     store: JobStore,
 ) -> None:
