@@ -198,7 +198,7 @@ def render(results: dict[str, Any]) -> str:
         f"- machine: {results['machine']['nproc']} cores ({results['machine']['cpu']}), "
         f"{results['machine']['memory']}; load average before "
         f"{results['machine']['load_before']}, after {results['load_after']}",
-        f"- code: `{results['git']}`",
+        f"- code: {results['git']}",
         "- sketch: bench/sketch_app.py (gunicorn gthread 2x16, a Redis list, 2 worker processes "
         "taking up to 64 jobs per session.run, the result awaited by BLPOP in the request; no "
         "validation, auth, records, crash safety, logs or metrics); onnxq and bare Celery as in "
