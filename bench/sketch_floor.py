@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,42 @@ def closed(side: str, groups: dict[str, list[psutil.Process]], args: Any, **comm
     )
 
 
+def process_tree(service: Any) -> list[psutil.Process]:
+    return [psutil.Process(service.pid), *service.children()]
+
+
+@contextlib.contextmanager
+def side_running(
+    side: str, model_dir: Path, redis_url: str, workdir: Path
+) -> Iterator[tuple[dict[str, list[psutil.Process]], dict[str, Any]]]:
+    """One side's servers, running: (its process groups, what its clients need); stopped after."""
+    model_path = model_file(model_dir)
+    if side == "sketch":
+        gateway, worker = start_sketch(redis_url, model_path, workdir)
+        stop = [gateway.stop, worker.stop]
+        groups = {"gateway": process_tree(gateway), "worker": process_tree(worker)}
+        common: dict[str, Any] = {"port": gateway.port}
+    elif side == "onnxq":
+        stack = start_onnxq(redis_url, model_dir, workdir)
+        stop = [stack.stop]
+        groups = {"gateway": process_tree(stack.gateway), "worker": process_tree(stack.worker)}
+        common = {"port": stack.port}
+    else:
+        bare = start_bare_worker(redis_url, model_path, workdir, BARE_ENV)
+        stop = [bare.stop]
+        wait_until(
+            lambda: bare.output().count("bare_celery_child_ready") >= CONCURRENCY,
+            60,
+            "bare Celery's sessions",
+        )
+        groups, common = {"worker": process_tree(bare)}, {"env": BARE_ENV}
+    try:
+        yield groups, common
+    finally:
+        for each in stop:
+            each()
+
+
 def run_triple(
     args: Any,
     model_dir: Path,
@@ -105,72 +142,21 @@ def run_triple(
     workdir: Path,
 ) -> dict[str, Phase]:
     out: dict[str, Phase] = {}
-    model_path = model_file(model_dir)
     here = workdir / f"t{n}"
-    for side in SIDES:
+    for database, side in enumerate(SIDES):
+        redis_url = f"{base}/{database}"
         (here / side).mkdir(parents=True)
-        if side == "sketch":
-            gateway, worker = start_sketch(f"{base}/2", model_path, here / side)
-            try:
-                groups = {
-                    "gateway": [psutil.Process(gateway.pid), *gateway.children()],
-                    "worker": [psutil.Process(worker.pid), *worker.children()],
-                    "redis-server": [redis],
-                }
-                out[side] = closed(
-                    side,
-                    groups,
-                    args,
-                    rows=rows,
-                    workdir=here / side / "closed",
-                    redis_url=f"{base}/2",
-                    port=gateway.port,
-                )
-            finally:
-                gateway.stop()
-                worker.stop()
-        elif side == "onnxq":
-            stack = start_onnxq(f"{base}/0", model_dir, here / side)
-            try:
-                groups = {
-                    "gateway": [psutil.Process(stack.gateway.pid), *stack.gateway_workers()],
-                    "worker": [psutil.Process(stack.worker.pid), *stack.worker_children()],
-                    "redis-server": [redis],
-                }
-                out[side] = closed(
-                    side,
-                    groups,
-                    args,
-                    rows=rows,
-                    workdir=here / side / "closed",
-                    redis_url=f"{base}/0",
-                    port=stack.port,
-                )
-            finally:
-                stack.stop()
-        else:
-            bare = start_bare_worker(f"{base}/1", model_path, here / side, BARE_ENV)
-            try:
-                wait_until(
-                    lambda bare=bare: bare.output().count("bare_celery_child_ready") >= CONCURRENCY,
-                    60,
-                    "bare Celery's sessions",
-                )
-                groups = {
-                    "worker": [psutil.Process(bare.pid), *bare.children()],
-                    "redis-server": [redis],
-                }
-                out[side] = closed(
-                    side,
-                    groups,
-                    args,
-                    rows=rows,
-                    workdir=here / side / "closed",
-                    redis_url=f"{base}/1",
-                    env=BARE_ENV,
-                )
-            finally:
-                bare.stop()
+        with side_running(side, model_dir, redis_url, here / side) as (groups, common):
+            groups["redis-server"] = [redis]
+            out[side] = closed(
+                side,
+                groups,
+                args,
+                rows=rows,
+                workdir=here / side / "closed",
+                redis_url=redis_url,
+                **common,
+            )
     s, o, b = (out[side].rate for side in SIDES)
     say(
         f"triple {n}: sketch {s:,.0f}, onnxq {o:,.0f}, bare {b:,.0f} jobs/s "
