@@ -136,7 +136,8 @@ class Settings(BaseSettings):
     """Most waiting jobs a worker runs together through one session.run (at most 256)."""
 
     microbatch_wait_ms: float = Field(default=0.0, ge=0)
-    """How long a worker waits for more jobs to batch; 0 takes only jobs already waiting."""
+    """Once a batch has its first job, how long a worker waits for more before running it (it
+    looks at the queue again once, when the time is up); 0 takes only jobs already waiting."""
 
     microbatch_linger_ms: float = Field(default=200.0, ge=0, le=1000)
     """After a batch, how long a worker process waits for the next one itself before it hands

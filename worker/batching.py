@@ -50,8 +50,10 @@ class QueueDrain:
         return self._queue
 
     def take(self, limit: int, block_seconds: float = 0.0) -> list[tuple[JobMessage, Message]]:
-        """Return up to `limit` more predict jobs; waits at most the configured few ms for more
-        once some are found, and up to `block_seconds` for the first (Redis only)."""
+        """Return up to `limit` more predict jobs, waiting up to `block_seconds` for the first
+        (Redis only). Once a batch has its first job (the task's own, or the first taken here),
+        it waits the configured few ms for more: the queue is looked at again when they are up,
+        not polled meanwhile."""
         taken: list[tuple[JobMessage, Message]] = []
         deadline = time.monotonic() + self.wait_seconds
         try:
@@ -59,10 +61,14 @@ class QueueDrain:
             while len(taken) < limit:
                 block = 0.0 if taken else block_seconds
                 messages, emptied = self._get(queue, limit - len(taken), block)
+                if block and messages:  # woken by the first job: the batch's wait starts now
+                    deadline = time.monotonic() + self.wait_seconds
                 if not messages:
-                    if time.monotonic() >= deadline:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or (block and not taken):
                         break
-                    time.sleep(0.0005)
+                    time.sleep(remaining)
+                    deadline = time.monotonic()  # one more look, then done
                     continue
                 other_task = False
                 for message, stored in messages:
@@ -76,6 +82,9 @@ class QueueDrain:
                     taken.append((JobMessage(**kwargs), message))
                 if other_task or (emptied and time.monotonic() >= deadline):
                     break  # no time left to wait for more: do not ask an empty queue again
+                if emptied:
+                    time.sleep(max(0.0, deadline - time.monotonic()))
+                    deadline = time.monotonic()  # one more look, then done
         except (OperationalError, OSError, ConnectionError) as exc:
             # Batching is an optimisation: on trouble, run what we have.
             log.warning("batch_fetch_failed", error=repr(exc))

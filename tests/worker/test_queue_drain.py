@@ -98,21 +98,45 @@ class Clock:
         self.now += seconds
 
 
-def test_a_drain_with_a_wait_asks_the_emptied_queue_again_until_its_time_is_up(
+def test_a_drain_with_a_wait_looks_at_the_emptied_queue_once_more_when_its_time_is_up(
     settings: Settings, drains: Callable[..., QueueDrain], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     submit(settings, 2)
     takes = counted_takes(monkeypatch)
-    monkeypatch.setattr(batching, "time", Clock())
+    clock = Clock()
+    monkeypatch.setattr(batching, "time", clock)
     drain = drains(5)
 
     taken = drain.take(63)
 
     assert len(taken) == 2
-    # Every 0.5 ms until the 5 ms are up: the first take, then ten (or, by float rounding of
-    # the clock, eleven) that found nothing.
-    assert takes[0] == 2 and set(takes[1:]) == {0} and len(takes) - 1 in {10, 11}
-    settle([message for _, message in taken], ok=True)
+    assert takes == [2, 0]  # the batch's two, then one look after the 5 ms (no polling)
+    assert clock.now == pytest.approx(0.005)
+
+
+def test_a_blocking_take_starts_its_wait_when_the_first_job_arrives(
+    settings: Settings, drains: Callable[..., QueueDrain], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    take_reading = Channel.take_reading
+    calls: list[float] = []
+
+    def first_job_after_a_second(self: Channel, *args: Any, **kwargs: Any) -> list[Any]:
+        calls.append(clock.now)
+        if len(calls) == 1:
+            clock.now += 1.0  # blocked a second before the job came
+            submit(settings, 1)
+        return take_reading(self, *args, **kwargs)
+
+    monkeypatch.setattr(Channel, "take_reading", first_job_after_a_second)
+    monkeypatch.setattr(batching, "time", clock)
+    drain = drains(5)
+
+    taken = drain.take(63, block_seconds=30)
+
+    assert len(taken) == 1
+    # The 5 ms counted from the job's arrival (1 s), not from the start of the blocking wait.
+    assert calls == [0.0, pytest.approx(1.005)]
 
 
 def test_a_drain_stops_at_its_limit(
