@@ -83,7 +83,8 @@ def run_predict(
 ) -> Job | None:
     """Run the task's job (and the jobs behind it); return its final state."""
     small = first.rows < chunk_rows
-    extras = drain.take(max_jobs - 1) if small else []
+    # A task handed out while its worker shuts down runs its own job and takes no others.
+    extras = drain.take(max_jobs - 1) if small and not stopping() else []
     outcome = run_batch(runner, first, extras)[first.job_id]
     if not small or linger_seconds <= 0:
         return outcome
@@ -91,6 +92,9 @@ def run_predict(
     while clock() < deadline and not stopping():
         more = drain.take(max_jobs, block_seconds=min(linger_seconds, deadline - clock()))
         if not more:
+            break
+        if stopping():  # the shutdown began while they were being taken: give them back
+            settle([message for _, message in more], ok=False)
             break
         run_batch(runner, None, more)
     return outcome

@@ -148,7 +148,28 @@ def test_a_worker_that_begins_to_shut_down_takes_no_more_batches() -> None:
         clock=lambda: drain.clock[0],
     )
 
-    assert runner.runs == [["job-0", "job-1"], ["job-2"]]  # the batch in hand still runs
+    assert runner.runs == [["job-0", "job-1"]]  # the batch in hand ran ...
+    assert drain.settled == ["ack job-1", "requeue job-2"]  # ... what came with SIGTERM went back
+
+
+def test_a_task_handed_out_during_a_shutdown_runs_only_its_own_job() -> None:
+    drain, runner = Drain([[1], [2]], clock=[0.0]), Runner()
+    flag = StopFlag()
+    flag.set()
+
+    run_predict(
+        message(0),
+        runner,  # type: ignore[arg-type]
+        drain,  # type: ignore[arg-type]
+        max_jobs=64,
+        chunk_rows=10_000,
+        linger_seconds=0.2,
+        stopping=flag.is_set,
+        clock=lambda: drain.clock[0],
+    )
+
+    assert runner.runs == [["job-0"]]
+    assert drain.takes == []
 
 
 def test_the_stop_flag_raised_in_one_process_is_seen_in_a_process_forked_before() -> None:
