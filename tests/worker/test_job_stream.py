@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,13 @@ class Runner:
         return {m.job_id: f"ended {m.job_id}" for m in messages}
 
 
-def stream(drain: Drain, runner: Runner, first: JobMessage, linger: float = 0.2) -> Any:
+def stream(
+    drain: Drain,
+    runner: Runner,
+    first: JobMessage,
+    linger: float = 0.2,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Any:
     return run_predict(
         first,
         runner,  # type: ignore[arg-type]
@@ -68,6 +75,7 @@ def stream(drain: Drain, runner: Runner, first: JobMessage, linger: float = 0.2)
         max_jobs=64,
         chunk_rows=10_000,
         linger_seconds=linger,
+        stopping=stopping,
         clock=lambda: drain.clock[0],
     )
 
@@ -137,16 +145,7 @@ def test_a_worker_that_begins_to_shut_down_takes_no_more_batches() -> None:
 
     drain.take = take_then_shut_down  # type: ignore[method-assign]
 
-    run_predict(
-        message(0),
-        runner,  # type: ignore[arg-type]
-        drain,  # type: ignore[arg-type]
-        max_jobs=64,
-        chunk_rows=10_000,
-        linger_seconds=0.2,
-        stopping=flag.is_set,
-        clock=lambda: drain.clock[0],
-    )
+    stream(drain, runner, message(0), stopping=flag.is_set)
 
     assert runner.runs == [["job-0", "job-1"]]  # the batch in hand ran ...
     assert drain.settled == ["ack job-1", "requeue job-2"]  # ... what came with SIGTERM went back
@@ -157,16 +156,7 @@ def test_a_task_handed_out_during_a_shutdown_runs_only_its_own_job() -> None:
     flag = StopFlag()
     flag.set()
 
-    run_predict(
-        message(0),
-        runner,  # type: ignore[arg-type]
-        drain,  # type: ignore[arg-type]
-        max_jobs=64,
-        chunk_rows=10_000,
-        linger_seconds=0.2,
-        stopping=flag.is_set,
-        clock=lambda: drain.clock[0],
-    )
+    stream(drain, runner, message(0), stopping=flag.is_set)
 
     assert runner.runs == [["job-0"]]
     assert drain.takes == []
