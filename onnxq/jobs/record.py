@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import SkipJsonSchema
 
 
 class JobStatus(StrEnum):
@@ -31,6 +32,10 @@ class JobError(BaseModel):
     message: str
 
 
+# Fields of the stored record that no answer carries.
+PRIVATE_FIELDS = frozenset({"attempts", "worker", "notify"})
+
+
 class Job(BaseModel):
     """The public document of one job; `result` and `error` appear once it has ended."""
 
@@ -46,16 +51,15 @@ class Job(BaseModel):
     result: dict[str, Any] | None = None
     error: JobError | None = None
     callback_url: str | None = None
-    attempts: int = 0
+    # Stored, never answered (public() leaves them out, and so does the OpenAPI schema):
+    attempts: SkipJsonSchema[int] = 0
     # "<host>:<pid>" of the worker process that claimed it last: for operators and fault tests.
-    worker: str | None = None
+    worker: SkipJsonSchema[str | None] = None
     # The pub/sub channel of the gateway process whose request waits for it (keys.waiter_channel).
-    notify: str | None = None
+    notify: SkipJsonSchema[str | None] = None
 
     def public(self) -> dict[str, Any]:
-        return self.model_dump(
-            mode="json", exclude_none=True, exclude={"attempts", "worker", "notify"}
-        )
+        return self.model_dump(mode="json", exclude_none=True, exclude=PRIVATE_FIELDS)
 
 
 # Large results (a 100,000-row job) are stored zlib-compressed; JSON never starts with "z".

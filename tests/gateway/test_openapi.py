@@ -15,6 +15,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gateway import create_app
 from gateway.openapi import build_spec
+from onnxq.jobs.record import PRIVATE_FIELDS, Job
 from onnxq.models.inputs import JobRequest
 from onnxq.settings import Settings
 from tests.support.broker import in_memory_celery
@@ -44,6 +45,13 @@ def test_openapi_json_is_3_1_and_documents_every_route(app: Flask, client: Flask
         path = rule.rule.replace("<int:", "<").replace("<", "{").replace(">", "}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (method, path) in documented, (method, path)
+
+
+def test_the_job_schema_documents_the_fields_answers_carry_and_no_stored_only_ones(
+    app: Flask,
+) -> None:
+    documented = set(build_spec(app)["components"]["schemas"]["Job"]["properties"])
+    assert documented == set(Job.model_fields) - PRIVATE_FIELDS
 
 
 def test_request_schemas_are_the_models_that_validate_requests(app: Flask) -> None:
