@@ -77,6 +77,7 @@ class JobWaiter:
         self._listener: threading.Thread | None = None
         self._subscribed = threading.Event()
         self._channel: tuple[int, str] | None = None
+        self._channel_lock = threading.Lock()
 
     @property
     def channel(self) -> str:
@@ -86,9 +87,11 @@ class JobWaiter:
 
     def _own_channel(self) -> str:
         # Made in the process that listens: a forked copy of this object gets a channel of its own.
-        if self._channel is None or self._channel[0] != os.getpid():
-            self._channel = (os.getpid(), keys.waiter_channel(uuid.uuid4().hex))
-        return self._channel[1]
+        # Under a lock: the listener and the first request ask for it at the same moment.
+        with self._channel_lock:
+            if self._channel is None or self._channel[0] != os.getpid():
+                self._channel = (os.getpid(), keys.waiter_channel(uuid.uuid4().hex))
+            return self._channel[1]
 
     @contextlib.contextmanager
     def registered(self, job_id: str) -> Iterator[Waiting]:

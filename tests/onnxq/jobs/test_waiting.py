@@ -204,3 +204,20 @@ def test_a_cancel_is_announced_to_its_waiter_and_on_the_shared_channel(
     assert sorted(m["channel"].decode() for m in read if m is not None) == sorted(
         [WAITER, keys.JOBS_ENDED]
     )
+
+
+def test_every_thread_sees_one_channel_per_process() -> None:
+    waiter = JobWaiter(fakeredis.FakeRedis)
+    seen: list[str] = []
+    start = threading.Barrier(8)
+
+    def ask() -> None:
+        start.wait()
+        seen.append(waiter.channel)  # the listener thread asks for it too, at start
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(set(seen)) == 1 and len(seen) == 8
