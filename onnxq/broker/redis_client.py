@@ -45,10 +45,10 @@ class StorePool(redis.BlockingConnectionPool):
             connection = self.pool.get(block=True, timeout=self.timeout)
         except queue.Empty:
             raise redis.ConnectionError("No connection available.") from None
-        if connection is not None and getattr(connection, _CLEAN, False):
-            if connection._sock is not None:  # noqa: SLF001 - connected, nothing left unread
-                setattr(connection, _CLEAN, False)
-                return connection
+        known_clean = connection is not None and getattr(connection, _CLEAN, False)
+        if known_clean and connection._sock is not None:  # connected, nothing left unread
+            setattr(connection, _CLEAN, False)
+            return connection
         self.pool.put_nowait(connection)
         connection = self.get_connection()
         # redis-py 8 skips its own unread-data check when maintenance notifications are on (its

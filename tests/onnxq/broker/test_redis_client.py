@@ -38,7 +38,7 @@ def test_a_connection_another_user_left_unread_is_not_handed_out_clean(
     assert client.get("k") == b"value"  # the pool's one connection, now known clean
     connection = pool.get_connection()  # redis-py's own path: no longer known clean
     connection.send_command("PING")  # its reply is never read
-    assert select.select([connection._sock], [], [], 5)[0]  # noqa: SLF001 - +PONG has arrived
+    assert select.select([connection._sock], [], [], 5)[0]
     pool.release(connection)
     # The unread +PONG must not be taken for GET's reply (redis-py's own check sees it; a reply
     # still on its way cannot be seen by any check: redis-py's pool has the same limit).
@@ -59,7 +59,7 @@ def test_a_command_interrupted_before_its_reply_disconnects_its_connection(
         patch.setattr(connection, "read_response", interrupted)
         with pytest.raises(Interrupted):
             client.get("k")  # sent, reply left unread
-    assert connection._sock is None  # noqa: SLF001 - thrown away, not pooled with a reply in it
+    assert connection._sock is None
     assert client.get("k") == b"value"
 
 
