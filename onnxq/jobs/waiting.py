@@ -4,9 +4,9 @@ Whatever ends a job (the worker storing outcomes, a cancel, a poison claim) anno
 same script or transaction as the final state (onnxq/jobs/store.py), to whoever waits: each
 gateway process has a channel of its own (keys.waiter_channel), and a `Prefer: wait` submit names
 it in the job's record (`notify`), so the end of a job wakes the one process whose request waits
-for it, not every gateway process. A waiting poll (`?wait=`) may arrive at any process: it marks
-the job watched (keys.watched) in the round trip that reads the record, and a watched job's end
-is announced on the shared keys.JOBS_ENDED too. Each process keeps ONE subscription to both
+for it, not every gateway process. A waiting poll (`?wait=`) may arrive at any process: a job it finds
+still running it marks watched (keys.watched) in a second read, and a watched job's end is
+announced on the shared keys.JOBS_ENDED too. Each process keeps ONE subscription to both
 channels, read by one listener thread, and wakes the requests waiting on that id. A waiter
 registers before it reads the record, so a job that ends between the read and the wait still wakes
 it (or registers before it creates the job: the submit with `Prefer: wait`). The message carries
@@ -116,7 +116,12 @@ class JobWaiter:
     def until_ended(self, store: JobStore, job_id: str, seconds: float) -> Job:
         """The job once it has ended, or as it stands after `seconds`, whichever comes first."""
         with self.registered(job_id) as waiting:
-            job = store.get_watched(job_id, seconds)  # its end is announced on JOBS_ENDED too
+            # Most waiting polls (a client collecting a burst) find their job ended: one plain
+            # read. Otherwise read it again having marked it watched, so that its end is
+            # announced on JOBS_ENDED too (both reads come after the registration).
+            job = store.get(job_id)
+            if not job.status.ended:
+                job = store.get_watched(job_id, seconds)
             return self.until_ended_from(waiting, store, job, seconds)
 
     def until_ended_from(self, waiting: Waiting, store: JobStore, job: Job, seconds: float) -> Job:

@@ -221,3 +221,36 @@ def test_every_thread_sees_one_channel_per_process() -> None:
     for thread in threads:
         thread.join(10)
     assert len(set(seen)) == 1 and len(seen) == 8
+
+
+def test_a_waiting_poll_of_an_ended_job_answers_from_one_read_without_watching_it(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued()
+    store.create(job)
+    done = succeeded(job, {"labels": [1]})
+    store.store_many([done])
+    waiter = JobWaiter(lambda: redis_client)
+
+    assert waiter.until_ended(store, job.job_id, 30) == done
+    assert store.reads == 1
+    assert redis_client.exists(keys.watched(job.job_id)) == 0  # nobody need announce its end
+
+
+def test_a_waiting_poll_of_a_running_job_watches_it_and_is_woken_by_its_end(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued(notify=None)  # submitted without Prefer: only the shared channel hears its end
+    store.create(job)
+    waiter = JobWaiter(lambda: redis_client)
+    assert waiter.wait_subscribed(10)
+    done = succeeded(job, {"labels": [1]})
+    answers: list[Job] = []
+    poll = threading.Thread(
+        target=lambda: answers.append(waiter.until_ended(store, job.job_id, 30))
+    )
+    poll.start()
+    wait_until(lambda: redis_client.exists(keys.watched(job.job_id)), 10, "the poll to watch")
+    store.store_many([done])
+    poll.join(10)
+    assert answers == [done]
