@@ -4,9 +4,9 @@ Whatever ends a job (the worker storing outcomes, a cancel, a poison claim) anno
 same script or transaction as the final state (onnxq/jobs/store.py), to whoever waits: each
 gateway process has a channel of its own (keys.waiter_channel), and a `Prefer: wait` submit names
 it in the job's record (`notify`), so the end of a job wakes the one process whose request waits
-for it, not every gateway process. A waiting poll (`?wait=`) may arrive at any process: a job it finds
-still running it marks watched (keys.watched) in a second read, and a watched job's end is
-announced on the shared keys.JOBS_ENDED too. Each process keeps ONE subscription to both
+for it, not every gateway process. A waiting poll (`?wait=`) may arrive at any process: a job
+it finds still running it marks watched (keys.watched) in a second read, and a watched job's
+end is announced on the shared keys.JOBS_ENDED too. Each process keeps ONE subscription to both
 channels, read by one listener thread, and wakes the requests waiting on that id. A waiter
 registers before it reads the record, so a job that ends between the read and the wait still wakes
 it (or registers before it creates the job: the submit with `Prefer: wait`). The message carries
