@@ -6,9 +6,10 @@ about twice the round trip itself (measured here: a GET 59-63 us of client CPU t
 `Redis.get`, 26 us on a bare socket): the pool checks each connection it hands out for unread
 data (a poll and two fcntl), and each command goes through its retry object, `connect()` and
 observability hooks. `StoreClient` sends single commands straight on a pooled connection and
-skips the unread-data check only for a connection whose last command it completed itself; any
-other use of a connection (pipelines, pub/sub, an interrupted command) goes through redis-py's
-own checks as before.
+skips the unread-data check only for a connection whose last command it completed itself; a
+connection used any other way (pipelines, an interrupted command) is checked before its next
+single command, and reset if a reply is waiting in it (redis-py 8 evaluates its own check but
+ignores the result when maintenance notifications are on, its default).
 """
 
 from __future__ import annotations
