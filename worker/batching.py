@@ -63,13 +63,6 @@ class QueueDrain:
                 messages, emptied = self._get(queue, limit - len(taken), block)
                 if block and messages:  # woken by the first job: the batch's wait starts now
                     deadline = time.monotonic() + self.wait_seconds
-                if not messages:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or (block and not taken):
-                        break
-                    time.sleep(remaining)
-                    deadline = time.monotonic()  # one more look, then done
-                    continue
                 other_task = False
                 for message, stored in messages:
                     if other_task or message.headers.get("task") != PREDICT_TASK:
@@ -80,11 +73,15 @@ class QueueDrain:
                     if stored is not None and len(stored) == 2:
                         kwargs["stored"] = stored
                     taken.append((JobMessage(**kwargs), message))
-                if other_task or (emptied and time.monotonic() >= deadline):
-                    break  # no time left to wait for more: do not ask an empty queue again
-                if emptied:
-                    time.sleep(max(0.0, deadline - time.monotonic()))
-                    deadline = time.monotonic()  # one more look, then done
+                if other_task:
+                    break
+                if not emptied:
+                    continue  # more are waiting: take them now
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (block and not taken):
+                    break  # no time left (or a blocking wait found nothing): ask no more
+                time.sleep(remaining)
+                deadline = time.monotonic()  # one more look, then done
         except (OperationalError, OSError, ConnectionError) as exc:
             # Batching is an optimisation: on trouble, run what we have.
             log.warning("batch_fetch_failed", error=repr(exc))

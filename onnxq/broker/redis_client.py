@@ -79,22 +79,26 @@ class StoreClient(redis.Redis):
         pool = self.connection_pool
         if self.connection is not None or not isinstance(pool, StorePool):
             return super()._execute_command(*args, **options)
-        for attempt in (1, 2):
-            connection, clean = pool.take_clean(), False
-            try:
-                reply = self._send_command_parse_response(connection, args[0], *args, **options)
-                clean = True
-                return reply
-            except redis.ResponseError:
-                clean = True  # Redis answered (NOSCRIPT, WRONGTYPE, ...): the reply was read
-                raise
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                if attempt == 2:
-                    raise
-            finally:
-                pool.give_back(connection, clean)
-            time.sleep(RETRY_BACKOFF_SECONDS)
-        raise AssertionError("unreachable")
+        connection = pool.take_clean()
+        try:
+            return self._send_on(pool, connection, *args, **options)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            time.sleep(RETRY_BACKOFF_SECONDS)  # one more try, on a fresh connection
+        return self._send_on(pool, pool.take_clean(), *args, **options)
+
+    def _send_on(self, pool: StorePool, connection: Any, *args: Any, **options: Any) -> Any:
+        """One command on `connection`, which goes back to `pool` (reset unless the reply was
+        read whole)."""
+        clean = False
+        try:
+            reply = self._send_command_parse_response(connection, args[0], *args, **options)
+            clean = True
+            return reply
+        except redis.ResponseError:
+            clean = True  # Redis answered (NOSCRIPT, WRONGTYPE, ...): the reply was read
+            raise
+        finally:
+            pool.give_back(connection, clean)
 
 
 def connect_redis(

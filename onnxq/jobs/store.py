@@ -128,6 +128,16 @@ return written
 )
 
 
+def _record_rows_watched(job_ids: list[str]) -> list[str]:
+    """The per-job KEYS of the claim and store scripts: n record keys, their n rows keys and
+    their n watched keys."""
+    return (
+        [keys.job(job_id) for job_id in job_ids]
+        + [keys.rows(job_id) for job_id in job_ids]
+        + [keys.watched(job_id) for job_id in job_ids]
+    )
+
+
 class JobStore:
     """One JSON value per job, expiring `ttl_seconds` after its last write.
 
@@ -279,10 +289,8 @@ class JobStore:
     def _write_claims(self, writes: list[tuple[str, bytes, Job]], now: datetime) -> list[str]:
         """Write claimed records (job id, record as read, claimed job); the ids whose record
         changed since it was read."""
-        job_keys, args = [keys.ACTIVE_JOBS], [self.ttl_seconds, now.timestamp()]
-        job_keys += [keys.job(job_id) for job_id, _, _ in writes]
-        job_keys += [keys.rows(job_id) for job_id, _, _ in writes]
-        job_keys += [keys.watched(job_id) for job_id, _, _ in writes]
+        job_keys = [keys.ACTIVE_JOBS, *_record_rows_watched([job_id for job_id, _, _ in writes])]
+        args: list[str | int | float | bytes] = [self.ttl_seconds, now.timestamp()]
         for job_id, read, job in writes:
             record = dump_job(job)
             ended = ended_message(job_id, record) if job.status.ended else b""
@@ -301,9 +309,7 @@ class JobStore:
             return set()
         held = acknowledge or Acknowledgement(keys.ACTIVE_JOBS, keys.ACTIVE_JOBS, [])
         job_keys = [keys.ACTIVE_JOBS, held.hash_key, held.index_key]
-        job_keys += [keys.job(job.job_id) for job in jobs]
-        job_keys += [keys.rows(job.job_id) for job in jobs]
-        job_keys += [keys.watched(job.job_id) for job in jobs]
+        job_keys += _record_rows_watched([job.job_id for job in jobs])
         args: list[str | int | bytes] = [keys.JOBS_ENDED, self.ttl_seconds]
         for job in jobs:
             record = dump_job(job)

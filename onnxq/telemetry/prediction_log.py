@@ -32,35 +32,10 @@ class PredictionLog:
             self._day = (day, self.directory / f"predictions-{day:%Y-%m-%d}.jsonl")
         return self._day[1]
 
-    def record(
-        self,
-        *,
-        model: str,
-        version: int,
-        rows: np.ndarray | Sequence[Sequence[float]],
-        result: PredictionResult,
-        latency_ms: float,
-        request_id: str | None = None,
-        job_id: str | None = None,
-        source: str,
-    ) -> int:
-        """Append one line per row; return how many lines were written.
-
-        Features are logged as the float32 values the model saw, each written as
-        its shortest round-trip decimal (17.99, not 17.989999771118164), in
-        manifest order whatever form the request used.
-        """
+    def record(self, **prediction: Any) -> int:
+        """Append one line per row (the arguments of `lines`); return how many were written."""
         with self.batch() as batch:
-            return batch.record(
-                model=model,
-                version=version,
-                rows=rows,
-                result=result,
-                latency_ms=latency_ms,
-                request_id=request_id,
-                job_id=job_id,
-                source=source,
-            )
+            return batch.record(**prediction)
 
     @contextmanager
     def batch(self) -> Iterator[PredictionBatch]:
@@ -83,7 +58,12 @@ class PredictionLog:
         job_id: str | None = None,
         source: str,
     ) -> tuple[Path, bytes]:
-        """The file and the lines (newline-terminated) that `record` appends."""
+        """The file and the lines (newline-terminated) that `record` appends.
+
+        Features are logged as the float32 values the model saw, each written as
+        its shortest round-trip decimal (17.99, not 17.989999771118164), in
+        manifest order whatever form the request used.
+        """
         now = datetime.now(UTC)
         timestamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         matrix = np.ascontiguousarray(rows, dtype=np.float32)
