@@ -1,14 +1,16 @@
 """Closed-loop single-row jobs, onnxq vs bare Celery, in one run (issue 12's targets):
 
     .venv/bin/python bench/closed_loop.py [--pairs 3] [--seconds 10] [--clients 16]
-        [--burst-jobs 2000] [--idle-seconds 3] [--report PATH]
+        [--burst-jobs 2000] [--burst-collect many|each] [--idle-seconds 3] [--report PATH]
 
 Alternating pairs (onnxq, bare, onnxq, bare, ...); each side, with only its own servers running:
 1. closed loop: `--clients` client processes (bench/closed_loop_client.py), each submitting one
    single-row job and waiting for its result, again and again for `--seconds`: onnxq with
    `Prefer: wait=30` on the submit and `GET /v1/jobs/<id>?wait=30` if needed, bare Celery with
    `delay(row).get()`;
-2. open-loop burst: the same clients submit `--burst-jobs` jobs in all, then collect them all;
+2. open-loop burst: the same clients submit `--burst-jobs` jobs in all, then collect them all,
+   up to 100 at a time as each side's API offers (onnxq `GET /v1/jobs?ids=...&wait=30`, bare
+   Celery `ResultSet.join_native()`), or with `--burst-collect each` one by one;
 3. (onnxq) one client alone for `--idle-seconds`: finished_at → answer with no other load.
 The same demo model (RandomForest-100, bench/model.py), one redis-server of its own (AOF
 everysec; onnxq database 0, bare Celery database 1), prefork 2 on both sides; bare Celery with
@@ -54,6 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of a closed loop")
     parser.add_argument("--clients", type=int, default=16, help="client processes per side")
     parser.add_argument("--burst-jobs", type=int, default=2000, help="jobs of the open-loop burst")
+    parser.add_argument(
+        "--burst-collect",
+        choices=["many", "each"],
+        default="many",
+        help="the burst's results collected up to 100 at a time, or each on its own",
+    )
     parser.add_argument(
         "--idle-seconds", type=float, default=3.0, help="one onnxq client alone (0: skip)"
     )
@@ -130,7 +138,14 @@ def phases(
         side, "closed", seconds=args.seconds, workdir=workdir / "closed", **many
     )
     say(f"{side}: burst of {args.burst_jobs} jobs ...")
-    out["burst"] = run_phase(side, "burst", jobs=args.burst_jobs, workdir=workdir / "burst", **many)
+    out["burst"] = run_phase(
+        side,
+        "burst",
+        jobs=args.burst_jobs,
+        collect=args.burst_collect,
+        workdir=workdir / "burst",
+        **many,
+    )
     if side == "onnxq" and args.idle_seconds > 0:
         say(f"{side}: one client alone, {args.idle_seconds:g} s ...")
         alone = {**many, "clients": 1}

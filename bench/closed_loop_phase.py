@@ -103,6 +103,7 @@ def run_phase(
     jobs: int = 0,
     warmup: int = 5,
     env: dict[str, str] | None = None,
+    collect: str = "many",
 ) -> Phase:
     """Start `clients` client processes, warm them up, release them, measure, collect."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +122,7 @@ def run_phase(
             "rows": rows,
             "offset": i * 97,
             "warmup": warmup,
+            "collect": collect,
             "jobs": share + (1 if i < extra_jobs else 0),
             "ready": str(workdir / f"ready-{i}"),
             "go": str(go),

@@ -142,12 +142,19 @@ def burst_section(pairs: list[dict[str, dict[str, Phase]]], args: dict[str, Any]
         "bare p50",
         "noise (onnxq / bare)",
     ]
+    if args.get("burst_collect", "each") == "many":
+        collect = (
+            "up to 100 at a time, as each side's API offers (onnxq "
+            "`GET /v1/jobs?ids=<id>,...&wait=30`, bare `ResultSet(...).join_native()`)"
+        )
+    else:
+        collect = "one by one (onnxq `GET /v1/jobs/<id>?wait=30`, bare `get()`)"
     return [
         f"### 2. Open-loop burst: {args['burst_jobs']:,} single-row jobs",
         "",
         f"The same {args['clients']} client processes submit {args['burst_jobs']:,} jobs in all "
-        "(onnxq without `Prefer`, bare Celery `delay`), then collect every result (onnxq "
-        "`?wait=30`, bare `get()`); jobs/s = jobs ÷ (go → last result in a client's hand).",
+        f"(onnxq without `Prefer`, bare Celery `delay`), then collect every result {collect}; "
+        "jobs/s = jobs ÷ (go → last result in a client's hand).",
         "",
         *table(header, "rrrrrrl", rows),
         "",

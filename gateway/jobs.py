@@ -1,11 +1,11 @@
-"""Queued prediction jobs: submit, poll, cancel."""
+"""Queued prediction jobs: submit, poll (one job or several), cancel."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
@@ -16,7 +16,7 @@ from gateway.responses import describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import InvalidInput, JobNotFound
 from onnxq.jobs.queue import Submission, new_job_id
-from onnxq.jobs.record import Job
+from onnxq.jobs.record import Job, JobList
 from onnxq.models.inputs import JobRequest, check_row_limit, parse_request, rows_to_matrix
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -25,6 +25,8 @@ JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as in the IETF draft
 POLL_AFTER_SECONDS = 1
 MAX_WAIT_SECONDS = 30
+# Ids one poll may ask for: 100 ids and their commas fit in gunicorn's 4,094-byte request line.
+MAX_IDS_PER_POLL = 100
 # RFC 7240's "wait" preference, e.g. `Prefer: respond-async, wait=10`.
 PREFER_WAIT = re.compile(r"(?:^|[,;]\s*)wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?", re.IGNORECASE)
 WAIT_PARAMETER = {
@@ -34,6 +36,15 @@ WAIT_PARAMETER = {
     "description": "Answer as soon as the job ends, or after this many seconds (0-30) with its "
     "current state. The `Prefer: wait=<seconds>` header (RFC 7240) does the same, capped at 30.",
     "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+}
+IDS_PARAMETER = {
+    "name": "ids",
+    "in": "query",
+    "required": True,
+    "description": f"Job ids, comma-separated (or the parameter repeated), 1-{MAX_IDS_PER_POLL}.",
+    "schema": {"type": "string"},
+    "style": "form",
+    "explode": False,
 }
 PREFER_HEADER = {
     "description": "`wait=<seconds>` (RFC 7240): answer as soon as the job ends, or after that "
@@ -98,7 +109,13 @@ def _submitted_and_waited(seconds: float | None, **job: Any) -> tuple[Submission
 def _job_response(job: Job, status: int, waited: float | None) -> ResponseReturnValue:
     response = jsonify(job.public())
     response.status_code = status
-    if not job.status.ended:
+    return _wait_headers(response, job.status.ended, waited)
+
+
+def _wait_headers(response: Response, ended: bool, waited: float | None) -> Response:
+    """`Retry-After` while the job (any of the jobs) has not ended; `Preference-Applied` when a
+    Prefer header asked to wait."""
+    if not ended:
         response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
     if waited is not None and "Prefer" in request.headers:
         response.headers["Preference-Applied"] = f"wait={waited:g}"
@@ -178,6 +195,51 @@ def poll(job_id: str) -> ResponseReturnValue:
     else:
         job = services.jobs.get(job_id)
     return _job_response(job, 200, seconds)
+
+
+def _checked_job_ids() -> list[str]:
+    """The `ids` asked for, each once, in their order; 422 naming the ones that cannot be ids."""
+    job_ids = list(dict.fromkeys(i for v in request.args.getlist("ids") for i in v.split(",") if i))
+    g.jobs = len(job_ids)
+    if not 1 <= len(job_ids) <= MAX_IDS_PER_POLL:
+        raise InvalidInput(
+            f"ids must name 1 to {MAX_IDS_PER_POLL} jobs, comma-separated",
+            details=[{"field": "ids", "message": f"got {len(job_ids)}"}],
+        )
+    wrong = [
+        {"field": f"ids[{i}]", "message": f"not a job id: {job_id[:40]!r}"}
+        for i, job_id in enumerate(job_ids)
+        if not JOB_ID.fullmatch(job_id)
+    ]
+    if wrong:
+        raise InvalidInput("ids must be job ids (32 hexadecimal digits)", details=wrong[:100])
+    return job_ids
+
+
+@bp.get("/jobs")
+@documented(
+    responses={200: JobList, **describe_error_statuses(401, 422, 503)},
+    parameters=[IDS_PARAMETER, WAIT_PARAMETER],
+    headers={"Prefer": PREFER_HEADER},
+)
+def poll_many() -> ResponseReturnValue:
+    """Return several jobs at once, as a client collecting the jobs it submitted; `wait` holds
+    the answer until every one of them has ended (or the wait runs out)."""
+    job_ids = _checked_job_ids()
+    seconds = _wait_seconds(query=True)
+    services = current_services()
+    if seconds is not None and seconds > 0:
+        found = services.waiter.until_all_ended(services.jobs, job_ids, seconds)
+    else:
+        found = services.jobs.get_many(job_ids)
+    jobs = [found[job_id] for job_id in job_ids if job_id in found]
+    response = jsonify(
+        {
+            "jobs": [job.public() for job in jobs],
+            "missing": [job_id for job_id in job_ids if job_id not in found],
+        }
+    )
+    return _wait_headers(response, all(job.status.ended for job in jobs), seconds)
 
 
 @bp.delete("/jobs/<job_id>")

@@ -17,7 +17,7 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 # What a view may note on `g` for the request's log event.
-LOGGED_FIELDS = ("model", "version", "rows", "job_id", "error_type", "exception_type")
+LOGGED_FIELDS = ("model", "version", "rows", "job_id", "jobs", "error_type", "exception_type")
 
 
 def _begin_request() -> None:

@@ -62,6 +62,14 @@ class Job(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, exclude=PRIVATE_FIELDS)
 
 
+class JobList(BaseModel):
+    """Several jobs' documents, in the order they were asked for; `missing` lists the ids that
+    have no job (never submitted, or expired with their result)."""
+
+    jobs: list[Job]
+    missing: list[str]
+
+
 # Large results (a 100,000-row job) are stored zlib-compressed; JSON never starts with "z".
 COMPRESS_ABOVE_BYTES = 32 * 1024
 

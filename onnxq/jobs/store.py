@@ -16,126 +16,12 @@ import redis
 from onnxq.broker.redis_client import redis_errors_as_unavailable
 from onnxq.broker.task_message import Acknowledgement, QueuedMessage
 from onnxq.errors import JobExpired, JobNotFound
-from onnxq.jobs import keys, lifecycle
+from onnxq.jobs import keys, lifecycle, scripts
 from onnxq.jobs.lifecycle import Claim
 from onnxq.jobs.record import Job, dump_job, load_job, utc_now
 
-# A job's end is announced (keys.JOBS_ENDED says where) with its final record when that is small
-# (a single-row result is a few hundred bytes): a request waiting for it answers from the message
-# instead of reading the record back. Larger records are announced by id alone.
-ENDED_RECORD_MAX_BYTES = 16 * 1024
 # A watched mark outlives the wait it was set for by this long (a poll's clock and Redis's).
 WATCH_MARGIN = 5
-
-
-def ended_message(job_id: str, record: bytes) -> bytes:
-    """What an end announcement carries: `<job id>` or `<job id> <final record>`."""
-    if len(record) <= ENDED_RECORD_MAX_BYTES:
-        return job_id.encode() + b" " + record
-    return job_id.encode()
-
-
-def parse_ended_message(data: bytes) -> tuple[str, bytes | None]:
-    """(job id, its final record if the message carries it)."""
-    job_id, _, record = data.partition(b" ")
-    return job_id.decode(), record or None
-
-
-# A new job in one command (one reply to read, where a MULTI of five has seven): the record
-# KEYS[1] unless it exists, its rows KEYS[2] (ARGV[7], when ARGV[6] is "1"), its tombstone
-# KEYS[3], its place in the active index KEYS[4], and its broker message ARGV[9] pushed on
-# KEYS[5] (when ARGV[8] is "1").
-_CREATE = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') then return 0 end
-if ARGV[6] == '1' then redis.call('SET', KEYS[2], ARGV[7], 'EX', ARGV[2]) end
-redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
-if ARGV[8] == '1' then redis.call('LPUSH', KEYS[5], ARGV[9]) end
-return 1
-"""
-
-# Announcing a job's end inside a script (keys.JOBS_ENDED): on its waiter's channel, if it has
-# one, and on the shared channel while a waiting poll watches it.
-_ANNOUNCE = """
-local function announce(message, notify, watched)
-  if notify ~= '' then redis.call('PUBLISH', notify, message) end
-  if redis.call('EXISTS', watched) == 1 then redis.call('PUBLISH', ARGV[1], message) end
-end
-"""
-
-# Claims, written only where the record is unchanged since the claim read it (the batch's
-# compare-and-set; WATCH would cost two more round trips). KEYS[1] is the active index, then n
-# record keys, their n rows keys and their n watched keys; ARGV[1] the shared channel of end
-# announcements, ARGV[2] the TTL, ARGV[3] the claim time, then per job: record as read, new
-# record, job id, its end announcement ("" unless the claim ended it) and its waiter's channel.
-# Returns the positions of records that changed.
-_CLAIM = (
-    _ANNOUNCE
-    + """
-local n = (#KEYS - 1) / 3
-local changed = {}
-for i = 1, n do
-  local at = 3 + (i - 1) * 5
-  if redis.call('GET', KEYS[1 + i]) ~= ARGV[at + 1] then
-    changed[#changed + 1] = i
-  else
-    redis.call('SET', KEYS[1 + i], ARGV[at + 2], 'EX', ARGV[2])
-    redis.call('EXPIRE', KEYS[1 + n + i], ARGV[2])
-    if ARGV[at + 4] ~= '' then
-      redis.call('ZREM', KEYS[1], ARGV[at + 3])
-      announce(ARGV[at + 4], ARGV[at + 5], KEYS[1 + 2 * n + i])
-    else
-      redis.call('ZADD', KEYS[1], ARGV[3], ARGV[at + 3])
-    end
-  end
-end
-return changed
-"""
-)
-
-# Final states of claimed jobs. KEYS[1] is the active index, KEYS[2] and KEYS[3] the broker's
-# hash and index of unacknowledged messages, then n record keys, their n rows keys and their n
-# watched keys; ARGV[1] the shared channel of end announcements, ARGV[2] the TTL, then per job:
-# its id, final record, end announcement and waiter's channel, then the delivery tags of the
-# messages to acknowledge with them (none: KEYS[2] and KEYS[3] are not touched). A record that
-# expired meanwhile is not recreated (SET XX); the inputs are no longer needed; the announcements
-# go out after every write, so a woken poll that reads a record finds its final state. Returns 1
-# or 0 per job: whether its record was written.
-_STORE = (
-    _ANNOUNCE
-    + """
-local n = (#KEYS - 3) / 3
-local written, ids = {}, {}
-for i = 1, n do
-  local at = 3 + (i - 1) * 4
-  written[i] = redis.call('SET', KEYS[3 + i], ARGV[at + 1], 'EX', ARGV[2], 'XX') and 1 or 0
-  redis.call('DEL', KEYS[3 + n + i])
-  ids[i] = ARGV[at]
-end
-if n > 0 then redis.call('ZREM', KEYS[1], unpack(ids)) end
-for i = 1, n do
-  local at = 3 + (i - 1) * 4
-  announce(ARGV[at + 2], ARGV[at + 3], KEYS[3 + 2 * n + i])
-end
-local first_tag = 3 + 4 * n
-if #ARGV >= first_tag then
-  local tags = {unpack(ARGV, first_tag)}
-  redis.call('HDEL', KEYS[2], unpack(tags))
-  redis.call('ZREM', KEYS[3], unpack(tags))
-end
-return written
-"""
-)
-
-
-def _record_rows_watched(job_ids: list[str]) -> list[str]:
-    """The per-job KEYS of the claim and store scripts: n record keys, their n rows keys and
-    their n watched keys."""
-    return (
-        [keys.job(job_id) for job_id in job_ids]
-        + [keys.rows(job_id) for job_id in job_ids]
-        + [keys.watched(job_id) for job_id in job_ids]
-    )
 
 
 class JobStore:
@@ -152,9 +38,9 @@ class JobStore:
         self.client = client
         self.ttl_seconds = ttl_seconds
         # No round trip here: EVALSHA, loaded on first use.
-        self._create = client.register_script(_CREATE)
-        self._claim = client.register_script(_CLAIM)
-        self._store = client.register_script(_STORE)
+        self._create = client.register_script(scripts.CREATE)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._store = client.register_script(scripts.STORE)
 
     def create(
         self, job: Job, rows: bytes | None = None, message: QueuedMessage | None = None
@@ -203,6 +89,28 @@ class JobStore:
                 self._raise_missing(job_id)
         return load_job(raw)
 
+    def get_many(self, job_ids: list[str], *, watched_for: float | None = None) -> dict[str, Job]:
+        """The jobs of these ids that exist, in one round trip (missing and expired ones are
+        left out); with `watched_for`, each is first marked watched for that many seconds."""
+        if not job_ids:
+            return {}
+        job_keys = [keys.job(job_id) for job_id in job_ids]
+        with redis_errors_as_unavailable():
+            if watched_for is None:
+                raws = self.client.mget(job_keys)
+            else:
+                with self.client.pipeline(transaction=False) as pipe:
+                    ex = max(1, math.ceil(watched_for)) + WATCH_MARGIN
+                    for job_id in job_ids:
+                        pipe.set(keys.watched(job_id), b"1", ex=ex)
+                    pipe.mget(job_keys)
+                    raws = pipe.execute()[-1]
+        return {
+            job_id: load_job(raw)
+            for job_id, raw in zip(job_ids, raws, strict=True)
+            if raw is not None
+        }
+
     def _raise_missing(self, job_id: str) -> NoReturn:
         if self.client.exists(keys.tombstone(job_id)):
             raise JobExpired(job_id, self.ttl_seconds)
@@ -230,7 +138,7 @@ class JobStore:
                     pipe.set(key, record, ex=self.ttl_seconds)
                     if job.status.ended:  # a cancel: rare, so every waiting poll is told
                         pipe.zrem(keys.ACTIVE_JOBS, job_id)
-                        message = ended_message(job_id, record)
+                        message = scripts.ended_message(job_id, record)
                         if job.notify:
                             pipe.publish(job.notify, message)
                         pipe.publish(keys.JOBS_ENDED, message)
@@ -289,11 +197,14 @@ class JobStore:
     def _write_claims(self, writes: list[tuple[str, bytes, Job]], now: datetime) -> list[str]:
         """Write claimed records (job id, record as read, claimed job); the ids whose record
         changed since it was read."""
-        job_keys = [keys.ACTIVE_JOBS, *_record_rows_watched([job_id for job_id, _, _ in writes])]
+        job_keys = [
+            keys.ACTIVE_JOBS,
+            *scripts.record_rows_watched([job_id for job_id, _, _ in writes]),
+        ]
         args: list[str | int | float | bytes] = [self.ttl_seconds, now.timestamp()]
         for job_id, read, job in writes:
             record = dump_job(job)
-            ended = ended_message(job_id, record) if job.status.ended else b""
+            ended = scripts.ended_message(job_id, record) if job.status.ended else b""
             args += [read, record, job_id, ended, job.notify or ""]
         changed = self._claim(keys=job_keys, args=[keys.JOBS_ENDED, *args])
         return [writes[int(i) - 1][0] for i in changed]
@@ -309,11 +220,16 @@ class JobStore:
             return set()
         held = acknowledge or Acknowledgement(keys.ACTIVE_JOBS, keys.ACTIVE_JOBS, [])
         job_keys = [keys.ACTIVE_JOBS, held.hash_key, held.index_key]
-        job_keys += _record_rows_watched([job.job_id for job in jobs])
+        job_keys += scripts.record_rows_watched([job.job_id for job in jobs])
         args: list[str | int | bytes] = [keys.JOBS_ENDED, self.ttl_seconds]
         for job in jobs:
             record = dump_job(job)
-            args += [job.job_id, record, ended_message(job.job_id, record), job.notify or ""]
+            args += [
+                job.job_id,
+                record,
+                scripts.ended_message(job.job_id, record),
+                job.notify or "",
+            ]
         args += held.tags
         with redis_errors_as_unavailable():
             written = self._store(keys=job_keys, args=args)

@@ -23,13 +23,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import redis
 import structlog
 
 from onnxq.jobs import keys
 from onnxq.jobs.record import Job, load_job
-from onnxq.jobs.store import JobStore, parse_ended_message
+from onnxq.jobs.scripts import parse_ended_message
+from onnxq.jobs.store import JobStore
 from onnxq.telemetry import metrics
 
 log = structlog.get_logger("onnxq.waiting")
@@ -46,25 +48,52 @@ def listener_client(url: str) -> redis.Redis:
 
 
 class Waiting:
-    """One request waiting for one job: set when the job ends, with its final record if the
-    announcement carried it."""
+    """One request waiting for one or more jobs: set when one of them ends, with the final
+    records the announcements carried (`None` for a job announced by id alone)."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
-        self._record: bytes | None = None
+        self._lock = threading.Lock()  # the listener thread wakes, the request's thread waits
+        self._ended: dict[str, bytes | None] = {}
+        self._everything = False
 
-    def wake(self, record: bytes | None) -> None:
-        if record is not None:
-            self._record = record
+    def wake(self, job_id: str, record: bytes | None) -> None:
+        with self._lock:
+            if record is not None or job_id not in self._ended:
+                self._ended[job_id] = record
         self._event.set()
 
-    def wait(self, seconds: float) -> tuple[bool, bytes | None]:
-        """(woken, the record it was woken with), then ready to wait again."""
+    def wake_all(self) -> None:
+        """Announcements may have been missed (a new subscription): every job is to be read."""
+        with self._lock:
+            self._everything = True
+        self._event.set()
+
+    def wait(self, seconds: float) -> Wakeup | None:
+        """What woke it, or None after `seconds`; then ready to wait again."""
         if not self._event.wait(seconds):
-            return False, None
-        self._event.clear()
-        record, self._record = self._record, None
-        return True, record
+            return None
+        with self._lock:
+            self._event.clear()
+            wakeup = Wakeup(self._ended, self._everything)
+            self._ended, self._everything = {}, False
+        return wakeup
+
+
+@dataclass(frozen=True)
+class Wakeup:
+    """Jobs announced ended since the last wait (id → final record or None), and whether any
+    other job may have ended unannounced."""
+
+    ended: dict[str, bytes | None]
+    everything: bool
+
+    def to_read(self, job_ids: list[str]) -> list[str]:
+        """Of `job_ids`, those whose record must be read back: all of them after a missed
+        announcement, else those announced without their record."""
+        if self.everything:
+            return job_ids
+        return [i for i in job_ids if i in self.ended and self.ended[i] is None]
 
 
 class JobWaiter:
@@ -94,24 +123,26 @@ class JobWaiter:
             return self._channel[1]
 
     @contextlib.contextmanager
-    def registered(self, job_id: str) -> Iterator[Waiting]:
-        """Woken when `job_id` ends; register first, then read (or create) the record, then
-        wait (`until_ended_from`)."""
+    def registered(self, *job_ids: str) -> Iterator[Waiting]:
+        """Woken when any of `job_ids` ends; register first, then read (or create) the records,
+        then wait (`until_ended_from`)."""
         self._ensure_listener()
         waiting = Waiting()
         with self._lock:
-            self._waiting.setdefault(job_id, []).append(waiting)
+            for job_id in job_ids:
+                self._waiting.setdefault(job_id, []).append(waiting)
         metrics.job_waiter_added()
         try:
             yield waiting
         finally:
             metrics.job_waiter_left()
             with self._lock:
-                others = self._waiting.get(job_id, [])
-                if waiting in others:
-                    others.remove(waiting)
-                if not others:
-                    self._waiting.pop(job_id, None)
+                for job_id in job_ids:
+                    others = self._waiting.get(job_id, [])
+                    if waiting in others:
+                        others.remove(waiting)
+                    if not others:
+                        self._waiting.pop(job_id, None)
 
     def until_ended(self, store: JobStore, job_id: str, seconds: float) -> Job:
         """The job once it has ended, or as it stands after `seconds`, whichever comes first."""
@@ -132,11 +163,38 @@ class JobWaiter:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            woken, record = waiting.wait(remaining)
-            if not woken:
+            wakeup = waiting.wait(remaining)
+            if wakeup is None:
                 break
+            record = wakeup.ended.get(job.job_id)
             job = load_job(record) if record is not None else store.get(job.job_id)
         return job
+
+    def until_all_ended(
+        self, store: JobStore, job_ids: list[str], seconds: float
+    ) -> dict[str, Job]:
+        """The jobs of `job_ids` that exist (by id), once every one has ended, or as they stand
+        after `seconds`: a client collecting many jobs in one request. Read as `until_ended`
+        reads one job: plainly, then marked watched those still running."""
+        with self.registered(*job_ids) as waiting:
+            jobs = store.get_many(job_ids)
+            running = [i for i in job_ids if i in jobs and not jobs[i].status.ended]
+            if running:
+                jobs.update(store.get_many(running, watched_for=seconds))
+            deadline = time.monotonic() + seconds
+            while running := [i for i in running if i in jobs and not jobs[i].status.ended]:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                wakeup = waiting.wait(remaining)
+                if wakeup is None:
+                    break
+                for job_id in running:
+                    if (record := wakeup.ended.get(job_id)) is not None:
+                        jobs[job_id] = load_job(record)
+                if to_read := wakeup.to_read(running):
+                    jobs.update(store.get_many(to_read))
+            return jobs
 
     def wait_subscribed(self, timeout: float) -> bool:
         """Block until the listener's subscription is in place (start-up, tests)."""
@@ -144,8 +202,9 @@ class JobWaiter:
         return self._subscribed.wait(timeout)
 
     def waiting(self) -> int:
+        """Requests waiting (one waiting for many jobs counts once)."""
         with self._lock:
-            return sum(len(events) for events in self._waiting.values())
+            return len({id(one) for group in self._waiting.values() for one in group})
 
     def _ensure_listener(self) -> None:
         if self._listener is not None and self._listener.is_alive():
@@ -187,10 +246,10 @@ class JobWaiter:
         with self._lock:
             waiting = list(self._waiting.get(job_id, ()))
         for one in waiting:
-            one.wake(record)
+            one.wake(job_id, record)
 
     def _wake_all(self) -> None:
         with self._lock:
             waiting = [one for group in self._waiting.values() for one in group]
         for one in waiting:
-            one.wake(None)
+            one.wake_all()

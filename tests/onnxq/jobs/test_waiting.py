@@ -13,8 +13,9 @@ import pytest
 from onnxq.devtools.waiting import wait_until
 from onnxq.jobs import keys, lifecycle
 from onnxq.jobs.record import Job, dump_job
-from onnxq.jobs.store import ENDED_RECORD_MAX_BYTES, JobStore, parse_ended_message
-from onnxq.jobs.waiting import JobWaiter
+from onnxq.jobs.scripts import ENDED_RECORD_MAX_BYTES, parse_ended_message
+from onnxq.jobs.store import JobStore
+from onnxq.jobs.waiting import JobWaiter, Wakeup
 from tests.support.records import queued_job
 
 NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
@@ -254,3 +255,96 @@ def test_a_waiting_poll_of_a_running_job_watches_it_and_is_woken_by_its_end(
     store.store_many([done])
     poll.join(10)
     assert answers == [done]
+
+
+class ManyReadsStore(CountingStore):
+    """The real store, counting its reads of several records at once."""
+
+    many_reads = 0
+
+    def get_many(self, job_ids: list[str], *, watched_for: float | None = None) -> dict[str, Job]:
+        self.many_reads += 1
+        return super().get_many(job_ids, watched_for=watched_for)
+
+
+def three_jobs(store: JobStore) -> list[Job]:
+    jobs = [queued(notify=None).model_copy(update={"job_id": c * 32}) for c in "abc"]
+    for job in jobs:
+        store.create(job)
+    return jobs
+
+
+def test_waiting_for_jobs_that_have_all_ended_is_one_read_watching_none(
+    redis_client: fakeredis.FakeRedis,
+) -> None:
+    store = ManyReadsStore(redis_client, ttl_seconds=600)
+    jobs = three_jobs(store)
+    ends = [succeeded(job, {"labels": [i]}) for i, job in enumerate(jobs)]
+    store.store_many(ends)
+    waiter = JobWaiter(lambda: redis_client)
+
+    seen = waiter.until_all_ended(store, [job.job_id for job in jobs] + ["d" * 32], 30)
+
+    assert seen == {job.job_id: job for job in ends}  # the unknown id is left out
+    assert store.many_reads == 1
+    assert not any(redis_client.exists(keys.watched(job.job_id)) for job in jobs)
+    assert waiter.waiting() == 0
+
+
+def test_waiting_for_several_jobs_answers_once_every_one_has_ended(
+    redis_client: fakeredis.FakeRedis,
+) -> None:
+    store = ManyReadsStore(redis_client, ttl_seconds=600)
+    jobs = three_jobs(store)
+    ends = [succeeded(job, {"labels": [i]}) for i, job in enumerate(jobs)]
+    store.store_many(ends[:1])  # already ended when asked for: not watched
+    waiter = JobWaiter(lambda: redis_client)
+    assert waiter.wait_subscribed(10)
+    answers: list[dict[str, Job]] = []
+    poll = threading.Thread(
+        target=lambda: answers.append(
+            waiter.until_all_ended(store, [job.job_id for job in jobs], 30)
+        )
+    )
+    poll.start()
+    wait_until(lambda: redis_client.exists(keys.watched(jobs[2].job_id)), 10, "the poll to watch")
+    assert not redis_client.exists(keys.watched(jobs[0].job_id))
+    store.store_many(ends[1:2])  # announced with its record
+
+    def end_announced_by_id() -> None:  # as a record too large to announce is
+        redis_client.set(keys.job(jobs[2].job_id), dump_job(ends[2]))
+        redis_client.publish(keys.JOBS_ENDED, jobs[2].job_id)
+
+    end_announced_by_id()
+    poll.join(10)
+    assert answers == [{job.job_id: job for job in ends}]
+    assert waiter.waiting() == 0
+
+
+def test_waiting_for_several_jobs_answers_at_the_deadline_with_their_current_state(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    jobs = three_jobs(store)
+    done = succeeded(jobs[0], {"labels": [1]})
+    store.store_many([done])
+    waiter = JobWaiter(lambda: redis_client)
+
+    seen = waiter.until_all_ended(store, [job.job_id for job in jobs], 0.2)
+
+    assert seen == {jobs[0].job_id: done, jobs[1].job_id: jobs[1], jobs[2].job_id: jobs[2]}
+    assert waiter.waiting() == 0
+
+
+def test_a_wakeup_says_which_records_to_read_back() -> None:
+    ids = ["a", "b", "c"]
+    assert Wakeup({"a": b"{}", "b": None}, everything=False).to_read(ids) == ["b"]
+    assert Wakeup({"a": b"{}"}, everything=True).to_read(ids) == ids  # announcements missed
+
+
+def test_one_request_waiting_for_several_jobs_counts_as_one_waiter(
+    redis_client: fakeredis.FakeRedis,
+) -> None:
+    waiter = JobWaiter(lambda: redis_client)
+    with waiter.registered("a" * 32, "b" * 32), waiter.registered("a" * 32):
+        assert waiter.waiting() == 2
+    assert waiter.waiting() == 0
