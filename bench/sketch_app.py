@@ -7,7 +7,8 @@ Flask on gunicorn gthread; a Redis list as the queue; a worker process that take
 waiting jobs per session.run; the result awaited by a blocking pop inside the same request.
 No validation, authentication, job records, crash safety (a popped job dies with its worker),
 logging or metrics: what is left is HTTP, Redis and ONNX Runtime. It answers the same paths as
-onnxq's job API (`POST /v1/models/<m>/jobs` with `Prefer: wait`, `GET /v1/jobs/<id>?wait=`),
+onnxq's job API (`POST /v1/models/<m>/jobs` with `Prefer: wait`, `GET /v1/jobs/<id>?wait=`,
+`GET /v1/jobs?ids=...&wait=`),
 so bench/closed_loop_client.py drives it unchanged. BENCH_REDIS_URL and BENCH_MODEL_PATH come
 from the environment.
 """
@@ -18,6 +19,7 @@ import json
 import multiprocessing
 import os
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +60,17 @@ def submit(name: str) -> tuple[str, int]:
 @app.get("/v1/jobs/<job_id>")
 def poll(job_id: str) -> tuple[str, int]:
     return _answer(job_id, float(request.args.get("wait", "0")))
+
+
+@app.get("/v1/jobs")
+def poll_many() -> tuple[str, int]:
+    """Several jobs (`ids`), each awaited by its own blocking pop within one deadline."""
+    deadline = time.monotonic() + float(request.args.get("wait", "0"))
+    jobs = []
+    for job_id in request.args["ids"].split(","):
+        document, _ = _answer(job_id, max(0.0, deadline - time.monotonic()))
+        jobs.append(json.loads(document))
+    return json.dumps({"jobs": jobs, "missing": []}), 200
 
 
 def work() -> None:

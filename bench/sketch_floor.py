@@ -1,13 +1,15 @@
 """Closed loop: the design's floor (bench/sketch_app.py), onnxq and bare Celery, in one run:
 
     .venv/bin/python bench/sketch_floor.py [--triples 3] [--seconds 10] [--clients 16]
-        [--report PATH]
+        [--burst-jobs 2000] [--report PATH]
 
 Issue 12 names a minimal sketch of its job path as proof that 2x bare Celery is within reach of
 the design. This measures that sketch beside onnxq and bare Celery, in alternating triples
 (sketch, onnxq, bare, ...), with bench/closed_loop.py's clients and phase (16 client processes,
 one single-row job at a time each, 10 s), and the CPU per job of every process group: what each
-onnxq component costs above the sketch's. Writes its own section of docs/benchmarks.md.
+onnxq component costs above the sketch's; then each side's open-loop burst (`--burst-jobs`, 0 to
+skip), collected 100 at a time as in bench/closed_loop.py. Writes its own section of
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -157,11 +159,27 @@ def run_triple(
                 redis_url=redis_url,
                 **common,
             )
-    s, o, b = (out[side].rate for side in SIDES)
-    say(
-        f"triple {n}: sketch {s:,.0f}, onnxq {o:,.0f}, bare {b:,.0f} jobs/s "
-        f"(sketch {s / b:.2f}x, onnxq {o / b:.2f}x bare; onnxq {o / s:.2f}x sketch)"
-    )
+            if args.burst_jobs:
+                say(f"{side}: burst of {args.burst_jobs} jobs ...")
+                out[f"{side} burst"] = run_phase(
+                    "bare" if side == "bare" else "onnxq",
+                    "burst",
+                    jobs=args.burst_jobs,
+                    clients=args.clients,
+                    groups=groups,
+                    rows=rows,
+                    workdir=here / side / "burst",
+                    redis_url=redis_url,
+                    **common,
+                )
+    for kind in ("", " burst"):
+        if f"bare{kind}" not in out:
+            continue
+        s, o, b = (out[side + kind].rate for side in SIDES)
+        say(
+            f"triple {n}{kind}: sketch {s:,.0f}, onnxq {o:,.0f}, bare {b:,.0f} jobs/s "
+            f"(sketch {s / b:.2f}x, onnxq {o / b:.2f}x bare; onnxq {o / s:.2f}x sketch)"
+        )
     return out
 
 
@@ -251,7 +269,47 @@ def render(results: dict[str, Any]) -> str:
         totals.append(f"**{statistics.median(sum(cpu(t[side]).values()) for t in triples):.2f}**")
     table_rows.append(totals)
     lines += report.table(["process group", "sketch", "onnxq", "bare Celery"], "lrrr", table_rows)
+    if "bare burst" in triples[0]:
+        lines += ["", *burst_lines(triples, results["args"])]
     return "\n".join(lines)
+
+
+def burst_lines(triples: list[dict[str, Phase]], args: dict[str, Any]) -> list[str]:
+    """The open-loop burst of each side: jobs/s and the ratios, per triple and their median."""
+    rows, ratios = [], {"s": [], "o": []}
+    for n, triple in enumerate(triples, 1):
+        s, o, b = (triple[f"{side} burst"] for side in SIDES)
+        ratios["s"].append(s.rate / b.rate)
+        ratios["o"].append(o.rate / b.rate)
+        cpu_cells = [f"{sum(cpu(p).values()):.2f}" for p in (s, o, b)]
+        rows.append(
+            [
+                n,
+                *(f"{p.rate:,.0f}" for p in (s, o, b)),
+                f"**{s.rate / b.rate:.2f}**",
+                f"**{o.rate / b.rate:.2f}**",
+                " / ".join(cpu_cells),
+            ]
+        )
+    median_s, median_o = statistics.median(ratios["s"]), statistics.median(ratios["o"])
+    rows.append(["**median**", "", "", "", f"**{median_s:.2f}**", f"**{median_o:.2f}**", ""])
+    header = [
+        "triple",
+        "sketch jobs/s",
+        "onnxq jobs/s",
+        "bare jobs/s",
+        "**sketch ÷ bare**",
+        "**onnxq ÷ bare**",
+        "CPU ms/job sketch / onnxq / bare",
+    ]
+    return [
+        f"Open-loop burst: {args['burst_jobs']:,} single-row jobs from the same "
+        f"{args['clients']} clients, submitted without waiting, then collected up to 100 at a "
+        "time (the sketch's `GET /v1/jobs?ids=` pops each result in turn; onnxq's ids poll; bare "
+        "`ResultSet.join_native()`):",
+        "",
+        *report.table(header, "rrrrrrl", rows),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,12 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--triples", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--burst-jobs", type=int, default=2000, help="0: no burst phase")
     report.add_report_option(parser)
     add_model_cache_option(parser)
     args = parser.parse_args(argv)
     stop_on_signals()
     started = time.monotonic()
-    results: dict[str, Any] = {**report.run_details(OWNER)}
+    results: dict[str, Any] = {**report.run_details(OWNER), "args": vars(args)}
     workdir = Path(tempfile.mkdtemp(prefix="onnxq-sketch-"))
     try:
         model_dir = prepare_model(args.model_cache)

@@ -93,3 +93,40 @@ def waiters(stack) -> float:
     """onnxq_held_polls summed over the gateway's processes, as a scrape reads it."""
     text = requests.get(stack.url("/metrics"), timeout=5).text
     return sample(text, "onnxq_held_polls")
+
+
+def test_one_waiting_poll_of_many_jobs_answers_once_the_worker_has_ended_them_all(
+    tmp_path: Path, model_dir: Path, redis_binary: str
+) -> None:
+    with running_stack(tmp_path, model_dir, redis_binary, with_worker=False) as stack:
+        jobs_url = stack.url(f"/v1/models/{DEMO_MODEL_NAME}/jobs")
+        with requests.Session() as session:
+            ids = [
+                session.post(jobs_url, json={"instances": [ROW]}, timeout=10).json()["job_id"]
+                for _ in range(JOBS)
+            ]
+        unknown = "0" * 32
+        answer: list[requests.Response] = []
+        poll = threading.Thread(
+            target=lambda: answer.append(
+                requests.get(
+                    stack.url(f"/v1/jobs?ids={','.join([*ids, unknown])}"),
+                    headers={"Prefer": "wait=30"},
+                    timeout=60,
+                )
+            )
+        )
+        poll.start()
+        wait_until(lambda: waiters(stack) == 1, 30, "the poll to wait")  # one, for all the jobs
+        assert answer == [], "the poll answered before any job ran"
+
+        stack.start_worker()
+        poll.join(60)
+
+        [response] = answer
+        assert response.status_code == 200
+        body = response.json()
+        assert [job["job_id"] for job in body["jobs"]] == ids
+        assert {job["status"] for job in body["jobs"]} == {"succeeded"}
+        assert body["missing"] == [unknown]
+        assert response.headers["Preference-Applied"] == "wait=30"
