@@ -22,12 +22,13 @@ ACTIVE_JOBS = "onnxq:jobs:active"
 IDEMPOTENCY_PREFIX = "onnxq:idempotency:"
 # Pub/sub: a job's end is announced, in the same script that stores its final state, on the
 # channel of the gateway process whose request waits for it (the record's `notify`, set by a
-# `Prefer: wait` submit), and on JOBS_ENDED while a waiting poll has marked it watched
-# (onnxq/jobs/waiting.py). Nobody else is woken: a job's end costs one wake-up, not one per
-# gateway process.
+# `Prefer: wait` submit), and on the channel of the process whose waiting poll has marked it
+# watched (onnxq/jobs/waiting.py), or on JOBS_ENDED when polls of several processes watch it.
+# Nobody else is woken: a job's end costs one wake-up, not one per gateway process.
 JOBS_ENDED = "onnxq:jobs:ended"
 WAITER_CHANNEL_PREFIX = "onnxq:jobs:ended:"
-# "A waiting poll listens on JOBS_ENDED for this job": set by the poll, expiring after its wait.
+# "A waiting poll of this process waits for this job": holds the process's channel (or "*": polls
+# of several processes, announced on JOBS_ENDED), set by the poll, expiring after its wait.
 WATCHED_PREFIX = "onnxq:job-watched:"
 
 # Not onnxq's own: kombu's Redis transport keeps delivered, unacknowledged

@@ -40,14 +40,49 @@ if ARGV[8] == '1' then redis.call('LPUSH', KEYS[5], ARGV[9]) end
 return 1
 """
 
-# Announcing a job's end inside a script (keys.JOBS_ENDED): on its waiter's channel, if it has
-# one, and on the shared channel while a waiting poll watches it.
+# Announcing a job's end inside a script (ARGV[1] is keys.JOBS_ENDED): on its waiter's channel,
+# if it has one, and to the waiting polls that watch it: on the channel their watched mark names
+# (WATCH below) unless that is the waiter's, or on the shared channel when the mark is SHARED.
 ANNOUNCE = """
 local function announce(message, notify, watched)
   if notify ~= '' then redis.call('PUBLISH', notify, message) end
-  if redis.call('EXISTS', watched) == 1 then redis.call('PUBLISH', ARGV[1], message) end
+  local mark = redis.call('GET', watched)
+  if mark and mark ~= notify then
+    if string.sub(mark, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then
+      redis.call('PUBLISH', mark, message)
+    else
+      redis.call('PUBLISH', ARGV[1], message)
+    end
+  end
 end
 """
+
+# What a watched mark holds when polls of more than one gateway process watch the job (or a mark
+# an older release wrote): its end is announced on the shared channel, heard by every process.
+SHARED = "*"
+
+# Marking jobs watched by a waiting poll and reading their records, in one command. KEYS[1..n]
+# are the watched keys, KEYS[n+1..2n] the record keys; ARGV[1] is the channel of the poll's
+# gateway process, ARGV[2] the mark's lifetime in seconds. A mark names the one process whose
+# polls watch the job, so that its end wakes that process alone; a second process watching it
+# makes the mark SHARED. Of two marks' lifetimes the longer is kept. Returns the records.
+WATCH = (
+    """
+local n = #KEYS / 2
+local records = {}
+for i = 1, n do
+  local seen = redis.call('GET', KEYS[i])
+  local mark = ARGV[1]
+  if seen and seen ~= mark then mark = '"""
+    + SHARED
+    + """' end
+  local seconds = math.max(tonumber(ARGV[2]), redis.call('TTL', KEYS[i]))
+  redis.call('SET', KEYS[i], mark, 'EX', seconds)
+  records[i] = redis.call('GET', KEYS[n + i])
+end
+return records
+"""
+)
 
 # Claims, written only where the record is unchanged since the claim read it (the batch's
 # compare-and-set; WATCH would cost two more round trips). KEYS[1] is the active index, then n

@@ -24,6 +24,10 @@ from onnxq.jobs.record import Job, dump_job, load_job, utc_now
 WATCH_MARGIN = 5
 
 
+def _loaded(job_ids: list[str], raws: list[bytes | None]) -> dict[str, Job]:
+    return {job_id: load_job(raw) for job_id, raw in zip(job_ids, raws, strict=True) if raw}
+
+
 class JobStore:
     """One JSON value per job, expiring `ttl_seconds` after its last write.
 
@@ -41,6 +45,7 @@ class JobStore:
         self._create = client.register_script(scripts.CREATE)
         self._claim = client.register_script(scripts.CLAIM)
         self._store = client.register_script(scripts.STORE)
+        self._watch = client.register_script(scripts.WATCH)
 
     def create(
         self, job: Job, rows: bytes | None = None, message: QueuedMessage | None = None
@@ -78,38 +83,35 @@ class JobStore:
                 self._raise_missing(job_id)
         return load_job(raw)
 
-    def get_watched(self, job_id: str, seconds: float) -> Job:
-        """Read a job a waiting poll waits for, having first marked it watched for `seconds`:
-        its end is then announced on keys.JOBS_ENDED too (one round trip)."""
-        with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
-            pipe.set(keys.watched(job_id), b"1", ex=max(1, math.ceil(seconds)) + WATCH_MARGIN)
-            pipe.get(keys.job(job_id))
-            _, raw = pipe.execute()
-            if raw is None:
+    def get_watched(self, job_id: str, seconds: float, watcher: str) -> Job:
+        """Read a job a waiting poll waits for, having first marked it watched for `seconds` by
+        the gateway process whose channel is `watcher`: its end is then announced there too
+        (one round trip)."""
+        found = self.watch_many([job_id], seconds, watcher)
+        if job_id not in found:
+            with redis_errors_as_unavailable():
                 self._raise_missing(job_id)
-        return load_job(raw)
+        return found[job_id]
 
-    def get_many(self, job_ids: list[str], *, watched_for: float | None = None) -> dict[str, Job]:
-        """The jobs of these ids that exist, in one round trip (missing and expired ones are
-        left out); with `watched_for`, each is first marked watched for that many seconds."""
+    def get_many(self, job_ids: list[str]) -> dict[str, Job]:
+        """The jobs of these ids that exist, in one MGET (missing and expired ones left out)."""
         if not job_ids:
             return {}
-        job_keys = [keys.job(job_id) for job_id in job_ids]
         with redis_errors_as_unavailable():
-            if watched_for is None:
-                raws = self.client.mget(job_keys)
-            else:
-                with self.client.pipeline(transaction=False) as pipe:
-                    ex = max(1, math.ceil(watched_for)) + WATCH_MARGIN
-                    for job_id in job_ids:
-                        pipe.set(keys.watched(job_id), b"1", ex=ex)
-                    pipe.mget(job_keys)
-                    raws = pipe.execute()[-1]
-        return {
-            job_id: load_job(raw)
-            for job_id, raw in zip(job_ids, raws, strict=True)
-            if raw is not None
-        }
+            raws = self.client.mget([keys.job(job_id) for job_id in job_ids])
+        return _loaded(job_ids, raws)
+
+    def watch_many(self, job_ids: list[str], seconds: float, watcher: str) -> dict[str, Job]:
+        """`get_many`, each job first marked watched for `seconds` by `watcher` (a gateway
+        process's channel), in one script (scripts.WATCH)."""
+        if not job_ids:
+            return {}
+        marks = [keys.watched(job_id) for job_id in job_ids]
+        records = [keys.job(job_id) for job_id in job_ids]
+        lifetime = max(1, math.ceil(seconds)) + WATCH_MARGIN
+        with redis_errors_as_unavailable():
+            raws = self._watch(keys=marks + records, args=[watcher, lifetime])
+        return _loaded(job_ids, raws)
 
     def _raise_missing(self, job_id: str) -> NoReturn:
         if self.client.exists(keys.tombstone(job_id)):

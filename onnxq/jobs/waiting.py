@@ -5,14 +5,15 @@ same script or transaction as the final state (onnxq/jobs/store.py), to whoever 
 gateway process has a channel of its own (keys.waiter_channel), and a `Prefer: wait` submit names
 it in the job's record (`notify`), so the end of a job wakes the one process whose request waits
 for it, not every gateway process. A waiting poll (`?wait=`) may arrive at any process: a job
-it finds still running it marks watched (keys.watched) in a second read, and a watched job's
-end is announced on the shared keys.JOBS_ENDED too. Each process keeps ONE subscription to both
-channels, read by one listener thread, and wakes the requests waiting on that id. A waiter
-registers before it reads the record, so a job that ends between the read and the wait still wakes
-it (or registers before it creates the job: the submit with `Prefer: wait`). The message carries
-the job's final record when it is small, and the woken request answers from it without reading the
-record back. Nothing polls Redis in a loop; a lost subscription (Redis restarting) wakes every
-waiter so that each reads its record again.
+it finds still running it marks watched (keys.watched) by its process in a second read, and a
+watched job's end is announced on that process's channel too (on the shared keys.JOBS_ENDED when
+polls of several processes watch it). Each process keeps ONE subscription to both channels, read
+by one listener thread, and wakes the requests waiting on that id. A waiter registers before it
+reads the record, so a job that ends between the read and the wait still wakes it (or registers
+before it creates the job: the submit with `Prefer: wait`). The message carries the job's final
+record when it is small, and the woken request answers from it without reading the record back.
+Nothing polls Redis in a loop; a lost subscription (Redis restarting) wakes every waiter so that
+each reads its record again.
 """
 
 from __future__ import annotations
@@ -149,10 +150,10 @@ class JobWaiter:
         with self.registered(job_id) as waiting:
             # Most waiting polls (a client collecting a burst) find their job ended: one plain
             # read. Otherwise read it again having marked it watched, so that its end is
-            # announced on JOBS_ENDED too (both reads come after the registration).
+            # announced to this process too (both reads come after the registration).
             job = store.get(job_id)
             if not job.status.ended:
-                job = store.get_watched(job_id, seconds)
+                job = store.get_watched(job_id, seconds, self.channel)
             return self.until_ended_from(waiting, store, job, seconds)
 
     def until_ended_from(self, waiting: Waiting, store: JobStore, job: Job, seconds: float) -> Job:
@@ -180,7 +181,7 @@ class JobWaiter:
             jobs = store.get_many(job_ids)
             running = [i for i in job_ids if i in jobs and not jobs[i].status.ended]
             if running:
-                jobs.update(store.get_many(running, watched_for=seconds))
+                jobs.update(store.watch_many(running, seconds, self.channel))
             deadline = time.monotonic() + seconds
             while running := [i for i in running if i in jobs and not jobs[i].status.ended]:
                 remaining = deadline - time.monotonic()

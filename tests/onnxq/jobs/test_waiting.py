@@ -151,22 +151,68 @@ def test_an_end_wakes_only_its_waiter_while_no_poll_watches_it(
     assert redis_client.get(keys.job(other.job_id)) == dump_job(ends[1])
 
 
-def test_a_watched_job_is_announced_on_the_shared_channel_too(
+POLLER = keys.waiter_channel("poller")
+OTHER_POLLER = keys.waiter_channel("other-poller")
+
+
+def heard(redis_client: fakeredis.FakeRedis, end: Callable[[], object]) -> list[str]:
+    """The channels (of WAITER, the two pollers' and the shared one) that heard `end`."""
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(WAITER, POLLER, OTHER_POLLER, keys.JOBS_ENDED)
+    end()
+    read = [pubsub.get_message(timeout=0.1) for _ in range(6)]
+    return sorted(m["channel"].decode() for m in read if m is not None)
+
+
+def test_a_watched_job_is_announced_to_the_process_whose_poll_watches_it(
     store: CountingStore, redis_client: fakeredis.FakeRedis
 ) -> None:
     job = queued()
     store.create(job)
-    assert store.get_watched(job.job_id, seconds=10) == job
+    assert store.get_watched(job.job_id, seconds=10, watcher=POLLER) == job
     assert 10 < redis_client.ttl(keys.watched(job.job_id)) <= 15
     done = succeeded(job, {"labels": [1]})
-    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(WAITER, keys.JOBS_ENDED)
 
-    store.store_many([done])
+    # Not on the shared channel: the other gateway processes are not woken.
+    assert heard(redis_client, lambda: store.store_many([done])) == sorted([WAITER, POLLER])
 
-    read = [pubsub.get_message(timeout=0.1) for _ in range(4)]
-    heard = sorted(m["channel"].decode() for m in read if m is not None)
-    assert heard == sorted([WAITER, keys.JOBS_ENDED])
+
+def test_a_job_watched_by_polls_of_two_processes_is_announced_on_the_shared_channel(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued()
+    store.create(job)
+    store.get_watched(job.job_id, seconds=30, watcher=POLLER)
+    store.get_watched(job.job_id, seconds=1, watcher=OTHER_POLLER)
+    assert redis_client.ttl(keys.watched(job.job_id)) > 30  # the longer wait's mark is kept
+    done = succeeded(job, {"labels": [1]})
+
+    assert heard(redis_client, lambda: store.store_many([done])) == sorted(
+        [WAITER, keys.JOBS_ENDED]
+    )
+
+
+def test_a_job_watched_by_its_own_waiter_process_is_announced_there_once(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued()
+    store.create(job)
+    store.get_watched(job.job_id, seconds=10, watcher=WAITER)
+    store.get_watched(job.job_id, seconds=10, watcher=WAITER)  # the same process again
+    done = succeeded(job, {"labels": [1]})
+
+    assert heard(redis_client, lambda: store.store_many([done])) == [WAITER]
+
+
+def test_an_older_release_s_watched_mark_is_announced_on_the_shared_channel(
+    store: CountingStore, redis_client: fakeredis.FakeRedis
+) -> None:
+    job = queued(notify=None)
+    store.create(job)
+    redis_client.set(keys.watched(job.job_id), b"1", ex=10)
+    done = succeeded(job, {"labels": [1]})
+
+    assert heard(redis_client, lambda: store.store_many([done])) == [keys.JOBS_ENDED]
 
 
 def test_a_waiting_poll_in_another_process_is_woken_by_a_job_another_process_waits_for(
@@ -262,9 +308,9 @@ class ManyReadsStore(CountingStore):
 
     many_reads = 0
 
-    def get_many(self, job_ids: list[str], *, watched_for: float | None = None) -> dict[str, Job]:
+    def get_many(self, job_ids: list[str]) -> dict[str, Job]:
         self.many_reads += 1
-        return super().get_many(job_ids, watched_for=watched_for)
+        return super().get_many(job_ids)
 
 
 def three_jobs(store: JobStore) -> list[Job]:
