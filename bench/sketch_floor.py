@@ -44,6 +44,14 @@ from onnxq.devtools.waiting import wait_until  # noqa: E402
 
 OWNER = "bench/sketch_floor.py"
 SIDES = ("sketch", "onnxq", "bare")
+RATE_COLUMNS = [
+    "triple",
+    "sketch jobs/s",
+    "onnxq jobs/s",
+    "bare jobs/s",
+    "**sketch ÷ bare**",
+    "**onnxq ÷ bare**",
+]
 
 
 def start_sketch(redis_url: str, model_path: Path, workdir: Path) -> list[Service]:
@@ -209,16 +217,7 @@ def render(results: dict[str, Any]) -> str:
         "bench/closed_loop.py; 16 closed-loop client processes each",
         "",
     ]
-    header = [
-        "triple",
-        "sketch jobs/s",
-        "onnxq jobs/s",
-        "bare jobs/s",
-        "**sketch ÷ bare**",
-        "**onnxq ÷ bare**",
-        "onnxq ÷ sketch",
-        "p50 sketch / onnxq / bare",
-    ]
+    header = [*RATE_COLUMNS, "onnxq ÷ sketch", "p50 sketch / onnxq / bare"]
     rows, ratios = [], {"s": [], "o": [], "os": []}
     for n, triple in enumerate(triples, 1):
         s, o, b = (triple[side] for side in SIDES)
@@ -293,15 +292,7 @@ def burst_lines(triples: list[dict[str, Phase]], args: dict[str, Any]) -> list[s
         )
     median_s, median_o = statistics.median(ratios["s"]), statistics.median(ratios["o"])
     rows.append(["**median**", "", "", "", f"**{median_s:.2f}**", f"**{median_o:.2f}**", ""])
-    header = [
-        "triple",
-        "sketch jobs/s",
-        "onnxq jobs/s",
-        "bare jobs/s",
-        "**sketch ÷ bare**",
-        "**onnxq ÷ bare**",
-        "CPU ms/job sketch / onnxq / bare",
-    ]
+    header = [*RATE_COLUMNS, "CPU ms/job sketch / onnxq / bare"]
     return [
         f"Open-loop burst: {args['burst_jobs']:,} single-row jobs from the same "
         f"{args['clients']} clients, submitted without waiting, then collected up to 100 at a "

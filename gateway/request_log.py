@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from flask import Flask, Response, g, request
@@ -22,7 +22,7 @@ LOGGED_FIELDS = ("model", "version", "rows", "job_id", "jobs", "error_type", "ex
 
 def _begin_request() -> None:
     offered = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else os.urandom(16).hex()
     state = g._get_current_object()  # one proxy lookup, not one per attribute
     state.request_id = request_id
     state.started = time.perf_counter()

@@ -39,6 +39,7 @@ class QueueDrain:
         self.read_prefixes = read_prefixes
         self._connection: Connection | None = None
         self._queue: Any = None
+        self._found_empty = False  # what the last look at the queue found
 
     def _bound_queue(self) -> Any:
         if self._queue is None:
@@ -53,16 +54,20 @@ class QueueDrain:
         """Return up to `limit` more predict jobs, waiting up to `block_seconds` for the first
         (Redis only). Once a batch has its first job (the task's own, or the first taken here),
         it waits the configured few ms for more: the queue is looked at again when they are up,
-        not polled meanwhile."""
+        not polled meanwhile. A blocking take of a queue this drain last found empty starts
+        with the blocking pop, and the transport holds what it pops for that wait before it
+        records and takes the rest in one script (Channel.take_reading's `gather_seconds`)."""
         taken: list[tuple[JobMessage, Message]] = []
         deadline = time.monotonic() + self.wait_seconds
         try:
             queue = self._bound_queue()
             while len(taken) < limit:
                 block = 0.0 if taken else block_seconds
-                messages, emptied = self._get(queue, limit - len(taken), block)
+                gather = bool(block) and self._found_empty
+                messages, emptied, waited = self._get(queue, limit - len(taken), block, gather)
+                self._found_empty = emptied
                 if block and messages:  # woken by the first job: the batch's wait starts now
-                    deadline = time.monotonic() + self.wait_seconds
+                    deadline = time.monotonic() + (0.0 if waited else self.wait_seconds)
                 other_task = False
                 for message, stored in messages:
                     if other_task or message.headers.get("task") != PREDICT_TASK:
@@ -89,19 +94,25 @@ class QueueDrain:
         return taken
 
     def _get(
-        self, queue: Any, limit: int, block_seconds: float
-    ) -> tuple[list[tuple[Message, tuple[Any, ...] | None]], bool]:
-        """Up to `limit` messages (each with what was read for it), and whether they emptied the
-        queue: in one round trip on onnxq's Redis channel (onnxq/broker/redis_transport.py), one
-        by one on other kombu transports."""
+        self, queue: Any, limit: int, block_seconds: float, gather: bool = False
+    ) -> tuple[list[tuple[Message, tuple[Any, ...] | None]], bool, bool]:
+        """Up to `limit` messages (each with what was read for it), whether they emptied the
+        queue, and whether the batch's wait was spent taking them (`gather` on onnxq's Redis
+        channel, onnxq/broker/redis_transport.py): in one round trip there (two with `gather`),
+        one by one on other kombu transports."""
         take_reading = getattr(queue.channel, "take_reading", None)
         if take_reading is not None:
             taken = take_reading(
-                self.queue_name, limit, ACCEPT, block_seconds, prefixes=self.read_prefixes
+                self.queue_name,
+                limit,
+                ACCEPT,
+                block_seconds,
+                prefixes=self.read_prefixes,
+                gather_seconds=self.wait_seconds if gather else None,
             )
-            return [(m, read or None) for m, read in taken], len(taken) < limit
+            return [(m, read or None) for m, read in taken], len(taken) < limit, gather
         message = queue.get(no_ack=False, accept=ACCEPT)
-        return ([], True) if message is None else ([(message, None)], False)
+        return ([], True, False) if message is None else ([(message, None)], False, False)
 
     def reset(self) -> None:
         if self._connection is not None:
@@ -109,6 +120,7 @@ class QueueDrain:
             with contextlib.suppress(Exception):
                 self._connection.release()
         self._connection, self._queue = None, None
+        self._found_empty = False
 
 
 def acknowledgement(messages: list[Message]) -> Acknowledgement | None:

@@ -16,6 +16,8 @@ PREDICT_TASK = "onnxq.predict"
 CALLBACK_TASK = "onnxq.callback"
 RECONCILE_TASK = "onnxq.reconcile"
 DRIFT_TASK = "onnxq.drift"
+# How long kombu's restore sweep may hold its lock (see make_celery).
+RESTORE_LOCK_SECONDS = 5
 
 
 def callback_queue(settings: Settings) -> str:
@@ -73,6 +75,11 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
             # interval x throttle seconds (100 s by default): make it ~the timeout.
             "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_seconds // 2)),
             "unacked_restore_throttle": 1,
+            # The sweep holds a Redis lock while it restores; a worker killed inside it left the
+            # lock for kombu's 300 s, and no other worker swept meanwhile (its dead messages
+            # stayed unacknowledged). Two sweeps at once are safe (each restore is a WATCHed
+            # transaction), so the lock only needs to outlive one sweep.
+            "unacked_mutex_expire": RESTORE_LOCK_SECONDS,
         },
         result_backend_transport_options=transport,
         task_soft_time_limit=settings.task_soft_time_limit_seconds,

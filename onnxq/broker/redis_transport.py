@@ -124,20 +124,38 @@ class Channel(kombu_redis.Channel):
         accept: Sequence[str],
         block_seconds: float = 0.0,
         prefixes: Sequence[str] = (),
+        *,
+        gather_seconds: float | None = None,
     ) -> list[tuple[Any, tuple[bytes | None, ...]]]:
         """take_many, and with each message the values of `prefixes` + its task id, read in the
-        same script (the job record and rows its task needs: no round trip of their own)."""
+        same script (the job record and rows its task needs: no round trip of their own).
+
+        With `gather_seconds` (the caller found the queue empty a moment ago), a blocking take
+        starts with its BRPOP rather than a script that would find nothing, and the message it
+        pops waits that long in this process for others to arrive (a micro-batch's wait) before
+        the one script that records it takes them too: two round trips, where a script, the
+        BRPOP, a script and a look after the wait are four. Until that script the popped message
+        is held by this process alone, as after kombu's own BRPOP, only longer: a process killed
+        then loses it, and the reconciler sends its job again (docs/reliability.md).
+        """
         with self.conn_or_acquire() as client:
             if self._take_many_script is None:
                 self._take_many_script = client.register_script(_TAKE_MANY)
             keys = [queue, self.unacked_key, self.unacked_index_key]
-            args = [limit, time.time(), len(prefixes), *prefixes]
-            # whichever client the channel has now
-            items, values = self._take_many_script(keys=keys, args=args, client=client)
+            read = [len(prefixes), *prefixes]
+            items: list[Any] = []
+            values: list[Any] = []
+            if gather_seconds is None or block_seconds <= 0:
+                # whichever client the channel has now
+                items, values = self._take_many_script(
+                    keys=keys, args=[limit, time.time(), *read], client=client
+                )
             if not items and block_seconds > 0:
                 popped = client.brpop([queue], timeout=block_seconds)
                 if popped is not None:
-                    args = [limit, time.time(), len(prefixes), *prefixes, popped[1]]
+                    if gather_seconds:
+                        time.sleep(gather_seconds)
+                    args = [limit, time.time(), *read, popped[1]]
                     items, values = self._take_many_script(keys=keys, args=args, client=client)
         accepted = prepare_accept_content(accept)
         taken = []
@@ -145,8 +163,8 @@ class Channel(kombu_redis.Channel):
             message = self.Message(loads(item), channel=self)
             message.accept = accepted
             virtual.QoS.append(self.qos, message, message.delivery_tag)  # in memory only
-            read = values[number * len(prefixes) : (number + 1) * len(prefixes)]
-            taken.append((message, tuple(read)))
+            values_of = values[number * len(prefixes) : (number + 1) * len(prefixes)]
+            taken.append((message, tuple(values_of)))
         return taken
 
     def acknowledgement(self, messages: Sequence[Any]) -> Acknowledgement:

@@ -97,6 +97,17 @@ class Wakeup:
         return [i for i in job_ids if i in self.ended and self.ended[i] is None]
 
 
+def _wakeups(waiting: Waiting, seconds: float) -> Iterator[Wakeup]:
+    """Each wake-up of `waiting` until `seconds` from now have passed (the caller stops early
+    once what it waits for has happened)."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        wakeup = waiting.wait(remaining)
+        if wakeup is None:
+            return
+        yield wakeup
+
+
 class JobWaiter:
     """Wakes threads (or greenlets, under gevent) waiting for particular jobs to end."""
 
@@ -159,16 +170,13 @@ class JobWaiter:
     def until_ended_from(self, waiting: Waiting, store: JobStore, job: Job, seconds: float) -> Job:
         """`job` (read or created after `waiting` was registered) once it has ended, or as it
         stands after `seconds`."""
-        deadline = time.monotonic() + seconds
-        while not job.status.ended:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            wakeup = waiting.wait(remaining)
-            if wakeup is None:
-                break
+        if job.status.ended:
+            return job
+        for wakeup in _wakeups(waiting, seconds):
             record = wakeup.ended.get(job.job_id)
             job = load_job(record) if record is not None else store.get(job.job_id)
+            if job.status.ended:
+                break
         return job
 
     def until_all_ended(
@@ -179,22 +187,23 @@ class JobWaiter:
         reads one job: plainly, then marked watched those still running."""
         with self.registered(*job_ids) as waiting:
             jobs = store.get_many(job_ids)
-            running = [i for i in job_ids if i in jobs and not jobs[i].status.ended]
-            if running:
-                jobs.update(store.watch_many(running, seconds, self.channel))
-            deadline = time.monotonic() + seconds
-            while running := [i for i in running if i in jobs and not jobs[i].status.ended]:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                wakeup = waiting.wait(remaining)
-                if wakeup is None:
-                    break
+
+            def still_running(among: list[str]) -> list[str]:
+                return [i for i in among if i in jobs and not jobs[i].status.ended]
+
+            running = still_running(job_ids)
+            if not running:
+                return jobs
+            jobs.update(store.watch_many(running, seconds, self.channel))
+            running = still_running(running)
+            for wakeup in _wakeups(waiting, seconds) if running else ():
                 for job_id in running:
                     if (record := wakeup.ended.get(job_id)) is not None:
                         jobs[job_id] = load_job(record)
                 if to_read := wakeup.to_read(running):
                     jobs.update(store.get_many(to_read))
+                if not (running := still_running(running)):
+                    break
             return jobs
 
     def wait_subscribed(self, timeout: float) -> bool:

@@ -31,12 +31,7 @@ def test_500_waiting_polls_leave_health_fast_and_answer_when_their_jobs_end(
     tmp_path: Path, model_dir: Path, redis_binary: str
 ) -> None:
     with running_stack(tmp_path, model_dir, redis_binary, with_worker=False) as stack:
-        jobs_url = stack.url(f"/v1/models/{DEMO_MODEL_NAME}/jobs")
-        with requests.Session() as session:
-            ids = [
-                session.post(jobs_url, json={"instances": [ROW]}, timeout=10).json()["job_id"]
-                for _ in range(JOBS)
-            ]
+        ids = submitted(stack, JOBS)
         answers: list[tuple[str, int, str, datetime]] = []
         started = threading.Barrier(WAITERS + 1)
 
@@ -89,6 +84,16 @@ def test_500_waiting_polls_leave_health_fast_and_answer_when_their_jobs_end(
         assert max(delays) < 10
 
 
+def submitted(stack, n: int) -> list[str]:
+    """The ids of `n` single-row jobs submitted one after the other."""
+    jobs_url = stack.url(f"/v1/models/{DEMO_MODEL_NAME}/jobs")
+    with requests.Session() as session:
+        return [
+            session.post(jobs_url, json={"instances": [ROW]}, timeout=10).json()["job_id"]
+            for _ in range(n)
+        ]
+
+
 def waiters(stack) -> float:
     """onnxq_held_polls summed over the gateway's processes, as a scrape reads it."""
     text = requests.get(stack.url("/metrics"), timeout=5).text
@@ -99,12 +104,7 @@ def test_one_waiting_poll_of_many_jobs_answers_once_the_worker_has_ended_them_al
     tmp_path: Path, model_dir: Path, redis_binary: str
 ) -> None:
     with running_stack(tmp_path, model_dir, redis_binary, with_worker=False) as stack:
-        jobs_url = stack.url(f"/v1/models/{DEMO_MODEL_NAME}/jobs")
-        with requests.Session() as session:
-            ids = [
-                session.post(jobs_url, json={"instances": [ROW]}, timeout=10).json()["job_id"]
-                for _ in range(JOBS)
-            ]
+        ids = submitted(stack, JOBS)
         unknown = "0" * 32
         answer: list[requests.Response] = []
         poll = threading.Thread(

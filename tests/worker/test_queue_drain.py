@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import redis
 
+from onnxq.broker import redis_transport
 from onnxq.broker.celery_app import make_celery
 from onnxq.broker.redis_client import connect_redis
 from onnxq.broker.redis_transport import Channel
@@ -138,6 +139,80 @@ def test_a_blocking_take_starts_its_wait_when_the_first_job_arrives(
     assert len(taken) == 1
     # The 5 ms counted from the job's arrival (1 s), not from the start of the blocking wait.
     assert calls == [0.0, pytest.approx(1.005)]
+
+
+class GatherClock:
+    """time for the transport: its gather wait submits `arrivals` more jobs instead of sleeping."""
+
+    def __init__(self, settings: Settings, arrivals: int):
+        self.settings, self.arrivals, self.slept = settings, arrivals, 0.0
+
+    def time(self) -> float:
+        import time
+
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        submit(self.settings, self.arrivals)
+
+
+def test_a_blocking_take_of_a_queue_found_empty_pops_then_takes_the_rest_in_one_script(
+    settings: Settings,
+    drains: Callable[..., QueueDrain],
+    monkeypatch: pytest.MonkeyPatch,
+    redis_server: RedisServer,
+) -> None:
+    drain = drains(5)
+    monkeypatch.setattr(batching, "time", Clock())
+    assert drain.take(63) == []  # the queue is found empty
+    clock = GatherClock(settings, arrivals=2)
+    monkeypatch.setattr(redis_transport, "time", clock)
+    first = submit(settings, 1)
+    takes = counted_takes(monkeypatch)
+    scripts = counted_scripts(monkeypatch, drain)
+    brpops = commands(redis_server, "brpop")
+
+    taken = drain.take(63, block_seconds=30)
+
+    assert len(taken) == 3 and taken[0][0].job_id == first[0]  # the two that came meanwhile
+    assert clock.slept == pytest.approx(0.005)  # the batch's wait, spent holding the first
+    assert takes == [3]
+    assert scripts == [1]  # one script recorded all three: no empty look before the pop,
+    assert commands(redis_server, "brpop") == brpops + 1  # none after the wait
+    settle([message for _, message in taken], ok=True)
+    assert drain.take(63, block_seconds=0.01) == []
+
+
+def counted_scripts(monkeypatch: pytest.MonkeyPatch, drain: QueueDrain) -> list[int]:
+    """How many times the drain's channel ran its take script (one entry per take_reading)."""
+    channel = drain._bound_queue().channel
+    runs: list[int] = []
+    take_reading = Channel.take_reading
+
+    def counting(self: Channel, *args: Any, **kwargs: Any) -> list[Any]:
+        script = self._take_many_script
+        count = [0]
+
+        def run(*a: Any, **k: Any) -> Any:
+            count[0] += 1
+            return script(*a, **k)
+
+        self._take_many_script = run if script is not None else None
+        try:
+            return take_reading(self, *args, **kwargs)
+        finally:
+            self._take_many_script = script
+            runs.append(count[0])
+
+    assert channel._take_many_script is not None  # made by the drain's first take
+    monkeypatch.setattr(Channel, "take_reading", counting)
+    return runs
+
+
+def commands(server: RedisServer, name: str) -> int:
+    stats = redis.Redis(port=server.port).info("commandstats")
+    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
 
 
 def test_a_drain_stops_at_its_limit(

@@ -16,7 +16,7 @@ import redis
 from kombu import Connection, Exchange, Queue
 from kombu.message import Message
 
-from onnxq.broker.celery_app import make_celery
+from onnxq.broker.celery_app import RESTORE_LOCK_SECONDS, make_celery
 from onnxq.broker.redis_transport import TRANSPORT
 from onnxq.devtools.redis_server import RedisServer
 from onnxq.devtools.waiting import wait_until
@@ -117,3 +117,36 @@ def test_both_sides_of_celery_use_the_onnxq_transport(settings: Settings) -> Non
     app = make_celery(settings)
     with app.connection_for_write() as connection:
         assert type(connection.transport).__module__ == "onnxq.broker.redis_transport"
+
+
+def _sweep_and_die(url: str) -> None:
+    """A worker process killed in the middle of its restore sweep (it dies inside the lock)."""
+    import os
+
+    from kombu.transport import redis as kombu_redis
+
+    kombu_redis.QoS.restore_by_tag = lambda *args, **kwargs: os._exit(9)
+    app = make_celery(Settings(_env_file=None, redis_url=url))
+    with app.connection_for_write() as connection:
+        connection.default_channel.qos.restore_visible(num=None, interval=1)
+
+
+def test_a_restore_lock_left_by_a_killed_worker_expires_within_seconds(
+    redis_server: RedisServer,
+) -> None:
+    import multiprocessing
+
+    app = make_celery(Settings(_env_file=None, redis_url=redis_server.url))
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        lock, index = channel.unacked_mutex_key, channel.unacked_index_key
+    client = redis.Redis.from_url(redis_server.url)
+    client.zadd(index, {"a-dead-consumer's-tag": 0})  # long past its visibility timeout
+    dying = multiprocessing.get_context("fork").Process(
+        target=_sweep_and_die, args=(redis_server.url,)
+    )
+    dying.start()
+    dying.join(30)
+    assert dying.exitcode == 9
+    # kombu's default would keep every other worker from sweeping for 300 s.
+    assert 0 < client.ttl(lock) <= RESTORE_LOCK_SECONDS
