@@ -8,6 +8,8 @@ transport that raised AttributeError and the worker exited.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 import redis
 from kombu import Connection, Exchange, Queue
 from kombu.message import Message
+from kombu.transport import redis as kombu_redis
 
 from onnxq.broker.celery_app import RESTORE_LOCK_SECONDS, make_celery
 from onnxq.broker.redis_transport import TRANSPORT
@@ -121,10 +124,6 @@ def test_both_sides_of_celery_use_the_onnxq_transport(settings: Settings) -> Non
 
 def _sweep_and_die(url: str) -> None:
     """A worker process killed in the middle of its restore sweep (it dies inside the lock)."""
-    import os
-
-    from kombu.transport import redis as kombu_redis
-
     kombu_redis.QoS.restore_by_tag = lambda *args, **kwargs: os._exit(9)
     app = make_celery(Settings(_env_file=None, redis_url=url))
     with app.connection_for_write() as connection:
@@ -134,15 +133,13 @@ def _sweep_and_die(url: str) -> None:
 def test_a_restore_lock_left_by_a_killed_worker_expires_within_seconds(
     redis_server: RedisServer,
 ) -> None:
-    import multiprocessing
-
     app = make_celery(Settings(_env_file=None, redis_url=redis_server.url))
     with app.connection_for_write() as connection:
         channel = connection.default_channel
         lock, index = channel.unacked_mutex_key, channel.unacked_index_key
     client = redis.Redis.from_url(redis_server.url)
     client.zadd(index, {"a-dead-consumer's-tag": 0})  # long past its visibility timeout
-    dying = multiprocessing.get_context("fork").Process(
+    dying = multiprocessing.get_context("spawn").Process(  # no fork of a threaded process
         target=_sweep_and_die, args=(redis_server.url,)
     )
     dying.start()
