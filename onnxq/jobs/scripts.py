@@ -40,26 +40,32 @@ if ARGV[8] == '1' then redis.call('LPUSH', KEYS[5], ARGV[9]) end
 return 1
 """
 
+# What a watched mark holds when polls of more than one gateway process watch the job: its end
+# is announced on the shared channel, heard by every process. An older release marked every
+# watched job with LEGACY, announced there too.
+SHARED = "*"
+LEGACY = "1"
+
 # Announcing a job's end inside a script (ARGV[1] is keys.JOBS_ENDED): on its waiter's channel,
 # if it has one, and to the waiting polls that watch it: on the channel their watched mark names
-# (WATCH below) unless that is the waiter's, or on the shared channel when the mark is SHARED.
-ANNOUNCE = """
+# (WATCH below) unless that is the waiter's, or on the shared channel for a SHARED or LEGACY mark.
+ANNOUNCE = (
+    """
 local function announce(message, notify, watched)
   if notify ~= '' then redis.call('PUBLISH', notify, message) end
   local mark = redis.call('GET', watched)
-  if mark and mark ~= notify then
-    if string.sub(mark, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then
-      redis.call('PUBLISH', mark, message)
-    else
-      redis.call('PUBLISH', ARGV[1], message)
-    end
+  if mark == '"""
+    + SHARED
+    + """' or mark == '"""
+    + LEGACY
+    + """' then
+    redis.call('PUBLISH', ARGV[1], message)
+  elseif mark and mark ~= notify then
+    redis.call('PUBLISH', mark, message)
   end
 end
 """
-
-# What a watched mark holds when polls of more than one gateway process watch the job (or a mark
-# an older release wrote): its end is announced on the shared channel, heard by every process.
-SHARED = "*"
+)
 
 # Marking jobs watched by a waiting poll and reading their records, in one command. KEYS[1..n]
 # are the watched keys, KEYS[n+1..2n] the record keys; ARGV[1] is the channel of the poll's

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import fakeredis
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from gateway import create_app
 from onnxq.settings import Settings
@@ -29,3 +30,11 @@ def empty_repository_client(tmp_path: Path, *, fake_redis: bool = True) -> tuple
     if fake_redis:
         config["REDIS_CLIENT"] = fakeredis.FakeRedis()
     return create_app(config).test_client(), empty
+
+
+def invalid_input_fields(response: TestResponse) -> list[str]:
+    """The fields a 422 `invalid_input` answer names, in its order (fails on any other answer)."""
+    assert response.status_code == 422, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["type"] == "invalid_input"
+    return [detail["field"] for detail in error["details"]]
