@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     Each batch costs a worker ~0.6 ms of CPU besides ~0.1 ms per job: under load, a few ms of
     waiting gathers jobs that would otherwise each pay for a batch (docs/benchmarks.md)."""
 
+    microbatch_queued_wait_ms: float = Field(default=15.0, ge=0, le=1000)
+    """The same wait for a batch none of whose jobs a client waits for in its request (all
+    submitted without `Prefer: wait`): such clients poll, and a few ms more are invisible to
+    them, while larger batches leave more CPU to the gateway under a burst. Never shorter than
+    ONNXQ_MICROBATCH_WAIT_MS."""
+
     microbatch_linger_ms: float = Field(default=200.0, ge=0, le=1000)
     """After a batch, how long a worker process waits for the next one itself before it hands
     back to Celery (0: after every batch); a busy one hands back after 2 s (or a tenth of the

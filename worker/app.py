@@ -20,6 +20,7 @@ from onnxq.broker.celery_app import (
     RECONCILE_TASK,
     make_celery,
 )
+from onnxq.broker.task_message import AWAITED_HEADER
 from onnxq.errors import QueueUnavailable
 from onnxq.jobs.queue import JobQueue, queue_callback
 from onnxq.jobs.record import Job, utc_now
@@ -59,6 +60,7 @@ def create_worker_app(settings: Settings) -> Celery:
     @app.task(
         name=PREDICT_TASK,
         shared=False,
+        bind=True,  # its request holds the message's headers
         # Redis unreachable or timing out: retry later, a bounded number of times, after
         # onnxq.backoff's delay (1, 2, 4 … at most 30 s, full jitter; worker/retry.py).
         autoretry_for=(QueueUnavailable,),
@@ -69,6 +71,7 @@ def create_worker_app(settings: Settings) -> Celery:
         max_retries=settings.transient_retry_max,
     )
     def predict(
+        self: Task,
         job_id: str,
         model: str,
         version: int,
@@ -78,7 +81,15 @@ def create_worker_app(settings: Settings) -> Celery:
     ) -> str | None:
         runtime.ensure_started()
         job = run_predict(
-            JobMessage(job_id, model, version, request_id, width, rows),
+            JobMessage(
+                job_id,
+                model,
+                version,
+                request_id,
+                width,
+                rows,
+                awaited=bool(self.request.get(AWAITED_HEADER)),
+            ),
             runtime.runner(send_callback),
             runtime.drain,
             max_jobs=settings.microbatch_max_jobs,

@@ -18,7 +18,7 @@ from kombu import Connection, Exchange, Message, Queue
 from kombu.exceptions import OperationalError
 
 from onnxq.broker.celery_app import PREDICT_TASK
-from onnxq.broker.task_message import Acknowledgement
+from onnxq.broker.task_message import AWAITED_HEADER, Acknowledgement
 from worker.runner import JobMessage
 
 log = structlog.get_logger("onnxq.worker")
@@ -30,11 +30,20 @@ class QueueDrain:
     """Takes waiting predict messages from one queue, within a small time budget."""
 
     def __init__(
-        self, app: Celery, queue_name: str, wait_ms: float, read_prefixes: tuple[str, ...] = ()
+        self,
+        app: Celery,
+        queue_name: str,
+        wait_ms: float,
+        read_prefixes: tuple[str, ...] = (),
+        queued_wait_ms: float | None = None,
     ):
         self.app = app
         self.queue_name = queue_name
         self.wait_seconds = wait_ms / 1000
+        # A batch no client waits on in its request may wait longer (microbatch_queued_wait_ms).
+        self.queued_wait_seconds = max(
+            self.wait_seconds, wait_ms / 1000 if queued_wait_ms is None else queued_wait_ms / 1000
+        )
         # Keys read with each message taken (prefix + the job id): its record and rows.
         self.read_prefixes = read_prefixes
         self._connection: Connection | None = None
@@ -50,15 +59,19 @@ class QueueDrain:
             self._queue = queue(self._connection.default_channel)
         return self._queue
 
-    def take(self, limit: int, block_seconds: float = 0.0) -> list[tuple[JobMessage, Message]]:
+    def take(
+        self, limit: int, block_seconds: float = 0.0, *, awaited: bool = False
+    ) -> list[tuple[JobMessage, Message]]:
         """Return up to `limit` more predict jobs, waiting up to `block_seconds` for the first
         (Redis only). Once a batch has its first job (the task's own, or the first taken here),
-        it waits the configured few ms for more: the queue is looked at again when they are up,
-        not polled meanwhile. A blocking take of a queue this drain last found empty starts
-        with the blocking pop, and the transport holds what it pops for that wait before it
-        records and takes the rest in one script (Channel.take_reading's `gather_seconds`)."""
+        it waits a few ms for more: the queue is looked at again when they are up, not polled
+        meanwhile. The wait is the short one (`wait_ms`) when a client waits on any job of the
+        batch in its request (`awaited`: the task's own job, or one taken here), else the
+        longer `queued_wait_ms`. A blocking take of a queue this drain last found empty starts
+        with the blocking pop, and the transport holds what it pops for the short wait before
+        it records and takes the rest in one script (Channel.take_reading's `gather_seconds`)."""
         taken: list[tuple[JobMessage, Message]] = []
-        deadline = time.monotonic() + self.wait_seconds
+        started = time.monotonic()
         try:
             queue = self._bound_queue()
             while len(taken) < limit:
@@ -67,7 +80,7 @@ class QueueDrain:
                 messages, emptied, waited = self._get(queue, limit - len(taken), block, gather)
                 self._found_empty = emptied
                 if block and messages:  # woken by the first job: the batch's wait starts now
-                    deadline = time.monotonic() + (0.0 if waited else self.wait_seconds)
+                    started = time.monotonic() - (self.wait_seconds if waited else 0.0)
                 other_task = False
                 for message, stored in messages:
                     if other_task or message.headers.get("task") != PREDICT_TASK:
@@ -77,16 +90,19 @@ class QueueDrain:
                     _args, kwargs, _embed = message.decode()
                     if stored is not None and len(stored) == 2:
                         kwargs["stored"] = stored
-                    taken.append((JobMessage(**kwargs), message))
+                    job = JobMessage(**kwargs, awaited=bool(message.headers.get(AWAITED_HEADER)))
+                    awaited = awaited or job.awaited
+                    taken.append((job, message))
                 if other_task:
                     break
                 if not emptied:
                     continue  # more are waiting: take them now
-                remaining = deadline - time.monotonic()
+                wait = self.wait_seconds if awaited else self.queued_wait_seconds
+                remaining = started + wait - time.monotonic()
                 if remaining <= 0 or (block and not taken):
                     break  # no time left (or a blocking wait found nothing): ask no more
                 time.sleep(remaining)
-                deadline = time.monotonic()  # one more look, then done
+                started = -float("inf")  # one more look, then done
         except (OperationalError, OSError, ConnectionError) as exc:
             # Batching is an optimisation: on trouble, run what we have.
             log.warning("batch_fetch_failed", error=repr(exc))

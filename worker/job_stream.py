@@ -84,7 +84,7 @@ def run_predict(
     """Run the task's job (and the jobs behind it); return its final state."""
     small = first.rows < chunk_rows
     # A task handed out while its worker shuts down runs its own job and takes no others.
-    extras = drain.take(max_jobs - 1) if small and not stopping() else []
+    extras = drain.take(max_jobs - 1, awaited=first.awaited) if small and not stopping() else []
     outcome = run_batch(runner, first, extras)[first.job_id]
     if not small or linger_seconds <= 0:
         return outcome

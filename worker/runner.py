@@ -42,6 +42,8 @@ class JobMessage:
     request_id: str | None = None
     width: int = 0  # features per stored row (0: the rows were gone when it was re-sent)
     rows: int = 0  # how many stored rows
+    # A client waits for it in its request (the message's AWAITED_HEADER): a short batch wait.
+    awaited: bool = False
     # The job's record and rows as read when its message was taken (QueueDrain): the claim then
     # has no read of its own to make.
     stored: tuple[bytes | None, bytes | None] | None = field(

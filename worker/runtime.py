@@ -50,6 +50,7 @@ class WorkerRuntime:
             settings.queue_name,
             settings.microbatch_wait_ms,
             read_prefixes=(keys.JOB_PREFIX, keys.ROWS_PREFIX),  # the store is the broker's Redis
+            queued_wait_ms=settings.microbatch_queued_wait_ms,
         )
         loaded = self.repository.load_defaults()
         self.pid = os.getpid()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,9 @@ from celery import Celery
 # kombu's Redis transport keeps priority 0 messages in the list named after the queue.
 DEFAULT_PRIORITY = 0
 PERSISTENT = 2  # kombu's delivery_mode for durable queues, which Celery's are
+# A message header (not a task argument, so that a worker of an older release ignores it): a
+# client waits for this job in its request (Prefer: wait), so its batch takes the short wait.
+AWAITED_HEADER = "onnxq_awaited"
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,17 @@ class Acknowledgement:
 
 
 def encode_task(
-    app: Celery, task: str, kwargs: dict[str, Any], task_id: str, queue: str
+    app: Celery,
+    task: str,
+    kwargs: dict[str, Any],
+    task_id: str,
+    queue: str,
+    headers: Mapping[str, Any] | None = None,
 ) -> QueuedMessage:
-    """The message `app.send_task(task, kwargs=kwargs, task_id=task_id, ignore_result=True)`
-    would push onto `queue`, with the short reprs onnxq always sends."""
+    """The message `app.send_task(task, kwargs=kwargs, task_id=task_id, ignore_result=True,
+    headers=headers)` would push onto `queue`, with the short reprs onnxq always sends."""
     argsrepr, kwargsrepr = "()", f"{{job_id: {kwargs.get('job_id')}}}"
-    headers, properties, body, _ = app.amqp.as_task_v2(
+    headers_v2, properties, body, _ = app.amqp.as_task_v2(
         task_id,
         task,
         args=(),
@@ -63,11 +72,13 @@ def encode_task(
         argsrepr=argsrepr,
         kwargsrepr=kwargsrepr,
     )
+    if headers:
+        headers_v2.update(headers)  # as send_task merges its `headers` option
     message = {
         "body": base64.b64encode(orjson.dumps(body)).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
-        "headers": headers,
+        "headers": headers_v2,
         "properties": {
             **properties,
             # send_task passes these options on to the producer, which keeps them as properties.

@@ -13,7 +13,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from onnxq.broker.celery_app import CALLBACK_TASK, PREDICT_TASK
-from onnxq.broker.task_message import encode_task
+from onnxq.broker.task_message import AWAITED_HEADER, encode_task
 from onnxq.errors import QueueUnavailable
 from onnxq.jobs import idempotency, keys, lifecycle
 from onnxq.jobs.record import Job, JobStatus, utc_now
@@ -52,8 +52,18 @@ def predict_message(job: Job, width: int, rows: int) -> dict[str, Any]:
     }
 
 
+def predict_headers(job: Job) -> dict[str, Any] | None:
+    """The predict message's own headers: whether a client waits for the job in its request
+    (its batch then takes the short micro-batch wait, worker/batching.py)."""
+    return {AWAITED_HEADER: True} if job.notify else None
+
+
 def send_task(
-    celery: Celery, task: str, kwargs: dict[str, Any], task_id: str | None = None
+    celery: Celery,
+    task: str,
+    kwargs: dict[str, Any],
+    task_id: str | None = None,
+    headers: dict[str, Any] | None = None,
 ) -> None:
     """Publish a task by name; QueueUnavailable when the broker cannot take it."""
     try:
@@ -63,6 +73,7 @@ def send_task(
             kwargs=kwargs,
             task_id=task_id,
             ignore_result=True,
+            headers=headers,
             argsrepr="()",
             kwargsrepr=f"{{job_id: {kwargs.get('job_id')}}}",
         )
@@ -152,18 +163,20 @@ class JobQueue:
         `width` is the stored matrix's row width; without rows the worker fails
         the job as `inputs_missing` rather than leaving it queued.
         """
-        send_task(self.celery, PREDICT_TASK, predict_message(job, width or 0, job.rows), job.job_id)
+        message = predict_message(job, width or 0, job.rows)
+        send_task(self.celery, PREDICT_TASK, message, job.job_id, predict_headers(job))
 
     def _enqueue(self, job: Job, matrix: np.ndarray) -> None:
         message = predict_message(job, int(matrix.shape[1]), int(matrix.shape[0]))
+        headers = predict_headers(job)
         if self.broker_is_store:
             queue = self.celery.conf.task_default_queue  # where the predict task is routed
-            encoded = encode_task(self.celery, PREDICT_TASK, message, job.job_id, queue)
+            encoded = encode_task(self.celery, PREDICT_TASK, message, job.job_id, queue, headers)
             self.store.create(job, matrix.tobytes(), message=encoded)
             return
         self.store.create(job, matrix.tobytes())
         try:
-            send_task(self.celery, PREDICT_TASK, message, task_id=job.job_id)
+            send_task(self.celery, PREDICT_TASK, message, task_id=job.job_id, headers=headers)
         except QueueUnavailable:
             # No half-written job: the record goes if the message could not.
             with contextlib.suppress(QueueUnavailable):

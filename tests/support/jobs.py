@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from celery import Celery
+from celery.worker.request import Request
 from kombu import Exchange, Queue
 
 from onnxq.jobs.queue import JobQueue
@@ -99,6 +100,19 @@ def in_memory_worker_app(settings: Settings) -> Celery:
     app.conf.broker_url = "memory://"
     app.conf.broker_transport = None  # let the URL choose, not onnxq's Redis transport
     return app
+
+
+def execute_next_message(app: Celery, queue_name: str) -> Any:
+    """Run the next message on `queue_name` through Celery's own worker request (headers into
+    the task's request context, trace, acknowledgement), as a pool process does; returns what
+    the task returned (an exception comes back as Celery's ExceptionInfo, not raised)."""
+    exchange = Exchange(queue_name, type="direct")
+    with app.connection_for_read() as connection:
+        queue = Queue(queue_name, exchange, routing_key=queue_name)(connection.default_channel)
+        message = queue.get(no_ack=False, accept=["json"])
+        assert message is not None, f"no message waiting in {queue_name}"
+        task = app.tasks[message.headers["task"]]
+        return Request(message, app=app, task=task).execute()
 
 
 def run_next_message(app: Celery, queue_name: str) -> Any:

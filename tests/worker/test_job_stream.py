@@ -42,7 +42,9 @@ class Drain:
     takes: list[tuple[int, float]] = field(default_factory=list)
     settled: list[str] = field(default_factory=list)
 
-    def take(self, limit: int, block_seconds: float = 0.0) -> list[tuple[JobMessage, Held]]:
+    def take(
+        self, limit: int, block_seconds: float = 0.0, *, awaited: bool = False
+    ) -> list[tuple[JobMessage, Held]]:
         self.takes.append((limit, block_seconds))
         self.clock[0] += self.step
         numbers = self.batches.pop(0) if self.batches else []
@@ -136,7 +138,7 @@ def test_a_worker_that_begins_to_shut_down_takes_no_more_batches() -> None:
     taken = drain.take
 
     def take_then_shut_down(
-        limit: int, block_seconds: float = 0.0
+        limit: int, block_seconds: float = 0.0, *, awaited: bool = False
     ) -> list[tuple[JobMessage, Held]]:
         batch = taken(limit, block_seconds)
         if len(drain.takes) == 2:

@@ -20,12 +20,16 @@ from onnxq.registry.demo import DEMO_MODEL_NAME
 from onnxq.settings import Settings
 from tests.support.broker import in_memory_celery
 from tests.support.jobs import (
+    execute_next_message,
     in_memory_worker_app,
     private_queue_name,
     run_next_message,
     take_messages,
 )
 from tests.support.prediction_log import prediction_lines
+from worker.batching import QueueDrain
+from worker.job_stream import run_predict
+from worker.runner import JobMessage
 
 Rows = list[list[float]]
 
@@ -111,6 +115,40 @@ def test_the_predict_task_takes_the_waiting_jobs_off_the_queue_and_runs_them_tog
     for n, job_id in zip(range(0, 10, 2), ids, strict=True):
         alone = model.predict(rows_to_matrix(data[n : n + 2], manifest))
         assert job_store.get(job_id).result["probabilities"] == alone.probabilities
+
+
+@pytest.mark.parametrize("notify", ["onnxq:waiters:gateway-1", None])
+def test_the_task_knows_from_its_message_headers_whether_a_client_waits_for_its_job(
+    worker: Celery,
+    gateway: JobQueue,
+    demo_repository: ModelRepository,
+    worker_settings: Settings,
+    data: Rows,
+    monkeypatch: pytest.MonkeyPatch,
+    notify: str | None,
+) -> None:
+    """A submit with `Prefer: wait` names its process's channel (`notify`): the message says so
+    in a header, which reaches the task's request as Celery runs it, and the batch's wait."""
+    firsts: list[JobMessage] = []
+    takes: list[bool] = []
+    take = QueueDrain.take
+
+    def recording(first: JobMessage, *args: Any, **kwargs: Any) -> Any:
+        firsts.append(first)
+        return run_predict(first, *args, **kwargs)
+
+    def take_recording(self: QueueDrain, *args: Any, awaited: bool = False, **kw: Any) -> Any:
+        takes.append(awaited)
+        return take(self, *args, awaited=awaited, **kw)
+
+    monkeypatch.setattr("worker.app.run_predict", recording)
+    monkeypatch.setattr(QueueDrain, "take", take_recording)
+    job_id = submit(gateway, demo_repository, data[:1], notify=notify)
+
+    assert execute_next_message(worker, worker_settings.queue_name) == "succeeded"
+
+    assert [(m.job_id, m.awaited) for m in firsts] == [(job_id, notify is not None)]
+    assert takes[0] is (notify is not None)  # the batch's first take
 
 
 def test_a_job_cancelled_while_queued_is_skipped_by_the_task(

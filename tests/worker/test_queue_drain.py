@@ -51,11 +51,15 @@ def drains(settings: Settings) -> Iterator[Callable[[float], QueueDrain]]:
         each.reset()
 
 
-def submit(settings: Settings, n: int, model: str = "m") -> list[str]:
+def submit(settings: Settings, n: int, model: str = "m", notify: str | None = None) -> list[str]:
+    """Queue `n` jobs as the gateway does; with `notify`, as a submit with `Prefer: wait`."""
     celery = make_celery(settings, main="onnxq-gateway")
     store = JobStore(connect_redis(settings.redis_url), ttl_seconds=3600)
     queue = JobQueue(celery, store, broker_is_store=True)
-    return [queue.submit(model=model, version=1, matrix=ONE_ROW).job.job_id for _ in range(n)]
+    return [
+        queue.submit(model=model, version=1, matrix=ONE_ROW, notify=notify).job.job_id
+        for _ in range(n)
+    ]
 
 
 def counted_takes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -113,6 +117,44 @@ def test_a_drain_with_a_wait_looks_at_the_emptied_queue_once_more_when_its_time_
 
     assert len(taken) == 2
     assert takes == [2, 0]  # the batch's two, then one look after the 5 ms (no polling)
+    assert clock.now == pytest.approx(0.005)
+
+
+def test_a_batch_no_client_waits_for_takes_the_longer_queued_wait(
+    settings: Settings, drains: Callable[..., QueueDrain], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submit(settings, 2)  # 202 submits: their clients poll
+    takes = counted_takes(monkeypatch)
+    clock = Clock()
+    monkeypatch.setattr(batching, "time", clock)
+    drain = drains(5, queued_wait_ms=20)
+
+    taken = drain.take(63)
+
+    assert [job.awaited for job, _ in taken] == [False, False]
+    assert takes == [2, 0]
+    assert clock.now == pytest.approx(0.020)
+
+
+@pytest.mark.parametrize("awaited_first", [True, False])
+def test_a_job_a_client_waits_for_gives_its_batch_the_short_wait(
+    settings: Settings,
+    drains: Callable[..., QueueDrain],
+    monkeypatch: pytest.MonkeyPatch,
+    awaited_first: bool,
+) -> None:
+    """The task's own job (`awaited=`) or one taken into the batch: either shortens the wait."""
+    submit(settings, 1)
+    if not awaited_first:
+        submit(settings, 1, notify="onnxq:waiters:gateway-1")  # a submit with Prefer: wait
+    clock = Clock()
+    monkeypatch.setattr(batching, "time", clock)
+    drain = drains(5, queued_wait_ms=20)
+
+    taken = drain.take(63, awaited=awaited_first)
+
+    expected = [False] if awaited_first else [False, True]
+    assert [job.awaited for job, _ in taken] == expected
     assert clock.now == pytest.approx(0.005)
 
 
@@ -182,6 +224,30 @@ def test_a_blocking_take_of_a_queue_found_empty_pops_then_takes_the_rest_in_one_
     assert commands(redis_server, "brpop") == brpops + 1  # none after the wait
     settle([message for _, message in taken], ok=True)
     assert drain.take(63, block_seconds=0.01) == []
+
+
+def test_a_gathered_batch_no_client_waits_for_waits_the_rest_of_its_wait_after_recording_it(
+    settings: Settings, drains: Callable[..., QueueDrain], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The popped message is held unrecorded for the short wait only (docs/reliability.md); the
+    rest of the queued wait passes with it in the unacknowledged hash."""
+    drain = drains(5, queued_wait_ms=20)
+    clock = Clock()
+    monkeypatch.setattr(batching, "time", clock)
+    assert drain.take(63) == []  # the queue is found empty
+    gather = GatherClock(settings, arrivals=2)
+    monkeypatch.setattr(redis_transport, "time", gather)
+    submit(settings, 1)
+    takes = counted_takes(monkeypatch)
+    before = clock.now
+
+    taken = drain.take(63, block_seconds=30)
+
+    assert len(taken) == 3
+    assert gather.slept == pytest.approx(0.005)  # holding the popped message
+    assert clock.now - before == pytest.approx(0.015)  # then the rest, recorded
+    assert takes == [3, 0]  # and one more look
+    settle([message for _, message in taken], ok=True)
 
 
 def counted_scripts(monkeypatch: pytest.MonkeyPatch, drain: QueueDrain) -> list[int]:

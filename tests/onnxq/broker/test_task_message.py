@@ -12,10 +12,10 @@ import redis
 
 from onnxq.broker.celery_app import PREDICT_TASK, make_celery
 from onnxq.broker.redis_client import connect_redis
-from onnxq.broker.task_message import encode_task
+from onnxq.broker.task_message import AWAITED_HEADER, encode_task
 from onnxq.devtools.redis_server import RedisServer
 from onnxq.jobs import keys
-from onnxq.jobs.queue import JobQueue, predict_message, send_task
+from onnxq.jobs.queue import JobQueue, predict_headers, predict_message, send_task
 from onnxq.jobs.record import Job, JobStatus, load_job, utc_now
 from onnxq.jobs.store import JobStore
 from onnxq.settings import Settings
@@ -39,15 +39,23 @@ def job() -> Job:
     return queued_job(JOB_ID, model="m", rows=1, request_id="req", submitted_at=utc_now())
 
 
-def test_the_encoded_message_is_what_send_task_pushes(settings_for: Settings) -> None:
+@pytest.mark.parametrize("notify", [None, "onnxq:waiters:gateway-1"])
+def test_the_encoded_message_is_what_send_task_pushes(
+    settings_for: Settings, notify: str | None
+) -> None:
     celery = make_celery(settings_for, main="onnxq-gateway")
     client = redis.Redis.from_url(settings_for.redis_url)
-    kwargs = predict_message(job(), width=30, rows=1)
-    send_task(celery, PREDICT_TASK, kwargs, task_id=JOB_ID)
+    waited_for = job().model_copy(update={"notify": notify})
+    kwargs = predict_message(waited_for, width=30, rows=1)
+    headers = predict_headers(waited_for)
+    send_task(celery, PREDICT_TASK, kwargs, task_id=JOB_ID, headers=headers)
     sent = decoded(client.rpop(settings_for.queue_name))
 
-    encoded = encode_task(celery, PREDICT_TASK, kwargs, JOB_ID, settings_for.queue_name)
+    encoded = encode_task(celery, PREDICT_TASK, kwargs, JOB_ID, settings_for.queue_name, headers)
     ours = decoded(encoded.payload)
+
+    # A client waits for it in its request: said in a header, which older workers ignore.
+    assert ours["headers"].get(AWAITED_HEADER) is (True if notify else None)
 
     assert encoded.key == settings_for.queue_name
     for message in (sent, ours):
