@@ -6,7 +6,7 @@ A pure library: no Flask, no Celery, no gateway or worker imports.
     profile.save("models/breast-cancer/1/profile.json")
     profile = ReferenceProfile.load("models/breast-cancer/1/profile.json")
     report = compute_drift(profile, "var/predictions", "breast-cancer", version=1)
-    report.drifted  # names of the features whose PSI > threshold and > noise level
+    report.drifted  # names of the features whose PSI (or missing rate) is shown above threshold
 """
 
 from importlib import import_module
@@ -14,6 +14,7 @@ from typing import Any
 
 # drift.psi is light (numpy, pydantic) and imported now; its `psi` function must win over the
 # submodule of the same name.
+from drift.decision import Family
 from drift.psi import (
     DEFAULT_MIN_ROWS,
     DEFAULT_THRESHOLD,
@@ -32,6 +33,7 @@ from drift.psi import (
 # The rest is imported on first use (PEP 562): the gateway reads a report's schema from
 # drift.psi without loading pandas, which only the worker's image carries.
 _EXPORTS = {
+    "check_family": "drift.compute",
     "compute_drift": "drift.compute",
     "WindowCounts": "drift.log_reader",
     "log_files": "drift.log_reader",
@@ -62,12 +64,14 @@ __all__ = [
     "UNSEEN",
     "CategoricalFeature",
     "DriftReport",
+    "Family",
     "FeatureReport",
     "NumericFeature",
     "ReferenceProfile",
     "Verdict",
     "WindowCounts",
     "build_profile",
+    "check_family",
     "compare",
     "compute_drift",
     "current_shares",

@@ -13,11 +13,13 @@ def _drifted_feature(feature: FeatureReport) -> dict[str, Any]:
     return {
         "name": feature.name,
         "psi": feature.psi,
-        "noise_level": feature.noise_level,
+        "alert_level": feature.alert_level,
+        "p_value": feature.p_value,
         "verdict": feature.verdict,
         "reference_missing_rate": feature.reference_missing_rate,
         "current_missing_rate": feature.current_missing_rate,
         "missing_verdict": feature.missing_verdict,
+        "missing_p_value": feature.missing_p_value,
     }
 
 

@@ -1,9 +1,12 @@
-"""Quantiles of the chi-square distribution, for the PSI noise level, without scipy.
+"""The chi-square distribution, central and noncentral, for drift's decision rule, without scipy.
 
-scipy would be the only reason for a 100 MB dependency in the worker image; the noise level
-needs one function, chi2.ppf(p, df), for df = bins - 1. It is the x with P(df/2, x/2) = p,
-where P is the regularized lower incomplete gamma function, computed here by its series
-(x < a + 1) or its continued fraction (Numerical Recipes, 6.2), and inverted by bisection.
+scipy would be the only reason for a 100 MB dependency in the worker image; drift needs three
+functions: the upper tail Q(df/2, x/2) (a p-value), the quantile chi2.ppf(p, df), and the
+quantile of a noncentral chi-square (drift/decision.py). P and Q are the regularized incomplete
+gamma functions, computed by their series (x < a + 1) or continued fraction (Numerical Recipes,
+6.2); the quantile is found by bisection. The noncentral quantile uses Patnaik's approximation
+(1949): chi2(df, nc) ~ rho * chi2(nu), rho = (df + 2 nc) / (df + nc),
+nu = (df + nc)^2 / (df + 2 nc).
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ _TINY = 1e-300
 _MAX_TERMS = 1000
 
 
-def regularized_lower_gamma(a: float, x: float) -> float:
-    """P(a, x) = lower_gamma(a, x) / Gamma(a), for a > 0 and x >= 0."""
+def _series_and_fraction(a: float, x: float) -> tuple[float, float]:
+    """(P(a, x), Q(a, x)), each computed where it is accurate (the other is 1 minus it)."""
     if x <= 0:
-        return 0.0
+        return 0.0, 1.0
     log_prefactor = a * math.log(x) - x - math.lgamma(a)
     if x < a + 1:
         # Series: lower_gamma(a, x) = e^-x x^a sum_n x^n / (a (a+1) ... (a+n)).
@@ -31,7 +34,8 @@ def regularized_lower_gamma(a: float, x: float) -> float:
             total += term
             if abs(term) < abs(total) * _EPS:
                 break
-        return min(1.0, total * math.exp(log_prefactor))
+        lower = min(1.0, total * math.exp(log_prefactor))
+        return lower, 1.0 - lower
     # Continued fraction for Q(a, x) = 1 - P(a, x), modified Lentz.
     b = x + 1 - a
     c = 1 / _TINY
@@ -49,14 +53,28 @@ def regularized_lower_gamma(a: float, x: float) -> float:
         h *= delta
         if abs(delta - 1) < _EPS:
             break
-    return max(0.0, 1.0 - math.exp(log_prefactor) * h)
+    upper = min(1.0, math.exp(log_prefactor) * h)
+    return 1.0 - upper, upper
 
 
-@lru_cache(maxsize=256)
-def chi2_quantile(p: float, df: int) -> float:
-    """The x below which a chi-square variable with `df` degrees of freedom falls with chance p."""
-    if not 0 < p < 1 or df < 1:
-        raise ValueError(f"need 0 < p < 1 and df >= 1, got p={p}, df={df}")
+def regularized_lower_gamma(a: float, x: float) -> float:
+    """P(a, x) = lower_gamma(a, x) / Gamma(a), for a > 0 and x >= 0."""
+    return max(0.0, _series_and_fraction(a, x)[0])
+
+
+def chi2_upper_tail(x: float, df: float) -> float:
+    """P(chi2(df) > x): the p-value of a statistic x, accurate far into the tail (1e-300)."""
+    if df <= 0:
+        raise ValueError(f"need df > 0, got {df}")
+    return max(0.0, _series_and_fraction(df / 2, x / 2)[1])
+
+
+@lru_cache(maxsize=4096)
+def chi2_quantile(p: float, df: float) -> float:
+    """The x below which a chi-square variable with `df` degrees of freedom falls with chance p
+    (`df` need not be whole)."""
+    if not 0 < p < 1 or df <= 0:
+        raise ValueError(f"need 0 < p < 1 and df > 0, got p={p}, df={df}")
     low, high = 0.0, max(1.0, float(df))
     while regularized_lower_gamma(df / 2, high / 2) < p:
         high *= 2
@@ -69,3 +87,13 @@ def chi2_quantile(p: float, df: int) -> float:
         else:
             high = middle
     return (low + high) / 2
+
+
+def noncentral_chi2_quantile(p: float, df: float, nc: float) -> float:
+    """The p quantile of a noncentral chi-square with `df` degrees of freedom and noncentrality
+    `nc` (Patnaik's approximation: exact for nc = 0)."""
+    if nc < 0:
+        raise ValueError(f"need nc >= 0, got {nc}")
+    rho = (df + 2 * nc) / (df + nc)
+    nu = (df + nc) ** 2 / (df + 2 * nc)
+    return rho * chi2_quantile(p, nu)

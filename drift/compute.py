@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from drift.decision import DEFAULT_FAMILY_ALPHA, Family
 from drift.log_reader import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_DAYS,
@@ -19,7 +20,6 @@ from drift.psi import (
     DEFAULT_MIN_ROWS,
     DEFAULT_MISSING_THRESHOLD,
     DEFAULT_THRESHOLD,
-    EPSILON,
     DriftReport,
     FeatureReport,
     compare,
@@ -37,13 +37,14 @@ def compute_drift(
     threshold: float = DEFAULT_THRESHOLD,
     min_rows: int = DEFAULT_MIN_ROWS,
     *,
-    epsilon: float = EPSILON,
+    family_alpha: float = DEFAULT_FAMILY_ALPHA,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     missing_threshold: float = DEFAULT_MISSING_THRESHOLD,
     progress: Callable[[Progress], None] | None = None,
     since: datetime | None = None,
 ) -> DriftReport:
-    """Compare the last ``days`` days of ``model``'s logged rows with ``profile``, per feature.
+    """Compare the last ``days`` days of ``model``'s logged rows with ``profile``, per feature;
+    with no drift, the chance that anything is called drift is at most ``family_alpha``.
 
     ``progress``, if given, is called after every chunk (and once at the end) with how far the
     reading got, for a progress bar on large logs. ``since`` replaces ``days``: the window is
@@ -52,15 +53,16 @@ def compute_drift(
     window = read_window(
         profile, log_dir, model, version, days, now, chunk_size, since=since, progress=progress
     )
+    family = check_family(profile, family_alpha)
 
     def report(bins: FeatureBins) -> FeatureReport:
         return compare(
             bins.feature,
             bins.counts,
             bins.missing,
+            family=family,
             threshold=threshold,
             min_rows=min_rows,
-            epsilon=epsilon,
             missing_threshold=missing_threshold,
             reference_total=profile.rows,
         )
@@ -76,7 +78,8 @@ def compute_drift(
         created_at=datetime.now(UTC),
         threshold=threshold,
         min_rows=min_rows,
-        epsilon=epsilon,
+        tests=family.tests,
+        family_alpha=family.alpha,
         missing_threshold=missing_threshold,
         files=window.files,
         corrupt_lines=window.corrupt_lines,
@@ -85,3 +88,10 @@ def compute_drift(
         features=sort_reports([report(b) for b in window.features]),
         outputs=outputs,
     )
+
+
+def check_family(profile: ReferenceProfile, alpha: float = DEFAULT_FAMILY_ALPHA) -> Family:
+    """The tests one check of `profile` makes: the bins and the missing rate of every feature
+    and of every profiled model output."""
+    outputs = sum(1 for output in (profile.probability, profile.label) if output is not None)
+    return Family(tests=2 * (len(profile.features) + outputs), alpha=alpha)

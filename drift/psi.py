@@ -5,48 +5,54 @@ in the current (logged) data, ``a``::
 
     PSI = Σ (aᵢ - eᵢ) · ln(aᵢ / eᵢ)
 
-Every term is ≥ 0. A bin that is empty on one side would make a term infinite, so shares are
-floored at ``EPSILON`` (1e-4) first, **without renormalising**: the floor adds at most
-``bins x 1e-4`` of mass, which changes no verdict, and keeps hand-computed examples exact for
-non-empty bins. The floor caps the term of one empty bin holding share ``a`` at
-``(a - 1e-4) · ln(a / 1e-4)``, e.g. ≈ 0.046 for 1 % of current rows.
+Every term is ≥ 0. ``psi`` floors both share vectors at ``epsilon`` (not renormalised), so that
+hand-computed examples stay exact. A report (``compare``) first smooths both sides additively,
+half a row in every bin (``SMOOTHING``, Jeffreys' prior): a bin empty on one side then has a
+finite term that grows with the rows in the other, and an unseen category is weighed by how many
+rows it holds, not by an arbitrary floor.
 
 PSI of two samples of the *same* distribution is not 0: with ``n`` reference and ``m`` current rows
-in ``B`` bins, ``PSI`` is approximately ``(1/n + 1/m) · χ²(B - 1)`` (Yurdakul 2018, "Statistical
-properties of population stability index"). The noise level at 95 % is therefore
-``chi2_quantile(0.95, B - 1) · (1/n + 1/m)``, and a feature is only called "drift" when its PSI
-exceeds both the threshold (0.2 by default) and that noise level (drift/chi2.py computes the
-quantile). ``n`` and ``m`` are the non-missing rows the shares were computed on; ``B`` counts every
-bin compared, the unseen bucket of a categorical feature included.
+in ``B`` bins, ``PSI`` is approximately ``(1/n + 1/m) · χ²(B - 1)`` (Yurdakul 2018). The report
+gives that 95 % noise level for reading; the verdict is drift/decision.py's minimum-effect test,
+at a family-wise level over all the check's tests (``Family``): PSI above the **alert level**.
 
-The missing rate (None / NaN values) is tracked apart from the bins, so PSI never sees it. It has
-its own rule: a feature's missing rate has drifted when it *rose* by more than
-``missing_threshold`` (0.1, i.e. 10 percentage points, by default) **and** by more than its own
-95 % noise level, the one-sided two-proportion bound ``z₀.₉₅ · √(p̄(1 - p̄)(1/N + 1/M))`` (``p̄``
-the pooled missing rate, ``N`` and ``M`` all reference and current rows, missing ones included).
-Fewer than ``min_rows`` current rows is "insufficient data". A fall in the missing rate is reported
-but never flagged. A feature counts as drifted (``FeatureReport.drifted``) when either its bins or
-its missing rate drifted.
+The missing rate (None / NaN values) is tracked apart from the bins, so PSI never sees it: its
+rise over the reference's rate has its own alert level. A fall is reported but never flagged. A
+feature counts as drifted (``FeatureReport.drifted``) when either its bins or its missing rate
+drifted.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, computed_field
 
 from drift.chi2 import chi2_quantile
+from drift.decision import (
+    Family,
+    corrected,
+    debiased_psi,
+    minimum_window,
+    psi_alert_level,
+    psi_p_value,
+    rate_alert_level,
+    rate_minimum_window,
+    rate_p_value,
+)
 
 if TYPE_CHECKING:
     from drift.profile import CategoricalFeature, NumericFeature
 
 EPSILON = 1e-4
+SMOOTHING = 0.5  # rows added to every bin, on both sides, before a report's PSI
 DEFAULT_THRESHOLD = 0.2
-DEFAULT_MIN_ROWS = 100
+DEFAULT_MIN_ROWS = 0  # current rows below which no verdict is given, besides ROWS_PER_BIN
+ROWS_PER_BIN = 5  # fewer current rows than this per bin: no verdict (the chi-square's floor)
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_MISSING_THRESHOLD = 0.1
 
@@ -97,51 +103,30 @@ def current_shares(
     return shares(counts), (missing / total if total else 0.0)
 
 
+def smoothed_shares(
+    counts: Sequence[float] | np.ndarray, smoothing: float = SMOOTHING
+) -> np.ndarray:
+    """Shares after adding `smoothing` rows to every bin."""
+    array = np.asarray(counts, dtype=np.float64) + smoothing
+    return array / array.sum()
+
+
 def verdict(
-    psi_value: float,
-    noise: float,
+    value: float,
+    alert_level: float,
     current_rows: int,
-    reference_rows: int,
-    threshold: float = DEFAULT_THRESHOLD,
-    min_rows: int = DEFAULT_MIN_ROWS,
+    minimum_rows: int | None,
+    floor_rows: int = 0,
 ) -> Verdict:
-    """'insufficient data' under ``min_rows``; 'drift' when PSI > threshold and > noise level."""
-    if current_rows < min_rows or reference_rows <= 0:
+    """'drift' above the alert level (with at least `floor_rows`: the approximation's own
+    floor); 'stable' only from the minimum window on, which could have seen a drift of twice the
+    threshold; 'insufficient data' otherwise."""
+    if current_rows < floor_rows or current_rows == 0:
         return "insufficient data"
-    if psi_value > threshold and psi_value > noise:
+    if value > alert_level:
         return "drift"
-    return "stable"
-
-
-def missing_noise_level(
-    reference_missing: float,
-    reference_total: int,
-    current_missing: int,
-    current_total: int,
-    confidence: float = DEFAULT_CONFIDENCE,
-) -> float:
-    """The rise in missing rate two samples of one distribution stay under with ``confidence``."""
-    if reference_total <= 0 or current_total <= 0:
-        return float("inf")
-    pooled = (reference_missing + current_missing) / (reference_total + current_total)
-    spread = pooled * (1.0 - pooled) * (1.0 / reference_total + 1.0 / current_total)
-    return float(NormalDist().inv_cdf(confidence) * spread**0.5)
-
-
-def missing_verdict(
-    reference_rate: float,
-    current_rate: float,
-    noise: float,
-    current_total: int,
-    threshold: float = DEFAULT_MISSING_THRESHOLD,
-    min_rows: int = DEFAULT_MIN_ROWS,
-) -> Verdict:
-    """'drift' when the missing rate rose by more than ``threshold`` and more than ``noise``."""
-    if current_total < min_rows:
+    if minimum_rows is None or current_rows < minimum_rows:
         return "insufficient data"
-    rise = current_rate - reference_rate
-    if rise > threshold and rise > noise:
-        return "drift"
     return "stable"
 
 
@@ -152,7 +137,23 @@ class FeatureReport(BaseModel):
     kind: Literal["numeric", "categorical"]
     verdict: Verdict
     psi: float | None = Field(description="None when no current rows were binned")
-    noise_level: float | None
+    psi_debiased: float | None = Field(
+        default=None, description="PSI less its no-drift mean (B - 1)(1/n + 1/m), at least 0"
+    )
+    alert_level: float | None = Field(
+        default=None,
+        description="PSI above which this window shows PSI > threshold at the check's "
+        "family-wise confidence",
+    )
+    p_value: float | None = Field(
+        default=None, description="chance of this PSI if nothing changed, x the check's tests"
+    )
+    minimum_rows: int | None = Field(
+        default=None,
+        description="fewest current rows for a 'stable' verdict (drift is called on fewer when "
+        "shown); None: no window would do",
+    )
+    noise_level: float | None = Field(description="no-drift 95 % level of PSI, for reading")
     threshold: float
     bins: list[str]
     reference_shares: list[float]
@@ -166,8 +167,12 @@ class FeatureReport(BaseModel):
     missing_verdict: Verdict = Field(
         default="insufficient data", description="verdict on a rise in the missing rate"
     )
-    missing_noise_level: float | None = Field(
-        default=None, description="no-drift 95 % bound on the rise of the missing rate"
+    missing_alert_level: float | None = Field(
+        default=None,
+        description="rise of the missing rate above which it shows a rise > missing_threshold",
+    )
+    missing_p_value: float | None = Field(
+        default=None, description="chance of this rise if nothing changed, x the check's tests"
     )
     missing_threshold: float = DEFAULT_MISSING_THRESHOLD
 
@@ -183,14 +188,16 @@ def compare(
     counts: Sequence[int] | np.ndarray,
     missing: int = 0,
     *,
+    family: Family,
     threshold: float = DEFAULT_THRESHOLD,
     min_rows: int = DEFAULT_MIN_ROWS,
-    epsilon: float = EPSILON,
     confidence: float = DEFAULT_CONFIDENCE,
     missing_threshold: float = DEFAULT_MISSING_THRESHOLD,
     reference_total: int | None = None,
+    smoothing: float = SMOOTHING,
 ) -> FeatureReport:
-    """Report on one feature from its current bin ``counts`` and ``missing`` count.
+    """Report on one feature from its current bin ``counts`` and ``missing`` count, as one of the
+    ``family``'s tests (two: its bins and its missing rate).
 
     ``reference_total`` is the number of training rows, missing ones included (the profile's
     ``rows``); by default it is derived from the feature's non-missing rows and missing rate.
@@ -198,50 +205,45 @@ def compare(
     counts = np.asarray(counts, dtype=np.int64)
     if counts.shape != (feature.n_bins,):
         raise ValueError(f"{feature.name}: {counts.size} counts for {feature.n_bins} bins")
-    m = int(counts.sum())
-    current = shares(counts)
-    value = psi(feature.shares, current, epsilon) if m else None
-    noise = noise_level(feature.n_bins, feature.rows, m, confidence) if m else None
+    n, m, bins, alpha = feature.rows, int(counts.sum()), feature.n_bins, family.per_test
+    reference = smoothed_shares(np.asarray(feature.shares) * n, smoothing)
+    value = psi(reference, smoothed_shares(counts, smoothing), 0.0) if m else None
+    level = psi_alert_level(bins, n, m, threshold, alpha) if m else None
+    needed = minimum_window(bins, n, threshold, alpha)
+    floor = max(ROWS_PER_BIN * bins, min_rows)
     total = m + missing
     if reference_total is None:
         kept = 1.0 - feature.missing_rate
         reference_total = round(feature.rows / kept) if kept > 0 else 0
     current_rate = missing / total if total else 0.0
-    missing_noise = missing_noise_level(
-        feature.missing_rate * reference_total, reference_total, missing, total, confidence
-    )
+    rate, rise = feature.missing_rate, current_rate - feature.missing_rate
+    missing_level = rate_alert_level(rate, reference_total, total, missing_threshold, alpha)
+    missing_needed = rate_minimum_window(rate, reference_total, missing_threshold, alpha)
     return FeatureReport(
         name=feature.name,
         kind=feature.kind,
-        verdict=verdict(
-            value if value is not None else 0.0,
-            noise if noise is not None else float("inf"),
-            m,
-            feature.rows,
-            threshold,
-            min_rows,
-        ),
+        verdict=verdict(value or 0.0, level or math.inf, m, needed, floor),
         psi=value,
-        noise_level=noise,
+        psi_debiased=debiased_psi(value, bins, n, m) if value is not None else None,
+        alert_level=level,
+        p_value=corrected(psi_p_value(value, bins, n, m), family) if value is not None else None,
+        minimum_rows=needed,
+        noise_level=noise_level(bins, n, m, confidence) if m else None,
         threshold=threshold,
         bins=feature.bin_labels,
         reference_shares=list(feature.shares),
-        current_shares=current.tolist(),
+        current_shares=shares(counts).tolist(),
         current_counts=counts.tolist(),
-        reference_rows=feature.rows,
+        reference_rows=n,
         current_rows=m,
         current_missing=int(missing),
-        reference_missing_rate=feature.missing_rate,
+        reference_missing_rate=rate,
         current_missing_rate=current_rate,
-        missing_verdict=missing_verdict(
-            feature.missing_rate,
-            current_rate,
-            missing_noise,
-            total,
-            missing_threshold,
-            min_rows,
-        ),
-        missing_noise_level=missing_noise if total and reference_total else None,
+        missing_verdict=verdict(rise, missing_level, total, missing_needed, min_rows),
+        missing_alert_level=missing_level if total and reference_total else None,
+        missing_p_value=corrected(rate_p_value(rate, reference_total, current_rate, total), family)
+        if total and reference_total
+        else None,
         missing_threshold=missing_threshold,
     )
 
@@ -273,8 +275,12 @@ class DriftReport(BaseModel):
     rows: int = Field(description="log rows of this model in the window")
     created_at: datetime
     threshold: float
-    min_rows: int
-    epsilon: float
+    min_rows: int = Field(description="current rows below which no verdict is given")
+    smoothing: float = Field(default=SMOOTHING, description="rows added to every bin for PSI")
+    tests: int = Field(default=1, description="tests of this check (2 per feature and output)")
+    family_alpha: float = Field(
+        default=0.05, description="chance allowed that any test alerts when nothing drifted"
+    )
     missing_threshold: float = DEFAULT_MISSING_THRESHOLD
     files: list[str] = Field(description="log files read")
     corrupt_lines: int = Field(description="lines skipped: not JSON, truncated, or fields missing")

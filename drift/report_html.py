@@ -109,8 +109,9 @@ def _bin_table(feature: FeatureReport) -> str:
 def feature_card(feature: FeatureReport) -> str:
     """One feature: histograms, numbers, verdicts."""
     psi_line = (
-        f"<td>{_number(feature.psi)}</td><td>noise level {_number(feature.noise_level)}, "
-        f"threshold {_number(feature.threshold, 2)}</td>"
+        f"<td>{_number(feature.psi)}</td><td>alert level {_number(feature.alert_level)} "
+        f"(threshold {_number(feature.threshold, 2)}), p-value {_number(feature.p_value)}, "
+        f"noise level {_number(feature.noise_level)}</td>"
     )
     missing_line = (
         f"<td>{_percent(feature.reference_missing_rate)} → "

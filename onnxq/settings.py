@@ -168,13 +168,19 @@ class Settings(BaseSettings):
     """Days of the prediction log a drift check compares with the training profile."""
 
     drift_threshold: float = Field(default=0.2, gt=0)
-    """PSI above which (and above its noise level) a feature has drifted and raises an alert."""
+    """PSI a feature's drift must be shown to exceed (at the check's family-wise confidence,
+    docs/drift.md) to raise an alert."""
 
     drift_missing_threshold: float = Field(default=0.1, gt=0, le=1)
-    """Rise in a feature's missing rate (0.1 = 10 points) above which (and its noise) it drifted."""
+    """Rise in a feature's missing rate (0.1 = 10 points) it must be shown to exceed to drift."""
 
-    drift_min_rows: int = Field(default=100, ge=1)
-    """Fewer logged rows than this in the window: the verdict is 'insufficient data', no alert."""
+    drift_family_alpha: float = Field(default=0.05, gt=0, lt=1)
+    """Chance allowed that a check raises any alert when nothing drifted, shared out among its
+    tests (2 per feature and model output)."""
+
+    drift_min_rows: int = Field(default=0, ge=0)
+    """Fewer logged rows than this in the window: no verdict at all ('insufficient data'). The
+    minimum windows that follow from the reference's size are computed besides (docs/drift.md)."""
 
     drift_bins: int = Field(default=10, ge=2, le=100)
     """Quantile bins per numeric feature when a reference profile is built."""

@@ -98,14 +98,24 @@ def _cell(value: float | None, digits: int = 4) -> str:
 
 
 def summary_table(features: list[FeatureReport]) -> str:
-    """Feature, verdicts, PSI, noise level, rows and missing rates, one line each."""
-    header = ("feature", "verdict", "psi", "noise", "rows", "missing ref→cur", "missing verdict")
+    """Feature, verdicts, PSI, alert level, p-value, rows and missing rates, one line each."""
+    header = (
+        "feature",
+        "verdict",
+        "psi",
+        "alert at",
+        "p-value",
+        "rows",
+        "missing ref→cur",
+        "missing verdict",
+    )
     lines = [
         (
             f.name,
             f.verdict,
             _cell(f.psi),
-            _cell(f.noise_level),
+            _cell(f.alert_level),
+            _cell(f.p_value),
             f"{f.current_rows:,}",
             f"{f.reference_missing_rate:.1%}→{f.current_missing_rate:.1%}",
             f.missing_verdict,

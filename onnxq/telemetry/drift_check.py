@@ -128,6 +128,7 @@ def check_model(
         threshold=settings.drift_threshold,
         min_rows=settings.drift_min_rows,
         missing_threshold=settings.drift_missing_threshold,
+        family_alpha=settings.drift_family_alpha,
         progress=progress,
         since=since,
     )

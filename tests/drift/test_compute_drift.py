@@ -81,7 +81,7 @@ def test_a_shifted_feature_is_flagged_drift_and_unshifted_ones_stable(
     assert DriftReport.model_validate_json(report.model_dump_json()) == report
 
 
-def test_a_window_of_40_rows_says_insufficient_data(
+def test_a_window_of_40_rows_says_insufficient_data_and_a_large_shift_in_200_is_drift(
     tmp_path: Path, profile: ReferenceProfile
 ) -> None:
     rng = np.random.default_rng(12)
@@ -91,11 +91,19 @@ def test_a_window_of_40_rows_says_insufficient_data(
 
     report = compute_drift(profile, tmp_path, "m")
 
-    assert report.rows == 40
+    assert report.rows == 40  # under 5 rows per bin
     assert report.drifted == []
     assert {r.verdict for r in report.features} == {"insufficient data"}
     assert report.feature("shifted").psi is not None  # still computed, just not judged
-    assert compute_drift(profile, tmp_path, "m", min_rows=30).drifted == ["shifted"]
+
+    more = training_frame(160, rng)
+    more["shifted"] += 5.0
+    record(PredictionLog(tmp_path), more, rng)
+    report = compute_drift(profile, tmp_path, "m")
+    assert report.drifted == ["shifted"]  # shown at the family-wise level on 200 rows
+    # the others are not vouched for as stable on so few rows
+    assert {r.verdict for r in report.features if r.name != "shifted"} == {"insufficient data"}
+    assert report.feature("steady").minimum_rows > 200
 
 
 def test_a_new_category_code_and_missing_values_show_in_the_report(

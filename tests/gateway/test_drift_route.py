@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from pydantic import SecretStr
 
-from drift import DriftReport, build_profile, compare
+from drift import DriftReport, Family, build_profile, compare
 from drift.report_files import write_report
 from gateway import create_app
 from onnxq.settings import Settings
@@ -32,12 +32,15 @@ def a_report(model: str = "breast-cancer") -> DriftReport:
         rows=1000,
         created_at=now,
         threshold=0.2,
-        min_rows=100,
-        epsilon=1e-4,
+        min_rows=0,
+        tests=4,
         files=["predictions-2026-11-29.jsonl"],
         corrupt_lines=0,
         mismatched_lines=0,
-        features=[compare(moved, [0] * 9 + [1000]), compare(steady, [100] * 10)],
+        features=[
+            compare(moved, [0] * 9 + [1000], family=Family(tests=4)),
+            compare(steady, [100] * 10, family=Family(tests=4)),
+        ],
     )
 
 

@@ -104,14 +104,15 @@ def test_a_small_window_says_insufficient_data_and_raises_no_alert(
     assert not [e for e in events if e["event"] == "drift_alert"]
 
 
-def test_a_rise_in_missing_values_is_flagged_even_when_the_bins_are_stable(
+def test_a_rise_in_missing_values_is_flagged_even_when_the_bins_show_nothing(
     settings: Settings, model_dir: Path
 ) -> None:
     log_demo_predictions(model_dir, settings.prediction_log_dir, 1000, missing={5: 0.3})
     report = check_model(settings, MODEL).report
     name = "mean compactness"  # feature 5
     feature = report.feature(name)
-    assert feature.verdict == "stable" and feature.missing_verdict == "drift"
+    # 700 rows binned: too few to vouch for "stable" against 569 training rows, not drift
+    assert feature.verdict == "insufficient data" and feature.missing_verdict == "drift"
     assert feature.current_missing_rate == pytest.approx(0.3, abs=0.05)
     assert report.drifted == [name]
 

@@ -1,0 +1,202 @@
+"""When a difference between the window and the reference is called drift.
+
+A model's check makes many tests: for every feature its bins (PSI) and its missing rate, for every
+model output its bins. Two things must hold whatever the window's size and the model's width:
+
+- with no drift, the chance that *any* test of the check alerts is at most `family_alpha` (5 %);
+- a shift larger than the threshold is found more often, never less, as the window grows.
+
+So every test asks the same question: do the data show, at confidence `1 - family_alpha / tests`
+(Bonferroni over the check's tests), that the effect is **larger than its threshold**? A
+minimum-effect test (the null hypothesis is "the effect is at most the threshold", not "there is no
+difference"): a tiny but real difference in a huge window is not drift, and noise in a small window
+is not either.
+
+Bins. With ``n`` reference and ``m`` current rows in ``B`` bins, ``X = PSI / (1/n + 1/m)`` is about
+chi-square with ``k = B - 1`` degrees of freedom when nothing changed, and noncentral chi-square
+with noncentrality ``PSI_true / (1/n + 1/m)`` when the population's PSI is ``PSI_true`` (Yurdakul
+2018; PSI is the symmetric Kullback-Leibler divergence, to second order Pearson's chi-square). The
+**alert level** is the PSI that ``X`` exceeds with chance ``alpha`` when ``PSI_true`` equals the
+threshold; PSI above it is drift. It is always above the threshold, falls as the window grows, and
+stays above ``threshold + k/n``: a reference of few rows cannot vouch for small effects.
+
+Rates (the missing rate): the rise ``c - r`` over the reference rate is drift when it exceeds the
+threshold by more than ``z(1 - alpha)`` standard errors, the standard error taken at the boundary
+``c = r + threshold``.
+
+Beside each verdict the report gives the effect and the evidence: PSI, PSI less its no-drift mean
+``k (1/n + 1/m)`` (debiased), and the p-value of "nothing changed" multiplied by the number of
+tests (capped at 1).
+
+A window is too small to judge (**insufficient data**) when even a PSI of twice the threshold
+would be missed more often than found at this level: the minimum window follows from the
+reference's rows, its bins and the number of tests. With a reference too small for that at any
+window, every verdict on the feature is insufficient data: profile more rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
+
+from drift.chi2 import chi2_upper_tail, noncentral_chi2_quantile
+
+DEFAULT_FAMILY_ALPHA = 0.05
+# The effect, as a multiple of the threshold, that a window must find at least half the time
+# before its verdicts count (see minimum_window).
+DETECTABLE_MULTIPLE = 2.0
+LARGEST_WINDOW = 10**9
+
+
+@dataclass(frozen=True)
+class Family:
+    """The tests of one check, and the chance allowed that any of them alerts with no drift."""
+
+    tests: int
+    alpha: float = DEFAULT_FAMILY_ALPHA
+
+    def __post_init__(self) -> None:
+        if self.tests < 1 or not 0 < self.alpha < 1:
+            raise ValueError(f"need tests >= 1 and 0 < alpha < 1, got {self.tests}, {self.alpha}")
+
+    @property
+    def per_test(self) -> float:
+        """Each test's own level (Bonferroni)."""
+        return self.alpha / self.tests
+
+
+def _scale(reference_rows: int, current_rows: int) -> float:
+    return 1.0 / reference_rows + 1.0 / current_rows
+
+
+@lru_cache(maxsize=65536)
+def psi_alert_level(
+    n_bins: int, reference_rows: int, current_rows: int, threshold: float, alpha: float
+) -> float:
+    """The PSI above which a window shows, at confidence 1 - alpha, that PSI exceeds the
+    threshold."""
+    if n_bins < 2:
+        return math.inf  # one bin: every row is in it, nothing to compare
+    if reference_rows <= 0 or current_rows <= 0:
+        return math.inf
+    scale = _scale(reference_rows, current_rows)
+    return noncentral_chi2_quantile(1 - alpha, n_bins - 1, threshold / scale) * scale
+
+
+def psi_p_value(psi: float, n_bins: int, reference_rows: int, current_rows: int) -> float:
+    """The chance of a PSI at least this large if nothing changed (one test, uncorrected)."""
+    if n_bins < 2 or reference_rows <= 0 or current_rows <= 0:
+        return 1.0
+    return chi2_upper_tail(psi / _scale(reference_rows, current_rows), n_bins - 1)
+
+
+def debiased_psi(psi: float, n_bins: int, reference_rows: int, current_rows: int) -> float:
+    """PSI less its mean when nothing changed, k (1/n + 1/m); at least 0."""
+    if n_bins < 2 or reference_rows <= 0 or current_rows <= 0:
+        return psi
+    return max(0.0, psi - (n_bins - 1) * _scale(reference_rows, current_rows))
+
+
+def _finds_twice_the_threshold(
+    n_bins: int, reference_rows: int, current_rows: int, threshold: float, alpha: float
+) -> bool:
+    """A window of `current_rows` finds a PSI of DETECTABLE_MULTIPLE x threshold at least half
+    the time: the median of its statistic is above the alert level's."""
+    scale = _scale(reference_rows, current_rows)
+    k = n_bins - 1
+    typical = noncentral_chi2_quantile(0.5, k, DETECTABLE_MULTIPLE * threshold / scale)
+    return typical > noncentral_chi2_quantile(1 - alpha, k, threshold / scale)
+
+
+@lru_cache(maxsize=4096)
+def minimum_window(n_bins: int, reference_rows: int, threshold: float, alpha: float) -> int | None:
+    """The fewest current rows whose bins' verdict counts; None when no window is enough (the
+    reference has too few rows for this threshold and level)."""
+    if n_bins < 2 or reference_rows <= 0:
+        return None
+    if not _finds_twice_the_threshold(n_bins, reference_rows, LARGEST_WINDOW, threshold, alpha):
+        return None
+    low, high = 1, LARGEST_WINDOW  # low fails, high finds
+    if _finds_twice_the_threshold(n_bins, reference_rows, low, threshold, alpha):
+        return low
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _finds_twice_the_threshold(n_bins, reference_rows, middle, threshold, alpha):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _z(alpha: float) -> float:
+    return NormalDist().inv_cdf(1 - alpha)
+
+
+def _rate_error(reference_rate: float, reference_total: int, rate: float, total: int) -> float:
+    """Standard error of a difference of two rates; the reference's rate is smoothed by half a
+    row each way, so that a reference with no missing value is not taken as certain."""
+    smoothed = (reference_rate * reference_total + 0.5) / (reference_total + 1)
+    rate = min(max(rate, 0.0), 1.0)
+    return math.sqrt(smoothed * (1 - smoothed) / reference_total + rate * (1 - rate) / total)
+
+
+def rate_alert_level(
+    reference_rate: float, reference_total: int, current_total: int, threshold: float, alpha: float
+) -> float:
+    """The rise of a rate (over the reference's) above which a window shows, at confidence
+    1 - alpha, that the rise exceeds the threshold."""
+    if reference_total <= 0 or current_total <= 0:
+        return math.inf
+    boundary = reference_rate + threshold
+    error = _rate_error(reference_rate, reference_total, boundary, current_total)
+    return threshold + _z(alpha) * error
+
+
+@lru_cache(maxsize=4096)
+def rate_minimum_window(
+    reference_rate: float, reference_total: int, threshold: float, alpha: float
+) -> int | None:
+    """The fewest current rows whose rate verdict counts: a rise of twice the threshold is found
+    at least half the time. None when no window is enough."""
+    if reference_total <= 0 or reference_rate + DETECTABLE_MULTIPLE * threshold > 1:
+        return None
+
+    def finds(total: int) -> bool:
+        # the rise it would see half the time, against the rise it needs
+        level = rate_alert_level(reference_rate, reference_total, total, threshold, alpha)
+        return level < DETECTABLE_MULTIPLE * threshold
+
+    if not finds(LARGEST_WINDOW):
+        return None
+    low, high = 1, LARGEST_WINDOW
+    if finds(low):
+        return low
+    while high - low > 1:
+        middle = (low + high) // 2
+        if finds(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def rate_p_value(
+    reference_rate: float, reference_total: int, rate: float, current_total: int
+) -> float:
+    """One-sided chance of a rise at least this large if nothing changed (pooled two-proportion
+    z-test, uncorrected)."""
+    if reference_total <= 0 or current_total <= 0:
+        return 1.0
+    missing = reference_rate * reference_total + rate * current_total
+    pooled = missing / (reference_total + current_total)
+    spread = math.sqrt(pooled * (1 - pooled) * _scale(reference_total, current_total))
+    if spread == 0:
+        return 1.0
+    return 1 - NormalDist().cdf((rate - reference_rate) / spread)
+
+
+def corrected(p_value: float, family: Family) -> float:
+    """A test's p-value times the number of tests (Bonferroni), capped at 1."""
+    return min(1.0, p_value * family.tests)
