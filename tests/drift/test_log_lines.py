@@ -128,9 +128,11 @@ def test_a_value_logged_on_a_float32_training_edge_lands_in_the_training_bin(
     # float32 training data, as the demo model's: every decile of it is the float32 10.26
     training = np.array([1.26] * 5 + [10.26] * 95, dtype=np.float32)
     profile = build_profile(training.reshape(-1, 1), feature_names=["x"], bins=10)
-    (edge,) = profile.features[0].cuts
+    # 95 % of the rows: 10.26 has a bin of its own, [10.26, the next float)
+    edge, after = profile.features[0].cuts
     assert edge == float(np.float32(10.26)) != 10.26  # 10.260000228881836
+    assert after == float(np.nextafter(edge, np.inf))
     append(tmp_path, "2026-11-30", [log_line(NOW, [10.26], model="m")])
     window = read_window(profile, tmp_path, "m", days=1, now=NOW)
-    # left-closed bins: the training value 10.26 (float32) is in the last bin, and so is the log's
-    assert window.features[0].counts.tolist()[-1] == 1
+    # left-closed bins: the training value 10.26 (float32) is in its bin, and so is the log's
+    assert window.features[0].counts.tolist() == [0, 1, 0]
