@@ -20,6 +20,8 @@ def _drifted_feature(feature: FeatureReport) -> dict[str, Any]:
         "current_missing_rate": feature.current_missing_rate,
         "missing_verdict": feature.missing_verdict,
         "missing_p_value": feature.missing_p_value,
+        "current_unseen_rate": feature.current_unseen_rate,
+        "unseen_verdict": feature.unseen_verdict,
     }
 
 

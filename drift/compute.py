@@ -20,6 +20,7 @@ from drift.psi import (
     DEFAULT_MIN_ROWS,
     DEFAULT_MISSING_THRESHOLD,
     DEFAULT_THRESHOLD,
+    DEFAULT_UNSEEN_THRESHOLD,
     DriftReport,
     FeatureReport,
     compare,
@@ -40,6 +41,7 @@ def compute_drift(
     family_alpha: float = DEFAULT_FAMILY_ALPHA,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     missing_threshold: float = DEFAULT_MISSING_THRESHOLD,
+    unseen_threshold: float = DEFAULT_UNSEEN_THRESHOLD,
     progress: Callable[[Progress], None] | None = None,
     since: datetime | None = None,
 ) -> DriftReport:
@@ -65,6 +67,8 @@ def compute_drift(
             min_rows=min_rows,
             missing_threshold=missing_threshold,
             reference_total=profile.rows,
+            unseen=bins.unseen,
+            unseen_threshold=unseen_threshold,
         )
 
     outputs = [report(b) for b in (window.probability, window.label) if b is not None]
@@ -81,6 +85,7 @@ def compute_drift(
         tests=family.tests,
         family_alpha=family.alpha,
         missing_threshold=missing_threshold,
+        unseen_threshold=unseen_threshold,
         files=window.files,
         corrupt_lines=window.corrupt_lines,
         mismatched_lines=window.mismatched_lines,
@@ -91,7 +96,7 @@ def compute_drift(
 
 
 def check_family(profile: ReferenceProfile, alpha: float = DEFAULT_FAMILY_ALPHA) -> Family:
-    """The tests one check of `profile` makes: the bins and the missing rate of every feature
-    and of every profiled model output."""
-    outputs = sum(1 for output in (profile.probability, profile.label) if output is not None)
-    return Family(tests=2 * (len(profile.features) + outputs), alpha=alpha)
+    """The tests one check of `profile` makes: for every feature and profiled model output its
+    bins, its missing rate and (where tracked) its unseen rate."""
+    profiled = [*profile.features, *(o for o in (profile.probability, profile.label) if o)]
+    return Family(tests=sum(3 if f.tracks_unseen else 2 for f in profiled), alpha=alpha)

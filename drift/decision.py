@@ -24,6 +24,13 @@ Rates (the missing rate): the rise ``c - r`` over the reference rate is drift wh
 threshold by more than ``z(1 - alpha)`` standard errors, the standard error taken at the boundary
 ``c = r + threshold``.
 
+The unseen rate (values beyond the training range, or of no training category) starts from a
+bound, not a rate: with nothing changed, the share of a population beyond the minimum and maximum
+of ``n`` training draws is itself random (order statistics: the two tails together are
+Gamma(2, 1/n) for any continuous feature, ``P(share > x/n) = e^-x (1 + x)``), and a small reference
+leaves a wide one (569 rows: up to 1.7 % at the demo model's level). The alert level is that
+bound, plus the threshold, plus ``z`` standard errors of the window's rate.
+
 Beside each verdict the report gives the effect and the evidence: PSI, PSI less its no-drift mean
 ``k (1/n + 1/m)`` (debiased), and the p-value of "nothing changed" multiplied by the number of
 tests (capped at 1).
@@ -200,3 +207,51 @@ def rate_p_value(
 def corrected(p_value: float, family: Family) -> float:
     """A test's p-value times the number of tests (Bonferroni), capped at 1."""
     return min(1.0, p_value * family.tests)
+
+
+def unseen_bound(reference_rows: int, alpha: float) -> float:
+    """The share of a population beyond the range of `reference_rows` draws from it that is
+    exceeded with chance `alpha` when nothing changed: x/n with e^-x (1 + x) = alpha."""
+    if reference_rows <= 0:
+        return 1.0
+    low, high = 0.0, 1.0
+    while math.exp(-high) * (1 + high) > alpha:
+        high *= 2
+    for _ in range(100):
+        middle = (low + high) / 2
+        if math.exp(-middle) * (1 + middle) > alpha:
+            low = middle
+        else:
+            high = middle
+    return min(1.0, high / reference_rows)
+
+
+def unseen_alert_level(
+    reference_share: float, reference_rows: int, current_rows: int, threshold: float, alpha: float
+) -> float:
+    """The unseen rate above which a window shows, at confidence 1 - alpha, a rise of more than
+    the threshold over what the reference vouches for (`reference_share`, e.g. categories it did
+    not keep, plus unseen_bound); alpha is split between the bound and the window."""
+    if reference_rows <= 0 or current_rows <= 0:
+        return math.inf
+    start = reference_share + unseen_bound(reference_rows, alpha / 2)
+    boundary = min(1.0, start + threshold)
+    error = math.sqrt(boundary * (1 - boundary) / current_rows)
+    return start + threshold + _z(alpha / 2) * error
+
+
+@lru_cache(maxsize=4096)
+def unseen_minimum_window(
+    reference_share: float, reference_rows: int, threshold: float, alpha: float
+) -> int | None:
+    """The fewest current rows whose unseen verdict counts: a rise of twice the threshold over
+    the reference's bound is found at least half the time."""
+    if reference_rows <= 0:
+        return None
+    start = reference_share + unseen_bound(reference_rows, alpha / 2)
+    if start + DETECTABLE_MULTIPLE * threshold > 1:
+        return None
+    boundary = start + threshold
+    # z * sqrt(b (1 - b) / M) < threshold
+    rows = _z(alpha / 2) ** 2 * boundary * (1 - boundary) / threshold**2
+    return max(1, math.ceil(rows))

@@ -110,11 +110,13 @@ class FeatureBins:
     feature: NumericFeature | CategoricalFeature
     counts: np.ndarray
     missing: int = 0
+    unseen: int = 0  # beyond the training range, or of no training category
 
     def add(self, values: Any) -> None:
-        counts, missing = self.feature.count(values)
+        counts, missing, unseen = self.feature.tally(values)
         self.counts += counts
         self.missing += missing
+        self.unseen += unseen
 
 
 @dataclass

@@ -93,10 +93,18 @@ class NumericFeature(BaseModel):
     shares: list[float] = Field(description="training share per bin, len(cuts) + 1")
     rows: int = Field(description="non-missing training rows the shares were computed on")
     missing_rate: float
+    minimum: float | None = Field(default=None, description="smallest training value (float32)")
+    maximum: float | None = Field(default=None, description="largest training value (float32)")
 
     @property
     def n_bins(self) -> int:
         return len(self.cuts) + 1
+
+    @property
+    def tracks_unseen(self) -> bool:
+        """Whether values beyond the training range are counted (profiles before 2026-12-02
+        hold no minimum and maximum)."""
+        return self.minimum is not None and self.maximum is not None
 
     @property
     def edges(self) -> list[float]:
@@ -109,10 +117,20 @@ class NumericFeature(BaseModel):
 
     def count(self, values: Any) -> tuple[np.ndarray, int]:
         """Bin counts of ``values`` with this feature's edges, and how many were missing."""
+        counts, missing, _unseen = self.tally(values)
+        return counts, missing
+
+    def tally(self, values: Any) -> tuple[np.ndarray, int, int]:
+        """Bin counts, missing values, and values beyond the training range (0 if untracked)."""
         x = _numbers(values)
         missing = np.isnan(x)
-        index = np.searchsorted(np.asarray(self.cuts, dtype=np.float64), x[~missing], side="right")
-        return np.bincount(index, minlength=self.n_bins).astype(np.int64), int(missing.sum())
+        present = x[~missing]
+        index = np.searchsorted(np.asarray(self.cuts, dtype=np.float64), present, side="right")
+        counts = np.bincount(index, minlength=self.n_bins).astype(np.int64)
+        unseen = 0
+        if self.minimum is not None and self.maximum is not None:
+            unseen = int(np.count_nonzero((present < self.minimum) | (present > self.maximum)))
+        return counts, int(missing.sum()), unseen
 
 
 class CategoricalFeature(BaseModel):
@@ -134,6 +152,15 @@ class CategoricalFeature(BaseModel):
     @property
     def bin_labels(self) -> list[str]:
         return [*self.categories, UNSEEN]
+
+    @property
+    def tracks_unseen(self) -> bool:
+        return True  # its last bin
+
+    def tally(self, values: Any) -> tuple[np.ndarray, int, int]:
+        """Counts, missing values, and values of no training category (the unseen bin's)."""
+        counts, missing = self.count(values)
+        return counts, missing, int(counts[-1])
 
     def count(self, values: Any) -> tuple[np.ndarray, int]:
         """Counts per category (compared as text, 1.0 as 1); other values go to the unseen bin."""
@@ -208,6 +235,8 @@ def numeric_feature(name: str, values: Any, bins: int = DEFAULT_BINS) -> Numeric
         shares=[0.0] * (len(cuts) + 1),
         rows=int(valid.size),
         missing_rate=float(missing.mean()) if x.size else 0.0,
+        minimum=float(valid.min()) if valid.size else None,
+        maximum=float(valid.max()) if valid.size else None,
     )
     counts, _ = feature.count(valid)
     if valid.size:

@@ -43,6 +43,8 @@ from drift.decision import (
     rate_alert_level,
     rate_minimum_window,
     rate_p_value,
+    unseen_alert_level,
+    unseen_minimum_window,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ DEFAULT_MIN_ROWS = 0  # current rows below which no verdict is given, besides RO
 ROWS_PER_BIN = 5  # fewer current rows than this per bin: no verdict (the chi-square's floor)
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_MISSING_THRESHOLD = 0.1
+DEFAULT_UNSEEN_THRESHOLD = 0.01
 
 Verdict = Literal["drift", "stable", "insufficient data"]
 
@@ -175,12 +178,26 @@ class FeatureReport(BaseModel):
         default=None, description="chance of this rise if nothing changed, x the check's tests"
     )
     missing_threshold: float = DEFAULT_MISSING_THRESHOLD
+    reference_unseen_rate: float | None = Field(
+        default=None,
+        description="training share beyond the training range (0) or of no kept category; "
+        "None: not tracked (a profile without the training range)",
+    )
+    current_unseen_rate: float | None = Field(
+        default=None, description="share of current values beyond the range or of no category"
+    )
+    unseen_verdict: Verdict | None = Field(
+        default=None, description="verdict on a rise of the unseen rate; None: not tracked"
+    )
+    unseen_alert_level: float | None = None
+    unseen_p_value: float | None = None
+    unseen_threshold: float = DEFAULT_UNSEEN_THRESHOLD
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def drifted(self) -> bool:
-        """Its bins (PSI) or its missing rate drifted."""
-        return self.verdict == "drift" or self.missing_verdict == "drift"
+        """Its bins (PSI), its missing rate or its unseen rate drifted."""
+        return "drift" in (self.verdict, self.missing_verdict, self.unseen_verdict)
 
 
 def compare(
@@ -195,9 +212,12 @@ def compare(
     missing_threshold: float = DEFAULT_MISSING_THRESHOLD,
     reference_total: int | None = None,
     smoothing: float = SMOOTHING,
+    unseen: int | None = None,
+    unseen_threshold: float = DEFAULT_UNSEEN_THRESHOLD,
 ) -> FeatureReport:
-    """Report on one feature from its current bin ``counts`` and ``missing`` count, as one of the
-    ``family``'s tests (two: its bins and its missing rate).
+    """Report on one feature from its current bin ``counts`` and ``missing`` count, as part of
+    the ``family``'s tests: its bins, its missing rate, and (given ``unseen``, the current values
+    beyond the training range or of no training category) its unseen rate.
 
     ``reference_total`` is the number of training rows, missing ones included (the profile's
     ``rows``); by default it is derived from the feature's non-missing rows and missing rate.
@@ -219,7 +239,13 @@ def compare(
     rate, rise = feature.missing_rate, current_rate - feature.missing_rate
     missing_level = rate_alert_level(rate, reference_total, total, missing_threshold, alpha)
     missing_needed = rate_minimum_window(rate, reference_total, missing_threshold, alpha)
+    unseen_fields = (
+        _unseen_fields(feature, m, unseen, unseen_threshold, alpha, family, min_rows)
+        if unseen is not None and feature.tracks_unseen
+        else {}
+    )
     return FeatureReport(
+        **unseen_fields,
         name=feature.name,
         kind=feature.kind,
         verdict=verdict(value or 0.0, level or math.inf, m, needed, floor),
@@ -246,6 +272,32 @@ def compare(
         else None,
         missing_threshold=missing_threshold,
     )
+
+
+def _unseen_fields(
+    feature: NumericFeature | CategoricalFeature,
+    present: int,
+    unseen: int,
+    threshold: float,
+    alpha: float,
+    family: Family,
+    min_rows: int,
+) -> dict[str, object]:
+    """The unseen-rate test: its rise over the training's, among the non-missing values."""
+    reference = 0.0 if feature.kind == "numeric" else float(feature.shares[-1])
+    rate = unseen / present if present else 0.0
+    level = unseen_alert_level(reference, feature.rows, present, threshold, alpha)
+    needed = unseen_minimum_window(reference, feature.rows, threshold, alpha)
+    return {
+        "reference_unseen_rate": reference,
+        "current_unseen_rate": rate,
+        "unseen_verdict": verdict(rate, level, present, needed, min_rows),
+        "unseen_alert_level": level if present and feature.rows else None,
+        "unseen_p_value": corrected(rate_p_value(reference, feature.rows, rate, present), family)
+        if present and feature.rows
+        else None,
+        "unseen_threshold": threshold,
+    }
 
 
 _ORDER = {"drift": 0, "stable": 1, "insufficient data": 2}
@@ -282,6 +334,7 @@ class DriftReport(BaseModel):
         default=0.05, description="chance allowed that any test alerts when nothing drifted"
     )
     missing_threshold: float = DEFAULT_MISSING_THRESHOLD
+    unseen_threshold: float = DEFAULT_UNSEEN_THRESHOLD
     files: list[str] = Field(description="log files read")
     corrupt_lines: int = Field(description="lines skipped: not JSON, truncated, or fields missing")
     mismatched_lines: int = Field(description="lines skipped: feature count ≠ profile's")

@@ -106,6 +106,17 @@ def _bin_table(feature: FeatureReport) -> str:
     )
 
 
+def _unseen_line(feature: FeatureReport) -> str:
+    if feature.unseen_verdict is None:
+        return ""
+    what = "beyond the training range" if feature.kind == "numeric" else "unseen categories"
+    return (
+        f"<tr><td>{what}</td><td>{_percent(feature.reference_unseen_rate or 0.0)} → "
+        f"{_percent(feature.current_unseen_rate or 0.0)}</td>"
+        f"<td>{_badge(feature.unseen_verdict)}</td></tr>"
+    )
+
+
 def feature_card(feature: FeatureReport) -> str:
     """One feature: histograms, numbers, verdicts."""
     psi_line = (
@@ -127,6 +138,7 @@ def feature_card(feature: FeatureReport) -> str:
         f"<tr><td>rows</td><td>{feature.current_rows:,}</td>"
         f"<td>reference {feature.reference_rows:,}</td></tr>"
         f"<tr><td>missing</td>{missing_line}</tr>"
+        f"{_unseen_line(feature)}"
         "</table>"
         f"{_bin_table(feature)}</div>"
     )

@@ -174,6 +174,10 @@ class Settings(BaseSettings):
     drift_missing_threshold: float = Field(default=0.1, gt=0, le=1)
     """Rise in a feature's missing rate (0.1 = 10 points) it must be shown to exceed to drift."""
 
+    drift_unseen_threshold: float = Field(default=0.01, gt=0, le=1)
+    """Rise in the share of a feature's values never seen in training (beyond the training range,
+    or of no training category; 0.01 = 1 point) it must be shown to exceed to drift."""
+
     drift_family_alpha: float = Field(default=0.05, gt=0, lt=1)
     """Chance allowed that a check raises any alert when nothing drifted, shared out among its
     tests (2 per feature and model output)."""

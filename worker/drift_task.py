@@ -14,7 +14,6 @@ import structlog
 from onnxq.errors import DriftProfileMissing, OnnxqError
 from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
-from onnxq.telemetry import metrics
 from onnxq.telemetry.drift_check import check_model
 
 log = structlog.get_logger("onnxq.worker")
@@ -34,9 +33,6 @@ def run_drift_check(settings: Settings, now: datetime | None = None) -> dict[str
             log.error("drift_check_failed", model=name, error=f"{type(exc).__name__}: {exc}")
             outcomes[name] = {"status": "failed", "error": str(exc)}
         else:
-            for feature in check.report.features:
-                if feature.psi is not None:
-                    metrics.record_drift(name, check.report.version, feature.name, feature.psi)
             outcomes[name] = {
                 "status": "checked",
                 "version": check.report.version,

@@ -26,6 +26,7 @@ from onnxq.destinations import DestinationPolicy
 from onnxq.errors import DriftProfileMissing, ModelNotFound
 from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
+from onnxq.telemetry import metrics
 from onnxq.webhook import DestinationRefused, WebhookFailed, post_json
 
 log = structlog.get_logger("onnxq.drift")
@@ -128,6 +129,7 @@ def check_model(
         threshold=settings.drift_threshold,
         min_rows=settings.drift_min_rows,
         missing_threshold=settings.drift_missing_threshold,
+        unseen_threshold=settings.drift_unseen_threshold,
         family_alpha=settings.drift_family_alpha,
         progress=progress,
         since=since,
@@ -135,6 +137,9 @@ def check_model(
     files = write_report(
         report, report_directory(settings.state_dir, name), keep=settings.drift_history_keep
     )
+    for feature in [*report.features, *report.outputs]:  # the scheduled check and `onnxq drift`
+        if feature.psi is not None:
+            metrics.record_drift(name, resolved, feature.name, feature.psi, feature.drifted)
     payload = alert_payload(report)
     webhook = send_alert(payload, settings) if payload and alert else WebhookOutcome.NO_ALERT
     log.info(

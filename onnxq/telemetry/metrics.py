@@ -115,7 +115,13 @@ JOB_WAITERS = Gauge(
 )
 DRIFT_PSI = Gauge(
     "onnxq_drift_psi",
-    "Population stability index of a feature in the latest drift check (0.2+: drifted).",
+    "Population stability index of a feature (or model output) in the latest drift check.",
+    ["model", "version", "feature"],
+    multiprocess_mode="mostrecent",
+)
+DRIFTED = Gauge(
+    "onnxq_drift_drifted",
+    "1 when the latest drift check called a feature (or model output) drifted, else 0.",
     ["model", "version", "feature"],
     multiprocess_mode="mostrecent",
 )
@@ -179,9 +185,12 @@ def microbatch_ran(jobs: int) -> None:
     MICROBATCH_JOBS.observe(jobs)
 
 
-def record_drift(model: str, version: int | str, feature: str, psi: float) -> None:
-    """The drift check's hook: set the latest PSI of one feature of one model version."""
+def record_drift(
+    model: str, version: int | str, feature: str, psi: float, drifted: bool = False
+) -> None:
+    """The drift check's hook: the latest PSI and verdict of one feature of one model version."""
     DRIFT_PSI.labels(model, str(version), feature).set(psi)
+    DRIFTED.labels(model, str(version), feature).set(1.0 if drifted else 0.0)
 
 
 # --------------------------------------------------------------------------- exposition

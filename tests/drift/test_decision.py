@@ -10,13 +10,15 @@ import itertools
 import pytest
 from scipy import stats
 
-from bench.drift_calibration import Model, alert_rate, moved, standard
+from bench.drift_calibration import Model, alert_rate, beyond_the_maximum, moved, standard
 from drift.chi2 import chi2_quantile, chi2_upper_tail, noncentral_chi2_quantile
 from drift.decision import (
     debiased_psi,
     minimum_window,
     psi_alert_level,
     rate_minimum_window,
+    unseen_alert_level,
+    unseen_bound,
 )
 
 DEMO_ROWS = 569  # the demo model's training rows
@@ -81,11 +83,24 @@ def test_with_no_drift_a_30_feature_check_alerts_at_most_5_percent_of_the_time(
 def test_a_shift_past_the_threshold_is_found_more_often_as_the_window_grows(
     shift: tuple[float, float],
 ) -> None:
-    """The defect: a scale x1.5 was caught 87 % of the time at 100 rows, 12 % at 50,000 (its
-    PSI over deciles is 0.19: under the 0.2 threshold, now found at no window)."""
+    """The defect: a scale x1.5 was caught 87 % of the time at 100 rows, 12 % at 50,000."""
     windows = (100, 1000, 50_000)
     rates = alert_rate(Model(1), windows, moved(*shift), 60, DEMO_ROWS, seed=7)
     assert rates[0] <= rates[1] <= rates[2]
     assert rates[2] >= 0.9
-    [below] = alert_rate(Model(1), (50_000,), moved(0.0, 1.5), 20, DEMO_ROWS, seed=8)
-    assert below <= 0.05
+
+
+def test_values_beyond_the_training_range_are_found_by_their_own_rate() -> None:
+    """The defect: 5 % of values beyond the training maximum moved PSI by 0.02, never flagged."""
+    windows = (100, 1000, 50_000)
+    rates = alert_rate(Model(1), windows, beyond_the_maximum(0.05), 60, DEMO_ROWS, seed=9)
+    assert rates[0] <= rates[1] <= rates[2]
+    assert rates[2] >= 0.9
+
+
+def test_the_unseen_rate_starts_from_what_the_references_own_range_vouches_for() -> None:
+    # 569 rows: beyond their range lies up to ~1.9 % of the population at alpha 0.05 / 192
+    assert unseen_bound(569, 0.05 / 192) == pytest.approx(0.0188, abs=0.0005)
+    assert unseen_bound(100_000, 0.05 / 192) < 0.0002
+    levels = [unseen_alert_level(0.0, 569, m, 0.01, 0.05 / 96) for m in (100, 1000, 50_000)]
+    assert levels[0] > levels[1] > levels[2] > 0.01 + unseen_bound(569, 0.05 / 192)

@@ -42,6 +42,7 @@ def test_metrics_are_prometheus_text_with_every_onnxq_family(client: FlaskClient
         "onnxq_microbatch_jobs",
         "onnxq_rows_predicted_total",
         "onnxq_drift_psi",
+        "onnxq_drift_drifted",
         "onnxq_queue_depth",
     ):
         assert f"# TYPE {name} " in text, name

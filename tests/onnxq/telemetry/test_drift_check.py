@@ -13,11 +13,12 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from drift.report_files import history
+from onnxq.devtools.metrics_text import sample
 from onnxq.devtools.redis_server import free_port
 from onnxq.errors import DriftProfileMissing, ModelNotFound
 from onnxq.models.manifest import VersionPaths
 from onnxq.settings import Settings
-from onnxq.telemetry import drift_check
+from onnxq.telemetry import drift_check, metrics
 from onnxq.telemetry.drift_check import WebhookOutcome, check_model
 from tests.support.demo_predictions import SHIFTED, log_demo_predictions
 from tests.support.http_receiver import HttpReceiver
@@ -95,7 +96,7 @@ def test_history_keeps_only_the_newest_runs(settings: Settings, drifted_log: Non
 def test_a_small_window_says_insufficient_data_and_raises_no_alert(
     settings: Settings, model_dir: Path
 ) -> None:
-    log_demo_predictions(model_dir, settings.prediction_log_dir, 40, shift=3.0)
+    log_demo_predictions(model_dir, settings.prediction_log_dir, 40, shift=1.1)
     with capture_logs() as events:
         check = check_model(settings, MODEL)
     assert {f.verdict for f in check.report.features} == {"insufficient data"}
@@ -213,3 +214,29 @@ def test_an_unknown_model_or_a_version_without_profile_is_a_named_error(
         (bare / name).write_bytes((settings.model_dir / MODEL / "1" / name).read_bytes())
     with pytest.raises(DriftProfileMissing, match="onnxq drift-profile"):
         check_model(settings.model_copy(update={"model_dir": tmp_path / "bare"}), MODEL)
+
+
+def test_a_small_window_of_values_far_beyond_the_training_range_alerts_on_its_unseen_rate(
+    settings: Settings, model_dir: Path
+) -> None:
+    """40 rows are too few for the bins, not for "every value is beyond anything trained on"."""
+    log_demo_predictions(model_dir, settings.prediction_log_dir, 40, shift=3.0)
+    check = check_model(settings, MODEL)
+    shifted = check.report.feature("mean radius")
+    assert shifted.verdict == "insufficient data"
+    assert shifted.unseen_verdict == "drift" and shifted.current_unseen_rate > 0.5
+    assert check.report.drifted == ["mean radius"] and check.alert is not None
+
+
+def test_every_check_sets_the_drift_gauges_the_scheduled_one_and_onnxq_drift_alike(
+    settings: Settings, drifted_log: None
+) -> None:
+    check_model(settings, MODEL, alert=False)  # what `onnxq drift` and the worker task call
+    text = metrics.exposition().decode()
+    labels = {"model": MODEL, "version": "1"}
+    assert sample(text, "onnxq_drift_drifted", feature=SHIFTED, **labels) == 1.0
+    assert sample(text, "onnxq_drift_drifted", feature="mean texture", **labels) == 0.0
+    psi = sample(text, "onnxq_drift_psi", feature=SHIFTED, **labels)
+    assert psi == pytest.approx(
+        check_model(settings, MODEL, alert=False).report.feature(SHIFTED).psi
+    )
