@@ -128,6 +128,7 @@ def main() -> None:
         profile = build_profile(
             training,
             outputs={"probabilities": np.c_[1 - p, p], "label": (p > 0.5).astype(int)},
+            outputs_source="held-out",
             feature_names=[f"f{i}" for i in range(args.features)],
         )
         profile_path = profile.save(root / "profile.json")

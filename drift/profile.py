@@ -177,6 +177,11 @@ class CategoricalFeature(BaseModel):
 
 
 FeatureProfile = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="kind")]
+# A model's predictions on its own training rows are not what it will predict on new rows (a
+# random forest's are nearly certain there: PSI 0.58 against fresh rows from the same
+# population, a permanent "drift"), so an output profile names its out-of-sample source.
+OutputsSource = Literal["out-of-fold", "held-out"]
+OUTPUTS_SOURCES = ("out-of-fold", "held-out")
 
 
 class ReferenceProfile(BaseModel):
@@ -192,10 +197,15 @@ class ReferenceProfile(BaseModel):
     bins: int = Field(description="quantile bins requested for numeric features")
     features: list[FeatureProfile]
     probability: NumericFeature | None = Field(
-        default=None, description="predicted probability of the last class on the training data"
+        default=None, description="predicted probability of the last class, out of sample"
     )
     label: CategoricalFeature | None = Field(
-        default=None, description="predicted label proportions on the training data"
+        default=None, description="predicted label proportions, out of sample"
+    )
+    outputs_source: OutputsSource | None = Field(
+        default=None,
+        description="where the output profile's predictions come from: out-of-fold "
+        "predictions on the training rows, or the model's predictions on held-out rows",
     )
 
     @property
@@ -293,17 +303,25 @@ def build_profile(
     model: str | None = None,
     version: int | None = None,
     max_categories: int = MAX_CATEGORIES,
+    outputs_source: OutputsSource | None = None,
 ) -> ReferenceProfile:
     """Profile training data: a DataFrame (names from its columns) or a matrix + ``feature_names``.
 
     Column order must be the manifest's feature order: prediction log rows are matched by position.
     Object/string/bool columns, and the names in ``categorical``, are profiled as categorical.
 
-    ``outputs`` (optional) holds the model's outputs on the training rows, keyed like the prediction
-    log fields: ``"probabilities"`` (n x classes, or n probabilities of the last class) and/or
-    ``"label"`` (n labels). Labels are compared as strings, so pass the values the model's label
-    output logs (``0``/``1``, not ``False``/``True``).
+    ``outputs`` (optional) holds the model's outputs **out of sample**, keyed like the prediction
+    log fields: ``"probabilities"`` (rows x classes, or the probabilities of the last class)
+    and/or ``"label"``; ``outputs_source`` says which: ``"out-of-fold"`` (cross-validated
+    predictions on the training rows) or ``"held-out"`` (the model on rows it was not trained
+    on; they need not be as many as the training rows). Labels are compared as strings, so pass
+    the values the model's label output logs (``0``/``1``, not ``False``/``True``).
     """
+    if outputs is not None and outputs_source not in OUTPUTS_SOURCES:
+        raise ValueError(
+            "outputs need outputs_source='out-of-fold' or 'held-out': a model's predictions on "
+            "its own training rows are not a reference for its predictions on new rows"
+        )
     if isinstance(frame, pd.DataFrame):
         data = frame.copy()
         if feature_names is not None:
@@ -349,4 +367,5 @@ def build_profile(
         features=features,
         probability=probability,
         label=label,
+        outputs_source=outputs_source if outputs is not None else None,
     )

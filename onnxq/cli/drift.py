@@ -41,19 +41,31 @@ def _drift_profile(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     names = model.manifest.feature_names
-    frame = read_training_data(args.data)
-    absent = [name for name in names if name not in frame.columns]
-    if absent:
-        print(f"error: {args.data} lacks the model's features: {absent}", file=sys.stderr)
-        return 2
-    frame = frame[names]  # manifest order: the prediction log matches rows by position
+    frames = {"--data": args.data, "--held-out": args.held_out}
+    read: dict[str, pd.DataFrame] = {}
+    for option, path in frames.items():
+        if path is None:
+            continue
+        frame = read_training_data(path)
+        absent = [name for name in names if name not in frame.columns]
+        if absent:
+            print(f"error: {path} ({option}) lacks the model's features: {absent}", file=sys.stderr)
+            return 2
+        read[option] = frame[names]  # manifest order: the log matches rows by position
     outputs = None
-    if not args.no_outputs:
-        result = model.predict(frame.to_numpy(dtype=np.float32))
+    if "--held-out" in read and not args.no_outputs:
+        result = model.predict(read["--held-out"].to_numpy(dtype=np.float32))
         outputs = {"probabilities": result.probabilities, "label": result.labels}
+    elif not args.no_outputs:
+        print(
+            "note: model outputs not profiled: pass --held-out with rows the model was not "
+            "trained on (its predictions on its own training rows would show drift for good)",
+            file=sys.stderr,
+        )
     profile = build_profile(
-        frame,
+        read["--data"],
         outputs=outputs,
+        outputs_source="held-out" if outputs is not None else None,
         bins=args.bins or settings.drift_bins,
         categorical=[c for c in (args.categorical or "").split(",") if c],
         model=model.name,
@@ -62,7 +74,15 @@ def _drift_profile(args: argparse.Namespace, settings: Settings) -> int:
     # Saved atomically beside the manifest: a drift check may be reading the previous one.
     path = profile.save(repository.paths(model.name, model.version).profile)
     size = path.stat().st_size
-    print(f"{path}: {len(profile.features)} features, {profile.rows} rows, {size:,} bytes")
+    outputs_line = (
+        f"outputs from {len(read['--held-out'])} held-out rows"
+        if profile.outputs_source
+        else "no output profile"
+    )
+    print(
+        f"{path}: {len(profile.features)} features, {profile.rows} rows, {outputs_line}, "
+        f"{size:,} bytes"
+    )
     return 0
 
 
@@ -173,6 +193,12 @@ def add_drift_commands(commands: argparse._SubParsersAction) -> None:
     profile.add_argument("--data", type=Path, required=True, help="training data: .csv or .parquet")
     profile.add_argument("--bins", type=int, help="quantile bins (default ONNXQ_DRIFT_BINS)")
     profile.add_argument("--categorical", help="comma-separated features to treat as categories")
+    profile.add_argument(
+        "--held-out",
+        type=Path,
+        help="rows the model was not trained on (.csv or .parquet): its outputs on them are the "
+        "output profile (without it the outputs are not profiled)",
+    )
     profile.add_argument(
         "--no-outputs", action="store_true", help="do not profile the model's outputs"
     )

@@ -115,6 +115,7 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
         promote=args.promote,
         tolerance=args.tolerance,
         sample=args.sample,
+        held_out=args.held_out,
     )
     _print_report(registration.report.lines())
     manifest = registration.manifest
@@ -246,6 +247,12 @@ def add_lifecycle_commands(commands: argparse._SubParsersAction) -> None:
         type=Path,
         required=True,
         help="training data CSV, profiled for drift monitoring",
+    )
+    register.add_argument(
+        "--held-out",
+        type=Path,
+        help="CSV of rows the model was not trained on: its outputs on them are the drift "
+        "profile's output reference (without it the outputs are not profiled)",
     )
     register.add_argument("--sample", type=Path, help="check against this export sample CSV")
     register.add_argument("--promote", action="store_true", help="make it the default version")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from onnxq.models.manifest import Manifest
 from onnxq.models.repository import ModelRepository
-from onnxq.registry.export import DEFAULT_TOLERANCE, build_manifest, export_sklearn_classifier
+from onnxq.registry.export import (
+    DEFAULT_TOLERANCE,
+    build_manifest,
+    export_sklearn_classifier,
+    sklearn_classifier_to_onnx,
+)
+from onnxq.registry.export_dir import INPUT_NAME, LABEL_OUTPUT, PROBABILITY_OUTPUT
 
 DEMO_MODEL_NAME = "breast-cancer"
 
@@ -44,19 +52,49 @@ def build_demo_model(
         },
     )
     repository.add_version(manifest, exported.onnx_bytes)
-    write_demo_profile(repository, manifest, X)
+    write_demo_profile(repository, manifest, X, out_of_fold_outputs(estimator, X, data.target))
     return manifest
 
 
-def write_demo_profile(repository: ModelRepository, manifest: Manifest, X: np.ndarray) -> None:
-    """The drift reference: the training features, and the ONNX model's outputs on them (what
-    the prediction log records: scikit-learn's 1.0 is ONNX Runtime's 0.99999934)."""
+def out_of_fold_outputs(
+    estimator: Any, X: np.ndarray, y: np.ndarray, folds: int = 5
+) -> dict[str, Any]:
+    """Every training row's outputs from the ONNX export of a copy of `estimator` fitted
+    without that row's fold: what the model outputs on rows it has not seen, as ONNX Runtime
+    computes them (its float32 sums give the log's 0.99999934 where scikit-learn says 1.0)."""
+    import onnxruntime as ort
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # as the service runs
+    labels: list[Any] = [None] * len(X)
+    probabilities = np.zeros((len(X), len(np.unique(y))), dtype=np.float32)
+    for train, held_out in StratifiedKFold(folds, shuffle=True, random_state=0).split(X, y):
+        fold_model = clone(estimator).fit(X[train], y[train])
+        onnx_bytes = sklearn_classifier_to_onnx(fold_model, X.shape[1])
+        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        fold_labels, fold_probabilities = session.run(
+            [LABEL_OUTPUT, PROBABILITY_OUTPUT], {INPUT_NAME: X[held_out]}
+        )
+        probabilities[held_out] = fold_probabilities
+        for row, label in zip(held_out, fold_labels.tolist(), strict=True):
+            labels[row] = label
+    return {"probabilities": probabilities, "label": labels}
+
+
+def write_demo_profile(
+    repository: ModelRepository, manifest: Manifest, X: np.ndarray, outputs: dict[str, Any]
+) -> None:
+    """The drift reference: the training features, and out-of-fold outputs (never the model's
+    outputs on its own training rows: a random forest is nearly certain there, and fresh rows
+    from the same population would show its probability "drifted" for good)."""
     from drift import build_profile
 
-    result = repository.get(manifest.name, manifest.version).predict(X)
     profile = build_profile(
         X,
-        outputs={"probabilities": result.probabilities, "label": result.labels},
+        outputs=outputs,
+        outputs_source="out-of-fold",
         feature_names=manifest.feature_names,
         model=manifest.name,
         version=manifest.version,

@@ -80,8 +80,11 @@ def register_model(
     promote: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
     sample: Path | None = None,
+    held_out: Path | None = None,
 ) -> Registration:
-    """Validate and add `model_file` as the next version of `name`; promote it if asked."""
+    """Validate and add `model_file` as the next version of `name`; promote it if asked. The
+    drift profile holds the `reference` (training) rows' features and, given `held_out` rows the
+    model was not trained on, its outputs on them (never its outputs on its training rows)."""
     checked_name(name)
     try:
         onnx_bytes = model_file.read_bytes()
@@ -93,7 +96,11 @@ def register_model(
     report.raise_if_failed()  # nothing is written for a model that does not reproduce its source
 
     training = feature_matrix(read_csv(reference), record.features, str(reference))
-    labels, probabilities = run_onnx(onnx_bytes, record, training)
+    outputs = None
+    if held_out is not None:
+        rows = feature_matrix(read_csv(held_out), record.features, str(held_out))
+        labels, probabilities = run_onnx(onnx_bytes, record, rows)
+        outputs = {"probabilities": probabilities, "label": np.asarray(labels).tolist()}
     from drift.profile import build_profile
 
     exported = ExportedModel.of(
@@ -106,7 +113,8 @@ def register_model(
     # Everything that can fail on the user's input happens before the model directory is touched.
     profile = build_profile(
         pd.DataFrame(training, columns=record.features),
-        outputs={"probabilities": probabilities, "label": np.asarray(labels).tolist()},
+        outputs=outputs,
+        outputs_source="held-out" if outputs is not None else None,
         model=name,
     )
     with model_lock(repository, name, create=True):

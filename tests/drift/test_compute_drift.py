@@ -49,6 +49,7 @@ def profile() -> ReferenceProfile:
     return build_profile(
         training_frame(3000, rng),
         outputs={"probabilities": np.c_[1 - p, p], "label": (p > 0.5).astype(int)},
+        outputs_source="held-out",
         categorical=["colour"],
         model="m",
         version=1,
@@ -141,7 +142,9 @@ def test_the_breast_cancer_training_data_profiles_into_a_few_kilobytes(tmp_path:
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer(as_frame=True)
-    profile = build_profile(data.data, outputs={"label": data.target.to_numpy()})
+    profile = build_profile(
+        data.data, outputs={"label": data.target.to_numpy()}, outputs_source="held-out"
+    )
     path = profile.save(tmp_path / "profile.json")
     assert len(profile.features) == 30
     assert path.stat().st_size < 50_000

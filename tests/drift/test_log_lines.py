@@ -27,6 +27,7 @@ def profile() -> ReferenceProfile:
     return build_profile(
         np.c_[rng.normal(0, 1, 2000), rng.integers(0, 3, 2000)],
         outputs={"probabilities": p, "label": (p > 0.5).astype(int)},
+        outputs_source="held-out",
         feature_names=["x", "code"],
         categorical=["code"],
         model="m",

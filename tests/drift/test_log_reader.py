@@ -21,7 +21,9 @@ def profile() -> ReferenceProfile:
     frame = pd.DataFrame({"x": rng.normal(size=500), "colour": rng.choice(["red", "blue"], 500)})
     p = rng.random(500)
     return build_profile(
-        frame, outputs={"probabilities": np.c_[1 - p, p], "label": (p > 0.5).astype(int)}
+        frame,
+        outputs={"probabilities": np.c_[1 - p, p], "label": (p > 0.5).astype(int)},
+        outputs_source="held-out",
     )
 
 

@@ -100,7 +100,10 @@ def test_model_outputs_profile_the_last_class_probability_and_the_label_shares()
     rng = np.random.default_rng(1)
     p = rng.random(500)
     outputs = {"probabilities": np.c_[1 - p, p], "label": (p > 0.5).astype(int)}
-    profile = build_profile(pd.DataFrame({"x": rng.normal(size=500)}), outputs=outputs)
+    profile = build_profile(
+        pd.DataFrame({"x": rng.normal(size=500)}), outputs=outputs, outputs_source="out-of-fold"
+    )
+    assert profile.outputs_source == "out-of-fold"
     assert profile.probability is not None and profile.label is not None
     assert profile.probability.n_bins == 10
     assert profile.probability.shares == pytest.approx([0.1] * 10)
@@ -112,7 +115,8 @@ def test_profile_round_trips_through_json_and_stays_small_for_30_features(tmp_pa
     rng = np.random.default_rng(2)
     frame = pd.DataFrame(rng.lognormal(size=(569, 30)), columns=[f"feature {i}" for i in range(30)])
     p = rng.random(569)
-    profile = build_profile(frame, outputs={"probabilities": np.c_[1 - p, p], "label": p > 0.5})
+    outputs = {"probabilities": np.c_[1 - p, p], "label": p > 0.5}
+    profile = build_profile(frame, outputs=outputs, outputs_source="held-out")
     path = profile.save(tmp_path / "profile.json")
     assert path.stat().st_size < 50_000
     loaded = ReferenceProfile.load(path)
@@ -132,3 +136,12 @@ def test_a_category_code_logged_as_a_float_matches_the_integer_training_category
     assert isinstance(feature, CategoricalFeature)
     counts, _ = feature.count([1.0, 2.0, 2.5, 0])
     assert counts.tolist() == [1, 1, 1, 1]  # categories "1", "0", "2", then unseen (2.5)
+
+
+def test_outputs_without_an_out_of_sample_source_are_refused() -> None:
+    """A model's outputs on its own training rows are not a reference: a random forest on
+    20,000 new rows from its training population showed probability PSI 0.58 against them."""
+    p = np.random.default_rng(3).random(100)
+    with pytest.raises(ValueError, match="out-of-fold"):
+        build_profile(pd.DataFrame({"x": p}), outputs={"probabilities": p})
+    assert build_profile(pd.DataFrame({"x": p})).outputs_source is None

@@ -51,8 +51,25 @@ def test_drift_profile_builds_a_profile_from_a_csv_in_manifest_order(
     manifest = json.loads((profile_file.parent / "manifest.json").read_text())
     assert [f["name"] for f in profile["features"]] == [f["name"] for f in manifest["features"]]
     assert profile["bins"] == 5 and profile["rows"] == 569 and profile["version"] == 1
-    assert profile["probability"]["rows"] == 569  # the model's outputs on the training rows
-    assert "profile.json: 30 features, 569 rows" in capsys.readouterr().out
+    # never the model's outputs on its own training rows
+    assert profile["probability"] is None and profile["outputs_source"] is None
+    captured = capsys.readouterr()
+    assert "profile.json: 30 features, 569 rows, no output profile" in captured.out
+    assert "pass --held-out" in captured.err
+
+
+def test_drift_profile_takes_the_output_reference_from_held_out_rows(
+    environment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = load_breast_cancer(as_frame=True).frame
+    data.iloc[:400].to_csv(environment / "training.csv", index=False)
+    data.iloc[400:].to_csv(environment / "held-out.csv", index=False)
+    command = ["drift-profile", MODEL, "--data", str(environment / "training.csv")]
+    assert main([*command, "--held-out", str(environment / "held-out.csv")]) == 0
+    profile = json.loads((environment / "models" / MODEL / "1" / "profile.json").read_text())
+    assert profile["rows"] == 400 and profile["outputs_source"] == "held-out"
+    assert profile["probability"]["rows"] == 169 and profile["label"]["rows"] == 169
+    assert "outputs from 169 held-out rows" in capsys.readouterr().out
 
 
 def test_drift_profile_names_the_features_a_csv_lacks(

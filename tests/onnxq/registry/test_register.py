@@ -21,6 +21,7 @@ from tests.support.lifecycle import (
     pickle_to,
     run_cli,
     training_csv,
+    write_csv,
 )
 
 
@@ -34,6 +35,8 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "pipeline": export_pipeline(directory / "pipeline") / MODEL_FILE,
         "forest": export_pipeline(directory / "forest", estimator=forest) / MODEL_FILE,
         "training": training_csv(directory),
+        # rows to profile the outputs on (these models saw every row: plumbing, not statistics)
+        "held_out": write_csv(directory / "held-out.csv", X.iloc[469:]),
     }
 
 
@@ -53,7 +56,9 @@ def register(name: str, model: Path, exports: dict[str, Path], capsys, *extra: s
 def test_register_writes_the_model_its_manifest_and_its_drift_profile(
     repository: ModelRepository, exports: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = register("bc", exports["pipeline"], exports, capsys, "--promote")
+    code, out, err = register(
+        "bc", exports["pipeline"], exports, capsys, "--promote", "--held-out", exports["held_out"]
+    )
 
     assert code == 0, err
     directory = repository.root / "bc" / "1"
@@ -77,6 +82,7 @@ def test_register_writes_the_model_its_manifest_and_its_drift_profile(
     assert profile.feature_names == manifest.feature_names
     assert (profile.model, profile.version, profile.rows) == ("bc", 1, 569)
     assert profile.probability is not None and profile.label is not None
+    assert profile.outputs_source == "held-out" and profile.probability.rows == 100
     assert "registered bc version 1" in out
     assert (
         repository.get("bc").predict(breast_cancer()[0].iloc[:3].to_numpy(dtype="float32")).labels
@@ -288,3 +294,13 @@ def test_models_still_lists_the_versions_when_the_default_file_is_broken(
     assert "names version 9" in err
     assert out.splitlines()[1].split()[:2] == ["bc", "1"]
     assert "*" not in out  # no version is marked default when DEFAULT cannot be read
+
+
+def test_register_without_held_out_rows_profiles_no_outputs(
+    repository: ModelRepository, exports: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its outputs on its training rows would be a reference it never matches on new rows."""
+    code, _out, err = register("bc", exports["pipeline"], exports, capsys)
+    assert code == 0, err
+    profile = ReferenceProfile.load(repository.root / "bc" / "1" / PROFILE_FILE)
+    assert profile.probability is None and profile.outputs_source is None
