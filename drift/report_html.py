@@ -1,8 +1,10 @@
 """A drift report as one self-contained HTML page: inline CSS and SVG, nothing fetched.
 
-Per feature, drifted ones first (the report's own order): the reference and current histograms side
-by side (one pair of bars per bin), PSI, its noise level, the threshold, the missing rates and the
-verdicts. Every value comes from the DriftReport; the page is a view of it, nothing more.
+A summary table first (every feature and model output: verdicts, PSI, alert level, p-value, missing
+and unseen rates, rows), then per feature, drifted ones first (the report's own order): the
+reference and current histograms side by side (one pair of bars per bin, labelled by the bin's
+value range or category, on a share axis), the numbers and the verdicts. Every value comes from
+the DriftReport; the page is a view of it, nothing more.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from drift.psi import DriftReport, FeatureReport
 
 REFERENCE_COLOUR = "#8da0cb"
 CURRENT_COLOUR = "#fc8d62"
-CHART_WIDTH = 420
-CHART_HEIGHT = 150
-AXIS = 18  # room under the bars for the bin numbers
+CHART_WIDTH = 440
+CHART_HEIGHT = 170
+AXIS = 30  # room under the bars for the bins' labels
+LEFT = 40  # room left of the bars for the share axis
+LABEL_CHARACTERS = 7
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
@@ -34,6 +38,11 @@ table.numbers td{padding:1px 10px 1px 0}table.numbers td:first-child{color:#555}
 details{font-size:12px;margin-top:4px}details table{border-collapse:collapse}
 details td,details th{padding:1px 8px;border-bottom:1px solid #eee;text-align:right}
 details td:first-child{text-align:left;font-family:monospace}
+table.summary{border-collapse:collapse;font-size:13px;margin:8px 0 4px}
+table.summary th,table.summary td{padding:2px 10px 2px 0;text-align:right;
+border-bottom:1px solid #eee}
+table.summary th:first-child,table.summary td:first-child{text-align:left}
+table.summary tr.drift td{color:#b2182b}
 """
 
 
@@ -54,38 +63,95 @@ def _badge(verdict: str) -> str:
     return f'<span class="badge {css}">{escape(verdict)}</span>'
 
 
+def _short(label: str) -> str:
+    """A bin's label short enough to stand under its bars: a numeric bin by its lower edge
+    ("<10.3" for the first), a category by its name, cut to LABEL_CHARACTERS."""
+    if label.startswith("[-inf, "):
+        text = "<" + label[len("[-inf, ") : -1]
+    elif label.startswith("["):
+        text = "≥" + label[1:].split(",")[0]
+    else:
+        text = label
+    return text if len(text) <= LABEL_CHARACTERS else text[: LABEL_CHARACTERS - 1] + "…"
+
+
 def histogram_svg(feature: FeatureReport) -> str:
-    """Reference and current share per bin as paired bars; hover a bar for its bin and share."""
+    """Reference and current share per bin as paired bars on a share axis, each pair labelled by
+    its bin; hover a bar for its whole bin and share."""
     bins = len(feature.bins)
     top = max([*feature.reference_shares, *feature.current_shares, 1e-9])
     plot = CHART_HEIGHT - AXIS
-    group = CHART_WIDTH / max(bins, 1)
+    group = (CHART_WIDTH - LEFT) / max(bins, 1)
     bar = group * 0.38
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" height="{CHART_HEIGHT}" '
         f'viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" '
         f'aria-label="reference and current histograms of {escape(feature.name)}">',
-        f'<line x1="0" y1="{plot}" x2="{CHART_WIDTH}" y2="{plot}" stroke="#999"/>',
+        f'<line x1="{LEFT}" y1="{plot}" x2="{CHART_WIDTH}" y2="{plot}" stroke="#999"/>',
+        f'<line x1="{LEFT}" y1="4" x2="{LEFT}" y2="{plot}" stroke="#999"/>',
     ]
+    for fraction in (0.0, 0.5, 1.0):  # the share axis: 0, half and the tallest bar
+        y = plot - (plot - 4) * fraction
+        parts.append(
+            f'<text x="{LEFT - 4}" y="{y + 3:.1f}" font-size="9" text-anchor="end" '
+            f'fill="#555">{_percent(top * fraction)}</text>'
+            f'<line x1="{LEFT - 2}" y1="{y:.1f}" x2="{LEFT}" y2="{y:.1f}" stroke="#999"/>'
+        )
     for index, label in enumerate(feature.bins):
-        x = index * group + group * 0.1
+        x = LEFT + index * group + group * 0.1
         pairs = (
             ("reference", feature.reference_shares[index], REFERENCE_COLOUR, x),
             ("current", feature.current_shares[index], CURRENT_COLOUR, x + bar),
         )
         for side, share, colour, left in pairs:
-            height = plot * share / top
+            height = (plot - 4) * share / top
             parts.append(
                 f'<rect x="{left:.1f}" y="{plot - height:.1f}" width="{bar:.1f}" '
                 f'height="{height:.1f}" fill="{colour}"><title>{escape(label)} {side}: '
                 f"{_percent(share)}</title></rect>"
             )
         parts.append(
-            f'<text x="{x + bar:.1f}" y="{CHART_HEIGHT - 4}" font-size="10" '
-            f'text-anchor="middle" fill="#555">{index + 1}</text>'
+            f'<text x="{x + bar:.1f}" y="{plot + 12}" font-size="9" text-anchor="middle" '
+            f'fill="#555"><title>{escape(label)}</title>{escape(_short(label))}</text>'
         )
-    parts.append("</svg>")
+    parts.append(
+        f'<text x="{(LEFT + CHART_WIDTH) / 2:.0f}" y="{CHART_HEIGHT - 3}" font-size="9" '
+        'text-anchor="middle" fill="#777">'
+        + ("bin (from its lower edge)" if feature.kind == "numeric" else "category")
+        + "</text></svg>"
+    )
     return "".join(parts)
+
+
+def summary_table(report: DriftReport) -> str:
+    """One row per feature and model output: the verdicts and the numbers behind them."""
+    head = (
+        "<tr><th>feature</th><th>verdict</th><th>PSI</th><th>alert level</th><th>p-value</th>"
+        "<th>rows</th><th>missing ref → now</th><th>missing</th><th>unseen now</th>"
+        "<th>unseen</th></tr>"
+    )
+    rows = []
+    for feature in [*report.features, *report.outputs]:
+        unseen = (
+            "-" if feature.current_unseen_rate is None else _percent(feature.current_unseen_rate)
+        )
+        rows.append(
+            f'<tr class="{"drift" if feature.drifted else ""}">'
+            f"<td>{escape(feature.name)}</td><td>{_badge(feature.verdict)}</td>"
+            f"<td>{_number(feature.psi)}</td><td>{_number(feature.alert_level)}</td>"
+            f"<td>{_p_value(feature.p_value)}</td><td>{feature.current_rows:,}</td>"
+            f"<td>{_percent(feature.reference_missing_rate)} → "
+            f"{_percent(feature.current_missing_rate)}</td>"
+            f"<td>{_badge(feature.missing_verdict)}</td><td>{unseen}</td>"
+            f"<td>{_badge(feature.unseen_verdict) if feature.unseen_verdict else '-'}</td></tr>"
+        )
+    return f'<table class="summary">{head}{"".join(rows)}</table>'
+
+
+def _p_value(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
 
 
 def _bin_table(feature: FeatureReport) -> str:
@@ -121,7 +187,7 @@ def feature_card(feature: FeatureReport) -> str:
     """One feature: histograms, numbers, verdicts."""
     psi_line = (
         f"<td>{_number(feature.psi)}</td><td>alert level {_number(feature.alert_level)} "
-        f"(threshold {_number(feature.threshold, 2)}), p-value {_number(feature.p_value)}, "
+        f"(threshold {_number(feature.threshold, 2)}), p-value {_p_value(feature.p_value)}, "
         f"noise level {_number(feature.noise_level)}</td>"
     )
     missing_line = (
@@ -165,7 +231,8 @@ def render_html(report: DriftReport) -> str:
         f"({report.corrupt_lines:,} corrupt, {report.mismatched_lines:,} of another width) · "
         f"{report.duplicate_lines:,} repeated job rows counted once · "
         f"PSI threshold {report.threshold:g}, missing-rate threshold "
-        f"{report.missing_threshold:g}, minimum {report.min_rows:,} rows · "
+        f"{report.missing_threshold:g}, unseen-rate threshold {report.unseen_threshold:g}, "
+        f"{report.tests} tests at a family-wise {report.family_alpha:g} · "
         f"created {report.created_at:%Y-%m-%d %H:%M:%S} UTC</p>"
     )
     legend = (
@@ -182,7 +249,7 @@ def render_html(report: DriftReport) -> str:
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{title}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{title}</h1>{meta}<p>{summary}</p>{legend}"
+        f"<h1>{title}</h1>{meta}<p>{summary}</p>{summary_table(report)}{legend}"
         f'<h2>Features</h2><div class="cards">{features}</div>{outputs}'
         "</body></html>\n"
     )
