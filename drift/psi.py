@@ -345,6 +345,9 @@ class DriftReport(BaseModel):
     outputs: list[FeatureReport] = Field(
         default_factory=list, description="predicted probability and label, when profiled"
     )
+    class_names: dict[str, str] = Field(
+        default_factory=dict, description="the label output's class names, by logged label"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -19,7 +19,7 @@ CHART_WIDTH = 440
 CHART_HEIGHT = 170
 AXIS = 30  # room under the bars for the bins' labels
 LEFT = 40  # room left of the bars for the share axis
-LABEL_CHARACTERS = 7
+CHARACTER_WIDTH = 5.5  # of a 9-px label, about: a bin's label gets as many as its bars' width
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
@@ -63,26 +63,28 @@ def _badge(verdict: str) -> str:
     return f'<span class="badge {css}">{escape(verdict)}</span>'
 
 
-def _short(label: str) -> str:
+def _short(label: str, characters: int) -> str:
     """A bin's label short enough to stand under its bars: a numeric bin by its lower edge
-    ("<10.3" for the first), a category by its name, cut to LABEL_CHARACTERS."""
+    ("<10.3" for the first), a category by its name, cut to `characters`."""
     if label.startswith("[-inf, "):
         text = "<" + label[len("[-inf, ") : -1]
     elif label.startswith("["):
         text = "≥" + label[1:].split(",")[0]
     else:
         text = label
-    return text if len(text) <= LABEL_CHARACTERS else text[: LABEL_CHARACTERS - 1] + "…"
+    return text if len(text) <= characters else text[: characters - 1] + "…"
 
 
-def histogram_svg(feature: FeatureReport) -> str:
+def histogram_svg(feature: FeatureReport, names: dict[str, str] | None = None) -> str:
     """Reference and current share per bin as paired bars on a share axis, each pair labelled by
-    its bin; hover a bar for its whole bin and share."""
+    its bin (a category by its name in `names`, if there); hover a bar for its bin and share."""
+    names = names or {}
     bins = len(feature.bins)
     top = max([*feature.reference_shares, *feature.current_shares, 1e-9])
     plot = CHART_HEIGHT - AXIS
     group = (CHART_WIDTH - LEFT) / max(bins, 1)
     bar = group * 0.38
+    characters = max(4, int(group / CHARACTER_WIDTH))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" height="{CHART_HEIGHT}" '
         f'viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" '
@@ -97,7 +99,9 @@ def histogram_svg(feature: FeatureReport) -> str:
             f'fill="#555">{_percent(top * fraction)}</text>'
             f'<line x1="{LEFT - 2}" y1="{y:.1f}" x2="{LEFT}" y2="{y:.1f}" stroke="#999"/>'
         )
-    for index, label in enumerate(feature.bins):
+    for index, bin_label in enumerate(feature.bins):
+        label = f"{bin_label} ({names[bin_label]})" if bin_label in names else bin_label
+        shown = names.get(bin_label, bin_label)
         x = LEFT + index * group + group * 0.1
         pairs = (
             ("reference", feature.reference_shares[index], REFERENCE_COLOUR, x),
@@ -112,7 +116,7 @@ def histogram_svg(feature: FeatureReport) -> str:
             )
         parts.append(
             f'<text x="{x + bar:.1f}" y="{plot + 12}" font-size="9" text-anchor="middle" '
-            f'fill="#555"><title>{escape(label)}</title>{escape(_short(label))}</text>'
+            f'fill="#555"><title>{escape(label)}</title>{escape(_short(shown, characters))}</text>'
         )
     parts.append(
         f'<text x="{(LEFT + CHART_WIDTH) / 2:.0f}" y="{CHART_HEIGHT - 3}" font-size="9" '
@@ -183,8 +187,8 @@ def _unseen_line(feature: FeatureReport) -> str:
     )
 
 
-def feature_card(feature: FeatureReport) -> str:
-    """One feature: histograms, numbers, verdicts."""
+def feature_card(feature: FeatureReport, names: dict[str, str] | None = None) -> str:
+    """One feature: histograms, numbers, verdicts (`names`: the label output's class names)."""
     psi_line = (
         f"<td>{_number(feature.psi)}</td><td>alert level {_number(feature.alert_level)} "
         f"(threshold {_number(feature.threshold, 2)}), p-value {_p_value(feature.p_value)}, "
@@ -198,7 +202,7 @@ def feature_card(feature: FeatureReport) -> str:
         f'<div class="card{" drift" if feature.drifted else ""}">'
         f"<h3><span>{escape(feature.name)} <small>({feature.kind})</small></span>"
         f"{_badge(feature.verdict)}</h3>"
-        f"{histogram_svg(feature)}"
+        f"{histogram_svg(feature, names)}"
         '<table class="numbers">'
         f"<tr><td>PSI</td>{psi_line}</tr>"
         f"<tr><td>rows</td><td>{feature.current_rows:,}</td>"
@@ -242,7 +246,10 @@ def render_html(report: DriftReport) -> str:
     )
     outputs = ""
     if report.outputs:
-        cards = "".join(feature_card(f) for f in report.outputs)
+        cards = "".join(
+            feature_card(f, report.class_names if f.kind == "categorical" else None)
+            for f in report.outputs
+        )
         outputs = f'<h2>Model outputs</h2><div class="cards">{cards}</div>'
     features = "".join(feature_card(f) for f in report.features)
     title = f"Drift: {escape(report.model)} {version}"

@@ -134,6 +134,10 @@ def check_model(
         progress=progress,
         since=since,
     )
+    manifest = repository.manifest(name, resolved)
+    if manifest.class_names:  # the report's label bars then say "0 (malignant)"
+        labels = [str(label) for label in manifest.class_labels]
+        report.class_names = dict(zip(labels, manifest.class_names, strict=False))
     files = write_report(
         report, report_directory(settings.state_dir, name), keep=settings.drift_history_keep
     )

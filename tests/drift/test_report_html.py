@@ -62,7 +62,7 @@ def test_bars_are_labelled_by_their_bins_range_or_category_on_a_share_axis() -> 
     )
     numeric = [short for full, short in labels if full.startswith("[")]
     assert numeric[0].startswith("&lt;") and all(s.startswith("≥") for s in numeric[1:])
-    assert ("red", "red") in labels and ("__unseen__", "__unse…") in labels
+    assert ("red", "red") in labels and ("__unseen__", "__unseen__") in labels
     assert page.count(">0.0 %</text>") == 2  # each histogram's axis starts at 0
     assert "bin (from its lower edge)" in page and ">category</text>" in page
 
@@ -71,3 +71,23 @@ def test_the_page_fetches_nothing() -> None:
     page = render_html(a_report())
     assert "<script" not in page and "<link" not in page
     assert set(re.findall(r'https?://[^"]+', page)) == {"http://www.w3.org/2000/svg"}
+
+
+def test_the_label_outputs_bars_carry_the_class_names() -> None:
+    rng = np.random.default_rng(1)
+    labels = rng.choice([0, 1], 500)
+    profile = build_profile(
+        pd.DataFrame({"x": rng.normal(size=500)}),
+        outputs={"label": labels},
+        outputs_source="held-out",
+    )
+    assert profile.label is not None
+    report = a_report().model_copy(
+        update={
+            "outputs": [compare(profile.label, [250, 250, 0], family=Family(tests=6))],
+            "class_names": {"0": "malignant", "1": "benign"},
+        }
+    )
+    page = render_html(report)
+    assert "<title>0 (malignant)</title>malignant<" in page
+    assert "<title>1 (benign)</title>benign<" in page
