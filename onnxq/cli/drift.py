@@ -118,7 +118,7 @@ def _cell(value: float | None, digits: int = 4) -> str:
 
 
 def summary_table(features: list[FeatureReport]) -> str:
-    """Feature, verdicts, PSI, alert level, p-value, rows and missing rates, one line each."""
+    """Feature, verdicts, PSI, alert level, p-value, rows, missing and unseen rates, a line each."""
     header = (
         "feature",
         "verdict",
@@ -128,6 +128,8 @@ def summary_table(features: list[FeatureReport]) -> str:
         "rows",
         "missing ref→cur",
         "missing verdict",
+        "unseen",
+        "unseen verdict",
     )
     lines = [
         (
@@ -139,6 +141,8 @@ def summary_table(features: list[FeatureReport]) -> str:
             f"{f.current_rows:,}",
             f"{f.reference_missing_rate:.1%}→{f.current_missing_rate:.1%}",
             f.missing_verdict,
+            "-" if f.current_unseen_rate is None else f"{f.current_unseen_rate:.1%}",
+            f.unseen_verdict or "-",
         )
         for f in features
     ]
