@@ -41,7 +41,7 @@ from drift.decision import minimum_window  # noqa: E402
 from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile  # noqa: E402
 from drift.psi import psi  # noqa: E402
 
-WINDOWS = (100, 150, 200, 500, 1_000, 5_000, 50_000)
+WINDOWS = (20, 50, 100, 150, 200, 500, 1_000, 5_000, 50_000)
 DOCS = ROOT / "docs" / "drift.md"
 OWNER = "bench/drift_calibration.py"
 CATEGORIES = (0, 1, 2)

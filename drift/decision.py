@@ -255,3 +255,26 @@ def unseen_minimum_window(
     # z * sqrt(b (1 - b) / M) < threshold
     rows = _z(alpha / 2) ** 2 * boundary * (1 - boundary) / threshold**2
     return max(1, math.ceil(rows))
+
+
+def binomial_upper_tail(count: int, rows: int, rate: float) -> float:
+    """P(Binomial(rows, rate) >= count), summed exactly (for the small windows where the normal
+    approximation fails)."""
+    if count <= 0:
+        return 1.0
+    if count > rows or rate <= 0:
+        return 0.0
+    if rate >= 1:
+        return 1.0
+    log_rate, log_other = math.log(rate), math.log1p(-rate)
+    total = 0.0
+    for k in range(count, rows + 1):
+        log_term = (
+            math.lgamma(rows + 1)
+            - math.lgamma(k + 1)
+            - math.lgamma(rows - k + 1)
+            + k * log_rate
+            + (rows - k) * log_other
+        )
+        total += math.exp(log_term)
+    return min(1.0, total)

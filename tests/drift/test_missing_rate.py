@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from drift import Family, compare
+from drift import Family, build_profile, compare
 from drift.decision import rate_alert_level, rate_minimum_window
 from drift.profile import NumericFeature
 
@@ -98,3 +99,28 @@ def test_thirty_percent_missing_everywhere_raises_no_alert_at_100_rows() -> None
             for k in missing
         )
     assert alerts / 200 <= 0.05
+
+
+def test_a_tiny_window_is_judged_by_the_exact_binomial_not_the_normal_bound() -> None:
+    """2 of 5 values beyond the range of 569 training rows: the normal bound (0.29 at 5 rows)
+    calls it drift, the exact binomial tail at the boundary (0.8 %, against 0.05 / 2 / 60) not."""
+    rng = np.random.default_rng(31)
+    numeric = build_profile(pd.DataFrame({"x": rng.normal(size=569)})).features[0]
+    inside, outside = 0.0, 10.0
+    counts, missing, unseen = numeric.tally(np.array([inside] * 3 + [outside] * 2))
+    report = compare(numeric, counts, missing, unseen=unseen, family=Family(tests=60))
+    assert unseen == 2 and report.unseen_verdict != "drift"
+    counts, missing, unseen = numeric.tally(np.full(40, outside))
+    shown = compare(numeric, counts, missing, unseen=unseen, family=Family(tests=60))
+    assert shown.unseen_verdict == "drift"  # 40 of 40 is shown all the same
+
+
+def test_the_binomial_tail_matches_scipy() -> None:
+    from scipy import stats
+
+    from drift.decision import binomial_upper_tail
+
+    for count, rows, rate in [(5, 5, 0.4), (3, 40, 0.03), (0, 10, 0.5), (12, 13, 0.4)]:
+        assert binomial_upper_tail(count, rows, rate) == pytest.approx(
+            stats.binom.sf(count - 1, rows, rate), rel=1e-9
+        )
