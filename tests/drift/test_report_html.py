@@ -4,15 +4,13 @@ their bin's range or category on a share axis; self-contained."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
 from drift import DriftReport, Family, build_profile, compare
 from drift.report_html import render_html
-
-NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+from tests.support.drift_reports import drift_report
 
 
 def a_report() -> DriftReport:
@@ -24,25 +22,11 @@ def a_report() -> DriftReport:
     family = Family(tests=6)
     size, colour = profile.features
     moved = size.tally(rng.normal(12, 1, 1000))
-    return DriftReport(
-        model="m",
-        version=1,
-        window_start=NOW.replace(day=1),
-        window_end=NOW,
-        days=1,
-        rows=1000,
-        created_at=NOW,
-        threshold=0.2,
-        min_rows=0,
-        tests=6,
-        files=[],
-        corrupt_lines=0,
-        mismatched_lines=0,
-        features=[
-            compare(size, moved[0], moved[1], unseen=moved[2], family=family),
-            compare(colour, [500, 500, 0], unseen=0, family=family),
-        ],
-    )
+    features = [
+        compare(size, moved[0], moved[1], unseen=moved[2], family=family),
+        compare(colour, [500, 500, 0], unseen=0, family=family),
+    ]
+    return drift_report(features, days=1, tests=6)
 
 
 def test_the_page_opens_with_one_summary_row_per_feature() -> None:

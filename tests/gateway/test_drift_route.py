@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import fakeredis
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from drift import DriftReport, Family, build_profile, compare
 from drift.report_files import write_report
 from gateway import create_app
 from onnxq.settings import Settings
+from tests.support.drift_reports import drift_report
 
 URL = "/v1/models/breast-cancer/drift"
 
@@ -22,26 +21,11 @@ def a_report(model: str = "breast-cancer") -> DriftReport:
     rng = np.random.default_rng(0)
     profile = build_profile(rng.normal(0, 1, (500, 2)), feature_names=["steady", "moved"])
     steady, moved = profile.features
-    now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
-    return DriftReport(
-        model=model,
-        version=1,
-        window_start=now.replace(day=23),
-        window_end=now,
-        days=7,
-        rows=1000,
-        created_at=now,
-        threshold=0.2,
-        min_rows=0,
-        tests=4,
-        files=["predictions-2026-11-29.jsonl"],
-        corrupt_lines=0,
-        mismatched_lines=0,
-        features=[
-            compare(moved, [0] * 9 + [1000], family=Family(tests=4)),
-            compare(steady, [100] * 10, family=Family(tests=4)),
-        ],
-    )
+    features = [
+        compare(moved, [0] * 9 + [1000], family=Family(tests=4)),
+        compare(steady, [100] * 10, family=Family(tests=4)),
+    ]
+    return drift_report(features, model=model, tests=4, files=["predictions-2026-11-29.jsonl"])
 
 
 @pytest.fixture
