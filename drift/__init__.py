@@ -22,13 +22,12 @@ from drift.psi import (
     DriftReport,
     FeatureReport,
     Verdict,
-    compare,
     current_shares,
     noise_level,
     psi,
     sort_reports,
-    verdict,
 )
+from drift.verdicts import compare, verdict
 
 # The rest is imported on first use (PEP 562): the gateway reads a report's schema from
 # drift.psi without loading pandas, which only the worker's image carries.

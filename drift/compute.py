@@ -23,9 +23,9 @@ from drift.psi import (
     DEFAULT_UNSEEN_THRESHOLD,
     DriftReport,
     FeatureReport,
-    compare,
     sort_reports,
 )
+from drift.verdicts import compare
 
 
 def compute_drift(
