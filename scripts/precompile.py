@@ -1,11 +1,14 @@
 """Import modules so that Python writes bytecode for exactly what a process loads.
 
     python scripts/precompile.py gateway.* onnxq.* onnxruntime gunicorn.workers.ggevent
+    python scripts/precompile.py --without pandas worker.* onnxq.*
 
 `pkg.*` means every module of the package. Run in an image's build stage (bytecode writing on):
 the image then carries .pyc files only for modules its processes import, about half the size of
 compiling every installed module, and each process starts about twice as fast as with none
-(measured in docs/operations.md). Nothing is run beyond the imports.
+(measured in docs/operations.md). Nothing is run beyond the imports. `--without PKG` leaves a
+package's bytecode out although something imported it: for a package its processes load only
+rarely (the worker's pandas, for the weekly drift check), which then compiles it in memory.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import importlib
 import importlib.util
 import pkgutil
 import py_compile
+import shutil
 import sys
+from pathlib import Path
 
 
 def module_names(patterns: list[str]) -> list[str]:
@@ -32,7 +37,33 @@ def module_names(patterns: list[str]) -> list[str]:
     return names
 
 
+def without(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(`--without` packages, the other arguments)."""
+    left_out, rest = [], []
+    arguments = iter(argv)
+    for argument in arguments:
+        if argument == "--without":
+            left_out.append(next(arguments))
+        else:
+            rest.append(argument)
+    return left_out, rest
+
+
+def remove_bytecode(package: str) -> int:
+    """Delete a package's __pycache__ directories; how many there were."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"precompile: --without {package}: not an installed package")
+    caches = [
+        c for root in spec.submodule_search_locations for c in Path(root).rglob("__pycache__")
+    ]
+    for cache in caches:
+        shutil.rmtree(cache)
+    return len(caches)
+
+
 def main(argv: list[str]) -> int:
+    left_out, argv = without(argv)
     if not argv:
         print(__doc__, file=sys.stderr)
         return 2
@@ -60,6 +91,8 @@ def main(argv: list[str]) -> int:
         f"precompile: imported {len(names) - len(compiled_only)} modules and everything they "
         f"import; compiled without importing: {', '.join(compiled_only) or 'none'}"
     )
+    for package in left_out:
+        print(f"precompile: left out {package}'s bytecode ({remove_bytecode(package)} caches)")
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +83,25 @@ def test_gunicorns_control_socket_lives_in_the_state_directory(
     config["on_starting"](None)
     assert (tmp_path / "state").is_dir()
     config["on_exit"](None)
+
+
+def test_precompile_can_leave_a_packages_bytecode_out(tmp_path: Path) -> None:
+    """`--without PKG`: the worker image carries no bytecode for pandas, which only the weekly
+    drift check loads."""
+    package = tmp_path / "heavy"
+    package.mkdir()
+    (package / "__init__.py").write_text("from heavy import part\n")
+    (package / "part.py").write_text("VALUE = 1\n")
+    (tmp_path / "light.py").write_text("import heavy\n")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    script = str(ROOT / "scripts" / "precompile.py")
+    done = subprocess.run(
+        [sys.executable, script, "--without", "heavy", "light"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "left out heavy's bytecode (1 caches)" in done.stdout
+    assert not list(package.rglob("*.pyc"))
+    assert list((tmp_path / "__pycache__").glob("light.*.pyc"))
