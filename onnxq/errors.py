@@ -34,6 +34,18 @@ class ModelNotFound(OnnxqError):
         self.version = version
 
 
+class ModelRepositoryMissing(OnnxqError):
+    """A command was pointed at a model repository that does not exist (the CLI only)."""
+
+    error_type = "model_repository_missing"
+
+    def __init__(self, root: object):
+        super().__init__(
+            f"no model repository at {root} (ONNXQ_MODEL_DIR): point ONNXQ_MODEL_DIR at the "
+            "directory the gateway and workers serve, or create it (onnxq demo-model makes one)"
+        )
+
+
 class ModelNotReady(OnnxqError):
     status_code = 503
     error_type = "model_not_ready"

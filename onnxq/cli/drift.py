@@ -14,8 +14,8 @@ import pandas as pd
 from drift import build_profile
 from drift.log_reader import Progress
 from drift.psi import FeatureReport
+from onnxq.cli.repository import served_repository
 from onnxq.errors import OnnxqError
-from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
 from onnxq.telemetry.drift_check import check_model
 from onnxq.telemetry.logs import configure_logging
@@ -34,8 +34,8 @@ def read_training_data(path: Path) -> pd.DataFrame:
 
 
 def _drift_profile(args: argparse.Namespace, settings: Settings) -> int:
-    repository = ModelRepository(settings.model_dir)
     try:
+        repository = served_repository(settings)
         model = repository.get(args.name, args.version)
     except OnnxqError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -156,6 +156,7 @@ def summary_table(features: list[FeatureReport]) -> str:
 def _drift(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_level, process="cli")
     try:
+        served_repository(settings)
         since = datetime.fromisoformat(args.since) if args.since else None
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)

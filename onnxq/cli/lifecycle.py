@@ -14,9 +14,9 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from onnxq.cli.repository import served_repository
 from onnxq.errors import OnnxqError
 from onnxq.models.manifest import DEFAULT_TOLERANCE, MODEL_FILE, Manifest
-from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -106,7 +106,7 @@ def _validate(args: argparse.Namespace, _settings: Settings) -> int:
 def _register(args: argparse.Namespace, settings: Settings) -> int:
     from onnxq.registry.register import register_model
 
-    repository = ModelRepository(settings.model_dir)
+    repository = served_repository(settings)
     registration = register_model(
         repository,
         args.name,
@@ -136,7 +136,7 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
 def _promote(args: argparse.Namespace, settings: Settings) -> int:
     from onnxq.registry.register import promote
 
-    change = promote(ModelRepository(settings.model_dir), args.name, args.version)
+    change = promote(served_repository(settings), args.name, args.version)
     print(f"{change.name}: default version {change.previous} -> {change.version}")
     return 0
 
@@ -145,7 +145,7 @@ def _promote(args: argparse.Namespace, settings: Settings) -> int:
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     from onnxq.registry.register import rollback
 
-    change = rollback(ModelRepository(settings.model_dir), args.name, args.version)
+    change = rollback(served_repository(settings), args.name, args.version)
     print(f"{change.name}: default version {change.previous} -> {change.version} (rolled back)")
     return 0
 
@@ -156,7 +156,7 @@ def _size(size: int) -> str:
 
 @reports_errors
 def _models(_args: argparse.Namespace, settings: Settings) -> int:
-    repository = ModelRepository(settings.model_dir)
+    repository = served_repository(settings)
     print(
         f"{'model':<24} {'version':>7}  {'default':<7}  {'parity max|diff|':>16}  "
         f"{'rows':>6}  {'size':>10}  created"

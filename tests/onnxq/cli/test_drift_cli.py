@@ -120,3 +120,11 @@ def test_the_progress_line_shows_large_logs_only_one_line_per_tenth() -> None:
         line(Progress(read, big, read // 100))
     shown = stream.getvalue().splitlines()
     assert len(shown) == 11 and shown[-1].startswith("reading log [" + "#" * 30 + "] 100.0%")
+
+
+def test_drift_refuses_a_model_repository_that_does_not_exist(
+    environment: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONNXQ_MODEL_DIR", str(environment / "elsewhere"))
+    assert main(["drift", MODEL, "--no-alert"]) == 2
+    assert f"no model repository at {environment / 'elsewhere'}" in capsys.readouterr().err

@@ -43,6 +43,7 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelRepository:
     root = tmp_path / "models"
+    root.mkdir()  # the repository the gateway and workers serve exists before a register
     monkeypatch.setenv("ONNXQ_MODEL_DIR", str(root))
     return ModelRepository(root)
 
@@ -188,7 +189,7 @@ def test_a_name_that_could_leave_the_model_directory_is_refused_at_register(
 
     assert code == 1
     assert "is not a valid model name" in err
-    assert not repository.root.exists()
+    assert list(repository.root.iterdir()) == []  # nothing written
     assert not (tmp_path / "escape").exists()
 
 
@@ -279,7 +280,7 @@ def test_training_data_without_the_models_features_is_refused_before_anything_is
 
     assert code == 1
     assert "lacks the model's feature column(s) ['mean radius']" in err
-    assert not repository.root.exists()
+    assert list(repository.root.iterdir()) == []  # nothing written
 
 
 def test_models_still_lists_the_versions_when_the_default_file_is_broken(
@@ -304,3 +305,18 @@ def test_register_without_held_out_rows_profiles_no_outputs(
     assert code == 0, err
     profile = ReferenceProfile.load(repository.root / "bc" / "1" / PROFILE_FILE)
     assert profile.probability is None and profile.outputs_source is None
+
+
+def test_register_refuses_a_repository_that_does_not_exist_naming_it(
+    tmp_path: Path,
+    exports: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Run outside the project folder, `models` would be a new directory nobody serves."""
+    missing = tmp_path / "nowhere" / "models"
+    monkeypatch.setenv("ONNXQ_MODEL_DIR", str(missing))
+    code, _out, err = register("bc", exports["pipeline"], exports, capsys)
+    assert code == 1
+    assert f"no model repository at {missing}" in err and "ONNXQ_MODEL_DIR" in err
+    assert not missing.exists()
