@@ -44,6 +44,7 @@ window, every verdict on the feature is insufficient data: profile more rows.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
@@ -117,24 +118,32 @@ def _finds_twice_the_threshold(
     return typical > noncentral_chi2_quantile(1 - alpha, k, threshold / scale)
 
 
+def _fewest_rows(finds: Callable[[int], bool]) -> int | None:
+    """The fewest current rows for which `finds` (which only turns true as rows grow) holds;
+    None when not even LARGEST_WINDOW does."""
+    if not finds(LARGEST_WINDOW):
+        return None
+    if finds(1):
+        return 1
+    low, high = 1, LARGEST_WINDOW  # low fails, high finds
+    while high - low > 1:
+        middle = (low + high) // 2
+        if finds(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 @lru_cache(maxsize=4096)
 def minimum_window(n_bins: int, reference_rows: int, threshold: float, alpha: float) -> int | None:
     """The fewest current rows whose bins' verdict counts; None when no window is enough (the
     reference has too few rows for this threshold and level)."""
     if n_bins < 2 or reference_rows <= 0:
         return None
-    if not _finds_twice_the_threshold(n_bins, reference_rows, LARGEST_WINDOW, threshold, alpha):
-        return None
-    low, high = 1, LARGEST_WINDOW  # low fails, high finds
-    if _finds_twice_the_threshold(n_bins, reference_rows, low, threshold, alpha):
-        return low
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _finds_twice_the_threshold(n_bins, reference_rows, middle, threshold, alpha):
-            high = middle
-        else:
-            low = middle
-    return high
+    return _fewest_rows(
+        lambda rows: _finds_twice_the_threshold(n_bins, reference_rows, rows, threshold, alpha)
+    )
 
 
 def _z(alpha: float) -> float:
@@ -175,18 +184,7 @@ def rate_minimum_window(
         level = rate_alert_level(reference_rate, reference_total, total, threshold, alpha)
         return level < DETECTABLE_MULTIPLE * threshold
 
-    if not finds(LARGEST_WINDOW):
-        return None
-    low, high = 1, LARGEST_WINDOW
-    if finds(low):
-        return low
-    while high - low > 1:
-        middle = (low + high) // 2
-        if finds(middle):
-            high = middle
-        else:
-            low = middle
-    return high
+    return _fewest_rows(finds)
 
 
 def rate_p_value(
@@ -226,6 +224,12 @@ def unseen_bound(reference_rows: int, alpha: float) -> float:
     return min(1.0, high / reference_rows)
 
 
+def _unseen_start(reference_share: float, reference_rows: int, alpha: float) -> float:
+    """What the reference vouches for as unseen: its own share plus unseen_bound, at half the
+    test's alpha (the other half is the window's)."""
+    return reference_share + unseen_bound(reference_rows, alpha / 2)
+
+
 def unseen_alert_level(
     reference_share: float, reference_rows: int, current_rows: int, threshold: float, alpha: float
 ) -> float:
@@ -234,7 +238,7 @@ def unseen_alert_level(
     not keep, plus unseen_bound); alpha is split between the bound and the window."""
     if reference_rows <= 0 or current_rows <= 0:
         return math.inf
-    start = reference_share + unseen_bound(reference_rows, alpha / 2)
+    start = _unseen_start(reference_share, reference_rows, alpha)
     boundary = min(1.0, start + threshold)
     error = math.sqrt(boundary * (1 - boundary) / current_rows)
     return start + threshold + _z(alpha / 2) * error
@@ -248,7 +252,7 @@ def unseen_minimum_window(
     the reference's bound is found at least half the time."""
     if reference_rows <= 0:
         return None
-    start = reference_share + unseen_bound(reference_rows, alpha / 2)
+    start = _unseen_start(reference_share, reference_rows, alpha)
     if start + DETECTABLE_MULTIPLE * threshold > 1:
         return None
     boundary = start + threshold
@@ -278,3 +282,51 @@ def binomial_upper_tail(count: int, rows: int, rate: float) -> float:
         )
         total += math.exp(log_term)
     return min(1.0, total)
+
+
+# A rate's test leans on the normal approximation of the binomial from this many rows expected
+# on the rarer side of its boundary on; on fewer rows it takes the exact binomial tail instead.
+EXPECTED_ROWS = 5
+
+
+def _shown(count: int, rows: int, rise: float, level: float, boundary: float, alpha: float) -> bool:
+    """Whether a window shows a rate above its test's `boundary`: the rise above the normal
+    alert `level`, or on small windows the exact binomial tail at the boundary (the normal bound
+    called 2 of 5 values beyond a 569-row range drift)."""
+    if rows <= 0:
+        return False
+    rarer = min(boundary, 1 - boundary)
+    if rarer <= 0 or rows >= math.ceil(EXPECTED_ROWS / rarer):
+        return rise > level
+    return binomial_upper_tail(count, rows, min(boundary, 1.0)) <= alpha
+
+
+def rate_shown(
+    count: int,
+    rows: int,
+    reference_rate: float,
+    reference_total: int,
+    threshold: float,
+    alpha: float,
+) -> bool:
+    """`count` of `rows` (e.g. missing values) show a rise over `reference_rate` of more than
+    `threshold` at confidence 1 - alpha."""
+    level = rate_alert_level(reference_rate, reference_total, rows, threshold, alpha)
+    rise = (count / rows if rows else 0.0) - reference_rate
+    return _shown(count, rows, rise, level, reference_rate + threshold, alpha)
+
+
+def unseen_shown(
+    count: int,
+    rows: int,
+    reference_share: float,
+    reference_rows: int,
+    threshold: float,
+    alpha: float,
+) -> bool:
+    """`count` of `rows` values unseen in training show a rise of more than `threshold` over
+    what the reference vouches for, at confidence 1 - alpha (split with the bound)."""
+    level = unseen_alert_level(reference_share, reference_rows, rows, threshold, alpha)
+    boundary = _unseen_start(reference_share, reference_rows, alpha) + threshold
+    rate = count / rows if rows else 0.0
+    return _shown(count, rows, rate, level, boundary, alpha / 2)

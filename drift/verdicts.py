@@ -11,7 +11,6 @@ import numpy as np
 
 from drift.decision import (
     Family,
-    binomial_upper_tail,
     corrected,
     debiased_psi,
     minimum_window,
@@ -20,9 +19,10 @@ from drift.decision import (
     rate_alert_level,
     rate_minimum_window,
     rate_p_value,
+    rate_shown,
     unseen_alert_level,
-    unseen_bound,
     unseen_minimum_window,
+    unseen_shown,
 )
 from drift.psi import (
     DEFAULT_CONFIDENCE,
@@ -44,24 +44,6 @@ if TYPE_CHECKING:  # drift.profile needs pandas, which the gateway's image does 
     from drift.profile import CategoricalFeature, NumericFeature
 
 
-def rate_floor(boundary: float) -> int:
-    """Fewest rows from which a rate whose test stands at `boundary` is judged by the normal
-    approximation: ROWS_PER_BIN expected on its rarer side."""
-    rarer = min(boundary, 1 - boundary)
-    return math.ceil(ROWS_PER_BIN / rarer) if rarer > 0 else 0
-
-
-def _shown(count: int, rows: int, rise: float, level: float, boundary: float, alpha: float) -> bool:
-    """Whether a window shows a rate above its test's `boundary`: the rise above the normal alert
-    `level`, or on fewer rows than rate_floor the exact binomial tail at the boundary (the normal
-    bound would call 5 of 5 rows missing drift for a feature 30 % missing: 0.24 % of windows)."""
-    if rows <= 0:
-        return False
-    if rows >= rate_floor(boundary):
-        return rise > level
-    return binomial_upper_tail(count, rows, min(boundary, 1.0)) <= alpha
-
-
 def verdict(
     value: float,
     alert_level: float,
@@ -72,9 +54,16 @@ def verdict(
     """'drift' above the alert level (with at least `floor_rows`: the approximation's own
     floor); 'stable' only from the minimum window on, which could have seen a drift of twice the
     threshold; 'insufficient data' otherwise."""
+    return decided(value > alert_level, current_rows, minimum_rows, floor_rows)
+
+
+def decided(
+    shown: bool, current_rows: int, minimum_rows: int | None, floor_rows: int = 0
+) -> Verdict:
+    """A test's verdict from whether the window showed its effect above the threshold."""
     if current_rows < floor_rows or current_rows == 0:
         return "insufficient data"
-    if value > alert_level:
+    if shown:
         return "drift"
     if minimum_rows is None or current_rows < minimum_rows:
         return "insufficient data"
@@ -117,8 +106,9 @@ def compare(
         kept = 1.0 - feature.missing_rate
         reference_total = round(feature.rows / kept) if kept > 0 else 0
     current_rate = missing / total if total else 0.0
-    rate, rise = feature.missing_rate, current_rate - feature.missing_rate
+    rate = feature.missing_rate
     missing_level = rate_alert_level(rate, reference_total, total, missing_threshold, alpha)
+    missing_shown = rate_shown(missing, total, rate, reference_total, missing_threshold, alpha)
     missing_needed = rate_minimum_window(rate, reference_total, missing_threshold, alpha)
     unseen_fields = (
         _unseen_fields(feature, m, unseen, unseen_threshold, alpha, family, min_rows)
@@ -146,15 +136,7 @@ def compare(
         current_missing=int(missing),
         reference_missing_rate=rate,
         current_missing_rate=current_rate,
-        missing_verdict=verdict(
-            1.0
-            if _shown(missing, total, rise, missing_level, rate + missing_threshold, alpha)
-            else 0,
-            0.5,
-            total,
-            missing_needed,
-            min_rows,
-        ),
+        missing_verdict=decided(missing_shown, total, missing_needed, min_rows),
         missing_alert_level=missing_level if total and reference_total else None,
         missing_p_value=corrected(rate_p_value(rate, reference_total, current_rate, total), family)
         if total and reference_total
@@ -177,17 +159,11 @@ def _unseen_fields(
     rate = unseen / present if present else 0.0
     level = unseen_alert_level(reference, feature.rows, present, threshold, alpha)
     needed = unseen_minimum_window(reference, feature.rows, threshold, alpha)
-    boundary = reference + unseen_bound(feature.rows, alpha / 2) + threshold
+    shown = unseen_shown(unseen, present, reference, feature.rows, threshold, alpha)
     return {
         "reference_unseen_rate": reference,
         "current_unseen_rate": rate,
-        "unseen_verdict": verdict(
-            1.0 if _shown(unseen, present, rate, level, boundary, alpha / 2) else 0.0,
-            0.5,
-            present,
-            needed,
-            min_rows,
-        ),
+        "unseen_verdict": decided(shown, present, needed, min_rows),
         "unseen_alert_level": level if present and feature.rows else None,
         "unseen_p_value": corrected(rate_p_value(reference, feature.rows, rate, present), family)
         if present and feature.rows
