@@ -34,7 +34,7 @@ import orjson
 import pandas as pd
 
 from drift.log_lines import ParsedBlock, job_key, parse_block
-from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile, _numbers
+from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile
 
 LOG_FILE = re.compile(r"^predictions-(\d{4}-\d{2}-\d{2})\.jsonl$")
 DEFAULT_DAYS = 7
@@ -166,12 +166,10 @@ class WindowCounts:
             self._add_outputs(parsed.probabilities, parsed.labels, len(parsed.features))
 
     def _add_columns(self, columns: list[Any]) -> None:
+        # A numeric feature's tally reads the log's shortest decimals back as the float32 the
+        # model saw (profile._numbers), or 10.26 would fall below the training edge
+        # 10.260000228881836 (float32 10.26) and into the wrong bin.
         for bins, column in zip(self.features, columns, strict=True):
-            if isinstance(bins.feature, NumericFeature):
-                # The log holds the float32 values the model saw, written as their shortest
-                # decimals: back to float32, or 10.26 would fall below the training edge
-                # 10.260000228881836 (float32 10.26) and into the wrong bin.
-                column = _numbers(column).astype(np.float32)
             bins.add(column)
 
     def _add_outputs(self, probabilities: Any, labels: list[Any], rows: int) -> None:

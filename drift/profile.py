@@ -74,10 +74,8 @@ def _numbers(values: Any) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
         x = values.astype(np.float32).astype(np.float64)
     else:
-        series = _series(values)
-        numbers = pd.to_numeric(series, errors="coerce")
-        x = numbers.to_numpy(dtype=np.float64, na_value=np.nan).astype(np.float32)
-        x = x.astype(np.float64)
+        numbers = pd.to_numeric(_series(values), errors="coerce")
+        x = numbers.to_numpy(dtype=np.float32, na_value=np.nan).astype(np.float64)
     x[np.isinf(x)] = np.nan
     return x
 

@@ -41,9 +41,8 @@ class QueueDrain:
         self.queue_name = queue_name
         self.wait_seconds = wait_ms / 1000
         # A batch no client waits on in its request may wait longer (microbatch_queued_wait_ms).
-        self.queued_wait_seconds = max(
-            self.wait_seconds, wait_ms / 1000 if queued_wait_ms is None else queued_wait_ms / 1000
-        )
+        queued_ms = wait_ms if queued_wait_ms is None else queued_wait_ms
+        self.queued_wait_seconds = max(wait_ms, queued_ms) / 1000
         # Keys read with each message taken (prefix + the job id): its record and rows.
         self.read_prefixes = read_prefixes
         self._connection: Connection | None = None
