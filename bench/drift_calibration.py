@@ -100,6 +100,18 @@ def categorical(shares: tuple[float, ...]) -> Population:
     return masses
 
 
+def in_bins(feature: NumericFeature | CategoricalFeature, cells: np.ndarray) -> np.ndarray:
+    """Per-cell amounts (counts or shares) as the feature's bins: a numeric feature's cells
+    below its minimum and above its maximum belong to its open outer bins."""
+    if isinstance(feature, CategoricalFeature):
+        return cells
+    # cells: below the minimum, bin 0 from the minimum, ..., the last bin to the maximum, above
+    binned = cells[1:-1].copy()
+    binned[0] += cells[0]
+    binned[-1] += cells[-1]
+    return binned
+
+
 def window_counts(
     feature: NumericFeature | CategoricalFeature,
     masses: np.ndarray,
@@ -108,13 +120,8 @@ def window_counts(
 ) -> tuple[np.ndarray, int]:
     """Bin counts and unseen values of `rows` values drawn from a population's `masses`."""
     drawn = rng.multinomial(rows, masses / masses.sum())
-    if isinstance(feature, CategoricalFeature):
-        return drawn, int(drawn[-1])
-    # cells: below the minimum, bin 0 from the minimum, ..., the last bin to the maximum, above
-    counts = drawn[1:-1].copy()
-    counts[0] += drawn[0]
-    counts[-1] += drawn[-1]
-    return counts, int(drawn[0] + drawn[-1])
+    unseen = drawn[-1] if isinstance(feature, CategoricalFeature) else drawn[0] + drawn[-1]
+    return in_bins(feature, drawn), int(unseen)
 
 
 @dataclass(frozen=True)
@@ -180,9 +187,7 @@ def population_psi(first: Population, model: Model, rows: int = 200_000) -> floa
     reference, so that sampling does not count)."""
     feature = model.reference(rows, np.random.default_rng(1)).features[0]
     unmoved = standard if feature.kind == "numeric" else categorical(CATEGORY_SHARES)
-    rng = np.random.default_rng(2)
-    before, _ = window_counts(feature, unmoved(feature), 10**9, rng)
-    after, _ = window_counts(feature, first(feature), 10**9, rng)
+    before, after = in_bins(feature, unmoved(feature)), in_bins(feature, first(feature))
     return psi(before / before.sum(), after / after.sum())
 
 
