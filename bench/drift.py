@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from drift import build_profile, compute_drift  # noqa: E402
 from drift.profile import ReferenceProfile  # noqa: E402
-from onnxq.models.session import PredictionResult  # noqa: E402
+from onnxq.models.results import PredictionResult  # noqa: E402
 from onnxq.telemetry.prediction_log import PredictionLog  # noqa: E402
 
 MODEL = "bench"
@@ -50,7 +50,7 @@ def write_log(directory: Path, rows: int, features: int, now: datetime) -> int:
         matrix = rng.normal(0.0, 1.0, (size, features)).astype(np.float32)
         matrix[:, ::3] += 0.3
         p = rng.random(size)
-        result = PredictionResult(
+        result = PredictionResult.classification(
             labels=(p > 0.5).astype(int).tolist(),
             probabilities=np.c_[1 - p, p].tolist(),
             classes=[0, 1],

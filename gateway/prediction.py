@@ -9,17 +9,21 @@ import structlog
 from flask import g
 
 from gateway.services import current_services
-from onnxq.models.session import OnnxModel, PredictionResult
+from onnxq.models.results import PredictionResult
+from onnxq.models.session import OnnxModel
 from onnxq.telemetry import metrics
 
 log = structlog.get_logger("onnxq.gateway")
 
 
-def predict_and_log(model: OnnxModel, matrix: np.ndarray, source: str) -> PredictionResult:
-    """Predict `matrix` and log every row with the request id."""
+def predict_and_log(
+    model: OnnxModel, matrix: np.ndarray, source: str, outputs: list[str] | None = None
+) -> PredictionResult:
+    """Predict `matrix` (a model batch: OnnxModel.predict) and log every row with the request
+    id; `outputs` are computed beside the answer's own (V2)."""
     g.rows = len(matrix)
     started = time.perf_counter()
-    result = model.predict(matrix)
+    result = model.predict(matrix, outputs)
     seconds = time.perf_counter() - started
     latency_ms = seconds * 1000
     metrics.inference_ran(model.name, source, len(matrix), seconds)

@@ -26,7 +26,7 @@ from gateway.v2_schemas import (
     ServerReadyResponse,
     TensorError,
     V2ErrorResponse,
-    decode_input,
+    decode_inputs,
     describe,
     metadata_tensors,
     response_outputs,
@@ -136,7 +136,8 @@ def _request_body() -> Any:
     responses={200: InferenceResponse, **_errors(400, 401, 404, 413, 503)},
 )
 def infer(name: str, version: str | None = None) -> ResponseReturnValue:
-    """Run one input tensor of shape [n, features] through the warm session now."""
+    """Run the input tensors (one of shape [n, features] for a tabular model) through the warm
+    session now."""
     services = current_services()
     model = _model(name, version)
     manifest = model.manifest
@@ -144,27 +145,20 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         body = InferenceRequest.model_validate(_request_body())
     except ValidationError as exc:
         raise BadRequest(describe(exc)) from None
-    names = [tensor.name for tensor in body.inputs]
-    if names != [manifest.input_name]:
-        raise BadRequest(
-            f"model '{model.name}' takes exactly one input, '{manifest.input_name}'; got {names}"
-        )
-    produced = (manifest.label_output, manifest.probability_output)
-    wanted = [output.name for output in body.outputs or []] or list(produced)
+    produced = [output.name for output in manifest.outputs]
+    wanted = [output.name for output in body.outputs or []] or produced
     unknown = [output for output in wanted if output not in produced]
     if unknown:
-        raise BadRequest(f"unknown output '{unknown[0]}'; the outputs are {list(produced)}")
+        raise BadRequest(f"unknown output '{unknown[0]}'; the outputs are {produced}")
     if len(set(wanted)) != len(wanted):
         raise BadRequest(f"an output is requested more than once: {wanted}")
     jobs_url = partial(url_for, "jobs.submit", name=model.name)
     try:
-        matrix, rows = decode_input(
-            body.inputs[0], manifest, services.settings.sync_max_rows, jobs_url
-        )
+        batch = decode_inputs(body.inputs, manifest, services.settings.sync_max_rows, jobs_url)
     except TensorError as exc:
         raise BadRequest(str(exc)) from None
-    result = predict_and_log(model, matrix, source="v2")
-    outputs = response_outputs(manifest, result, len(rows))
+    result = predict_and_log(model, batch, source="v2", outputs=wanted)
+    outputs = response_outputs(manifest, result)
     return jsonify(
         model_name=model.name,
         model_version=str(model.version),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -20,13 +21,17 @@ from pydantic import (
 from onnxq.errors import TooManyRows
 from onnxq.models.inputs import Float32Problem, check_row_limit, float32_problem
 from onnxq.models.manifest import DType, Manifest, TensorSpec
-from onnxq.models.session import PredictionResult
+from onnxq.models.results import PredictionResult, tensor_values
+from onnxq.models.tensors import TensorProblem, row_dtype, row_shape, tensor_array
 
 # Manifest dtypes as the protocol's tensor data types.
 DATATYPES: dict[DType, str] = {
     "float32": "FP32",
     "float64": "FP64",
+    "float16": "FP16",
     "int64": "INT64",
+    "int32": "INT32",
+    "uint8": "UINT8",
     "bool": "BOOL",
     "string": "BYTES",
 }
@@ -123,10 +128,31 @@ def _flatten(data: list[Any], shape: list[int]) -> list[Any]:
     return flat
 
 
-def decode_input(
+def decode_inputs(
+    inputs: list[RequestInput], manifest: Manifest, max_rows: int, jobs_url: Callable[[], str]
+) -> np.ndarray:
+    """Check the input tensors against `manifest`; return the model's batch (OnnxModel.predict)."""
+    if manifest.tabular:
+        names = [tensor.name for tensor in inputs]
+        if names != [manifest.input_name]:
+            raise TensorError(
+                f"model '{manifest.name}' takes exactly one input, '{manifest.input_name}'; "
+                f"got {names}"
+            )
+        return _feature_matrix(inputs[0], manifest, max_rows, jobs_url)
+    return _tensor_records(inputs, manifest, max_rows, jobs_url)
+
+
+def _check_rows(rows: int, max_rows: int, jobs_url: Callable[[], str]) -> None:
+    try:
+        check_row_limit(rows, max_rows, jobs_url)
+    except TooManyRows as exc:  # a bad request like any other in this protocol
+        raise TensorError(exc.message) from None
+
+
+def _feature_matrix(
     tensor: RequestInput, manifest: Manifest, max_rows: int, jobs_url: Callable[[], str]
-) -> tuple[np.ndarray, list[list[float]]]:
-    """Check one input tensor against `manifest`; return the float32 matrix and rows as sent."""
+) -> np.ndarray:
     width = len(manifest.features)
     if tensor.datatype not in ELEMENT_CHECKS:
         raise TensorError(
@@ -140,31 +166,67 @@ def decode_input(
             f"with n >= 1 rows of {width} features"
         )
     rows = shape[0]
-    try:
-        check_row_limit(rows, max_rows, jobs_url)
-    except TooManyRows as exc:  # a bad request like any other in this protocol
-        raise TensorError(exc.message) from None
+    _check_rows(rows, max_rows, jobs_url)
     flat = _flatten(tensor.data, shape)
     if len(flat) != rows * width:
         raise TensorError(
             f"input '{tensor.name}' has {len(flat)} elements; shape {shape} needs {rows * width}"
         )
     check, wanted = ELEMENT_CHECKS[tensor.datatype]
+    nullable = manifest.nullable
+    values = []
     for index, value in enumerate(flat):
+        column = index % width
+        if nullable[column] and (value is None or (type(value) is float and value != value)):
+            values.append(math.nan)  # a missing value the model was built to take
+            continue
         problem = None
         if not check(value):
             problem = f"is {value!r}; {tensor.datatype} needs {wanted}"
         elif (float32 := float32_problem(value)) is not None:
             problem = FLOAT32_MESSAGES[float32]
         if problem is not None:
-            row, column = divmod(index, width)
             feature = manifest.features[column].name
             raise TensorError(
-                f"input '{tensor.name}' element {index} (row {row}, feature '{feature}') {problem}"
+                f"input '{tensor.name}' element {index} (row {index // width}, feature "
+                f"'{feature}') {problem}"
             )
-    as_sent = [float(value) for value in flat]
-    matrix = np.asarray(as_sent, dtype=np.float32).reshape(rows, width)
-    return matrix, [as_sent[start : start + width] for start in range(0, len(as_sent), width)]
+        values.append(float(value))
+    return np.asarray(values, dtype=np.float32).reshape(rows, width)
+
+
+def _tensor_records(
+    inputs: list[RequestInput], manifest: Manifest, max_rows: int, jobs_url: Callable[[], str]
+) -> np.ndarray:
+    specs = {spec.name: spec for spec in manifest.inputs}
+    names = [tensor.name for tensor in inputs]
+    if sorted(names) != sorted(specs):
+        raise TensorError(f"model '{manifest.name}' takes the inputs {list(specs)}; got {names}")
+    rows = inputs[0].shape[0] if inputs[0].shape else 0
+    arrays = {}
+    for tensor in inputs:
+        spec = specs[tensor.name]
+        shape = (rows, *row_shape(spec))
+        if tuple(tensor.shape) != shape or rows < 1:
+            raise TensorError(
+                f"input '{tensor.name}' has shape {tensor.shape}; expected {list(shape)} "
+                "(every input with the same number of rows, n >= 1)"
+            )
+        if tensor.datatype != DATATYPES[spec.dtype]:
+            raise TensorError(
+                f"input '{tensor.name}' has datatype '{tensor.datatype}'; the model takes "
+                f"{DATATYPES[spec.dtype]}"
+            )
+        _check_rows(rows, max_rows, jobs_url)
+        flat = _flatten(tensor.data, list(shape))
+        try:
+            arrays[tensor.name] = tensor_array(flat, spec, (math.prod(shape),)).reshape(shape)
+        except TensorProblem as exc:
+            raise TensorError(f"input '{tensor.name}' {exc}") from None
+    records = np.zeros(rows, dtype=row_dtype(manifest))
+    for name, array in arrays.items():
+        records[name] = array
+    return records
 
 
 def metadata_tensors(specs: list[TensorSpec]) -> list[dict[str, Any]]:
@@ -179,27 +241,17 @@ def metadata_tensors(specs: list[TensorSpec]) -> list[dict[str, Any]]:
     ]
 
 
-def response_outputs(
-    manifest: Manifest, result: PredictionResult, rows: int
-) -> dict[str, dict[str, Any]]:
-    """Every output the model produces, as response tensors keyed by name."""
+def response_outputs(manifest: Manifest, result: PredictionResult) -> dict[str, dict[str, Any]]:
+    """The outputs the model produced, as response tensors keyed by name."""
     dtypes = {spec.name: DATATYPES[spec.dtype] for spec in manifest.outputs}
-    probabilities = result.probabilities
-    classes = len(probabilities[0]) if probabilities else 0
-    label, probability = manifest.label_output, manifest.probability_output
     return {
-        label: {
-            "name": label,
-            "datatype": dtypes.get(label, "INT64"),
-            "shape": [rows],
-            "data": result.labels,
-        },
-        probability: {
-            "name": probability,
-            "datatype": dtypes.get(probability, "FP32"),
-            "shape": [rows, classes],
-            "data": [value for row in probabilities for value in row],
-        },
+        name: {
+            "name": name,
+            "datatype": dtypes[name],
+            "shape": list(array.shape),
+            "data": tensor_values(array.reshape(-1)),
+        }
+        for name, array in result.tensors.items()
     }
 
 

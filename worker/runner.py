@@ -24,7 +24,9 @@ from onnxq.jobs.lifecycle import ClaimState
 from onnxq.jobs.record import Job
 from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
-from onnxq.models.session import OnnxModel, PredictionResult
+from onnxq.models.results import PredictionResult
+from onnxq.models.session import OnnxModel
+from onnxq.models.tensors import stored_rows
 from onnxq.telemetry import metrics
 from onnxq.telemetry.prediction_log import PredictionBatch, PredictionLog
 from worker import job_events
@@ -40,7 +42,9 @@ class JobMessage:
     model: str
     version: int
     request_id: str | None = None
-    width: int = 0  # features per stored row (0: the rows were gone when it was re-sent)
+    # features per stored row (bytes for a tensor model: tensors.stored_width); 0: the rows were
+    # gone when it was re-sent
+    width: int = 0
     rows: int = 0  # how many stored rows
     # A client waits for it in its request (the message's AWAITED_HEADER): a short batch wait.
     awaited: bool = False
@@ -178,15 +182,11 @@ class JobRunner:
         seconds = time.perf_counter() - started
         latency_ms = seconds * 1000
         metrics.inference_ran(model.name, "job", len(combined), seconds)
-        labels = [label for part in parts for label in part.labels]
-        probabilities = [row for part in parts for row in part.probabilities]
+        whole = PredictionResult.joined(parts)
         results, offset = [], 0
         for matrix in matrices:
             end = offset + len(matrix)
-            result = PredictionResult(
-                labels[offset:end], probabilities[offset:end], parts[0].classes
-            )
-            results.append((result, latency_ms))
+            results.append((whole.part(offset, end), latency_ms))
             offset = end
         return results
 
@@ -231,10 +231,12 @@ class JobRunner:
 
 
 def _input_matrix(message: JobMessage, model: OnnxModel, raw: bytes | None) -> np.ndarray | None:
-    """The job's stored rows as the model's input matrix; None when they are gone."""
+    """The job's stored rows as the model's input batch; None when they are gone."""
     if raw is None:
         return None
-    width = len(model.manifest.features)
-    if message.width != width:
-        raise InvalidInput(f"rows have {message.width} features; the model takes {width}")
-    return np.frombuffer(raw, dtype=np.float32).reshape(-1, width)
+    manifest = model.manifest
+    if manifest.tabular and message.width != len(manifest.features):
+        raise InvalidInput(
+            f"rows have {message.width} features; the model takes {len(manifest.features)}"
+        )
+    return stored_rows(manifest, raw)  # a tensor model's rows are checked by their size

@@ -55,7 +55,7 @@ def _drift_profile(args: argparse.Namespace, settings: Settings) -> int:
     outputs = None
     if "--held-out" in read and not args.no_outputs:
         result = model.predict(read["--held-out"].to_numpy(dtype=np.float32))
-        outputs = {"probabilities": result.probabilities, "label": result.labels}
+        outputs = dict(result.log_columns())  # keyed as the prediction log keys them
     elif not args.no_outputs:
         print(
             "note: model outputs not profiled: pass --held-out with rows the model was not "

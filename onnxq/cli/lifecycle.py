@@ -13,11 +13,15 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from onnxq.cli.repository import served_repository
 from onnxq.errors import OnnxqError
 from onnxq.models.manifest import DEFAULT_TOLERANCE, MODEL_FILE, Manifest
 from onnxq.settings import Settings
+
+if TYPE_CHECKING:
+    from onnxq.registry.export import ExportBundle
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -50,25 +54,44 @@ def _print_report(lines: list[str]) -> None:
         print(line, file=sys.stderr if line.startswith("WARNING") else sys.stdout)
 
 
-def _validate_and_record(out_dir: Path, tolerance: float) -> int:
-    from onnxq.registry.export_dir import read_export_dir
-    from onnxq.registry.parity import validate_export_dir
+def _names(text: str | None) -> list[str] | None:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
 
-    report = validate_export_dir(out_dir, tolerance=tolerance)
-    record, _ = read_export_dir(out_dir)
-    record.parity = report.parity()
-    record.write(out_dir)
+
+def _nullable(text: str | None) -> list[str] | str | None:
+    """--nullable: None (decide from the model), "all", or the named features ("none": [])."""
+    if text is None or text == "all":
+        return text
+    return [] if text == "none" else _names(text)
+
+
+def _check_and_write(bundle: ExportBundle, out_dir: Path, tolerance: float) -> int:
+    """Write the export only once it reproduces its source: a failed export leaves nothing."""
+    from onnxq.registry.parity import validate_export
+
+    report = validate_export(bundle.onnx_bytes, bundle.record, bundle.expected, None, tolerance)
     _print_report(report.lines())
+    if not report.passed:
+        print(f"nothing written to {out_dir}: the ONNX model does not reproduce its source")
+        return 1
+    bundle.record.parity = report.parity()
+    bundle.write(out_dir)
     print(f"wrote {out_dir / MODEL_FILE}")
-    return 0 if report.passed else 1
+    return 0
 
 
 @reports_errors
 def _export_sklearn(args: argparse.Namespace, _settings: Settings) -> int:
     from onnxq.registry.export_sklearn import export_sklearn_file
 
-    export_sklearn_file(args.estimator, args.sample, args.out)
-    return _validate_and_record(args.out, args.tolerance)
+    bundle = export_sklearn_file(
+        args.estimator,
+        args.sample,
+        class_names=_names(args.class_names),
+        targets=_names(args.targets),
+        nullable=_nullable(args.nullable),
+    )
+    return _check_and_write(bundle, args.out, args.tolerance)
 
 
 @reports_errors
@@ -81,16 +104,17 @@ def _export_torch(args: argparse.Namespace, _settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
-    names = args.class_names.split(",") if args.class_names else None
-    export_torch_module(
+    bundle = export_torch_module(
         args.factory,
         args.weights,
         args.sample,
-        args.out,
+        task=args.task,
         module_output=args.module_output,
-        class_names=names,
+        class_names=_names(args.class_names),
+        targets=_names(args.targets),
+        output_names=_names(args.output_names),
     )
-    return _validate_and_record(args.out, args.tolerance)
+    return _check_and_write(bundle, args.out, args.tolerance)
 
 
 @reports_errors
@@ -208,20 +232,42 @@ def add_lifecycle_commands(commands: argparse._SubParsersAction) -> None:
         help="CSV of sample rows; its columns are the feature names, in order",
     )
     sk.add_argument("--out", type=Path, default=Path("export"), help="directory to write")
+    sk.add_argument("--class-names", help="a classifier's comma-separated class names, in order")
+    sk.add_argument("--targets", help="a regressor's comma-separated target names, in order")
+    sk.add_argument(
+        "--nullable",
+        help="features that may be sent missing (null/NaN): 'all', 'none' or a comma-separated "
+        "list (default: all when the estimator takes NaN, e.g. HistGradientBoosting, LightGBM, "
+        "XGBoost; none otherwise)",
+    )
     sk.set_defaults(handler=_export_sklearn)
 
-    pt = kinds.add_parser("torch", parents=[tolerance], help="a PyTorch classifier (torch extra)")
+    pt = kinds.add_parser("torch", parents=[tolerance], help="a PyTorch module (torch extra)")
     pt.add_argument("factory", help="<module.py>:<factory>, a function returning the nn.Module")
     pt.add_argument("--weights", type=Path, required=True, help="state_dict file (torch.save)")
-    pt.add_argument("--sample", type=Path, required=True, help="CSV of sample feature rows")
+    pt.add_argument(
+        "--sample",
+        type=Path,
+        required=True,
+        help="CSV of sample feature rows (a tabular model), or .npz of sample input tensors "
+        "keyed by input name, in the order forward() takes them (a tensor model)",
+    )
     pt.add_argument("--out", type=Path, default=Path("export"), help="directory to write")
+    pt.add_argument(
+        "--task",
+        choices=["classification", "regression", "tensor"],
+        help="what the module's output is (default: classification for a CSV sample, tensor "
+        "for an .npz sample)",
+    )
     pt.add_argument(
         "--module-output",
         choices=["logits", "probabilities"],
         default="logits",
-        help="what the module returns; logits get a softmax",
+        help="a classifier's output; logits get a softmax",
     )
     pt.add_argument("--class-names", help="comma-separated names of classes 0..n-1")
+    pt.add_argument("--targets", help="a regressor's comma-separated target names, in order")
+    pt.add_argument("--output-names", help="a tensor model's comma-separated output names")
     pt.set_defaults(handler=_export_torch)
 
     validate = commands.add_parser(
@@ -245,14 +291,14 @@ def add_lifecycle_commands(commands: argparse._SubParsersAction) -> None:
     register.add_argument(
         "--reference",
         type=Path,
-        required=True,
-        help="training data CSV, profiled for drift monitoring",
+        help="training data CSV, profiled for drift monitoring (needed for a tabular model)",
     )
     register.add_argument(
         "--held-out",
         type=Path,
-        help="CSV of rows the model was not trained on: its outputs on them are the drift "
-        "profile's output reference (without it the outputs are not profiled)",
+        help="rows the model was not trained on (CSV; .npz of input tensors for a tensor "
+        "model): its outputs on them are the drift profile's output reference (without it "
+        "the outputs are not profiled)",
     )
     register.add_argument("--sample", type=Path, help="check against this export sample CSV")
     register.add_argument("--promote", action="store_true", help="make it the default version")

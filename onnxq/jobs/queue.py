@@ -124,7 +124,8 @@ class JobQueue:
         """Queue a job of validated rows (under `job_id` if given: a caller may wait for it
         before it exists, its end announced on `notify`); with an idempotency key, the same key
         and body return the first job."""
-        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        # A tabular model's float32 matrix, or a tensor model's records (onnxq.models.tensors).
+        matrix = np.ascontiguousarray(matrix, dtype=None if matrix.dtype.names else np.float32)
         job = Job(
             job_id=job_id or new_job_id(),
             status=JobStatus.QUEUED,
@@ -167,7 +168,8 @@ class JobQueue:
         send_task(self.celery, PREDICT_TASK, message, job.job_id, predict_headers(job))
 
     def _enqueue(self, job: Job, matrix: np.ndarray) -> None:
-        message = predict_message(job, int(matrix.shape[1]), int(matrix.shape[0]))
+        width = matrix.shape[1] if matrix.ndim == 2 else matrix.dtype.itemsize  # stored_width
+        message = predict_message(job, int(width), int(matrix.shape[0]))
         headers = predict_headers(job)
         if self.broker_is_store:
             queue = self.celery.conf.task_default_queue  # where the predict task is routed

@@ -12,6 +12,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, 
 
 from onnxq.errors import InvalidInput, TooManyRows
 from onnxq.models.manifest import Manifest
+from onnxq.models.tensors import tensor_rows
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -59,6 +60,7 @@ def check_row_limit(rows: int, limit: int, jobs_url: str | Callable[[], str] | N
     )
 
 
+_VALUE = {"type": ["number", "null"]}
 # Rows are checked against the manifest below (so that every error names its
 # row and feature); this schema tells clients and OpenAPI what a row looks like.
 Instances = Annotated[
@@ -66,16 +68,21 @@ Instances = Annotated[
     Field(
         min_length=1,
         description="Rows as arrays in manifest feature order, or as objects "
-        "mapping every feature name to a number.",
+        "mapping every feature name to a number (null where the feature is nullable). For a "
+        "tensor model, a row is its input's value (nested arrays of the input's row shape), "
+        "or an object mapping every input name to its value.",
     ),
     WithJsonSchema(
         {
             "type": "array",
             "minItems": 1,
             "items": {
-                "oneOf": [
-                    {"type": "array", "items": {"type": "number"}},
-                    {"type": "object", "additionalProperties": {"type": "number"}},
+                "anyOf": [
+                    {"type": "array", "items": {"anyOf": [_VALUE, {"type": "array"}]}},
+                    {
+                        "type": "object",
+                        "additionalProperties": {"anyOf": [_VALUE, {"type": "array"}]},
+                    },
                 ]
             },
         }
@@ -113,7 +120,11 @@ def parse_request(model: type[RequestT], body: Any) -> RequestT:
 
 
 def rows_to_matrix(rows: list[Any], manifest: Manifest) -> np.ndarray:
-    """Check every row against the manifest and return the model's float32 input matrix."""
+    """Check every row against the manifest and return the model's input batch: a float32
+    matrix for a tabular model (a missing value is NaN, where the feature is nullable), the
+    records of `tensors.row_dtype` for a tensor model."""
+    if not manifest.tabular:
+        return tensor_rows(rows, manifest)
     matrix = _plain_matrix(rows, len(manifest.features))
     if matrix is not None:
         return matrix
@@ -141,10 +152,11 @@ def _plain_matrix(rows: list[Any], width: int) -> np.ndarray | None:
 
 def _checked_matrix(rows: list[Any], manifest: Manifest) -> np.ndarray:
     names = manifest.feature_names
+    nullable = dict(zip(names, manifest.nullable, strict=True))
     matrix = np.empty((len(rows), len(names)), dtype=np.float32)
     details: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
-        values = _row_values(index, row, names, details)
+        values = _row_values(index, row, names, nullable, details)
         if values is not None:
             matrix[index] = values
     if details:
@@ -153,7 +165,11 @@ def _checked_matrix(rows: list[Any], manifest: Manifest) -> np.ndarray:
 
 
 def _row_values(
-    index: int, row: Any, names: list[str], details: list[dict[str, Any]]
+    index: int,
+    row: Any,
+    names: list[str],
+    nullable: dict[str, bool],
+    details: list[dict[str, Any]],
 ) -> list[float] | None:
     def problem(message: str, feature: str | None = None, column: int | str | None = None) -> None:
         loc: list[Any] = ["instances", index] + ([column] if column is not None else [])
@@ -179,6 +195,9 @@ def _row_values(
         return None
     values = []
     for name, value, column in pairs:
+        if nullable[name] and (value is None or (type(value) is float and math.isnan(value))):
+            values.append(math.nan)  # a missing value the model was built to take
+            continue
         message = _number_problem(value)
         if message:
             problem(message, feature=name, column=column)

@@ -6,14 +6,15 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import orjson
 
 from onnxq.errors import InvalidModel, ModelNotReady
 from onnxq.models.manifest import Manifest
 from onnxq.models.onnx_file import check_onnx_bytes
+from onnxq.models.results import PredictionResult
+from onnxq.models.tensors import model_feeds
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -41,35 +42,6 @@ class SessionConfig:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return options
-
-
-@dataclass(frozen=True)
-class PredictionResult:
-    """Labels and class probabilities for a batch of rows, in row order."""
-
-    labels: list[Any]
-    probabilities: list[list[float]]
-    classes: list[Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "labels": self.labels,
-            "probabilities": self.probabilities,
-            "classes": self.classes,
-        }
-
-
-def float32_values(array: np.ndarray) -> list[Any]:
-    """Nested lists of the shortest decimals that round-trip each float32 value.
-
-    JSON clients then read 0.98, not 0.9800000190734863, and np.float32 of what
-    they read is bit-for-bit the value onnxruntime produced.
-    """
-    # orjson writes float32 with its shortest round-trip decimal (17x faster than astype(str)).
-    encoded = orjson.dumps(
-        np.ascontiguousarray(array, dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY
-    )
-    return orjson.loads(encoded)  # type: ignore[no-any-return]
 
 
 def sha256_of(path: Path) -> str:
@@ -126,8 +98,10 @@ class OnnxModel:
         self._loaded_in_pid = os.getpid()
         self.ready = True
 
-    def predict(self, rows: np.ndarray) -> PredictionResult:
-        """Run a float32 matrix of shape (n, features) through the session."""
+    def predict(self, batch: np.ndarray, outputs: list[str] | None = None) -> PredictionResult:
+        """Run a batch through the session: a float32 matrix (rows, features) for a tabular
+        model, rows of `tensors.row_dtype` for a tensor model. The answer's outputs are always
+        computed; `outputs` adds others to its raw `tensors` (V2 may ask for any)."""
         session = self._session
         if session is None or not self.ready:
             raise ModelNotReady(f"model '{self.name}' version {self.version} is not loaded")
@@ -136,12 +110,8 @@ class OnnxModel:
             # parent; refuse rather than risk a deadlock or corrupted state.
             raise ModelNotReady("ONNX Runtime session was created in another process")
         manifest = self.manifest
-        labels, probabilities = session.run(
-            [manifest.label_output, manifest.probability_output],
-            {manifest.input_name: rows},
-        )
-        return PredictionResult(
-            labels=labels.tolist(),
-            probabilities=float32_values(probabilities),
-            classes=list(manifest.class_labels),
-        )
+        names = manifest.answer_outputs
+        if outputs:
+            names = names + [name for name in outputs if name not in names]
+        arrays = session.run(names, model_feeds(manifest, batch))
+        return PredictionResult.of(manifest, dict(zip(names, arrays, strict=True)))

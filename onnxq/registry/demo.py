@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from onnxq.models.manifest import Manifest
+from onnxq.models.manifest import DEFAULT_TOLERANCE, Manifest
 from onnxq.models.repository import ModelRepository
-from onnxq.registry.export import (
-    DEFAULT_TOLERANCE,
-    build_manifest,
-    export_sklearn_classifier,
-    sklearn_classifier_to_onnx,
+from onnxq.registry.export import build_manifest
+from onnxq.registry.export_dir import (
+    INPUT_NAME,
+    LABEL_OUTPUT,
+    PROBABILITY_OUTPUT,
+    SampleInfo,
 )
-from onnxq.registry.export_dir import INPUT_NAME, LABEL_OUTPUT, PROBABILITY_OUTPUT
+from onnxq.registry.export_sklearn import export_estimator
+from onnxq.registry.parity import validate_export
+from onnxq.registry.sklearn_onnx import sklearn_to_onnx
 
 DEMO_MODEL_NAME = "breast-cancer"
 
@@ -34,15 +38,25 @@ def build_demo_model(
     X = data.data.astype(np.float32)
     estimator = RandomForestClassifier(n_estimators=n_estimators, random_state=0, n_jobs=1)
     estimator.fit(X, data.target)
-    exported = export_sklearn_classifier(estimator, X, tolerance=tolerance)
+    rows = X.astype(np.float64)
+    features = [str(feature) for feature in data.feature_names]
+    bundle = export_estimator(
+        estimator,
+        rows,
+        features,
+        SampleInfo.of(Path("sklearn.datasets.load_breast_cancer"), rows),
+        class_names=[str(target) for target in data.target_names],
+        nullable=[],  # trained without missing values: a row with one is refused
+    )
+    report = validate_export(bundle.onnx_bytes, bundle.record, bundle.expected, tolerance=tolerance)
+    report.raise_if_failed()
 
     versions = repository.versions(name)
     manifest = build_manifest(
-        exported,
+        bundle,
+        report,
         name=name,
         version=(versions[-1] + 1) if versions else 1,
-        feature_names=[str(feature) for feature in data.feature_names],
-        class_names=[str(target) for target in data.target_names],
         source={
             "framework": "scikit-learn",
             "framework_version": sklearn.__version__,
@@ -51,7 +65,7 @@ def build_demo_model(
             "training_rows": len(X),
         },
     )
-    repository.add_version(manifest, exported.onnx_bytes)
+    repository.add_version(manifest, bundle.onnx_bytes)
     write_demo_profile(repository, manifest, X, out_of_fold_outputs(estimator, X, data.target))
     return manifest
 
@@ -72,7 +86,7 @@ def out_of_fold_outputs(
     probabilities = np.zeros((len(X), len(np.unique(y))), dtype=np.float32)
     for train, held_out in StratifiedKFold(folds, shuffle=True, random_state=0).split(X, y):
         fold_model = clone(estimator).fit(X[train], y[train])
-        onnx_bytes = sklearn_classifier_to_onnx(fold_model, X.shape[1])
+        onnx_bytes = sklearn_to_onnx(fold_model, X.shape[1])
         session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
         fold_labels, fold_probabilities = session.run(
             [LABEL_OUTPUT, PROBABILITY_OUTPUT], {INPUT_NAME: X[held_out]}

@@ -1,11 +1,19 @@
-"""`onnxq export torch`: a PyTorch classifier (module factory + state_dict) -> an export directory.
+"""`onnxq export torch`: a PyTorch module (module factory + state_dict) -> an export bundle.
 
 Needs the `torch` extra (torch, onnxscript). The module is put in eval mode before anything runs:
 dropout and batch-norm compute something else in training mode, and an export in training mode
-would bake that into the ONNX graph. The exported graph wraps the module in a classifier head:
-input `input` (float32, dynamic batch axis), outputs `probabilities` (softmax of the module's
-logits, or the module's output as is with `--module-output probabilities`) and `label` (argmax,
-int64); class labels are 0..n-1, with optional class names.
+would bake that into the ONNX graph.
+
+The sample says what the module takes: a CSV of feature rows (a tabular model: one float32 input
+`input`), or an .npz of input tensors keyed by input name in the order forward() takes them (a
+tensor model: an image [N, 1, 28, 28], token ids beside numbers, ...; axis 0 is the batch, the
+others are fixed). The task says what it gives:
+
+- classification: the module's logits (softmax added) or probabilities, wrapped in a head giving
+  `label` (argmax, int64, classes 0..n-1 with optional names) and `probabilities`;
+- regression: its output as `predictions`, one column per target;
+- tensor: its output tensor(s) as they are, named by `--output-names` (default `output`, or
+  `output_0`, `output_1`, ... for several).
 
 The weights are read with `torch.load(weights_only=True)`, which restores tensors only and refuses
 to run code from the file; the module's code is the user's own Python file, imported like any
@@ -23,19 +31,20 @@ from typing import Any, Literal
 import numpy as np
 
 from onnxq.errors import InvalidInput
+from onnxq.models.manifest import Task
+from onnxq.registry.export import ExportBundle
 from onnxq.registry.export_dir import (
-    INPUT_NAME,
     LABEL_OUTPUT,
+    PREDICTION_OUTPUT,
     PROBABILITY_OUTPUT,
     ExpectedOutputs,
     ExportRecord,
-    SampleInfo,
-    read_csv,
-    sample_matrix,
-    write_export_dir,
+    read_sample,
+    target_names,
 )
 
 ModuleOutput = Literal["logits", "probabilities"]
+EXAMPLE_ROWS = 2  # the export traces this many rows (read_sample asks for at least as many)
 
 
 def load_factory(spec: str) -> Any:
@@ -58,34 +67,42 @@ def load_factory(spec: str) -> Any:
     return factory
 
 
-def classifier_head(module: Any, module_output: ModuleOutput) -> Any:
-    """The module with softmax (unless it already gives probabilities) and argmax on top."""
+def task_head(module: Any, task: Task, module_output: ModuleOutput) -> Any:
+    """The module with what its task adds on top: softmax and argmax for a classifier, a
+    [N, targets] matrix for a regressor, nothing for a tensor model."""
     import torch
 
-    class ClassifierHead(torch.nn.Module):
+    class TaskHead(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module):
             super().__init__()
             self.inner = inner
 
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            scores = self.inner(x)
-            probabilities = torch.softmax(scores, dim=1) if module_output == "logits" else scores
-            return torch.argmax(probabilities, dim=1), probabilities
+        def forward(self, *inputs: torch.Tensor) -> Any:
+            out = self.inner(*inputs)
+            if task == "classification":
+                probabilities = torch.softmax(out, dim=1) if module_output == "logits" else out
+                return torch.argmax(probabilities, dim=1), probabilities
+            if task == "regression":
+                return out.reshape(out.shape[0], -1)
+            return out
 
-    return ClassifierHead(module)
+    return TaskHead(module).eval()
 
 
-def torch_classifier_to_onnx(head: Any, width: int) -> bytes:
-    """Export with the dynamo exporter: named input/outputs, dynamic batch axis."""
+def torch_to_onnx(
+    head: Any, examples: tuple[Any, ...], inputs: list[str], outputs: list[str]
+) -> bytes:
+    """Export with the dynamo exporter: named inputs and outputs, one dynamic batch axis."""
     import torch
 
-    example = (torch.zeros(2, width, dtype=torch.float32),)
+    batch = torch.export.Dim("batch")
     program = torch.onnx.export(
         head,
-        example,
-        input_names=[INPUT_NAME],
-        output_names=[LABEL_OUTPUT, PROBABILITY_OUTPUT],
-        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        examples,
+        input_names=inputs,
+        output_names=outputs,
+        # forward(*inputs) takes one argument, the tuple: its shapes are one tuple too
+        dynamic_shapes=(tuple({0: batch} for _ in examples),),
         dynamo=True,
         verbose=False,
     )
@@ -96,12 +113,14 @@ def export_torch_module(
     factory_spec: str,
     weights_file: Path,
     sample_file: Path,
-    out_dir: Path,
     *,
+    task: Task | None = None,
     module_output: ModuleOutput = "logits",
     class_names: list[str] | None = None,
-) -> ExportRecord:
-    """Build the module, load its weights, switch to eval mode, export; write `out_dir`."""
+    targets: list[str] | None = None,
+    output_names: list[str] | None = None,
+) -> ExportBundle:
+    """Build the module, load its weights, switch to eval mode, run it on the sample, export."""
     import torch
 
     module = load_factory(factory_spec)()
@@ -114,23 +133,27 @@ def export_torch_module(
         raise InvalidInput(f"{weights_file} is not a state_dict for this module: {exc}") from exc
     module.eval()  # before export AND before computing the expected outputs
 
-    frame = read_csv(sample_file)
-    features = [str(column) for column in frame.columns]
-    rows = sample_matrix(frame, sample_file)
-    head = classifier_head(module, module_output).eval()
+    inputs, features, sample = read_sample(sample_file)
+    task = task or ("classification" if features else "tensor")
+    head = task_head(module, task, module_output)
+    as_torch = {
+        name: torch.from_numpy(array.astype(np.float32) if features else array)
+        for name, array in inputs.items()
+    }
     with torch.no_grad():
         try:
-            labels, probabilities = head(torch.from_numpy(rows.astype(np.float32)))
-        except RuntimeError as exc:
-            raise InvalidInput(
-                f"the module cannot take {sample_file}'s {len(features)} columns: {exc}"
-            ) from exc
-    if probabilities.ndim != 2:
-        raise InvalidInput("the module must return one row of class scores per input row")
-    classes = int(probabilities.shape[1])
-    if class_names is not None and len(class_names) != classes:
-        raise InvalidInput(f"{len(class_names)} class names for {classes} classes")
-    onnx_bytes = torch_classifier_to_onnx(head, len(features))
+            produced = head(*as_torch.values())
+        except (RuntimeError, TypeError, ValueError) as exc:
+            what = f"{len(features)} columns" if features else f"inputs {list(inputs)}"
+            raise InvalidInput(f"the module cannot take {sample_file}'s {what}: {exc}") from exc
+    produced = produced if isinstance(produced, tuple | list) else (produced,)
+    fields, names = _task_fields(task, produced, class_names, targets, output_names)
+    outputs = {
+        name: tensor.numpy().astype(np.float64) if tensor.is_floating_point() else tensor.numpy()
+        for name, tensor in zip(names, produced, strict=True)
+    }
+    examples = tuple(tensor[:EXAMPLE_ROWS] for tensor in as_torch.values())
+    onnx_bytes = torch_to_onnx(head, examples, list(inputs), names)
     record = ExportRecord(
         framework="pytorch",
         framework_version=torch.__version__,
@@ -142,16 +165,44 @@ def export_torch_module(
             "module": type(module).__name__,
             "module_output": module_output,
         },
+        task=task,
         features=features,
-        class_labels=list(range(classes)),
-        class_names=class_names,
+        compared=[name for name in names],
         tree_model=False,
-        sample=SampleInfo.of(sample_file, rows),
+        sample=sample,
+        **fields,
     )
-    expected = ExpectedOutputs(
-        rows=rows,
-        probabilities=probabilities.numpy().astype(np.float64),
-        labels=labels.numpy(),
-    )
-    write_export_dir(out_dir, onnx_bytes, record, expected)
-    return record
+    return ExportBundle(onnx_bytes, record, ExpectedOutputs(inputs, outputs))
+
+
+def _task_fields(
+    task: Task,
+    produced: tuple[Any, ...],
+    class_names: list[str] | None,
+    targets: list[str] | None,
+    output_names: list[str] | None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The record's task fields and the graph's output names, checked against the outputs."""
+    if task == "classification":
+        probabilities = produced[1]
+        if probabilities.ndim != 2:
+            raise InvalidInput("the module must return one row of class scores per input row")
+        classes = int(probabilities.shape[1])
+        if class_names is not None and len(class_names) != classes:
+            raise InvalidInput(f"{len(class_names)} class names for {classes} classes")
+        fields = {
+            "label_output": LABEL_OUTPUT,
+            "probability_output": PROBABILITY_OUTPUT,
+            "class_labels": list(range(classes)),
+            "class_names": class_names,
+        }
+        return fields, [LABEL_OUTPUT, PROBABILITY_OUTPUT]
+    if task == "regression":
+        width = int(produced[0].shape[1])
+        targets = target_names(width, targets)
+        return {"prediction_output": PREDICTION_OUTPUT, "targets": targets}, [PREDICTION_OUTPUT]
+    default = ["output"] if len(produced) == 1 else [f"output_{i}" for i in range(len(produced))]
+    names = output_names or default
+    if len(names) != len(produced) or len(set(names)) != len(names):
+        raise InvalidInput(f"{len(names)} output names for {len(produced)} outputs: {names}")
+    return {}, names

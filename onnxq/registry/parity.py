@@ -1,10 +1,15 @@
 """Parity: does the exported ONNX model reproduce its source model on the export sample?
 
-The source model's outputs were recorded at export time (expected.npz), on the sample rows cast to
-float32 (what the service will receive) and, for tree models, on the float64 rows as read. So:
+The source model's outputs were recorded at export time (expected.npz), on the sample cast to
+the model's input types (float32: what the service will receive) and, for tree models, on the
+float64 rows as read. So:
 
-- ONNX vs source on float32 rows is the parity figure: max |difference| of the probabilities and
-  the rows whose label differs. Above the tolerance (default 1e-5), validation fails.
+- ONNX vs source on float32 input is the parity figure, output by output: for a label output
+  the rows whose label differs; for numbers (probabilities, predictions, tensors) the largest
+  difference, measured absolutely up to 1 and relatively beyond (|onnx - source| / max(1,
+  |source|)), since float32 carries about 7 significant digits whatever the magnitude: a
+  regression predicting 20,000 cannot agree to 1e-5 absolutely, and a probability must. Above
+  the tolerance (default 1e-5), or with any label differing, validation fails.
 - Source on float64 vs source on float32 rows is a warning for tree models: a feature value just
   beside a split threshold can land on the other side once rounded to float32, so the service
   (float32) and the user's float64 pipeline disagree on those rows. They are listed, not failed:
@@ -13,14 +18,15 @@ float32 (what the service will receive) and, for tree models, on the float64 row
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from onnxq.errors import InvalidInput, InvalidModel, ParityError
-from onnxq.models.manifest import DEFAULT_TOLERANCE, MODEL_FILE, Parity
+from onnxq.models.manifest import DEFAULT_TOLERANCE, MODEL_FILE, Parity, TensorSpec
 from onnxq.models.onnx_file import check_onnx_bytes
+from onnxq.models.tensors import NUMPY_DTYPES
 from onnxq.registry.export_dir import (
     ExpectedOutputs,
     ExportRecord,
@@ -38,27 +44,35 @@ class ValidationReport:
 
     rows: int
     tolerance: float
-    probability_max_abs_diff: float
-    label_mismatch_rows: list[int]
+    differences: dict[str, float]  # numeric output -> largest scaled difference
+    mismatch_rows: dict[str, list[int]]  # label output -> rows whose label differs
     rows_over_tolerance: list[int]
     threshold_flip_rows: list[int]
-    probability_output: str
-    label_output: str
+    outputs: list[TensorSpec] = field(default_factory=list)  # as the ONNX model produced them
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max(self.differences.values(), default=0.0)
+
+    @property
+    def label_mismatch_rows(self) -> list[int]:
+        return sorted({row for rows in self.mismatch_rows.values() for row in rows})
 
     @property
     def passed(self) -> bool:
-        return self.probability_max_abs_diff <= self.tolerance and not self.label_mismatch_rows
+        return self.max_abs_diff <= self.tolerance and not self.label_mismatch_rows
 
     def parity(self) -> Parity:
+        per_output = dict(self.differences)
+        per_output.update(
+            {name: len(rows) / self.rows for name, rows in self.mismatch_rows.items()}
+        )
         return Parity(
-            max_abs_diff=self.probability_max_abs_diff,
+            max_abs_diff=self.max_abs_diff,
             tolerance=self.tolerance,
             rows=self.rows,
-            compared=f"{self.probability_output}, {self.label_output}",
-            per_output={
-                self.probability_output: self.probability_max_abs_diff,
-                self.label_output: len(self.label_mismatch_rows) / self.rows,
-            },
+            compared=", ".join([*self.differences, *self.mismatch_rows]),
+            per_output=per_output,
             threshold_flip_rows=self.threshold_flip_rows,
         )
 
@@ -67,12 +81,15 @@ class ValidationReport:
         verdict = "PASS" if self.passed else "FAIL"
         lines = [
             f"{verdict}: ONNX vs source model on {self.rows} sample rows "
-            f"(tolerance {self.tolerance:g})",
-            f"  {self.probability_output}: max |diff| = {self.probability_max_abs_diff:.3g}"
-            + _rows_note(self.rows_over_tolerance, "over the tolerance"),
-            f"  {self.label_output}: {len(self.label_mismatch_rows)} row(s) differ"
-            + _rows_note(self.label_mismatch_rows, "differ"),
+            f"(tolerance {self.tolerance:g})"
         ]
+        over = self.rows_over_tolerance
+        for name, difference in self.differences.items():
+            lines.append(
+                f"  {name}: max |diff| = {difference:.3g}" + _rows_note(over, "over the tolerance")
+            )
+        for name, rows in self.mismatch_rows.items():
+            lines.append(f"  {name}: {len(rows)} row(s) differ" + _rows_note(rows, "differ"))
         if self.threshold_flip_rows:
             lines.append(
                 f"WARNING: {len(self.threshold_flip_rows)} row(s) give another output when their "
@@ -84,11 +101,12 @@ class ValidationReport:
 
     def raise_if_failed(self) -> None:
         if not self.passed:
+            figures = ", ".join(f"{name} {value:.3g}" for name, value in self.differences.items())
             raise ParityError(
-                f"ONNX and the source model disagree on the sample: max |diff| of "
-                f"{self.probability_output} = {self.probability_max_abs_diff:.3g} (tolerance "
-                f"{self.tolerance:g}), {len(self.label_mismatch_rows)} label(s) differ on "
-                f"{self.rows} rows" + _rows_note(self.rows_over_tolerance, "over the tolerance")
+                f"ONNX and the source model disagree on the sample: max |diff| {figures} "
+                f"(tolerance {self.tolerance:g}), {len(self.label_mismatch_rows)} label(s) "
+                f"differ on {self.rows} rows"
+                + _rows_note(self.rows_over_tolerance, "over the tolerance")
             )
 
 
@@ -101,65 +119,104 @@ def _rows_note(rows: list[int], what: str) -> str:
     return f" (rows {what}: {_listed(rows)})" if rows else ""
 
 
-def run_onnx(onnx_bytes: bytes, record: ExportRecord, rows: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Labels and probabilities of the ONNX model on float32 `rows`, on one thread."""
+def onnx_session(onnx_bytes: bytes):  # type: ignore[no-untyped-def]
+    """A session as the service runs it (one thread: deterministic sums)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # deterministic sums, as the service runs
+    options.intra_op_num_threads = 1
     try:
-        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own untyped errors for a graph it cannot load
         raise InvalidModel(f"ONNX Runtime cannot load the model: {exc}") from exc
-    inputs = session.get_inputs()
-    outputs = {output.name for output in session.get_outputs()}
-    wanted = [record.label_output, record.probability_output]
-    if len(inputs) != 1 or not set(wanted) <= outputs:
+
+
+def run_onnx(
+    onnx_bytes: bytes, record: ExportRecord, inputs: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Every output of the ONNX model on `inputs` (cast to the graph's input types)."""
+    session = onnx_session(onnx_bytes)
+    graph_inputs = {node.name: node for node in session.get_inputs()}
+    outputs = [output.name for output in session.get_outputs()]
+    wanted = [name for name in record.compared if name not in outputs]
+    if wanted or set(graph_inputs) != set(inputs):
         raise InvalidModel(
-            f"the model must take one input and give outputs {wanted}; it takes "
-            f"{[i.name for i in inputs]} and gives {sorted(outputs)}"
+            f"the model must take the inputs {sorted(inputs)} and give the outputs "
+            f"{record.compared}; it takes {sorted(graph_inputs)} and gives {outputs}"
         )
-    labels, probabilities = session.run(wanted, {inputs[0].name: rows.astype(np.float32)})
-    return labels, probabilities
+    from onnxq.registry.export import ORT_DTYPES
+
+    feeds = {
+        name: np.asarray(array, dtype=NUMPY_DTYPES[ORT_DTYPES[graph_inputs[name].type]])
+        for name, array in inputs.items()
+    }
+    return dict(zip(outputs, session.run(outputs, feeds), strict=True))
+
+
+def scaled_difference(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """|actual - expected| per row: absolute up to 1, relative beyond (see the module doc)."""
+    expected = np.asarray(expected, dtype=np.float64).reshape(len(expected), -1)
+    actual = np.asarray(actual, dtype=np.float64).reshape(expected.shape)
+    difference = np.abs(actual - expected) / np.maximum(1.0, np.abs(expected))
+    # NaN where both are NaN is agreement; NaN in one only is the largest disagreement.
+    both = np.isnan(actual) & np.isnan(expected)
+    difference = np.where(both, 0.0, np.where(np.isnan(difference), np.inf, difference))
+    return difference.max(axis=1) if difference.size else np.zeros(len(expected))
 
 
 def compare(
     record: ExportRecord,
     expected: ExpectedOutputs,
-    labels: np.ndarray,
-    probabilities: np.ndarray,
+    produced: dict[str, np.ndarray],
     tolerance: float,
 ) -> ValidationReport:
-    if probabilities.shape != expected.probabilities.shape:
-        raise InvalidModel(
-            f"the ONNX {record.probability_output} have shape {probabilities.shape}; "
-            f"the source model's have {expected.probabilities.shape}"
-        )
-    difference = np.abs(probabilities.astype(np.float64) - expected.probabilities)
-    per_row = difference.max(axis=1) if difference.ndim > 1 else difference
-    flips: list[int] = []
-    if record.tree_model and expected.probabilities_f64 is not None:
-        flipped = np.abs(expected.probabilities_f64 - expected.probabilities)
-        flipped_rows = flipped.max(axis=1) if flipped.ndim > 1 else flipped
-        changed = flipped_rows > tolerance
-        if expected.labels_f64 is not None:
-            changed |= _differ(expected.labels_f64, expected.labels)
-        flips = [int(row) for row in np.flatnonzero(changed)]
+    rows = expected.rows
+    differences: dict[str, float] = {}
+    mismatches: dict[str, list[int]] = {}
+    over = np.zeros(rows, dtype=bool)
+    for name in record.compared:
+        actual, wanted = produced[name], expected.outputs[name]
+        if actual.size != wanted.size:
+            raise InvalidModel(
+                f"the ONNX output '{name}' has shape {list(actual.shape)}; the source model's "
+                f"has {list(wanted.shape)}"
+            )
+        if name in record.label_outputs:
+            mismatches[name] = [int(r) for r in np.flatnonzero(_differ(actual, wanted))]
+            continue
+        per_row = scaled_difference(actual, wanted)
+        differences[name] = float(per_row.max()) if per_row.size else 0.0
+        over |= per_row > tolerance
+    flips = np.zeros(rows, dtype=bool)
+    if record.tree_model:
+        for name, at_f64 in expected.outputs_f64.items():
+            wanted = expected.outputs[name]
+            if name in record.label_outputs:
+                flips |= _differ(at_f64, wanted)
+            else:
+                flips |= scaled_difference(at_f64, wanted) > tolerance
     return ValidationReport(
-        rows=len(expected.rows),
+        rows=rows,
         tolerance=tolerance,
-        probability_max_abs_diff=float(per_row.max()) if per_row.size else 0.0,
-        label_mismatch_rows=[int(r) for r in np.flatnonzero(_differ(labels, expected.labels))],
-        rows_over_tolerance=[int(row) for row in np.flatnonzero(per_row > tolerance)],
-        threshold_flip_rows=flips,
-        probability_output=record.probability_output,
-        label_output=record.label_output,
+        differences=differences,
+        mismatch_rows=mismatches,
+        rows_over_tolerance=[int(row) for row in np.flatnonzero(over)],
+        # Of the sample's own rows: the probe rows after them are copies of its first rows.
+        threshold_flip_rows=[int(row) for row in np.flatnonzero(flips[: record.sample.rows])],
+        outputs=[produced_spec(name, array) for name, array in produced.items()],
     )
+
+
+def produced_spec(name: str, array: np.ndarray) -> TensorSpec:
+    """An output as the model produced it: a graph may declare [None, 1] and give [N, 2]."""
+    from onnxq.registry.export import numpy_dtype_name
+
+    return TensorSpec(name=name, dtype=numpy_dtype_name(array), shape=[None, *array.shape[1:]])
 
 
 def _differ(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     # Labels may be ints in one array and strings in the other (ONNX string labels).
-    pairs = zip(left.tolist(), right.tolist(), strict=True)
+    pairs = zip(np.ravel(left).tolist(), np.ravel(right).tolist(), strict=True)
     return np.asarray([str(a) != str(b) for a, b in pairs], dtype=bool)
 
 
@@ -179,15 +236,19 @@ def validate_export(
         raise InvalidInput("the tolerance must not be negative")
     check_onnx_bytes(onnx_bytes, what)
     if sample is not None:
-        rows = feature_matrix(read_csv(sample), record.features, str(sample))
-        if rows.shape != expected.rows.shape or not np.array_equal(rows, expected.rows):
+        if not record.features:
+            raise InvalidInput("--sample is for a tabular model; a tensor model's is its npz")
+        rows = feature_matrix(read_csv(sample), record.features, str(sample), record.nullable)
+        [recorded] = expected.inputs.values()
+        recorded = recorded[: record.sample.rows]  # without the missing-value probe rows
+        if rows.shape != recorded.shape or not np.array_equal(rows, recorded, equal_nan=True):
             raise InvalidInput(
                 f"{sample} is not the sample the source model was run on at export "
                 f"({record.sample.file}, {record.sample.rows} rows); export again with this "
                 "sample to validate on it"
             )
-    labels, probabilities = run_onnx(onnx_bytes, record, expected.rows)
-    return compare(record, expected, labels, probabilities, tolerance)
+    produced = run_onnx(onnx_bytes, record, expected.inputs)
+    return compare(record, expected, produced, tolerance)
 
 
 def validate_export_dir(

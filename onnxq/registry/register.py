@@ -15,15 +15,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from onnxq.errors import InvalidInput, InvalidModel, ModelNotFound
 from onnxq.models.manifest import DEFAULT_TOLERANCE, PROFILE_FILE, Manifest
 from onnxq.models.onnx_file import check_onnx_bytes
 from onnxq.models.repository import MODEL_NAME, ModelRepository, is_model_name
-from onnxq.registry.export import ExportedModel, build_manifest
-from onnxq.registry.export_dir import feature_matrix, read_csv, read_export_dir
+from onnxq.models.results import PredictionResult
+from onnxq.registry.export import ExportBundle, build_manifest
+from onnxq.registry.export_dir import (
+    ExportRecord,
+    feature_matrix,
+    read_csv,
+    read_export_dir,
+    read_sample,
+)
 from onnxq.registry.parity import ValidationReport, run_onnx, validate_export
 
 HISTORY_FILE = "history.jsonl"  # one line per promote / rollback, for the runbook
@@ -75,7 +81,7 @@ def register_model(
     repository: ModelRepository,
     name: str,
     model_file: Path,
-    reference: Path,
+    reference: Path | None,
     *,
     promote: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
@@ -84,7 +90,8 @@ def register_model(
 ) -> Registration:
     """Validate and add `model_file` as the next version of `name`; promote it if asked. The
     drift profile holds the `reference` (training) rows' features and, given `held_out` rows the
-    model was not trained on, its outputs on them (never its outputs on its training rows)."""
+    model was not trained on, its outputs on them (never its outputs on its training rows). A
+    tensor model has no features: its profile holds its outputs only."""
     checked_name(name)
     try:
         onnx_bytes = model_file.read_bytes()
@@ -92,27 +99,22 @@ def register_model(
         raise InvalidInput(f"{model_file} cannot be read: {exc}") from exc
     check_onnx_bytes(onnx_bytes, str(model_file))
     record, expected = read_export_dir(model_file.parent)
+    bundle = ExportBundle(onnx_bytes, record, expected)
     report = validate_export(onnx_bytes, record, expected, sample, tolerance, str(model_file))
     report.raise_if_failed()  # nothing is written for a model that does not reproduce its source
 
-    training = feature_matrix(read_csv(reference), record.features, str(reference))
+    training = _reference_frame(record, reference)
+    # Everything that can fail on the user's input happens before the model directory is touched.
+    draft = build_manifest(bundle, report, name=name, version=1)
     outputs = None
     if held_out is not None:
-        rows = feature_matrix(read_csv(held_out), record.features, str(held_out))
-        labels, probabilities = run_onnx(onnx_bytes, record, rows)
-        outputs = {"probabilities": probabilities, "label": np.asarray(labels).tolist()}
+        inputs, _, _ = read_sample(held_out, record.features, record.nullable)
+        result = PredictionResult.of(draft, run_onnx(onnx_bytes, record, inputs))
+        outputs = dict(result.log_columns())
     from drift.profile import build_profile
 
-    exported = ExportedModel.of(
-        onnx_bytes,
-        class_labels=record.class_labels,
-        parity=report.parity(),
-        label_output=record.label_output,
-        probability_output=record.probability_output,
-    )
-    # Everything that can fail on the user's input happens before the model directory is touched.
     profile = build_profile(
-        pd.DataFrame(training, columns=record.features),
+        training,
         outputs=outputs,
         outputs_source="held-out" if outputs is not None else None,
         model=name,
@@ -126,18 +128,17 @@ def register_model(
             # that adding an unpromoted version does not change what is served.
             repository.set_default(name, repository.default_version(name))
         manifest = build_manifest(
-            exported,
+            bundle,
+            report,
             name=name,
             version=version,
-            feature_names=record.features,
-            class_names=record.class_names,
             source={
                 "framework": record.framework,
                 "framework_version": record.framework_version,
                 **record.source,
                 "exported_at": record.created_at.isoformat(),
                 "sample": record.sample.model_dump(),
-                "training_data": reference.name,
+                "training_data": reference.name if reference else None,
                 "training_rows": len(training),
             },
         )
@@ -147,6 +148,21 @@ def register_model(
         if promote:
             _switch_default(repository, name, version, "promote")
     return Registration(manifest, path, report, promote)
+
+
+def _reference_frame(record: ExportRecord, reference: Path | None) -> pd.DataFrame:
+    """The training rows' features, in the model's order (none for a tensor model)."""
+    if not record.features:
+        if reference is not None:
+            raise InvalidInput(
+                "a tensor model has no feature columns to profile: leave out --reference, and "
+                "pass --held-out inputs (.npz) to profile its outputs"
+            )
+        return pd.DataFrame()
+    if reference is None:
+        raise InvalidInput("--reference (the training data CSV) is needed to profile features")
+    training = feature_matrix(read_csv(reference), record.features, str(reference), record.nullable)
+    return pd.DataFrame(training, columns=record.features)
 
 
 def promote(repository: ModelRepository, name: str, version: int) -> DefaultChange:

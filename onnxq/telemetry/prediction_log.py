@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from onnxq.models.session import PredictionResult
+from onnxq.models.results import PredictionResult
 
 
 class PredictionLog:
@@ -62,30 +62,32 @@ class PredictionLog:
 
         Features are logged as the float32 values the model saw, each written as
         its shortest round-trip decimal (17.99, not 17.989999771118164), in
-        manifest order whatever form the request used.
+        manifest order whatever form the request used; a missing value is null. A tensor
+        model's input tensors are not logged (`features` is null): its outputs are.
         """
         now = datetime.now(UTC)
         timestamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        matrix = np.ascontiguousarray(rows, dtype=np.float32)
-        lines = [
-            orjson.dumps(
-                {
-                    "ts": timestamp,
-                    "source": source,
-                    "request_id": request_id,
-                    "job_id": job_id,
-                    "model": model,
-                    "version": version,
-                    "row": index,
-                    "features": matrix[index],
-                    "label": result.labels[index],
-                    "probabilities": result.probabilities[index],
-                    "latency_ms": round(latency_ms, 3),
-                },
-                option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE,
+        tabular = not isinstance(rows, np.ndarray) or rows.dtype.names is None
+        matrix = np.ascontiguousarray(rows, dtype=np.float32) if tabular else None
+        columns = result.log_columns()
+        lines = []
+        for index in range(len(rows)):
+            line = {
+                "ts": timestamp,
+                "source": source,
+                "request_id": request_id,
+                "job_id": job_id,
+                "model": model,
+                "version": version,
+                "row": index,
+                "features": None if matrix is None else matrix[index],
+            }
+            for key, values in columns:
+                line[key] = values[index]
+            line["latency_ms"] = round(latency_ms, 3)
+            lines.append(
+                orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
             )
-            for index in range(len(matrix))
-        ]
         return self.path_for(now), b"".join(lines)
 
     def _append(self, path: Path, payload: bytes) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from drift import DriftReport, ReferenceProfile, build_profile, compute_drift
-from onnxq.models.session import PredictionResult
+from onnxq.models.results import PredictionResult
 from onnxq.telemetry.prediction_log import PredictionLog
 from tests.support.prediction_log import append, log_line
 
@@ -33,7 +33,7 @@ def record(log: PredictionLog, frame: pd.DataFrame, rng: np.random.Generator) ->
     for start in range(0, len(frame), 250):
         batch = frame.iloc[start : start + 250]
         p = rng.random(len(batch))
-        result = PredictionResult(
+        result = PredictionResult.classification(
             labels=[int(x > 0.5) for x in p],
             probabilities=[[1 - float(x), float(x)] for x in p],
             classes=[0, 1],

@@ -10,7 +10,7 @@ import pytest
 
 from drift.log_reader import read_window
 from drift.profile import build_profile
-from onnxq.models.session import PredictionResult
+from onnxq.models.results import PredictionResult
 from onnxq.telemetry.prediction_log import PredictionLog
 
 
@@ -23,7 +23,7 @@ def profile():
 def log_jobs(log_dir: Path, job_runs: list[tuple[str, np.ndarray]]) -> None:
     log = PredictionLog(log_dir)
     for job_id, rows in job_runs:
-        result = PredictionResult([0] * len(rows), [[0.5, 0.5]] * len(rows), [0, 1])
+        result = PredictionResult.classification([0] * len(rows), [[0.5, 0.5]] * len(rows), [0, 1])
         log.record(
             model="m",
             version=1,
@@ -42,7 +42,7 @@ def test_a_job_logged_twice_counts_once(tmp_path: Path, profile, chunk_size: int
     # job-a runs, job-b runs, job-a runs again (redelivered after its worker died).
     log_jobs(tmp_path, [("job-a", first), ("job-b", second), ("job-a", first)])
     sync = PredictionLog(tmp_path)
-    result = PredictionResult([0], [[0.5, 0.5]], [0, 1])
+    result = PredictionResult.classification([0], [[0.5, 0.5]], [0, 1])
     for _ in range(2):  # two sync requests with the same row are two predictions
         sync.record(
             model="m",

@@ -13,7 +13,7 @@ import drift.log_reader
 from drift import build_profile, read_window
 from drift.log_lines import LINE, parse_block
 from drift.profile import ReferenceProfile
-from onnxq.models.session import PredictionResult
+from onnxq.models.results import PredictionResult
 from onnxq.telemetry.prediction_log import PredictionLog
 from tests.support.prediction_log import append, log_line
 
@@ -91,7 +91,9 @@ def test_prediction_log_lines_are_in_the_fast_layout_and_parse_to_the_logged_val
 ) -> None:
     log = PredictionLog(tmp_path)
     rows = np.array([[17.99, np.nan], [-1e-05, 3.0]], dtype=np.float32)
-    result = PredictionResult(labels=[1, 0], probabilities=[[0.2, 0.8], [0.9, 0.1]], classes=[0, 1])
+    result = PredictionResult.classification(
+        labels=[1, 0], probabilities=[[0.2, 0.8], [0.9, 0.1]], classes=[0, 1]
+    )
     log.record(
         model="m",
         version=1,

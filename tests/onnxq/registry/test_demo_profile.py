@@ -12,8 +12,8 @@ from drift import Family, build_profile, compare
 from drift.profile import ReferenceProfile
 from onnxq.models.repository import ModelRepository
 from onnxq.registry.demo import DEMO_MODEL_NAME, out_of_fold_outputs
-from onnxq.registry.export import sklearn_classifier_to_onnx
 from onnxq.registry.export_dir import INPUT_NAME, PROBABILITY_OUTPUT
+from onnxq.registry.sklearn_onnx import sklearn_to_onnx
 
 
 def test_the_demo_profile_says_its_outputs_are_out_of_fold(
@@ -40,7 +40,7 @@ def test_an_out_of_fold_reference_matches_new_rows_where_the_in_sample_one_drift
     train, new = slice(0, 2000), slice(2000, None)
     forest = RandomForestClassifier(n_estimators=50, random_state=0, n_jobs=1)
     forest.fit(X[train], y[train])
-    session = ort.InferenceSession(sklearn_classifier_to_onnx(forest, X.shape[1]))
+    session = ort.InferenceSession(sklearn_to_onnx(forest, X.shape[1]))
 
     def onnx_probability(rows: np.ndarray) -> np.ndarray:
         return session.run([PROBABILITY_OUTPUT], {INPUT_NAME: rows})[0][:, -1]

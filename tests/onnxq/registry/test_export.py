@@ -16,7 +16,8 @@ from onnxq.errors import ParityError
 from onnxq.models.manifest import MODEL_FILE, Manifest
 from onnxq.models.session import sha256_of
 from onnxq.registry.demo import DEMO_MODEL_NAME
-from onnxq.registry.export import ExportedModel, build_manifest, export_sklearn_classifier
+from onnxq.registry.export import build_manifest
+from tests.support.exports import export_in_memory
 
 
 @pytest.fixture(scope="module")
@@ -53,24 +54,27 @@ def test_an_exported_classifier_reproduces_scikit_learn(
     X, _ = data
     model = fitted(estimator, data)
 
-    exported = export_sklearn_classifier(model, X)
+    bundle, report = export_in_memory(model, X, nullable=[])
+    manifest = build_manifest(bundle, report, name="m", version=1)
 
-    session = ort.InferenceSession(exported.onnx_bytes, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(bundle.onnx_bytes, providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(["label", "probabilities"], {"input": X})
     np.testing.assert_array_equal(labels, model.predict(X))
     np.testing.assert_allclose(probabilities, model.predict_proba(X), rtol=0, atol=1e-5)
-    assert exported.parity.max_abs_diff <= 1e-5
-    assert exported.parity.rows == len(X)
-    assert exported.parity.compared == "probabilities"
-    assert exported.class_labels == [0, 1, 2]
-    assert all(type(label) is int for label in exported.class_labels)
-    assert [spec.name for spec in exported.inputs] == ["input"]
-    assert exported.inputs[0].shape == [None, 6]
-    assert [(spec.name, spec.dtype) for spec in exported.outputs] == [
+    assert report.passed
+    assert manifest.parity.max_abs_diff <= 1e-5
+    assert manifest.parity.rows == len(X)
+    assert manifest.parity.compared == "probabilities, label"
+    assert manifest.task == "classification"
+    assert manifest.class_labels == [0, 1, 2]
+    assert all(type(label) is int for label in manifest.class_labels)
+    assert [spec.name for spec in manifest.inputs] == ["input"]
+    assert manifest.inputs[0].shape == [None, 6]
+    assert [(spec.name, spec.dtype) for spec in manifest.outputs] == [
         ("label", "int64"),
         ("probabilities", "float32"),
     ]
-    assert exported.outputs[1].shape == [None, 3]
+    assert manifest.outputs[1].shape == [None, 3]
 
 
 def test_an_impossible_tolerance_raises_a_parity_error(
@@ -79,8 +83,11 @@ def test_an_impossible_tolerance_raises_a_parity_error(
     X, _ = data
     model = fitted(LogisticRegression(max_iter=1000), data)
 
+    _, report = export_in_memory(model, X, tolerance=1e-12)
+
+    assert not report.passed
     with pytest.raises(ParityError, match="disagree") as caught:
-        export_sklearn_classifier(model, X, tolerance=-1.0)
+        report.raise_if_failed()
 
     assert caught.value.error_type == "parity_error"
 
@@ -107,28 +114,20 @@ def test_the_demo_manifest_records_its_parity_features_and_checksum(
 
 
 def test_one_builder_makes_the_manifest_of_an_exported_graph(
-    demo_model_dir: Path, demo_manifest: Manifest
+    data: tuple[np.ndarray, np.ndarray],
 ) -> None:
-    onnx_bytes = (demo_model_dir / DEMO_MODEL_NAME / "1" / MODEL_FILE).read_bytes()
-    exported = ExportedModel.of(
-        onnx_bytes,
-        class_labels=[0, 1],
-        parity=demo_manifest.parity,
-        label_output="label",
-        probability_output="probabilities",
-    )
+    X, _ = data
+    bundle, report = export_in_memory(fitted(LogisticRegression(max_iter=1000), data), X)
 
-    manifest = build_manifest(
-        exported, name="copy", version=3, feature_names=["a", "b"], source={"from": "test"}
-    )
+    manifest = build_manifest(bundle, report, name="copy", version=3, source={"from": "test"})
 
     assert (manifest.name, manifest.version) == ("copy", 3)
-    assert manifest.sha256 == hashlib.sha256(onnx_bytes).hexdigest()
-    assert manifest.size_bytes == len(onnx_bytes)
-    assert [(f.name, f.dtype) for f in manifest.features] == [("a", "float32"), ("b", "float32")]
-    assert manifest.inputs == demo_manifest.inputs  # read from the graph
-    assert manifest.outputs == demo_manifest.outputs
+    assert manifest.sha256 == hashlib.sha256(bundle.onnx_bytes).hexdigest()
+    assert manifest.size_bytes == len(bundle.onnx_bytes)
+    assert [(f.name, f.dtype, f.nullable) for f in manifest.features] == [
+        (f"f{i}", "float32", False) for i in range(6)
+    ]
     assert (manifest.label_output, manifest.probability_output) == ("label", "probabilities")
-    assert manifest.parity == demo_manifest.parity
+    assert manifest.parity == report.parity()
     assert manifest.source == {"from": "test"}
     assert manifest.class_names is None

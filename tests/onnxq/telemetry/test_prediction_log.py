@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onnxq.models.session import PredictionResult
+from onnxq.models.results import PredictionResult
 from onnxq.telemetry.prediction_log import PredictionLog
 from tests.support.prediction_log import prediction_log_files
 
@@ -40,7 +40,7 @@ def read_lines(directory: Path) -> list[dict]:
 
 
 def result_for(n_rows: int) -> PredictionResult:
-    return PredictionResult(
+    return PredictionResult.classification(
         labels=[index % 2 for index in range(n_rows)],
         probabilities=[[0.25, 0.75] if index % 2 else [0.75, 0.25] for index in range(n_rows)],
         classes=[0, 1],

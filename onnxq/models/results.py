@@ -1,0 +1,132 @@
+"""What a model answers for a batch of rows, shaped by its task: the one place that knows it.
+
+- classification: `labels`, `probabilities` (columns in the order of `classes`; absent for a
+  classifier without probabilities, e.g. LinearSVC) and `classes`;
+- regression: `predictions` (a number per row, or a list per row for several targets) and
+  `targets`;
+- tensor: `outputs`, each output tensor's rows by output name.
+
+The same object is the v1 answer, a job's result, the source of each prediction-log line and,
+through its raw `tensors`, of a V2 answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from onnxq.models.manifest import Manifest, Task
+
+# Per-row answer fields -> the key a prediction-log line gives one row's value.
+LOG_KEYS = {"labels": "label", "probabilities": "probabilities", "predictions": "prediction"}
+
+
+def float32_values(array: np.ndarray) -> list[Any]:
+    """Nested lists of the shortest decimals that round-trip each float32 value.
+
+    JSON clients then read 0.98, not 0.9800000190734863, and np.float32 of what
+    they read is bit-for-bit the value onnxruntime produced.
+    """
+    # orjson writes float32 with its shortest round-trip decimal (17x faster than astype(str)).
+    encoded = orjson.dumps(
+        np.ascontiguousarray(array, dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY
+    )
+    return orjson.loads(encoded)  # type: ignore[no-any-return]
+
+
+def tensor_values(array: np.ndarray) -> list[Any]:
+    """An output tensor as nested JSON lists, each value exactly as the model produced it."""
+    if array.dtype in (np.float32, np.float16):
+        return float32_values(array)  # float16 widens to float32 exactly
+    return array.tolist()  # type: ignore[no-any-return]  # float64, ints, bools, strings
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    """One batch's answer in row order. `columns` hold one value per row; `constants` (the
+    classes, the targets) hold for every row; `tensors` are the raw outputs it was made from."""
+
+    task: Task
+    columns: dict[str, list[Any]]
+    constants: dict[str, Any] = field(default_factory=dict)
+    tensors: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, manifest: Manifest, tensors: dict[str, np.ndarray]) -> PredictionResult:
+        """The answer `manifest`'s model gives when its session produced `tensors`."""
+        if manifest.task == "classification":
+            columns = {"labels": tensors[manifest.label_output].tolist()}  # type: ignore[index]
+            if manifest.probability_output is not None:
+                columns["probabilities"] = float32_values(tensors[manifest.probability_output])
+            constants: dict[str, Any] = {"classes": list(manifest.class_labels)}
+        elif manifest.task == "regression":
+            values = tensors[manifest.prediction_output]  # type: ignore[index]
+            values = values.reshape(len(values), -1)
+            if len(manifest.targets) == 1:
+                values = values[:, 0]  # one number per row, as a single-target model predicts
+            columns = {"predictions": tensor_values(values)}
+            constants = {"targets": list(manifest.targets)}
+        else:
+            columns = {name: tensor_values(tensors[name]) for name in manifest.answer_outputs}
+            constants = {}
+        return cls(manifest.task, columns, constants, tensors)
+
+    @classmethod
+    def classification(
+        cls, labels: list[Any], probabilities: list[list[float]] | None, classes: list[Any]
+    ) -> PredictionResult:
+        """A classifier's answer from its values (tests, benchmarks, tools)."""
+        columns = {"labels": labels}
+        if probabilities is not None:
+            columns["probabilities"] = probabilities
+        return cls("classification", columns, {"classes": classes})
+
+    @property
+    def labels(self) -> list[Any]:
+        return self.columns["labels"]
+
+    @property
+    def probabilities(self) -> list[list[float]]:
+        return self.columns["probabilities"]
+
+    @property
+    def classes(self) -> list[Any]:
+        return self.constants["classes"]  # type: ignore[no-any-return]
+
+    @property
+    def predictions(self) -> list[Any]:
+        return self.columns["predictions"]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer's fields: what /v1 predict returns and a job's result holds."""
+        if self.task == "tensor":
+            return {"outputs": self.columns}
+        return {**self.columns, **self.constants}
+
+    def part(self, start: int, end: int) -> PredictionResult:
+        """Rows start..end (one job's rows of a micro-batch)."""
+        columns = {key: values[start:end] for key, values in self.columns.items()}
+        return PredictionResult(self.task, columns, self.constants)
+
+    @classmethod
+    def joined(cls, parts: list[PredictionResult]) -> PredictionResult:
+        """The chunks of one batch, run separately, as one result."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        columns = {key: [v for part in parts for v in part.columns[key]] for key in first.columns}
+        return cls(first.task, columns, first.constants)
+
+    def log_columns(self) -> list[tuple[str, list[Any]]]:
+        """(log-line key, values per row): the fields each prediction-log line carries."""
+        if self.task == "tensor":
+            names = list(self.columns)
+            rows = zip(*self.columns.values(), strict=True)
+            return [("outputs", [dict(zip(names, row, strict=True)) for row in rows])]
+        return [(LOG_KEYS[key], values) for key, values in self.columns.items()]
