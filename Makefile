@@ -23,7 +23,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[export,embedded,dev,torch]'
+	$(PIP) install --quiet -e '.[export,boosting,embedded,dev,torch]'
 	@touch $@ $(VENV)/.run-installed
 
 demo-model: $(VENV)/.run-installed

@@ -6,10 +6,12 @@ float64 rows as read. So:
 
 - ONNX vs source on float32 input is the parity figure, output by output: for a label output
   the rows whose label differs; for numbers (probabilities, predictions, tensors) the largest
-  difference, measured absolutely up to 1 and relatively beyond (|onnx - source| / max(1,
-  |source|)), since float32 carries about 7 significant digits whatever the magnitude: a
-  regression predicting 20,000 cannot agree to 1e-5 absolutely, and a probability must. Above
-  the tolerance (default 1e-5), or with any label differing, validation fails.
+  difference, measured absolutely for values up to 1 and relative to the output's own scale
+  beyond: |onnx - source| / max(1, largest |source| of that output column on the sample).
+  float32 carries about 7 significant digits whatever the magnitude, so a regression predicting
+  20,000 cannot agree to 1e-5 absolutely (and a prediction near 0 that is a difference of large
+  terms cannot agree relative to itself), while a probability must agree absolutely. Above the
+  tolerance (default 1e-5), or with any label differing, validation fails.
 - Source on float64 vs source on float32 rows is a warning for tree models: a feature value just
   beside a split threshold can land on the other side once rounded to float32, so the service
   (float32) and the user's float64 pipeline disagree on those rows. They are listed, not failed:
@@ -154,10 +156,12 @@ def run_onnx(
 
 
 def scaled_difference(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """|actual - expected| per row: absolute up to 1, relative beyond (see the module doc)."""
+    """The largest |actual - expected| of each row, each column scaled by its own magnitude on
+    the sample when that is above 1 (see the module doc)."""
     expected = np.asarray(expected, dtype=np.float64).reshape(len(expected), -1)
     actual = np.asarray(actual, dtype=np.float64).reshape(expected.shape)
-    difference = np.abs(actual - expected) / np.maximum(1.0, np.abs(expected))
+    scale = np.maximum(1.0, np.nanmax(np.abs(expected), axis=0, initial=0.0))
+    difference = np.abs(actual - expected) / scale
     # NaN where both are NaN is agreement; NaN in one only is the largest disagreement.
     both = np.isnan(actual) & np.isnan(expected)
     difference = np.where(both, 0.0, np.where(np.isnan(difference), np.inf, difference))

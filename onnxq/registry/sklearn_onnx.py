@@ -111,8 +111,11 @@ def sklearn_to_onnx(estimator: Any, width: int) -> bytes:
         options = {id(final_step(estimator)): {"zipmap": False}}
     target_opset: dict[str, int] | None = None
     if framework != "scikit-learn":
+        from skl2onnx import get_latest_tested_opset_version
+
         _register_gradient_boosting(framework)
-        target_opset = {"ai.onnx.ml": ML_OPSET}
+        # Both domains pinned: onnxmltools would otherwise use opsets skl2onnx cannot combine.
+        target_opset = {"": get_latest_tested_opset_version(), "ai.onnx.ml": ML_OPSET}
     onnx_model = to_onnx(
         estimator,
         initial_types=[(INPUT_NAME, FloatTensorType([None, width]))],
