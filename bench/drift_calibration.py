@@ -38,7 +38,8 @@ import pandas as pd  # noqa: E402
 from bench import report  # noqa: E402
 from drift import build_profile, check_family, compare  # noqa: E402
 from drift.decision import minimum_window  # noqa: E402
-from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile  # noqa: E402
+from drift.feature_bins import CategoricalFeature, NumericFeature  # noqa: E402
+from drift.profile import ReferenceProfile  # noqa: E402
 from drift.psi import psi  # noqa: E402
 
 WINDOWS = (20, 50, 100, 150, 200, 500, 1_000, 5_000, 50_000)

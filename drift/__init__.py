@@ -38,12 +38,12 @@ _EXPORTS = {
     "log_files": "drift.log_reader",
     "read_window": "drift.log_reader",
     "window_bounds": "drift.log_reader",
-    "CategoricalFeature": "drift.profile",
+    "CategoricalFeature": "drift.feature_bins",
     "LABEL": "drift.profile",
-    "NumericFeature": "drift.profile",
+    "NumericFeature": "drift.feature_bins",
     "PROBABILITY": "drift.profile",
     "ReferenceProfile": "drift.profile",
-    "UNSEEN": "drift.profile",
+    "UNSEEN": "drift.feature_bins",
     "build_profile": "drift.profile",
 }
 

@@ -71,7 +71,7 @@ def compute_drift(
             unseen_threshold=unseen_threshold,
         )
 
-    outputs = [report(b) for b in (window.probability, window.label) if b is not None]
+    outputs = [report(b) for b in window.outputs]
     return DriftReport(
         model=model,
         version=version,
@@ -92,11 +92,12 @@ def compute_drift(
         duplicate_lines=window.duplicate_lines,
         features=sort_reports([report(b) for b in window.features]),
         outputs=outputs,
+        skipped=profile.skipped,
     )
 
 
 def check_family(profile: ReferenceProfile, alpha: float = DEFAULT_FAMILY_ALPHA) -> Family:
     """The tests one check of `profile` makes: for every feature and profiled model output its
     bins, its missing rate and (where tracked) its unseen rate."""
-    profiled = [*profile.features, *(o for o in (profile.probability, profile.label) if o)]
+    profiled = [*profile.features, *profile.outputs]
     return Family(tests=sum(3 if f.tracks_unseen else 2 for f in profiled), alpha=alpha)

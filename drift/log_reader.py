@@ -33,8 +33,10 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from drift.feature_bins import CategoricalFeature, NumericFeature
 from drift.log_lines import ParsedBlock, job_key, parse_block
-from drift.profile import CategoricalFeature, NumericFeature, ReferenceProfile
+from drift.outputs import value_at
+from drift.profile import ReferenceProfile
 
 LOG_FILE = re.compile(r"^predictions-(\d{4}-\d{2}-\d{2})\.jsonl$")
 DEFAULT_DAYS = 7
@@ -128,6 +130,8 @@ class WindowCounts:
     features: list[FeatureBins]
     probability: FeatureBins | None = None
     label: FeatureBins | None = None
+    values: list[FeatureBins] = field(default_factory=list)  # profile.values, in order
+    paths: list[list[str | int]] = field(default_factory=list)  # where each is in a line
     rows: int = 0
     corrupt_lines: int = 0
     mismatched_lines: int = 0
@@ -147,14 +151,30 @@ class WindowCounts:
             features=[bins(f) for f in profile.features],
             probability=bins(profile.probability) if profile.probability else None,
             label=bins(profile.label) if profile.label else None,
+            values=[bins(value.feature) for value in profile.values],
+            paths=[value.path for value in profile.values],
         )
 
-    def add_chunk(self, rows: list[list[Any]], probabilities: list[Any], labels: list[Any]) -> None:
-        """Bin one chunk of rows (all of the profile's width) into the running counts."""
+    @property
+    def outputs(self) -> list[FeatureBins]:
+        return [b for b in (self.probability, self.label) if b is not None] + self.values
+
+    def add_chunk(
+        self,
+        rows: list[list[Any]],
+        probabilities: list[Any],
+        labels: list[Any],
+        values: list[list[Any]] | None = None,
+    ) -> None:
+        """Bin one chunk of rows (all of the profile's width) into the running counts; `values`
+        holds each numeric output's column (self.paths), when the profile has any."""
         if not rows:
             return
-        frame = pd.DataFrame(rows, dtype=object)
-        self._add_columns([frame[index] for index in range(len(self.features))])
+        if self.features:
+            frame = pd.DataFrame(rows, dtype=object)
+            self._add_columns([frame[index] for index in range(len(self.features))])
+        for bins, column in zip(self.values, values or [], strict=True):
+            bins.add(column)
         self._add_outputs(probabilities, labels, len(rows))
 
     def add_parsed(self, parsed: ParsedBlock) -> None:
@@ -240,13 +260,16 @@ def _read_lines(
     rows: list[list[Any]] = []
     probabilities: list[Any] = []
     labels: list[Any] = []
+    values: list[list[Any]] = [[] for _ in result.paths]
     for raw in lines:
         try:
             line = orjson.loads(raw)
         except orjson.JSONDecodeError:
             result.corrupt_lines += 1
             continue
-        if not isinstance(line, dict) or not isinstance(line.get("features"), list):
+        # A tensor model logs no features (null): its profile has none (width 0).
+        features = line.get("features") if isinstance(line, dict) else None
+        if not isinstance(features, list) and not (width == 0 and isinstance(line, dict)):
             result.corrupt_lines += 1
             continue
         if line.get("model") != model:
@@ -260,7 +283,7 @@ def _read_lines(
         if not result.start <= ts <= result.end:
             result.outside_window += 1
             continue
-        features = line["features"]
+        features = features or []
         if len(features) != width:
             result.mismatched_lines += 1
             continue
@@ -274,4 +297,7 @@ def _read_lines(
         rows.append(features)
         probabilities.append(_last_probability(line.get("probabilities")))
         labels.append(line.get("label"))
-    result.add_chunk(rows, probabilities, labels)
+        flattened: dict[str, Any] = {}
+        for column, path in zip(values, result.paths, strict=True):
+            column.append(value_at(line, path, flattened))
+    result.add_chunk(rows, probabilities, labels, values)

@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field, computed_field
 from drift.chi2 import chi2_quantile
 
 if TYPE_CHECKING:
-    from drift.profile import CategoricalFeature, NumericFeature
+    from drift.feature_bins import CategoricalFeature, NumericFeature
 
 EPSILON = 1e-4
 SMOOTHING = 0.5  # rows added to every bin, on both sides, before a report's PSI
@@ -210,7 +210,12 @@ class DriftReport(BaseModel):
     )
     features: list[FeatureReport] = Field(description="drifted first (see sort_reports)")
     outputs: list[FeatureReport] = Field(
-        default_factory=list, description="predicted probability and label, when profiled"
+        default_factory=list,
+        description="the profiled outputs: predicted probability and label, a regressor's "
+        "predictions, a tensor model's output values",
+    )
+    skipped: dict[str, str] = Field(
+        default_factory=dict, description="inputs and outputs not profiled, each with why"
     )
     class_names: dict[str, str] = Field(
         default_factory=dict, description="the label output's class names, by logged label"

@@ -41,7 +41,7 @@ from drift.psi import (
 )
 
 if TYPE_CHECKING:  # drift.profile needs pandas, which the gateway's image does not carry
-    from drift.profile import CategoricalFeature, NumericFeature
+    from drift.feature_bins import CategoricalFeature, NumericFeature
 
 
 def verdict(

@@ -22,7 +22,7 @@ from onnxq.errors import TooManyRows
 from onnxq.models.inputs import Float32Problem, check_row_limit, float32_problem
 from onnxq.models.manifest import DType, Manifest, TensorSpec
 from onnxq.models.results import PredictionResult, tensor_values
-from onnxq.models.tensors import TensorProblem, row_dtype, row_shape, tensor_array
+from onnxq.models.tensors import TensorProblem, row_shape, tensor_array, tensor_records
 
 # Manifest dtypes as the protocol's tensor data types.
 DATATYPES: dict[DType, str] = {
@@ -223,10 +223,7 @@ def _tensor_records(
             arrays[tensor.name] = tensor_array(flat, spec, (math.prod(shape),)).reshape(shape)
         except TensorProblem as exc:
             raise TensorError(f"input '{tensor.name}' {exc}") from None
-    records = np.zeros(rows, dtype=row_dtype(manifest))
-    for name, array in arrays.items():
-        records[name] = array
-    return records
+    return tensor_records(manifest, arrays)
 
 
 def metadata_tensors(specs: list[TensorSpec]) -> list[dict[str, Any]]:

@@ -16,8 +16,10 @@ from drift.log_reader import Progress
 from drift.psi import FeatureReport
 from onnxq.cli.repository import served_repository
 from onnxq.errors import OnnxqError
+from onnxq.models.manifest import Manifest
+from onnxq.models.tensors import tensor_records
 from onnxq.settings import Settings
-from onnxq.telemetry.drift_check import check_model
+from onnxq.telemetry.drift_check import check_model, unprofiled_inputs
 from onnxq.telemetry.logs import configure_logging
 
 PROGRESS_MIN_BYTES = 1024 * 1024  # a smaller log is read before a progress line would help
@@ -40,9 +42,22 @@ def _drift_profile(args: argparse.Namespace, settings: Settings) -> int:
     except OnnxqError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    names = model.manifest.feature_names
-    frames = {"--data": args.data, "--held-out": args.held_out}
-    read: dict[str, pd.DataFrame] = {}
+    manifest = model.manifest
+    if not manifest.tabular and (args.data is not None or args.held_out is None):
+        print(
+            "error: a tensor model has no feature columns to profile: pass --held-out inputs "
+            "(.npz) to profile its outputs, and no --data",
+            file=sys.stderr,
+        )
+        return 2
+    if manifest.tabular and args.data is None:
+        print(
+            "error: --data (the training data) is needed to profile the features", file=sys.stderr
+        )
+        return 2
+    names = manifest.feature_names
+    frames = {"--data": args.data, "--held-out": args.held_out if manifest.tabular else None}
+    read: dict[str, pd.DataFrame] = {"--data": pd.DataFrame()}
     for option, path in frames.items():
         if path is None:
             continue
@@ -53,9 +68,15 @@ def _drift_profile(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         read[option] = frame[names]  # manifest order: the log matches rows by position
     outputs = None
-    if "--held-out" in read and not args.no_outputs:
-        result = model.predict(read["--held-out"].to_numpy(dtype=np.float32))
-        outputs = dict(result.log_columns())  # keyed as the prediction log keys them
+    held_out_rows = 0
+    if args.held_out is not None and not args.no_outputs:
+        batch = (
+            read["--held-out"].to_numpy(dtype=np.float32)
+            if manifest.tabular
+            else held_out_records(args.held_out, manifest)
+        )
+        held_out_rows = len(batch)
+        outputs = model.predict(batch).profile_outputs()  # keyed as the prediction log's fields
     elif not args.no_outputs:
         print(
             "note: model outputs not profiled: pass --held-out with rows the model was not "
@@ -70,12 +91,13 @@ def _drift_profile(args: argparse.Namespace, settings: Settings) -> int:
         categorical=[c for c in (args.categorical or "").split(",") if c],
         model=model.name,
         version=model.version,
+        skipped=unprofiled_inputs(manifest),
     )
     # Saved atomically beside the manifest: a drift check may be reading the previous one.
     path = profile.save(repository.paths(model.name, model.version).profile)
     size = path.stat().st_size
     outputs_line = (
-        f"outputs from {len(read['--held-out'])} held-out rows"
+        f"outputs from {held_out_rows} held-out rows"
         if profile.outputs_source
         else "no output profile"
     )
@@ -83,7 +105,17 @@ def _drift_profile(args: argparse.Namespace, settings: Settings) -> int:
         f"{path}: {len(profile.features)} features, {profile.rows} rows, {outputs_line}, "
         f"{size:,} bytes"
     )
+    for name, reason in profile.skipped.items():
+        print(f"not profiled: {name}: {reason}")
     return 0
+
+
+def held_out_records(path: Path, manifest: Manifest) -> np.ndarray:
+    """A tensor model's held-out inputs (.npz by input name) as its batch of records."""
+    from onnxq.registry.export_dir import read_sample
+
+    inputs, _, _ = read_sample(path, [])
+    return tensor_records(manifest, inputs)
 
 
 class ProgressLine:
@@ -178,10 +210,13 @@ def _drift(args: argparse.Namespace, settings: Settings) -> int:
         f"{report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%Y-%m-%d %H:%M} UTC, "
         f"{report.corrupt_lines:,} corrupt lines skipped"
     )
-    print(summary_table(report.features))
+    if report.features:
+        print(summary_table(report.features))
     if report.outputs:
         print("\nmodel outputs")
         print(summary_table(report.outputs))
+    for name, reason in report.skipped.items():
+        print(f"not profiled: {name}: {reason}")
     drifted = report.drifted
     print(f"\ndrifted: {', '.join(drifted) if drifted else 'none'}")
     print(f"report: {check.files.json}\n        {check.files.html}")
@@ -195,14 +230,17 @@ def add_drift_commands(commands: argparse._SubParsersAction) -> None:
     )
     profile.add_argument("name", help="model name")
     profile.add_argument("--version", type=int, help="model version (default: the default one)")
-    profile.add_argument("--data", type=Path, required=True, help="training data: .csv or .parquet")
+    profile.add_argument(
+        "--data", type=Path, help="training data: .csv or .parquet (not for a tensor model)"
+    )
     profile.add_argument("--bins", type=int, help="quantile bins (default ONNXQ_DRIFT_BINS)")
     profile.add_argument("--categorical", help="comma-separated features to treat as categories")
     profile.add_argument(
         "--held-out",
         type=Path,
-        help="rows the model was not trained on (.csv or .parquet): its outputs on them are the "
-        "output profile (without it the outputs are not profiled)",
+        help="rows the model was not trained on (.csv or .parquet; .npz of input tensors for a "
+        "tensor model): its outputs on them are the output profile (without it the outputs "
+        "are not profiled)",
     )
     profile.add_argument(
         "--no-outputs", action="store_true", help="do not profile the model's outputs"

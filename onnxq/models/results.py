@@ -123,6 +123,14 @@ class PredictionResult:
         columns = {key: [v for part in parts for v in part.columns[key]] for key in first.columns}
         return cls(first.task, columns, first.constants)
 
+    def profile_outputs(self) -> dict[str, Any]:
+        """The outputs as drift's build_profile takes them: keyed like the log line's fields,
+        with a regressor's target names."""
+        outputs: dict[str, Any] = dict(self.log_columns())
+        if "targets" in self.constants:
+            outputs["targets"] = self.constants["targets"]
+        return outputs
+
     def log_columns(self) -> list[tuple[str, list[Any]]]:
         """(log-line key, values per row): the fields each prediction-log line carries."""
         if self.task == "tensor":

@@ -70,6 +70,24 @@ def model_feeds(manifest: Manifest, batch: np.ndarray) -> dict[str, np.ndarray]:
     return {spec.name: np.ascontiguousarray(batch[spec.name]) for spec in manifest.inputs}
 
 
+def tensor_records(manifest: Manifest, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Whole input arrays by name (of the same number of rows) as a batch of records."""
+    missing = [spec.name for spec in manifest.inputs if spec.name not in arrays]
+    if missing:
+        raise InvalidInput(f"the model's inputs {missing} are missing")
+    rows = len(next(iter(arrays.values())))
+    records = np.zeros(rows, dtype=row_dtype(manifest))
+    for spec in manifest.inputs:
+        shape = (rows, *row_shape(spec))
+        if arrays[spec.name].shape != shape:
+            raise InvalidInput(
+                f"input '{spec.name}' has shape {list(arrays[spec.name].shape)}; "
+                f"expected {list(shape)}"
+            )
+        records[spec.name] = arrays[spec.name]
+    return records
+
+
 def tensor_array(value: Any, spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarray:
     """`value` (nested JSON lists) as input `spec` of exactly `shape`, or TensorProblem."""
     try:

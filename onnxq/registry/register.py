@@ -31,6 +31,7 @@ from onnxq.registry.export_dir import (
     read_sample,
 )
 from onnxq.registry.parity import ValidationReport, run_onnx, validate_export
+from onnxq.telemetry.drift_check import unprofiled_inputs
 
 HISTORY_FILE = "history.jsonl"  # one line per promote / rollback, for the runbook
 LOCK_FILE = ".lock"
@@ -110,7 +111,7 @@ def register_model(
     if held_out is not None:
         inputs, _, _ = read_sample(held_out, record.features, record.nullable)
         result = PredictionResult.of(draft, run_onnx(onnx_bytes, record, inputs))
-        outputs = dict(result.log_columns())
+        outputs = result.profile_outputs()
     from drift.profile import build_profile
 
     profile = build_profile(
@@ -118,6 +119,7 @@ def register_model(
         outputs=outputs,
         outputs_source="held-out" if outputs is not None else None,
         model=name,
+        skipped=unprofiled_inputs(draft),
     )
     with model_lock(repository, name, create=True):
         versions = repository.versions(name)

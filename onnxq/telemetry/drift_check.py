@@ -22,6 +22,7 @@ from drift.report_files import ReportFiles, report_directory, write_report
 from onnxq.backoff import backoff_seconds
 from onnxq.destinations import DestinationPolicy
 from onnxq.errors import DriftProfileMissing, ModelNotFound
+from onnxq.models.manifest import Manifest
 from onnxq.models.repository import ModelRepository
 from onnxq.settings import Settings
 from onnxq.telemetry import metrics
@@ -96,6 +97,17 @@ def send_alert(payload: dict[str, Any], settings: Settings) -> WebhookOutcome:
         log.info("drift_webhook", status="delivered", model=payload["model"], attempt=attempt)
         return WebhookOutcome.DELIVERED
     return WebhookOutcome.FAILED  # pragma: no cover - attempts >= 1
+
+
+def unprofiled_inputs(manifest: Manifest) -> dict[str, str]:
+    """A tensor model's inputs, each with why the drift profile leaves it out."""
+    if manifest.tabular:
+        return {}
+    return {
+        spec.name: f"input of shape {['N', *spec.shape[1:]]} ({spec.dtype}): not a table of "
+        "features, so not profiled; the model's outputs are"
+        for spec in manifest.inputs
+    }
 
 
 def check_model(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from drift import Family, build_profile, compare
-from drift.profile import NumericFeature
+from drift.feature_bins import NumericFeature
 
 ONE_FEATURE = Family(tests=2)
 

@@ -11,7 +11,7 @@ import pytest
 
 from drift import Family, build_profile, compare
 from drift.decision import rate_alert_level, rate_minimum_window
-from drift.profile import NumericFeature
+from drift.feature_bins import NumericFeature
 
 ONE_TEST = Family(tests=2)  # one feature: its bins and its missing rate
 

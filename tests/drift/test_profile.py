@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from drift import UNSEEN, ReferenceProfile, build_profile
-from drift.profile import CategoricalFeature, NumericFeature, numeric_feature
+from drift.feature_bins import CategoricalFeature, NumericFeature, numeric_feature
 
 
 def test_numeric_bins_are_deciles_of_the_training_data_by_default() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from drift import EPSILON, Family, compare, noise_level, psi, sort_reports, verdict
 from drift.decision import minimum_window, psi_alert_level
-from drift.profile import CategoricalFeature, NumericFeature
+from drift.feature_bins import CategoricalFeature, NumericFeature
 from drift.psi import smoothed_shares
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from drift import Family, build_profile, compare
-from drift.profile import CategoricalFeature, NumericFeature
+from drift.feature_bins import CategoricalFeature, NumericFeature
 
 THREE_TESTS = Family(tests=3)
 
