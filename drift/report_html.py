@@ -219,11 +219,25 @@ def render_html(report: DriftReport) -> str:
     version = "all versions" if report.version is None else f"version {report.version}"
     drifted = report.drifted
     verdicts = [f.verdict for f in report.features]
+    moved = [f.name for f in report.outputs if f.drifted]
     summary = (
         f"<b>{len(drifted)}</b> of {len(report.features)} features drifted"
         + (f": {escape(', '.join(drifted))}" if drifted else "")
-        + f"; {verdicts.count('insufficient data')} with insufficient data."
+        + f"; {verdicts.count('insufficient data')} with insufficient data"
+        + (
+            f"; <b>{len(moved)}</b> of {len(report.outputs)} model outputs drifted"
+            + (f": {escape(', '.join(moved))}" if moved else "")
+            if report.outputs
+            else ""
+        )
+        + "."
     )
+    not_profiled = "".join(
+        f"<li><b>{escape(name)}</b>: {escape(reason)}</li>"
+        for name, reason in report.skipped.items()
+    )
+    if not_profiled:
+        summary += f"<p>Not profiled:</p><ul>{not_profiled}</ul>"
     window = (
         f"{report.window_start:%Y-%m-%d %H:%M} → {report.window_end:%Y-%m-%d %H:%M} UTC "
         f"({report.days} days)"
@@ -252,11 +266,14 @@ def render_html(report: DriftReport) -> str:
         )
         outputs = f'<h2>Model outputs</h2><div class="cards">{cards}</div>'
     features = "".join(feature_card(f) for f in report.features)
+    features_section = (
+        f'<h2>Features</h2><div class="cards">{features}</div>' if report.features else ""
+    )
     title = f"Drift: {escape(report.model)} {version}"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{title}</title><style>{STYLE}</style></head><body>"
         f"<h1>{title}</h1>{meta}<p>{summary}</p>{summary_table(report)}{legend}"
-        f'<h2>Features</h2><div class="cards">{features}</div>{outputs}'
+        f"{features_section}{outputs}"
         "</body></html>\n"
     )
