@@ -45,12 +45,25 @@ class ReadyResponse(BaseModel):
 
 
 class PredictResponse(BaseModel):
+    """A classifier answers labels, probabilities (unless it has none) and classes; a regressor
+    predictions and targets; a tensor model its outputs by name."""
+
     model: str
     version: int
     request_id: str
-    labels: list[int | str]
-    probabilities: list[list[float]] = Field(description="Columns in the order of `classes`.")
-    classes: list[int | str]
+    labels: list[int | str] | None = Field(default=None, description="A classifier's labels.")
+    probabilities: list[list[float]] | None = Field(
+        default=None, description="Columns in the order of `classes`."
+    )
+    classes: list[int | str] | None = None
+    predictions: list[float | list[float]] | None = Field(
+        default=None,
+        description="A regressor's: a number per row, or a list per row (one per target).",
+    )
+    targets: list[str] | None = None
+    outputs: dict[str, list[Any]] | None = Field(
+        default=None, description="A tensor model's output tensors, rows first, by name."
+    )
 
 
 class JobAccepted(BaseModel):
@@ -79,8 +92,9 @@ class ModelDescription(BaseModel):
     features: list[FeatureSpec]
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-    classes: list[int | str]
+    classes: list[int | str] = Field(description="A classifier's class labels; empty otherwise.")
     class_names: list[str] | None
+    targets: list[str] = Field(description="A regressor's target names; empty otherwise.")
     created_at: str
     sha256: str
     parity: Parity

@@ -50,6 +50,16 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def kinds_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository with a model of every kind (tests/support/model_kinds.py), built once."""
+    from tests.support.model_kinds import build_model_kinds
+
+    root = tmp_path_factory.mktemp("kinds")
+    build_model_kinds(ModelRepository(root))
+    return root
+
+
+@pytest.fixture(scope="session")
 def demo_model_dir(model_dir: Path) -> Path:
     """The same repository under the name the unit tests use; tests must not write to it."""
     return model_dir

@@ -90,6 +90,8 @@ def tensor_records(manifest: Manifest, arrays: dict[str, np.ndarray]) -> np.ndar
 
 def tensor_array(value: Any, spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarray:
     """`value` (nested JSON lists) as input `spec` of exactly `shape`, or TensorProblem."""
+    if value is None:
+        raise TensorProblem(f"is null; expected values of shape {list(shape)}")
     try:
         array = np.asarray(value)
     except ValueError:

@@ -52,7 +52,10 @@ def test_a_regressors_shifted_predictions_are_drift_its_steady_features_are_not(
     assert [(v.feature.name, v.path) for v in profile.values] == [("prediction", ["prediction"])]
 
     log_regression(
-        PredictionLog(tmp_path), rng.normal(size=(2000, 2)), rng.normal(112.0, 10.0, 2000), ["price"]
+        PredictionLog(tmp_path),
+        rng.normal(size=(2000, 2)),
+        rng.normal(112.0, 10.0, 2000),
+        ["price"],
     )
     report = compute_drift(profile, tmp_path, "r", version=1)
 
