@@ -174,3 +174,91 @@ def test_a_tree_model_warns_about_rows_that_flip_between_float64_and_float32(
     record = json.loads((tmp_path / "out" / EXPORT_FILE).read_text())
     assert record["tree_model"] is True
     assert record["parity"]["threshold_flip_rows"] == [2, 3]
+
+
+def test_an_export_that_fails_parity_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    X, _ = breast_cancer()
+    estimator = pickle_to(tmp_path / "model.pkl", fitted_pipeline())
+    sample = write_csv(tmp_path / "sample.csv", X.iloc[:50])
+    out = tmp_path / "out"
+
+    code, stdout, _ = run_cli(
+        "export", "sklearn", estimator, "--sample", sample, "--out", out, "--tolerance", "1e-15",
+        capsys=capsys,
+    )  # fmt: skip
+
+    assert code == 1
+    assert stdout.startswith("FAIL") and f"nothing written to {out}" in stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.pkl", "sample.csv"]
+
+
+def test_a_string_label_classifier_exports_with_its_class_names_and_registers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    iris = load_iris(as_frame=True)
+    labels = iris.target_names[iris.target]
+    estimator = pickle_to(
+        tmp_path / "iris.pkl", LogisticRegression(max_iter=1000).fit(iris.data, labels)
+    )
+    sample = write_csv(tmp_path / "iris.csv", iris.data)
+    out = tmp_path / "export"
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("ONNXQ_MODEL_DIR", str(models))
+
+    exported = run_cli(
+        "export", "sklearn", estimator, "--sample", sample, "--out", out,
+        "--class-names", "Setosa,Versicolour,Virginica", capsys=capsys,
+    )  # fmt: skip
+    registered = run_cli("register", "iris", out / MODEL_FILE, "--reference", sample, capsys=capsys)
+
+    assert exported[0] == 0, exported[2]
+    record = json.loads((out / EXPORT_FILE).read_text())
+    assert record["class_labels"] == ["setosa", "versicolor", "virginica"]
+    assert record["class_names"] == ["Setosa", "Versicolour", "Virginica"]
+    assert registered[0] == 0, registered[2]
+    assert f"registered iris version 1 in {models / 'iris' / '1'}" in registered[1]
+
+
+def test_an_estimator_that_is_neither_classifier_nor_regressor_is_refused_leaving_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.cluster import KMeans
+
+    X, _ = breast_cancer()
+    estimator = pickle_to(tmp_path / "kmeans.pkl", KMeans(2, n_init=2, random_state=0).fit(X))
+    sample = write_csv(tmp_path / "sample.csv", X.iloc[:20])
+
+    code, _, err = run_cli(
+        "export", "sklearn", estimator, "--sample", sample, "--out", tmp_path / "out",
+        capsys=capsys,
+    )  # fmt: skip
+
+    assert code == 1
+    assert "neither a fitted classifier nor a regressor" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kmeans.pkl", "sample.csv"]
+
+
+def test_an_export_replaces_an_earlier_one_whole_but_never_another_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = export_pipeline(tmp_path, capsys)
+    (out / "stale.txt").write_text("from before")
+    export_pipeline(tmp_path, capsys)  # the same --out again
+    assert not (out / "stale.txt").exists()
+
+    elsewhere = tmp_path / "mine"
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("keep me")
+    X, _ = breast_cancer()
+    code, _, err = run_cli(
+        "export", "sklearn", tmp_path / "pipeline.pkl", "--sample",
+        write_csv(tmp_path / "s.csv", X.iloc[:20]), "--out", elsewhere, capsys=capsys,
+    )  # fmt: skip
+    assert code == 1 and "is not an export directory" in err
+    assert (elsewhere / "notes.txt").read_text() == "keep me"
