@@ -132,7 +132,9 @@ def _task_fields(
     targets: list[str] | None,
 ) -> dict[str, Any]:
     if kind == "regressor":
-        predicted = np.asarray(estimator.predict(rows[:SAMPLE_MIN_ROWS].astype(np.float32)))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            predicted = np.asarray(estimator.predict(rows[:SAMPLE_MIN_ROWS].astype(np.float32)))
         width = predicted.reshape(len(predicted), -1).shape[1]
         targets = target_names(width, targets)
         return {"task": "regression", "prediction_output": PREDICTION_OUTPUT, "targets": targets}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,16 +97,19 @@ def torch_to_onnx(
     import torch
 
     batch = torch.export.Dim("batch")
-    program = torch.onnx.export(
-        head,
-        examples,
-        input_names=inputs,
-        output_names=outputs,
-        # forward(*inputs) takes one argument, the tuple: its shapes are one tuple too
-        dynamic_shapes=(tuple({0: batch} for _ in examples),),
-        dynamo=True,
-        verbose=False,
-    )
+    with warnings.catch_warnings():
+        # torch's own exporter calls an API torch deprecated: nothing the user can act on
+        warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec")
+        program = torch.onnx.export(
+            head,
+            examples,
+            input_names=inputs,
+            output_names=outputs,
+            # forward(*inputs) takes one argument, the tuple: its shapes are one tuple too
+            dynamic_shapes=(tuple({0: batch} for _ in examples),),
+            dynamo=True,
+            verbose=False,
+        )
     return program.model_proto.SerializeToString()  # type: ignore[no-any-return]
 
 

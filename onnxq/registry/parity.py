@@ -51,6 +51,8 @@ class ValidationReport:
     rows_over_tolerance: list[int]
     threshold_flip_rows: list[int]
     outputs: list[TensorSpec] = field(default_factory=list)  # as the ONNX model produced them
+    probe_rows: int = 0  # of `rows`, copies of sample rows with nullable features made missing
+    nullable: list[str] = field(default_factory=list)
 
     @property
     def max_abs_diff(self) -> float:
@@ -81,10 +83,17 @@ class ValidationReport:
     def lines(self) -> list[str]:
         """The report as a person reads it on the terminal."""
         verdict = "PASS" if self.passed else "FAIL"
+        probes = (
+            f" and {self.probe_rows} copies of them with missing values put in"
+            if self.probe_rows
+            else ""
+        )
         lines = [
-            f"{verdict}: ONNX vs source model on {self.rows} sample rows "
-            f"(tolerance {self.tolerance:g})"
+            f"{verdict}: ONNX vs source model on {self.rows - self.probe_rows} sample rows"
+            f"{probes} (tolerance {self.tolerance:g})"
         ]
+        if self.nullable:
+            lines.append(f"  nullable (a missing value is sent as NaN): {', '.join(self.nullable)}")
         over = self.rows_over_tolerance
         for name, difference in self.differences.items():
             lines.append(
@@ -208,6 +217,8 @@ def compare(
         # Of the sample's own rows: the probe rows after them are copies of its first rows.
         threshold_flip_rows=[int(row) for row in np.flatnonzero(flips[: record.sample.rows])],
         outputs=[produced_spec(name, array) for name, array in produced.items()],
+        probe_rows=record.missing_probe_rows,
+        nullable=record.nullable,
     )
 
 
