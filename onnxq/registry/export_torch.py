@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -97,6 +98,8 @@ def torch_to_onnx(
     import torch
 
     batch = torch.export.Dim("batch")
+    # It logs a warning for each torchvision operator it cannot register without torchvision.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         # torch's own exporter calls an API torch deprecated: nothing the user can act on
         warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec")
