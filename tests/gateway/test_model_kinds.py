@@ -36,16 +36,6 @@ def app(settings: Settings, kinds_model_dir: Path) -> Flask:
     )
 
 
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def services(app: Flask) -> Services:
-    return app.extensions["onnxq"]
-
-
 def predict(client: FlaskClient, name: str, instances: list[Any]) -> Any:
     return client.post(f"/v1/models/{name}/predict", json={"instances": instances})
 
