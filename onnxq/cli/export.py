@@ -96,7 +96,8 @@ def add_export_commands(
     sk = kinds.add_parser(
         "sklearn",
         parents=[tolerance],
-        help="a pickled scikit-learn-API classifier, regressor or pipeline (LightGBM and XGBoost too: the boosting extra); your own file",
+        help="a pickled scikit-learn-API classifier, regressor or pipeline (LightGBM, XGBoost: "
+        "the boosting extra); your own file",
     )
     sk.add_argument("estimator", type=Path, help="pickle file of the fitted estimator")
     sk.add_argument(
