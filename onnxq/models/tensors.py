@@ -107,6 +107,8 @@ def tensor_array(value: Any, spec: TensorSpec, shape: tuple[int, ...]) -> np.nda
     if kind not in allowed:
         wanted = "numbers" if spec.dtype in _FLOATS else "integers"
         raise TensorProblem(f"must hold {wanted} only ({spec.dtype}); found {_found(array)}")
+    if kind == "f" and not np.isfinite(array).all():
+        raise TensorProblem("holds NaN or infinity; values must be finite numbers")
     numpy_type = NUMPY_DTYPES[spec.dtype]
     limits = np.finfo(numpy_type) if spec.dtype in _FLOATS else np.iinfo(numpy_type)
     if array.size and (array.min() < limits.min or array.max() > limits.max):

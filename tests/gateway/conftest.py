@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import fakeredis
 import pytest
 from flask import Flask
@@ -41,3 +43,22 @@ def rows(services: Services, demo_model_name: str) -> list[list[float]]:
     """Three valid rows of the right width."""
     width = len(services.repository.manifest(demo_model_name).features)
     return [[float(i + j) / 10 for j in range(width)] for i in range(3)]
+
+
+@pytest.fixture
+def kinds_app(settings: Settings, kinds_model_dir: Path) -> Flask:
+    """The app over a repository with a model of every kind (tests/support/model_kinds.py)."""
+    settings = settings.model_copy(update={"model_dir": kinds_model_dir})
+    return create_app(
+        {
+            "TESTING": True,
+            "SETTINGS": settings,
+            "REDIS_CLIENT": fakeredis.FakeRedis(),
+            "CELERY_APP": in_memory_celery(settings),
+        }
+    )
+
+
+@pytest.fixture
+def kinds_client(kinds_app: Flask) -> FlaskClient:
+    return kinds_app.test_client()

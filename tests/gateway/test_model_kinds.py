@@ -4,19 +4,14 @@ models through /v1 predict, jobs and V2 infer (in-process app; the worker runs i
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
-import fakeredis
 import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gateway import create_app
 from gateway.services import Services
-from onnxq.settings import Settings
-from tests.support.broker import in_memory_celery
 from tests.support.jobs import take_messages
 from tests.support.model_kinds import IRIS, NULLABLE, REGRESSOR, SVC, TENSOR, tensor_rows
 from tests.support.prediction_log import prediction_lines
@@ -24,16 +19,8 @@ from worker.runner import JobRunner
 
 
 @pytest.fixture
-def app(settings: Settings, kinds_model_dir: Path) -> Flask:
-    settings = settings.model_copy(update={"model_dir": kinds_model_dir})
-    return create_app(
-        {
-            "TESTING": True,
-            "SETTINGS": settings,
-            "REDIS_CLIENT": fakeredis.FakeRedis(),
-            "CELERY_APP": in_memory_celery(settings),
-        }
-    )
+def app(kinds_app: Flask) -> Flask:
+    return kinds_app
 
 
 def predict(client: FlaskClient, name: str, instances: list[Any]) -> Any:

@@ -77,12 +77,16 @@ def cancer_rows() -> list[list[float]]:
 
 
 @pytest.mark.parametrize("path", ["/v2", "/v2/"])
-def test_server_metadata_names_onnxq_its_version_and_no_extensions(
+def test_server_metadata_names_onnxq_its_version_and_extensions(
     client: FlaskClient, path: str
 ) -> None:
     response = client.get(path)
     assert response.status_code == 200
-    assert response.get_json() == {"name": "onnxq", "version": __version__, "extensions": []}
+    assert response.get_json() == {
+        "name": "onnxq",
+        "version": __version__,
+        "extensions": ["binary_tensor_data", "model_configuration"],
+    }
 
 
 def test_server_live_is_200_with_live_true(client: FlaskClient) -> None:
@@ -377,12 +381,27 @@ def test_a_shape_that_is_not_rows_by_features_gets_400(
     _assert_v2_error(_infer(client, demo_model_name, _infer_body(flat, shape=shape)), 400)
 
 
-@pytest.mark.parametrize("datatype", ["fp32", "FLOAT32", "float32", "UINT8", "FP16", "BYTES", ""])
-def test_a_datatype_that_is_not_fp32_fp64_int64_or_bool_gets_400(
+@pytest.mark.parametrize("datatype", ["fp32", "FLOAT32", "float32", "BYTES", "BF16", ""])
+def test_a_datatype_that_is_not_a_number_type_gets_400(
     client: FlaskClient, demo_model_name: str, rows: list[list[float]], datatype: str
 ) -> None:
     response = _infer(client, demo_model_name, _infer_body(rows, datatype=datatype))
     assert "datatype" in _assert_v2_error(response, 400)
+
+
+@pytest.mark.parametrize("datatype", ["FP16", "FP64", "INT32", "UINT8", "INT8"])
+def test_every_numeric_datatype_is_converted_to_the_models_float32(
+    client: FlaskClient, demo_model_name: str, datatype: str
+) -> None:
+    rows = [[float(1 + (i + j) % 5) for j in range(30)] for i in range(2)]
+    if datatype not in ("FP16", "FP64"):
+        rows = [[int(value) for value in row] for row in rows]
+
+    response = _infer(client, demo_model_name, _infer_body(rows, datatype=datatype))
+
+    assert response.status_code == 200, response.get_json()
+    reference = _infer(client, demo_model_name, _infer_body(rows)).get_json()
+    assert response.get_json()["outputs"] == reference["outputs"]
 
 
 @pytest.mark.parametrize("name", ["inputs", "INPUT", "float_input"])
