@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration lint format demo-model clean
+.PHONY: help run test test-unit test-integration lint format demo-model protos clean
 
 help:
 	@echo "make run   - install, build the demo model if absent, run Redis (if needed) + gateway + worker"
@@ -51,3 +51,16 @@ format: $(VENV)/.dev-installed
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+# The gRPC service's Python, generated from gateway/grpc_api/open_inference.proto with
+# grpcio-tools 1.75.1 (its protoc and protobuf are 6.x, as the runtime pin) in its own venv. The
+# messages go into a descriptor pool of their own, so that a process may also load another
+# copy of the protocol (tritonclient's) without a "duplicate symbol" clash.
+PROTO_TOOLS := $(VENV)/protoc-tools
+protos: | $(BIN)/python
+	test -x $(PROTO_TOOLS)/bin/python || $(BIN)/python -m venv $(PROTO_TOOLS)
+	$(PROTO_TOOLS)/bin/pip install --quiet grpcio-tools==1.75.1 protobuf==6.33.6
+	$(PROTO_TOOLS)/bin/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. \
+		--grpc_python_out=. gateway/grpc_api/open_inference.proto
+	sed -i 's/_descriptor_pool.Default().AddSerializedFile/_descriptor_pool.DescriptorPool().AddSerializedFile/' \
+		gateway/grpc_api/open_inference_pb2.py

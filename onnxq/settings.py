@@ -69,6 +69,21 @@ class Settings(BaseSettings):
     gateway_workers: int = Field(default=2, ge=1)
     """gunicorn worker processes; each holds its own warm ONNX Runtime sessions."""
 
+    grpc_port: int = Field(default=8001, ge=0, le=65535)
+    """Port of the Open Inference Protocol gRPC service (as Triton's); 0 turns it off."""
+
+    grpc_host: str = "127.0.0.1"
+    """Address the gRPC service binds to (the images set 0.0.0.0, as a container must)."""
+
+    grpc_workers: int = Field(default=2, ge=1)
+    """gRPC server processes, sharing the port (SO_REUSEPORT); each holds warm sessions."""
+
+    grpc_threads: int = Field(default=16, ge=1)
+    """Requests one gRPC server process works on at once (its thread pool)."""
+
+    grpc_metrics_port: int = Field(default=9102, ge=0, le=65535)
+    """Port of the gRPC service's Prometheus `/metrics` server; 0 turns it off."""
+
     worker_concurrency: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     """Celery worker processes per worker container."""
 

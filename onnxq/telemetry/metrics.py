@@ -77,6 +77,17 @@ HTTP_REQUEST_DURATION = Histogram(
     ["route", "method"],
     buckets=REQUEST_BUCKETS,
 )
+GRPC_REQUESTS = Counter(
+    "onnxq_grpc_requests_total",
+    "gRPC calls answered by the Open Inference Protocol service, by method and status code.",
+    ["method", "code"],
+)
+GRPC_REQUEST_DURATION = Histogram(
+    "onnxq_grpc_request_duration_seconds",
+    "Time from a gRPC call reaching onnxq to its answer, by method.",
+    ["method"],
+    buckets=REQUEST_BUCKETS,
+)
 JOBS_SUBMITTED = Counter(
     "onnxq_jobs_submitted_total", "Jobs accepted and queued by the gateway.", ["model"]
 )
@@ -146,6 +157,17 @@ def _inference_children(model: str, source: str) -> tuple[Any, Any]:
 
 def request_served(route: str, method: str, status: int, seconds: float) -> None:
     count, duration = _request_children(route, method, status)
+    count.inc()
+    duration.observe(seconds)
+
+
+@functools.lru_cache(maxsize=256)
+def _grpc_children(method: str, code: str) -> tuple[Any, Any]:
+    return GRPC_REQUESTS.labels(method, code), GRPC_REQUEST_DURATION.labels(method)
+
+
+def grpc_request_served(method: str, code: str, seconds: float) -> None:
+    count, duration = _grpc_children(method, code)
     count.inc()
     duration.observe(seconds)
 
