@@ -207,10 +207,13 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
     session now. The body is JSON, whatever its Content-Type, or JSON plus binary tensor data
     (`Inference-Header-Content-Length`); outputs come back as binary data when asked."""
     services = current_services()
+    # The body is read first, whatever comes of it: an answer that leaves it unread would leave
+    # its bytes on a keep-alive connection, to be taken for the next request.
+    data = read_body()
     model = _model(name, version)
     manifest = model.manifest
     try:
-        body, binary = parse_body(read_body(), request.headers.get(HEADER_LENGTH))
+        body, binary = parse_body(data, request.headers.get(HEADER_LENGTH))
     except InferBodyError as exc:
         raise BadRequest(str(exc)) from None
     produced = [output.name for output in manifest.outputs]
@@ -232,5 +235,5 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         "model_version": str(model.version),
         "id": body.id if body.id is not None else g.request_id,
     }
-    data, headers = response_body(manifest, result, wanted, binary_outputs(body, wanted), header)
-    return Response(data, headers=headers)
+    answer, headers = response_body(manifest, result, wanted, binary_outputs(body, wanted), header)
+    return Response(answer, headers=headers)

@@ -59,10 +59,14 @@ class LocalStack:
                 str(gunicorn_config_path()),
                 "gateway:create_app()",
             ],
+            # The Open Inference Protocol over gRPC, on ONNXQ_GRPC_PORT (0: not started).
+            "grpc": [python, "-m", "gateway.grpc_api"],
             "worker": [python, "-m", "worker"],
             # Exactly one beat: it schedules the reconciler and the drift check.
             "beat": [python, "-m", "worker.beat"],
         }
+        if self.settings.grpc_port == 0:
+            del commands["grpc"]
         for name, command in commands.items():
             # Own session: Ctrl-C reaches only us, and we stop the children in order.
             self.children[name] = subprocess.Popen(command, env=env, start_new_session=True)
@@ -71,7 +75,8 @@ class LocalStack:
     def stop(self) -> None:
         """Stop in the order that loses nothing: no new work, no new schedule, then the worker.
 
-        The gateway goes first (no job is accepted that nobody would run), then beat, then the
+        The gateway and the gRPC service go first (no job is accepted that nobody would run;
+        their calls in flight finish), then beat, then the
         worker's warm shutdown: running jobs finish and are stored, the messages it holds go
         back to the queue. Redis stops last, so that all of that reaches it.
         """
@@ -83,11 +88,12 @@ class LocalStack:
         signal.signal(signal.SIGTERM, self._kill_children)
         grace = {
             "gateway": 30.0,
+            "grpc": 30.0,
             "beat": 10.0,
             # As compose's stop_grace_period: the longest job may finish.
             "worker": self.settings.task_time_limit_seconds + 30.0,
         }
-        for name in ("gateway", "beat", "worker"):
+        for name in ("gateway", "grpc", "beat", "worker"):
             child = self.children.get(name)
             if child is None:
                 continue
@@ -169,6 +175,10 @@ def try_it(settings: Settings) -> str:
             f"  curl -s -i -X POST {base}/v1/models/breast-cancer/jobs \\",
             f"       -H 'Content-Type: application/json' -d '{{\"instances\": [{row}]}}'",
             f"  curl -s {base}/v1/jobs/<job_id from the Location header>",
+            f"The Open Inference Protocol: {base}/v2 (HTTP) and 127.0.0.1:{settings.grpc_port} "
+            "(gRPC)."
+            if settings.grpc_port
+            else "",
             "",
         ]
     )

@@ -99,6 +99,8 @@ def service_env(redis_url: str, model_dir: Path, log_dir: Path, port: int) -> di
             "ONNXQ_OUTBOUND_ALLOW": "127.0.0.1",
             # Never the default port: stacks of other test runs may share this machine.
             "ONNXQ_WORKER_METRICS_PORT": str(free_port()),
+            "ONNXQ_GRPC_PORT": str(free_port()),
+            "ONNXQ_GRPC_METRICS_PORT": str(free_port()),
         }
     )
     return env
@@ -122,6 +124,17 @@ def start_gateway(env: dict[str, str], directory: Path) -> ServiceProcess:
 
 def start_worker(env: dict[str, str], directory: Path) -> ServiceProcess:
     return ServiceProcess("worker", worker_command(), env, directory / "worker.log").start()
+
+
+def start_grpc(env: dict[str, str], directory: Path) -> ServiceProcess:
+    """The gRPC service (`python -m gateway.grpc_api`) on the env's ONNXQ_GRPC_PORT."""
+    command = [sys.executable, "-m", "gateway.grpc_api"]
+    return ServiceProcess("grpc", command, env, directory / "grpc.log").start()
+
+
+def grpc_ready(grpc: ServiceProcess, processes: int) -> bool:
+    """True once each of the service's `processes` server processes has started."""
+    return grpc.output().count('"event":"grpc_server_started"') >= processes
 
 
 def start_beat(env: dict[str, str], directory: Path) -> ServiceProcess:

@@ -18,8 +18,10 @@ import requests
 from onnxq.devtools.processes import (
     ServiceProcess,
     gateway_answers,
+    grpc_ready,
     service_env,
     start_gateway,
+    start_grpc,
     start_worker,
     worker_ready,
 )
@@ -40,6 +42,11 @@ class Stack:
     prediction_log_dir: Path
     model_dir: Path
     env: dict[str, str]
+    grpc: ServiceProcess | None = None
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.env['ONNXQ_GRPC_PORT']}"
 
     @property
     def directory(self) -> Path:
@@ -96,6 +103,7 @@ def running_stack(
     *,
     extra_env: dict[str, str] | None = None,
     with_worker: bool = True,
+    with_grpc: bool = False,
 ) -> Iterator[Stack]:
     """redis-server, gateway and (optionally) worker, all real, on free ports, all ready."""
     redis = RedisServer(free_port(), directory / "redis", appendonly=True, binary=redis_binary)
@@ -109,6 +117,10 @@ def running_stack(
     try:
         if with_worker:
             stack.start_worker()
+        if with_grpc:
+            grpc = stack.grpc = start_grpc(env, directory)
+            processes = int(env.get("ONNXQ_GRPC_WORKERS", "2"))
+            wait_until(lambda: grpc_ready(grpc, processes), READY_TIMEOUT, "the gRPC service")
         wait_until(lambda: gateway_answers(base_url, "/ready"), READY_TIMEOUT, "the gateway")
         wait_until(
             lambda: len(events(gateway.output(), "configuration")) >= stack.gateway_processes,
@@ -118,6 +130,8 @@ def running_stack(
         yield stack
     finally:
         stack.gateway.stop()
+        if stack.grpc is not None:
+            stack.grpc.stop()
         if stack.worker is not None:
             stack.worker.stop()
         redis.kill()

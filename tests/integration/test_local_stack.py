@@ -1,7 +1,8 @@
 """`onnxq run` (what `make run` runs): Ctrl-C in the middle of a burst loses nothing.
 
 The terminal's Ctrl-C reaches `onnxq run` only (every child, the embedded Redis too, has its own
-session); it stops the gateway, then beat, then the worker (warm shutdown), and Redis last. The
+session); it stops the gateway and the gRPC service, then beat, then the worker (warm shutdown),
+and Redis last. The
 next start then finishes every accepted job, and each row is logged once.
 """
 
@@ -122,6 +123,8 @@ def test_ctrl_c_during_a_burst_stops_redis_last_and_the_next_start_ends_every_jo
         ONNXQ_GATEWAY_WORKERS="2",
         ONNXQ_WORKER_CONCURRENCY="2",
         ONNXQ_WORKER_METRICS_PORT=str(free_port()),
+        ONNXQ_GRPC_PORT=str(free_port()),
+        ONNXQ_GRPC_METRICS_PORT=str(free_port()),
     )
     base = f"http://127.0.0.1:{gateway_port}"
     run = LocalRun(tmp_path, env)
@@ -170,7 +173,7 @@ def test_ctrl_c_during_a_burst_stops_redis_last_and_the_next_start_ends_every_jo
         for e in events
         if e.get("event") in {"process_stopped", "redis_stopped"}
     ]
-    assert order == ["gateway", "beat", "worker", "redis"], order
+    assert order == ["gateway", "grpc", "beat", "worker", "redis"], order
     assert all(e.get("returncode") == 0 for e in events if e.get("event") == "process_stopped"), [
         e for e in events if e.get("event") == "process_stopped"
     ]
