@@ -119,8 +119,9 @@ def measure(
         result = run_grpc_load(grpc_target, grpc_message, connections=connections, duration=seconds)
     else:
         assert gateway.port is not None
+        # One request, repeated: run_load deals the list out over its 2 client processes.
         result = run_load(
-            gateway.port, [http_requests[protocol]], connections=connections, duration=seconds
+            gateway.port, [http_requests[protocol]] * 2, connections=connections, duration=seconds
         )
     meter.stop()
     answered = max(1, result.answered)

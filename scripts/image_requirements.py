@@ -26,6 +26,7 @@ LEFT_OUT: dict[str, dict[str, str]] = {
         "gunicorn": "the worker is a Celery process, not an HTTP server",
         "gevent": "only the gateway's gunicorn workers are gevent workers",
         "werkzeug": "flask's, imported by the gateway only",
+        "grpcio": "the gRPC service runs from the gateway's image",
     },
 }
 # Flower watches the broker with Celery alone; it never loads onnxq's code.

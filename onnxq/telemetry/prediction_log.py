@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from onnxq.models.results import PredictionResult
+from onnxq.telemetry.log_line_encoding import encode_lines
 
 
 class PredictionLog:
@@ -68,27 +68,19 @@ class PredictionLog:
         now = datetime.now(UTC)
         timestamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         tabular = not isinstance(rows, np.ndarray) or rows.dtype.names is None
-        matrix = np.ascontiguousarray(rows, dtype=np.float32) if tabular else None
-        columns = result.log_columns()
-        lines = []
-        for index in range(len(rows)):
-            line = {
-                "ts": timestamp,
-                "source": source,
-                "request_id": request_id,
-                "job_id": job_id,
-                "model": model,
-                "version": version,
-                "row": index,
-                "features": None if matrix is None else matrix[index],
-            }
-            for key, values in columns:
-                line[key] = values[index]
-            line["latency_ms"] = round(latency_ms, 3)
-            lines.append(
-                orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
-            )
-        return self.path_for(now), b"".join(lines)
+        lines = encode_lines(
+            timestamp=timestamp,
+            source=source,
+            request_id=request_id,
+            job_id=job_id,
+            model=model,
+            version=version,
+            rows=len(rows),
+            matrix=np.ascontiguousarray(rows, dtype=np.float32) if tabular else None,
+            columns=result.log_columns(),
+            latency_ms=latency_ms,
+        )
+        return self.path_for(now), lines
 
     def _append(self, path: Path, payload: bytes) -> None:
         with self._lock:

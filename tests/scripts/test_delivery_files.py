@@ -58,9 +58,12 @@ def test_compose_scales_workers_runs_one_beat_and_keeps_redis_durable() -> None:
     assert "deploy" not in services["beat"]  # never replicated
     redis_command = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_command and "noeviction" in redis_command
-    assert services["gateway"]["ports"]
+    assert services["gateway"]["ports"] and services["grpc"]["ports"]
+    assert services["grpc"]["command"] == ["python", "-m", "gateway.grpc_api"]
     assert all(
-        "ports" not in s for name, s in services.items() if name not in {"gateway", "flower"}
+        "ports" not in s
+        for name, s in services.items()
+        if name not in {"gateway", "grpc", "flower"}
     )
 
 
@@ -69,6 +72,7 @@ def test_the_images_bind_all_interfaces_while_one_machine_runs_bind_loopback() -
     gateway = (ROOT / "Dockerfile.gateway").read_text()
     worker = (ROOT / "Dockerfile.worker").read_text()
     assert "ONNXQ_GATEWAY_HOST=0.0.0.0" in gateway
+    assert "ONNXQ_GRPC_HOST=0.0.0.0" in gateway
     assert "ONNXQ_WORKER_METRICS_HOST=0.0.0.0" in worker
 
 
