@@ -202,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rows", type=int, nargs="+", choices=ROWS, default=ROWS)
+    parser.add_argument("--connections", type=int, nargs="+", default=CONNECTIONS)
+    parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=PROTOCOLS)
+    parser.add_argument(
+        "--no-report", action="store_true", help="print only (a partial run while profiling)"
+    )
     add_model_cache_option(parser)
     add_report_option(parser)
     args = parser.parse_args(argv)
@@ -231,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             target = f"127.0.0.1:{env['ONNXQ_GRPC_PORT']}"
             samples: dict[tuple[str, int, int], list[Case]] = {}
             for round_number in range(args.rounds):
-                for rows in ROWS:
-                    for connections in CONNECTIONS:
-                        for protocol in PROTOCOLS:
+                for rows in args.rows:
+                    for connections in args.connections:
+                        for protocol in args.protocols:
                             case = measure(
                                 protocol, rows, connections, args.seconds,
                                 http_requests[rows], grpc_messages[rows], gateway, grpc, target,
@@ -249,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             grpc.stop()
             gateway.stop()
     results = {key: median_case(cases) for key, cases in samples.items()}
+    if args.no_report:
+        return 0
     block = render(results, run_details(OWNER), args.rounds)
     write_section(args.report, OWNER, block)
     print(block)

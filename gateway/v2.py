@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 import structlog
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, NotFound
 
@@ -235,5 +235,9 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         "model_version": str(model.version),
         "id": body.id if body.id is not None else g.request_id,
     }
-    answer, headers = response_body(manifest, result, wanted, binary_outputs(body, wanted), header)
-    return Response(answer, headers=headers)
+    answer, length = response_body(manifest, result, wanted, binary_outputs(body, wanted), header)
+    if length is None:
+        return current_app.response_class(answer, mimetype="application/json")
+    response = current_app.response_class(answer, mimetype="application/octet-stream")
+    response.headers[HEADER_LENGTH] = length
+    return response

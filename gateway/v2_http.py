@@ -184,8 +184,8 @@ def response_body(
     wanted: list[str],
     binary: set[str],
     header: dict[str, Any],
-) -> tuple[bytes, dict[str, str]]:
-    """The response body and its extra headers: JSON, or JSON + binary data."""
+) -> tuple[bytes, str | None]:
+    """The response body, and the JSON header's length when binary data follows it."""
     dtypes = {spec.name: DATATYPES[spec.dtype] for spec in manifest.outputs}
     outputs, blobs = [], []
     for name in wanted:
@@ -200,8 +200,5 @@ def response_body(
         outputs.append(entry)
     document = orjson.dumps({**header, "outputs": outputs}, option=_JSON_OPTIONS)
     if not blobs:
-        return document, {"Content-Type": "application/json"}
-    return b"".join([document, *blobs]), {
-        "Content-Type": "application/octet-stream",
-        HEADER_LENGTH: str(len(document)),
-    }
+        return document, None
+    return b"".join([document, *blobs]), str(len(document))

@@ -171,6 +171,8 @@ def feature_matrix(
 
 
 def _check_floats(name: str, matrix: np.ndarray, manifest: Manifest) -> None:
+    if np.isfinite(matrix).all() and (matrix.dtype != np.float64 or not _beyond_float32(matrix)):
+        return  # the usual case, in one pass (a finite FP16 or FP32 value is in range)
     wide = matrix.astype(np.float64, copy=False)
     nullable = np.asarray(manifest.nullable, dtype=bool)
     finite = np.isfinite(wide)
@@ -188,6 +190,10 @@ def _check_floats(name: str, matrix: np.ndarray, manifest: Manifest) -> None:
             f"input '{name}' element {row * matrix.shape[1] + column} (row {row}, feature "
             f"'{manifest.features[column].name}') {problem}"
         )
+
+
+def _beyond_float32(matrix: np.ndarray) -> bool:
+    return bool(matrix.size) and float(np.abs(matrix).max()) > FLOAT32_MAX
 
 
 def tensor_batch(
