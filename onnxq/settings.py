@@ -78,9 +78,6 @@ class Settings(BaseSettings):
     grpc_workers: int = Field(default=2, ge=1)
     """gRPC server processes, sharing the port (SO_REUSEPORT); each holds warm sessions."""
 
-    grpc_threads: int = Field(default=16, ge=1)
-    """Requests one gRPC server process works on at once (its thread pool)."""
-
     grpc_metrics_port: int = Field(default=9102, ge=0, le=65535)
     """Port of the gRPC service's Prometheus `/metrics` server; 0 turns it off."""
 

@@ -1,4 +1,4 @@
-"""One gRPC server process: warm sessions, a thread pool, the shared port (SO_REUSEPORT).
+"""One gRPC server process: warm sessions, an asyncio server, the shared port (SO_REUSEPORT).
 
 `python -m gateway.grpc_api` runs ONNXQ_GRPC_WORKERS of these (gateway/grpc_api/__main__.py);
 each binds the same address, and the kernel spreads connections over them, as gunicorn's
@@ -8,9 +8,8 @@ ones finish (up to GRACE_SECONDS).
 
 from __future__ import annotations
 
+import asyncio
 import signal
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import structlog
@@ -27,7 +26,8 @@ log = structlog.get_logger("onnxq.gateway")
 GRACE_SECONDS = 10.0
 
 
-def build_server(settings: Settings) -> tuple[grpc.Server, GrpcServices]:
+def build_server(settings: Settings) -> tuple[grpc.aio.Server, GrpcServices]:
+    """The server (not started; call from the event loop that will run it) and its services."""
     services = GrpcServices(
         settings=settings,
         repository=ModelRepository(
@@ -36,8 +36,7 @@ def build_server(settings: Settings) -> tuple[grpc.Server, GrpcServices]:
         ),
         prediction_log=PredictionLog(settings.prediction_log_dir),
     )
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
+    server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 1),
             # The HTTP body limit, for the same tensors sent over gRPC (its default is 4 MB).
@@ -50,30 +49,30 @@ def build_server(settings: Settings) -> tuple[grpc.Server, GrpcServices]:
     return server, services
 
 
-def serve(settings: Settings | None = None) -> None:
-    settings = settings or Settings()
-    configure_logging(settings.log_level, process="grpc")
+async def run(settings: Settings) -> None:
     server, services = build_server(settings)
-    services.repository.load_defaults()  # warm before the first call, as the HTTP workers are
-    stopping = threading.Event()
-
-    def stop(_signum: int, _frame: object) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    server.start()
+    loaded = services.repository.load_defaults()  # warm before the first call
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await server.start()
     log.info(
         "grpc_server_started",
         host=settings.grpc_host,
         port=settings.grpc_port,
-        threads=settings.grpc_threads,
-        models=[f"{m.name}/{m.version}" for m in services.repository.load_defaults()],
+        models=[f"{m.name}/{m.version}" for m in loaded],
     )
-    stopping.wait()
-    server.stop(GRACE_SECONDS).wait()
+    await stopping.wait()
+    await server.stop(GRACE_SECONDS)
     services.prediction_log.close()
     log.info("grpc_server_stopped")
+
+
+def serve(settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, process="grpc")
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """The Open Inference Protocol over gRPC: `inference.GRPCInferenceService`, as Triton serves it.
 
+Served by grpc's asyncio server: a call's work (checks, the session run, the log) runs in the
+event loop itself, as a gevent worker runs an HTTP request: with no thread hand-off per call,
+which cost the threaded server a third of a 1-row call.
+
 The same model repository, checks, prediction log and metrics as the HTTP routes: an input
 arrives as `raw_input_contents` (what tritonclient sends) or typed `contents`, becomes a
 `v2_tensors.Tensor`, and goes through `model_batch` like any HTTP input; outputs go back as
@@ -109,7 +113,7 @@ def rpc(open_call: bool = False) -> Callable[[Callable[..., Any]], Callable[...,
         name = method.__name__
 
         @functools.wraps(method)
-        def call(self: InferenceServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        async def call(self: InferenceServicer, request: Any, context: Any) -> Any:
             started = time.perf_counter()
             offered = dict(context.invocation_metadata()).get(REQUEST_ID_KEY)
             request_id = str(offered)[:128] if offered else os.urandom(16).hex()
@@ -123,16 +127,16 @@ def rpc(open_call: bool = False) -> Callable[[Callable[..., Any]], Callable[...,
             except RpcError as exc:
                 code = exc.code
                 noted["error"] = exc.message
-                context.abort(code, exc.message)
+                await context.abort(code, exc.message)
             except OnnxqError as exc:
                 code = CODES.get(exc.status_code, grpc.StatusCode.INTERNAL)
                 noted["error_type"] = exc.error_type
-                context.abort(code, exc.message)
+                await context.abort(code, exc.message)
             except Exception as exc:  # a bug: logged with its traceback, never a crash
                 code = grpc.StatusCode.INTERNAL
                 noted["exception_type"] = type(exc).__name__
                 log.exception("grpc_call_failed", method=name)
-                context.abort(code, f"internal error; quote the request id {request_id}")
+                await context.abort(code, f"internal error; quote the request id {request_id}")
             finally:
                 seconds = time.perf_counter() - started
                 metrics.grpc_request_served(name, code.name, seconds)

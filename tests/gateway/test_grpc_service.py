@@ -3,7 +3,10 @@ clients send), raw contents, one per input, and the errors a client gets instead
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import numpy as np
@@ -19,13 +22,24 @@ from tests.support.prediction_log import prediction_lines
 
 @pytest.fixture
 def stub(settings: Settings) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
+    """The asyncio server on its own event loop in a thread, as its process runs it."""
     settings = settings.model_copy(update={"grpc_port": free_port()})
-    server, _ = build_server(settings)
-    server.start()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> Any:
+        server, _ = build_server(settings)
+        await server.start()
+        return server
+
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
     channel = grpc.insecure_channel(f"127.0.0.1:{settings.grpc_port}")
     yield pb_grpc.GRPCInferenceServiceStub(channel)
     channel.close()
-    server.stop(0)
+    asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
 
 
 def request(rows: np.ndarray, raw: bool) -> pb.ModelInferRequest:
