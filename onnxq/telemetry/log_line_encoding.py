@@ -3,10 +3,10 @@
 A line per row, each `orjson.dumps` of a dict, was a third of a 1,000-row request's CPU. The lines
 of a batch share everything but the row number, the features and the outputs; those come from
 one `orjson.dumps` per column (the whole features matrix, all labels, all probabilities), split
-into rows where rows meet (`],[` between rows of numbers, `,` between numbers). What is not a
-flat number or row of numbers (a string label, a tensor model's outputs) is written per row; a
-batch of a few rows is written line by line, which is then faster. The
-key order is PredictionLog's, which drift/log_lines.py's fast reader relies on.
+into rows where rows meet (`column`); a column that does not split cleanly (a label "a,b", a
+tensor model's outputs) is written value by value, and a batch of a few rows line by line, which
+is then faster. The key order is PredictionLog's, which drift/log_lines.py's fast reader relies
+on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import numpy as np
 import orjson
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-_NUMBER = (int, float)
 # Fewer rows than this are written line by line: splitting pays from a handful of rows on.
 BULK_ROWS = 8
 
@@ -60,17 +59,23 @@ def encode_lines(
             b',"row":',
         ]
     )
-    features = [b"null"] * rows if matrix is None else _matrix_rows(matrix)
-    tail = b',"latency_ms":' + orjson.dumps(round(latency_ms, 3)) + b"}\n"
-    # One join over every piece of every line: head, row number, then name and value of each
-    # field, then the tail (a join per line cost as much as the encoding).
+    if matrix is None:
+        fields = [("features", [b"null"] * rows, False)]
+    else:
+        fields = [("features", *column(np.ascontiguousarray(matrix)))]
+    fields += [(key, *column(values)) for key, values in columns]
+    # The bytes between two values: the previous field's closing bracket, the next one's name
+    # and opening bracket; each line is then head, row, and value and separator by turns.
+    separators, closing = [], b""
+    for key, parts, bracketed in fields:
+        if len(parts) != rows:
+            raise ValueError(f"{key}: {len(parts)} values for {rows} rows")
+        separators.append(closing + b',"' + key.encode() + b'":' + (b"[" if bracketed else b""))
+        closing = b"]" if bracketed else b""
+    tail = closing + b',"latency_ms":' + orjson.dumps(round(latency_ms, 3)) + b"}\n"
     streams: list[Iterable[bytes]] = [repeat(head), [b"%d" % index for index in range(rows)]]
-    streams += [repeat(b',"features":'), features]
-    for key, values in columns:
-        encoded = row_values(values)
-        if len(encoded) != rows:
-            raise ValueError(f"{key}: {len(encoded)} values for {rows} rows")
-        streams += [repeat(b',"' + key.encode() + b'":'), encoded]
+    for separator, (_, parts, _) in zip(separators, fields, strict=True):
+        streams += [repeat(separator), parts]
     streams.append(repeat(tail))
     # Not strict: the repeats are endless; every list has `rows` items (checked above).
     return b"".join(chain.from_iterable(zip(*streams, strict=False)))
@@ -107,30 +112,31 @@ def _line_by_line(
     return b"".join(lines)
 
 
-def _matrix_rows(matrix: np.ndarray) -> list[bytes]:
-    """Each row of a 2-D numeric array as orjson writes it alone."""
-    return split_rows(orjson.dumps(np.ascontiguousarray(matrix), option=_NUMPY), len(matrix))
+def column(values: Sequence[Any] | np.ndarray) -> tuple[list[bytes], bool]:
+    """Each value of a column as orjson writes it alone, from one dumps where the shape allows:
+    (parts, bracketed). Bracketed parts are rows of a list without their brackets.
 
-
-def split_rows(encoded: bytes, rows: int) -> list[bytes]:
-    """`[[a,b],[c,d]]` -> [b"[a,b]", b"[c,d]"]: rows of numbers (or null) hold no `],[`."""
-    inner = encoded[2:-2].split(b"],[")
-    if len(inner) != rows:
-        raise ValueError("not a list of rows of numbers")
-    return [b"[" + row + b"]" for row in inner]
+    The one dumps is split where values meet (`],[` between lists, `,` between scalars); when
+    that gives exactly one part per value, each part is that value's own encoding (each value
+    gives at least one part). A value holding the separator (a string label "a,b") makes more
+    parts, and the column is then written value by value.
+    """
+    encoded = orjson.dumps(values, option=_NUMPY)
+    if not len(values):
+        return [], False
+    first = values[0]
+    if isinstance(first, list | np.ndarray):
+        inner = encoded[2:-2].split(b"],[")
+        if len(inner) == len(values):
+            return inner, True
+    elif not isinstance(first, dict):
+        parts = encoded[1:-1].split(b",")
+        if len(parts) == len(values):
+            return parts, False
+    return [orjson.dumps(value, option=_NUMPY) for value in values], False
 
 
 def row_values(values: Sequence[Any]) -> list[bytes]:
-    """Each value of a column as orjson writes it alone, in one dumps where the shape allows."""
-    first = values[0] if len(values) else None
-    if isinstance(first, list) and all(type(v) in _NUMBER or v is None for v in first):
-        try:
-            return split_rows(orjson.dumps(values), len(values))
-        except ValueError:
-            pass
-    elif type(first) in _NUMBER and all(type(v) in _NUMBER for v in values):
-        return orjson.dumps(values)[1:-1].split(b",")
-    elif isinstance(first, str) and all(isinstance(v, str) for v in values):
-        written = {value: orjson.dumps(value) for value in set(values)}  # labels: a few classes
-        return [written[value] for value in values]
-    return [orjson.dumps(value, option=_NUMPY) for value in values]
+    """Each value of a column as orjson writes it alone (column(), with the brackets)."""
+    parts, bracketed = column(values)
+    return [b"[" + part + b"]" for part in parts] if bracketed else parts
