@@ -37,28 +37,20 @@ def encode_lines(
     latency_ms: float,
 ) -> bytes:
     """The newline-terminated lines of `rows` rows (`matrix`: float32 features, or None)."""
+    # What every line of the batch says first, in the log's key order.
+    shared = {
+        "ts": timestamp,
+        "source": source,
+        "request_id": request_id,
+        "job_id": job_id,
+        "model": model,
+        "version": version,
+    }
+    latency = round(latency_ms, 3)
     if rows < BULK_ROWS:
-        return _line_by_line(
-            timestamp, source, request_id, job_id, model, version, rows, matrix, columns,
-            latency_ms,
-        )  # fmt: skip
-    head = b"".join(
-        [
-            b'{"ts":',
-            orjson.dumps(timestamp),
-            b',"source":',
-            orjson.dumps(source),
-            b',"request_id":',
-            orjson.dumps(request_id),
-            b',"job_id":',
-            orjson.dumps(job_id),
-            b',"model":',
-            orjson.dumps(model),
-            b',"version":',
-            orjson.dumps(version),
-            b',"row":',
-        ]
-    )
+        return _line_by_line(shared, rows, matrix, columns, latency)
+    head = b"{" + b",".join(b'"%s":%s' % (k.encode(), orjson.dumps(v)) for k, v in shared.items())
+    head += b',"row":'
     if matrix is None:
         fields = [("features", [b"null"] * rows, False)]
     else:
@@ -72,7 +64,7 @@ def encode_lines(
             raise ValueError(f"{key}: {len(parts)} values for {rows} rows")
         separators.append(closing + b',"' + key.encode() + b'":' + (b"[" if bracketed else b""))
         closing = b"]" if bracketed else b""
-    tail = closing + b',"latency_ms":' + orjson.dumps(round(latency_ms, 3)) + b"}\n"
+    tail = closing + b',"latency_ms":' + orjson.dumps(latency) + b"}\n"
     streams: list[Iterable[bytes]] = [repeat(head), [b"%d" % index for index in range(rows)]]
     for separator, (_, parts, _) in zip(separators, fields, strict=True):
         streams += [repeat(separator), parts]
@@ -82,32 +74,18 @@ def encode_lines(
 
 
 def _line_by_line(
-    timestamp: str,
-    source: str,
-    request_id: str | None,
-    job_id: str | None,
-    model: str,
-    version: int,
+    shared: dict[str, Any],
     rows: int,
     matrix: np.ndarray | None,
     columns: Sequence[tuple[str, Sequence[Any]]],
-    latency_ms: float,
+    latency: float,
 ) -> bytes:
     lines = []
     for index in range(rows):
-        line = {
-            "ts": timestamp,
-            "source": source,
-            "request_id": request_id,
-            "job_id": job_id,
-            "model": model,
-            "version": version,
-            "row": index,
-            "features": None if matrix is None else matrix[index],
-        }
+        line = {**shared, "row": index, "features": None if matrix is None else matrix[index]}
         for key, values in columns:
             line[key] = values[index]
-        line["latency_ms"] = round(latency_ms, 3)
+        line["latency_ms"] = latency
         lines.append(orjson.dumps(line, option=_NUMPY | orjson.OPT_APPEND_NEWLINE))
     return b"".join(lines)
 
