@@ -92,6 +92,18 @@ def test_a_bad_call_is_a_status_code_with_its_reason(
     assert message in caught.value.details()
 
 
+def test_more_rows_than_the_synchronous_limit_is_invalid_argument_naming_the_jobs_route(
+    stub: pb_grpc.GRPCInferenceServiceStub, settings: Settings
+) -> None:
+    rows = np.ones((settings.sync_max_rows + 1, 30), np.float32)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(request(rows, raw=True), timeout=10)
+
+    assert caught.value.code().name == "INVALID_ARGUMENT"
+    assert "/v1/models/breast-cancer/jobs" in caught.value.details()
+
+
 def test_the_probes_and_metadata_answer(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
     assert stub.ServerLive(pb.ServerLiveRequest()).live
     assert stub.ServerReady(pb.ServerReadyRequest()).ready
