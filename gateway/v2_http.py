@@ -120,7 +120,7 @@ def request_tensors(
 def _json_tensor(tensor: RequestInput, manifest: Manifest) -> Tensor:
     assert tensor.data is not None
     shape = list(tensor.shape)
-    flat = json_values(tensor.data, shape, tensor.name)
+    flat = json_values(tensor.data, shape)
     if len(flat) != math.prod(shape):
         raise TensorError(
             f"input '{tensor.name}' has {len(flat)} elements; shape {shape} needs "

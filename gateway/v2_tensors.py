@@ -159,10 +159,7 @@ def feature_matrix(
             f"with n >= 1 rows of {width} features"
         )
     check_rows(shape[0], max_rows, jobs_url)
-    values = tensor.values
-    if values.dtype == object:  # JSON data: a None is a missing value (checked by the caller)
-        values = np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
-    matrix = values.reshape(shape[0], width)
+    matrix = tensor.values.reshape(shape[0], width)  # JSON data came as float64, None as NaN
     if tensor.datatype in _FLOATS:
         _check_floats(tensor.name, matrix, manifest)
     elif tensor.datatype in _INTEGERS and matrix.size and np.abs(matrix).max() > FLOAT32_MAX:
@@ -240,7 +237,7 @@ def check_datatype(tensor: Tensor, spec: TensorSpec) -> None:
         )
 
 
-def json_values(data: list[Any], shape: list[int], name: str) -> list[Any]:
+def json_values(data: list[Any], shape: list[int]) -> list[Any]:
     """JSON `data`, flat or nested exactly as `shape`, as its row-major elements."""
     if not any(isinstance(item, list) for item in data):
         return data

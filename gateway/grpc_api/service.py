@@ -23,6 +23,7 @@ import grpc
 import numpy as np
 import structlog
 
+from gateway.auth import key_is_valid
 from gateway.grpc_api import open_inference_pb2 as pb
 from gateway.grpc_api import open_inference_pb2_grpc as pb_grpc
 from gateway.prediction import run_and_log
@@ -91,13 +92,10 @@ class GrpcServices:
     repository: ModelRepository
     prediction_log: PredictionLog
 
-    def authorize(self, context: grpc.ServicerContext) -> None:
+    def authorize(self, metadata: dict[str, Any]) -> None:
         """The HTTP routes' API keys, from `authorization: Bearer <key>` or `x-api-key`."""
-        from gateway.auth import key_is_valid
-
         if not self.settings.api_keys:
             return
-        metadata = dict(context.invocation_metadata())
         scheme, _, value = str(metadata.get("authorization", "")).partition(" ")
         key = value.strip() if scheme.lower() == "bearer" else metadata.get("x-api-key")
         if not key:
@@ -115,14 +113,15 @@ def rpc(open_call: bool = False) -> Callable[[Callable[..., Any]], Callable[...,
         @functools.wraps(method)
         async def call(self: InferenceServicer, request: Any, context: Any) -> Any:
             started = time.perf_counter()
-            offered = dict(context.invocation_metadata()).get(REQUEST_ID_KEY)
+            metadata = dict(context.invocation_metadata() or ())
+            offered = metadata.get(REQUEST_ID_KEY)
             request_id = str(offered)[:128] if offered else os.urandom(16).hex()
             noted: dict[str, Any] = {}
             structlog.contextvars.bind_contextvars(request_id=request_id, process="grpc")
             code = grpc.StatusCode.OK
             try:
                 if not open_call:
-                    self.services.authorize(context)
+                    self.services.authorize(metadata)
                 return method(self, request, context, noted, request_id)
             except RpcError as exc:
                 code = exc.code

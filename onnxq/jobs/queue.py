@@ -18,6 +18,7 @@ from onnxq.errors import QueueUnavailable
 from onnxq.jobs import idempotency, keys, lifecycle
 from onnxq.jobs.record import Job, JobStatus, utc_now
 from onnxq.jobs.store import JobStore
+from onnxq.models.tensors import stored_width
 from onnxq.telemetry import metrics
 
 log = structlog.get_logger("onnxq.queue")
@@ -168,8 +169,7 @@ class JobQueue:
         send_task(self.celery, PREDICT_TASK, message, job.job_id, predict_headers(job))
 
     def _enqueue(self, job: Job, matrix: np.ndarray) -> None:
-        width = matrix.shape[1] if matrix.ndim == 2 else matrix.dtype.itemsize  # stored_width
-        message = predict_message(job, int(width), int(matrix.shape[0]))
+        message = predict_message(job, stored_width(matrix), int(matrix.shape[0]))
         headers = predict_headers(job)
         if self.broker_is_store:
             queue = self.celery.conf.task_default_queue  # where the predict task is routed

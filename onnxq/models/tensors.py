@@ -44,10 +44,10 @@ def row_dtype(manifest: Manifest) -> np.dtype:
     )
 
 
-def stored_width(manifest: Manifest) -> int:
-    """What a job message's `width` says about its stored rows: the features per row of a
-    tabular model, the bytes per row of a tensor model."""
-    return len(manifest.features) if manifest.tabular else row_dtype(manifest).itemsize
+def stored_width(batch: np.ndarray) -> int:
+    """What a job message's `width` says about a batch's stored rows: the features per row of a
+    tabular model's matrix, the bytes per record of a tensor model's."""
+    return int(batch.shape[1]) if batch.ndim == 2 else batch.dtype.itemsize
 
 
 def stored_rows(manifest: Manifest, raw: bytes) -> np.ndarray:

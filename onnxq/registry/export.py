@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from onnxq.models.manifest import DType, FeatureSpec, Manifest, TensorSpec
+from onnxq.models.tensors import NUMPY_DTYPES
 from onnxq.registry.export_dir import ExpectedOutputs, ExportRecord, write_export_dir
 from onnxq.registry.parity import ValidationReport, onnx_session
 
@@ -29,15 +30,8 @@ ORT_DTYPES: dict[str, DType] = {
     "tensor(bool)": "bool",
     "tensor(string)": "string",
 }
-_NUMPY_KINDS: dict[str, DType] = {
-    "float32": "float32",
-    "float64": "float64",
-    "float16": "float16",
-    "int64": "int64",
-    "int32": "int32",
-    "uint8": "uint8",
-    "bool": "bool",
-}
+# A produced array's numpy dtype name -> its manifest dtype (the inverse of NUMPY_DTYPES).
+_NUMPY_KINDS: dict[str, DType] = {np.dtype(kind).name: name for name, kind in NUMPY_DTYPES.items()}
 
 
 @dataclass(frozen=True)
