@@ -1,0 +1,260 @@
+"""A lean gRPC load generator: unary calls as prebuilt HTTP/2 frames on raw sockets.
+
+bench/load_client.py measures the HTTP routes with a client that costs tens of microseconds per
+request; grpcio's Python client costs 0.2-0.6 ms of CPU per call on the same two cores the server
+runs on, so it measures the client as much as the server. This one does for gRPC what wrk and
+h2load do (and what ghz would, were it installed here): each connection speaks h2c directly,
+one call at a time in a closed loop, with one prebuilt header block (HPACK literals, so no
+table state) and one prebuilt message. It parses only frame headers: a call succeeded when
+the response's DATA has exactly the length of the reference answer (fetched once with grpcio
+by the caller) and the stream ended; anything else (a trailers-only error, RST_STREAM, GOAWAY)
+counts as an error.
+
+Flow control: the client opens its own windows to the maximum once, and sends a request's DATA
+only as far as the server's windows allow, resuming on its WINDOW_UPDATEs. PINGs are answered
+(grpc probes bandwidth with them); SETTINGS are acknowledged.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import selectors
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bench.load_client import LoadResult
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
+END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
+MAX_WINDOW = 2**31 - 1
+DEFAULT_WINDOW, DEFAULT_FRAME = 65535, 16384
+
+
+def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    return (
+        struct.pack(">I", len(payload))[1:]
+        + bytes((kind, flags))
+        + struct.pack(">I", stream)
+        + payload
+    )
+
+
+def _integer(value: int, prefix_bits: int = 7) -> bytes:
+    """An HPACK integer (RFC 7541 5.1) with a zero first-byte flag."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((value,))
+    out, value = bytearray((limit,)), value - limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def header_block(path: str, authority: str) -> bytes:
+    """The request's headers: :method POST and :scheme http from the static table, the rest as
+    literals without indexing (RFC 7541 6.2.2), which leave both sides' tables untouched."""
+    block = bytearray(b"\x83\x86")
+    for name, value in (
+        (":path", path),
+        (":authority", authority),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ):
+        block += b"\x00" + _integer(len(name)) + name.encode()
+        block += _integer(len(value)) + value.encode()
+    return bytes(block)
+
+
+@dataclass
+class Stream:
+    """One connection and its call in flight."""
+
+    sock: socket.socket
+    send_window: int = DEFAULT_WINDOW  # the server's connection window for our DATA
+    initial_window: int = DEFAULT_WINDOW  # the server's window for each new stream
+    max_frame: int = DEFAULT_FRAME
+    stream_id: int = -1
+    stream_window: int = 0
+    pending: memoryview = field(default_factory=lambda: memoryview(b""))
+    received: int = 0
+    sent_at: float = 0.0
+    busy: bool = False
+    buffer: bytearray = field(default_factory=bytearray)
+
+
+def _connect(port: int) -> Stream:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    settings = struct.pack(">HI", 0x4, MAX_WINDOW)  # SETTINGS_INITIAL_WINDOW_SIZE
+    sock.sendall(
+        PREFACE
+        + frame(SETTINGS, 0, 0, settings)
+        + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAX_WINDOW - DEFAULT_WINDOW))
+    )
+    sock.setblocking(False)
+    return Stream(sock)
+
+
+def drive(
+    port: int, path: str, message: bytes, expected: int, connections: int, duration: float,
+    start_at: float, queue: mp.Queue,
+) -> None:  # fmt: skip
+    """Closed-loop calls on `connections` connections until `duration` has passed."""
+    headers = header_block(path, f"127.0.0.1:{port}")
+    body = b"\x00" + struct.pack(">I", len(message)) + message  # gRPC's length-prefixed message
+    selector = selectors.DefaultSelector()
+    streams = [_connect(port) for _ in range(connections)]
+    for stream in streams:
+        selector.register(stream.sock, selectors.EVENT_READ, stream)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    while time.time() < start_at:
+        time.sleep(0.001)
+    cpu_started = time.process_time()
+    started = time.perf_counter()
+    stop_at = started + duration
+
+    def push(stream: Stream) -> None:
+        """As much of the pending DATA as the server's windows take."""
+        out = bytearray()
+        while stream.pending:
+            size = min(len(stream.pending), stream.max_frame, stream.send_window,
+                       stream.stream_window)  # fmt: skip
+            if size <= 0:
+                break
+            chunk, stream.pending = stream.pending[:size], stream.pending[size:]
+            stream.send_window -= size
+            stream.stream_window -= size
+            out += frame(DATA, 0 if stream.pending else END_STREAM, stream.stream_id, chunk)
+        if out:
+            stream.sock.sendall(out)
+
+    def call(stream: Stream) -> None:
+        stream.stream_id += 2  # client streams are odd: 1, 3, 5...
+        stream.stream_window = stream.initial_window
+        stream.pending = memoryview(body)
+        stream.received = 0
+        stream.busy = True
+        stream.sent_at = time.perf_counter()
+        stream.sock.sendall(frame(HEADERS, END_HEADERS, stream.stream_id, headers))
+        push(stream)
+
+    def finish(stream: Stream, ok: bool) -> None:
+        if ok:
+            latencies.append(time.perf_counter() - stream.sent_at)
+        else:
+            errors["grpc"] = errors.get("grpc", 0) + 1
+        stream.busy = False
+
+    def handle(stream: Stream, kind: int, flags: int, sid: int, payload: memoryview) -> None:
+        if kind == SETTINGS and not flags & ACK:
+            for offset in range(0, len(payload), 6):
+                key, value = struct.unpack_from(">HI", payload, offset)
+                if key == 0x4:
+                    stream.stream_window += value - stream.initial_window
+                    stream.initial_window = value
+                elif key == 0x5:
+                    stream.max_frame = value
+            stream.sock.sendall(frame(SETTINGS, ACK, 0))
+        elif kind == PING and not flags & ACK:
+            stream.sock.sendall(frame(PING, ACK, 0, bytes(payload)))
+        elif kind == WINDOW_UPDATE:
+            increment = struct.unpack_from(">I", payload)[0] & MAX_WINDOW
+            if sid == 0:
+                stream.send_window += increment
+            elif sid == stream.stream_id:
+                stream.stream_window += increment
+            push(stream)
+        elif kind == GOAWAY:
+            raise ConnectionError("GOAWAY")
+        elif sid == stream.stream_id and stream.busy:
+            if kind == DATA:
+                stream.received += len(payload)
+                if stream.received > MAX_WINDOW // 2:  # never, at these sizes; kept honest
+                    raise ConnectionError("response larger than the client's window")
+            if kind == RST_STREAM:
+                finish(stream, False)
+            elif kind in (DATA, HEADERS) and flags & END_STREAM:
+                finish(stream, stream.received == expected)
+
+    for stream in streams:
+        call(stream)
+    while (now := time.perf_counter()) < stop_at:
+        for key, _ in selector.select(max(0.0, min(stop_at - now, 0.05))):
+            stream = key.data
+            chunk = stream.sock.recv(262144)
+            if not chunk:
+                raise ConnectionError("the server closed a connection")
+            stream.buffer += chunk
+            view, used = memoryview(stream.buffer), 0
+            while len(view) - used >= 9:
+                length = int.from_bytes(view[used : used + 3], "big")
+                if len(view) - used < 9 + length:
+                    break
+                kind, flags = view[used + 3], view[used + 4]
+                sid = int.from_bytes(view[used + 5 : used + 9], "big") & MAX_WINDOW
+                handle(stream, kind, flags, sid, view[used + 9 : used + 9 + length])
+                used += 9 + length
+            view.release()
+            del stream.buffer[:used]
+            if not stream.busy and time.perf_counter() < stop_at:
+                call(stream)
+    for stream in streams:  # calls in flight when time is up are neither counted nor failed
+        stream.sock.close()
+    queue.put(
+        {
+            "latencies": np.asarray(latencies, dtype=np.float64).tobytes(),
+            "errors": errors,
+            "cpu": time.process_time() - cpu_started,
+            "wall": time.perf_counter() - started,
+        }
+    )
+
+
+def run_wire_load(
+    port: int, method_path: str, message: bytes, expected_bytes: int, *, connections: int,
+    duration: float, processes: int = 2,
+) -> LoadResult:  # fmt: skip
+    """Drive `method_path` on 127.0.0.1:`port` from `processes` client processes.
+
+    `expected_bytes`: the length of a correct answer's DATA (the 5-byte prefix and message).
+    """
+    context = mp.get_context("spawn")  # the caller may have used grpcio, which must not fork
+    queue: mp.Queue = context.Queue()
+    start_at = time.time() + 2.0  # a spawned interpreter takes a moment to start
+    shares = [
+        connections // processes + (1 if i < connections % processes else 0)
+        for i in range(processes)
+    ]
+    workers = [
+        context.Process(
+            target=drive,
+            args=(port, method_path, message, expected_bytes, n, duration, start_at, queue),
+        )
+        for n in shares
+        if n
+    ]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=duration + 60) for _ in workers]
+    for worker in workers:
+        worker.join(10)
+    errors: dict[str, int] = {}
+    for result in results:
+        for kind, n in result["errors"].items():
+            errors[kind] = errors.get(kind, 0) + n
+    latencies = np.concatenate([np.frombuffer(r["latencies"]) for r in results])
+    return LoadResult(
+        latencies=latencies,
+        statuses={200: len(latencies)},
+        errors=errors,
+        wall=max(r["wall"] for r in results),
+        client_cpu=sum(r["cpu"] for r in results),
+    )
