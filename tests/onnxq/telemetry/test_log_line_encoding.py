@@ -82,3 +82,19 @@ def test_classifier_lines_match_orjson_line_by_line(rows: int) -> None:
 def test_every_kind_of_column_matches_orjson(values: list[Any]) -> None:
     assert row_values(values) == [orjson.dumps(v) for v in values]
     assert at_once(4, None, [("x", values)]) == one_by_one(4, None, [("x", values)])
+
+
+@pytest.mark.parametrize("rows", [1, 3, 257])
+@pytest.mark.parametrize("shape", ["probabilities", "regression"])
+def test_float32_arrays_log_the_values_of_their_json_answer(rows: int, shape: str) -> None:
+    """A result's float32 column stays an array (onnxq/models/results.py) and is logged as such:
+    the lines are orjson's, line by line, and read back as the answer's JSON values."""
+    rng = np.random.default_rng(rows)
+    wide = (rng.normal(size=(rows, 3)) * 10.0 ** rng.integers(-20, 20, (rows, 3))).astype(
+        np.float32
+    )
+    array = wide if shape == "probabilities" else np.ascontiguousarray(wide[:, 0])
+    as_json = orjson.loads(orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY))
+    lines = at_once(rows, None, [("x", array)])
+    assert lines == one_by_one(rows, None, [("x", array)])
+    assert [orjson.loads(line)["x"] for line in lines.splitlines()] == as_json
