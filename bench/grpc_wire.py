@@ -22,7 +22,6 @@ import selectors
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -72,34 +71,112 @@ def header_block(path: str, authority: str) -> bytes:
     return bytes(block)
 
 
-@dataclass
-class Stream:
-    """One connection and its call in flight."""
+class WireConnection:
+    """One h2c connection making one unary call at a time: `start` sends a call, `feed` takes
+    what the socket gave and says how the call ended (True: the expected answer; False: an
+    error) or None while it goes on."""
 
-    sock: socket.socket
-    send_window: int = DEFAULT_WINDOW  # the server's connection window for our DATA
-    initial_window: int = DEFAULT_WINDOW  # the server's window for each new stream
-    max_frame: int = DEFAULT_FRAME
-    stream_id: int = -1
-    stream_window: int = 0
-    pending: memoryview = field(default_factory=lambda: memoryview(b""))
-    received: int = 0
-    sent_at: float = 0.0
-    busy: bool = False
-    buffer: bytearray = field(default_factory=bytearray)
+    def __init__(self, port: int, headers: bytes, body: bytes, expected: int):
+        self.headers, self.body, self.expected = headers, body, expected
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.send_window = DEFAULT_WINDOW  # the server's connection window for our DATA
+        self.initial_window = DEFAULT_WINDOW  # the server's window for each new stream
+        self.max_frame = DEFAULT_FRAME
+        self.stream_id = -1
+        self.stream_window = 0
+        self.pending = memoryview(b"")
+        self.received = 0
+        self.buffer = bytearray()
+        settings = struct.pack(">HI", 0x4, MAX_WINDOW)  # SETTINGS_INITIAL_WINDOW_SIZE
+        self.sock.sendall(
+            PREFACE
+            + frame(SETTINGS, 0, 0, settings)
+            + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAX_WINDOW - DEFAULT_WINDOW))
+        )
+
+    def start(self) -> None:
+        self.stream_id += 2  # client streams are odd: 1, 3, 5...
+        self.stream_window = self.initial_window
+        self.pending = memoryview(self.body)
+        self.received = 0
+        self.sock.sendall(frame(HEADERS, END_HEADERS, self.stream_id, self.headers))
+        self._push()
+
+    def call(self) -> bool:
+        """One whole call on a blocking socket."""
+        self.start()
+        while (outcome := self.feed(self.sock.recv(262144))) is None:
+            pass
+        return outcome
+
+    def feed(self, chunk: bytes) -> bool | None:
+        if not chunk:
+            raise ConnectionError("the server closed a connection")
+        self.buffer += chunk
+        view, used, outcome = memoryview(self.buffer), 0, None
+        while len(view) - used >= 9:
+            length = int.from_bytes(view[used : used + 3], "big")
+            if len(view) - used < 9 + length:
+                break
+            kind, flags = view[used + 3], view[used + 4]
+            sid = int.from_bytes(view[used + 5 : used + 9], "big") & MAX_WINDOW
+            ended = self._handle(kind, flags, sid, view[used + 9 : used + 9 + length])
+            outcome = ended if ended is not None else outcome
+            used += 9 + length
+        view.release()
+        del self.buffer[:used]
+        return outcome
+
+    def _push(self) -> None:
+        """As much of the pending DATA as the server's windows take."""
+        out = bytearray()
+        while self.pending:
+            size = min(len(self.pending), self.max_frame, self.send_window, self.stream_window)
+            if size <= 0:
+                break
+            chunk, self.pending = self.pending[:size], self.pending[size:]
+            self.send_window -= size
+            self.stream_window -= size
+            out += frame(DATA, 0 if self.pending else END_STREAM, self.stream_id, chunk)
+        if out:
+            self.sock.sendall(out)
+
+    def _handle(self, kind: int, flags: int, sid: int, payload: memoryview) -> bool | None:
+        if kind == SETTINGS and not flags & ACK:
+            for offset in range(0, len(payload), 6):
+                key, value = struct.unpack_from(">HI", payload, offset)
+                if key == 0x4:
+                    self.stream_window += value - self.initial_window
+                    self.initial_window = value
+                elif key == 0x5:
+                    self.max_frame = value
+            self.sock.sendall(frame(SETTINGS, ACK, 0))
+        elif kind == PING and not flags & ACK:
+            self.sock.sendall(frame(PING, ACK, 0, bytes(payload)))
+        elif kind == WINDOW_UPDATE:
+            increment = struct.unpack_from(">I", payload)[0] & MAX_WINDOW
+            if sid == 0:
+                self.send_window += increment
+            elif sid == self.stream_id:
+                self.stream_window += increment
+            self._push()
+        elif kind == GOAWAY:
+            raise ConnectionError("GOAWAY")
+        elif sid == self.stream_id:
+            if kind == DATA:
+                self.received += len(payload)
+            if kind == RST_STREAM:
+                return False
+            if kind in (DATA, HEADERS) and flags & END_STREAM:
+                return self.received == self.expected
+        return None
 
 
-def _connect(port: int) -> Stream:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    settings = struct.pack(">HI", 0x4, MAX_WINDOW)  # SETTINGS_INITIAL_WINDOW_SIZE
-    sock.sendall(
-        PREFACE
-        + frame(SETTINGS, 0, 0, settings)
-        + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAX_WINDOW - DEFAULT_WINDOW))
-    )
-    sock.setblocking(False)
-    return Stream(sock)
+def connection(port: int, path: str, message: bytes, expected: int) -> WireConnection:
+    """A connection that calls `path` with `message` (serialized), expecting `expected` bytes."""
+    body = b"\x00" + struct.pack(">I", len(message)) + message  # gRPC's length-prefixed message
+    return WireConnection(port, header_block(path, f"127.0.0.1:{port}"), body, expected)
 
 
 def drive(
@@ -107,12 +184,9 @@ def drive(
     start_at: float, queue: mp.Queue,
 ) -> None:  # fmt: skip
     """Closed-loop calls on `connections` connections until `duration` has passed."""
-    headers = header_block(path, f"127.0.0.1:{port}")
-    body = b"\x00" + struct.pack(">I", len(message)) + message  # gRPC's length-prefixed message
     selector = selectors.DefaultSelector()
-    streams = [_connect(port) for _ in range(connections)]
-    for stream in streams:
-        selector.register(stream.sock, selectors.EVENT_READ, stream)
+    conns = [connection(port, path, message, expected) for _ in range(connections)]
+    sent_at: dict[WireConnection, float] = {}
     latencies: list[float] = []
     errors: dict[str, int] = {}
     while time.time() < start_at:
@@ -120,94 +194,27 @@ def drive(
     cpu_started = time.process_time()
     started = time.perf_counter()
     stop_at = started + duration
-
-    def push(stream: Stream) -> None:
-        """As much of the pending DATA as the server's windows take."""
-        out = bytearray()
-        while stream.pending:
-            size = min(len(stream.pending), stream.max_frame, stream.send_window,
-                       stream.stream_window)  # fmt: skip
-            if size <= 0:
-                break
-            chunk, stream.pending = stream.pending[:size], stream.pending[size:]
-            stream.send_window -= size
-            stream.stream_window -= size
-            out += frame(DATA, 0 if stream.pending else END_STREAM, stream.stream_id, chunk)
-        if out:
-            stream.sock.sendall(out)
-
-    def call(stream: Stream) -> None:
-        stream.stream_id += 2  # client streams are odd: 1, 3, 5...
-        stream.stream_window = stream.initial_window
-        stream.pending = memoryview(body)
-        stream.received = 0
-        stream.busy = True
-        stream.sent_at = time.perf_counter()
-        stream.sock.sendall(frame(HEADERS, END_HEADERS, stream.stream_id, headers))
-        push(stream)
-
-    def finish(stream: Stream, ok: bool) -> None:
-        if ok:
-            latencies.append(time.perf_counter() - stream.sent_at)
-        else:
-            errors["grpc"] = errors.get("grpc", 0) + 1
-        stream.busy = False
-
-    def handle(stream: Stream, kind: int, flags: int, sid: int, payload: memoryview) -> None:
-        if kind == SETTINGS and not flags & ACK:
-            for offset in range(0, len(payload), 6):
-                key, value = struct.unpack_from(">HI", payload, offset)
-                if key == 0x4:
-                    stream.stream_window += value - stream.initial_window
-                    stream.initial_window = value
-                elif key == 0x5:
-                    stream.max_frame = value
-            stream.sock.sendall(frame(SETTINGS, ACK, 0))
-        elif kind == PING and not flags & ACK:
-            stream.sock.sendall(frame(PING, ACK, 0, bytes(payload)))
-        elif kind == WINDOW_UPDATE:
-            increment = struct.unpack_from(">I", payload)[0] & MAX_WINDOW
-            if sid == 0:
-                stream.send_window += increment
-            elif sid == stream.stream_id:
-                stream.stream_window += increment
-            push(stream)
-        elif kind == GOAWAY:
-            raise ConnectionError("GOAWAY")
-        elif sid == stream.stream_id and stream.busy:
-            if kind == DATA:
-                stream.received += len(payload)
-                if stream.received > MAX_WINDOW // 2:  # never, at these sizes; kept honest
-                    raise ConnectionError("response larger than the client's window")
-            if kind == RST_STREAM:
-                finish(stream, False)
-            elif kind in (DATA, HEADERS) and flags & END_STREAM:
-                finish(stream, stream.received == expected)
-
-    for stream in streams:
-        call(stream)
+    for conn in conns:
+        conn.sock.setblocking(False)
+        selector.register(conn.sock, selectors.EVENT_READ, conn)
+        sent_at[conn] = time.perf_counter()
+        conn.start()
     while (now := time.perf_counter()) < stop_at:
         for key, _ in selector.select(max(0.0, min(stop_at - now, 0.05))):
-            stream = key.data
-            chunk = stream.sock.recv(262144)
-            if not chunk:
-                raise ConnectionError("the server closed a connection")
-            stream.buffer += chunk
-            view, used = memoryview(stream.buffer), 0
-            while len(view) - used >= 9:
-                length = int.from_bytes(view[used : used + 3], "big")
-                if len(view) - used < 9 + length:
-                    break
-                kind, flags = view[used + 3], view[used + 4]
-                sid = int.from_bytes(view[used + 5 : used + 9], "big") & MAX_WINDOW
-                handle(stream, kind, flags, sid, view[used + 9 : used + 9 + length])
-                used += 9 + length
-            view.release()
-            del stream.buffer[:used]
-            if not stream.busy and time.perf_counter() < stop_at:
-                call(stream)
-    for stream in streams:  # calls in flight when time is up are neither counted nor failed
-        stream.sock.close()
+            conn = key.data
+            outcome = conn.feed(conn.sock.recv(262144))
+            if outcome is None:
+                continue
+            done = time.perf_counter()
+            if outcome:
+                latencies.append(done - sent_at[conn])
+            else:
+                errors["grpc"] = errors.get("grpc", 0) + 1
+            if done < stop_at:
+                sent_at[conn] = done
+                conn.start()
+    for conn in conns:  # calls in flight when time is up are neither counted nor failed
+        conn.sock.close()
     queue.put(
         {
             "latencies": np.asarray(latencies, dtype=np.float64).tobytes(),
