@@ -11,11 +11,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from bench.load_client import LoadResult
+from bench.load_client import LoadResult, run_clients, shares
 
 
 def _drive(
@@ -77,23 +78,12 @@ def run_grpc_load(
 ) -> LoadResult:
     """Drive `target` with `connections` channels spread over `processes` client processes."""
     context = mp.get_context("spawn")  # grpc must not be forked after it started
-    queue: mp.Queue = context.Queue()
     start_at = time.time() + 3.0  # spawned interpreters take a moment to import grpc
-    shares = [
-        connections // processes + (1 if i < connections % processes else 0)
-        for i in range(processes)
-    ]
     payload = request.SerializeToString()
-    workers = [
-        context.Process(target=_drive, args=(target, payload, n, duration, start_at, queue))
-        for n in shares
-        if n
+    clients: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
+        (_drive, (target, payload, n, duration, start_at)) for n in shares(connections, processes)
     ]
-    for worker in workers:
-        worker.start()
-    results = [queue.get(timeout=duration + 60) for _ in workers]
-    for worker in workers:
-        worker.join(10)
+    results = run_clients(context, clients, duration + 60)
     errors = sum(r["errors"] for r in results)
     return LoadResult(
         latencies=np.concatenate([np.frombuffer(r["latencies"]) for r in results]),

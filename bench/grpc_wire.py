@@ -22,10 +22,12 @@ import selectors
 import socket
 import struct
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from bench.load_client import LoadResult
+from bench.load_client import LoadResult, run_clients, shares
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
@@ -234,25 +236,12 @@ def run_wire_load(
     `expected_bytes`: the length of a correct answer's DATA (the 5-byte prefix and message).
     """
     context = mp.get_context("spawn")  # the caller may have used grpcio, which must not fork
-    queue: mp.Queue = context.Queue()
     start_at = time.time() + 2.0  # a spawned interpreter takes a moment to start
-    shares = [
-        connections // processes + (1 if i < connections % processes else 0)
-        for i in range(processes)
+    clients: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
+        (drive, (port, method_path, message, expected_bytes, n, duration, start_at))
+        for n in shares(connections, processes)
     ]
-    workers = [
-        context.Process(
-            target=drive,
-            args=(port, method_path, message, expected_bytes, n, duration, start_at, queue),
-        )
-        for n in shares
-        if n
-    ]
-    for worker in workers:
-        worker.start()
-    results = [queue.get(timeout=duration + 60) for _ in workers]
-    for worker in workers:
-        worker.join(10)
+    results = run_clients(context, clients, duration + 60)
     errors: dict[str, int] = {}
     for result in results:
         for kind, n in result["errors"].items():

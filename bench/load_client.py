@@ -20,7 +20,9 @@ import multiprocessing as mp
 import selectors
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -230,6 +232,28 @@ class LoadResult:
         return float(np.percentile(data, q)) if data is not None and len(data) else float("nan")
 
 
+def shares(connections: int, processes: int) -> list[int]:
+    """Connections per client process, as even as they divide (the empty ones left out)."""
+    split = [connections // processes + (1 if i < connections % processes else 0)
+             for i in range(processes)]  # fmt: skip
+    return [n for n in split if n]
+
+
+def run_clients(
+    context: Any, clients: list[tuple[Callable[..., None], tuple[Any, ...]]], timeout: float
+) -> list[dict[str, Any]]:
+    """Start each (function, args) as a process whose last argument is the results queue, and
+    return what each put on it."""
+    queue: mp.Queue = context.Queue()
+    workers = [context.Process(target=target, args=(*args, queue)) for target, args in clients]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=timeout) for _ in workers]
+    for worker in workers:
+        worker.join(10)
+    return results
+
+
 def run_load(
     port: int,
     requests: list[bytes],
@@ -243,39 +267,16 @@ def run_load(
 ) -> LoadResult:
     """Drive the server from `processes` client processes; optionally probe a path meanwhile."""
     context = mp.get_context("fork")
-    queue: mp.Queue = context.Queue()
     start_at = time.time() + 0.5
-    shares = [
-        connections // processes + (1 if i < connections % processes else 0)
-        for i in range(processes)
-    ]
-    workers = [
-        context.Process(
-            target=drive,
-            args=(
-                port,
-                requests[i::processes],
-                n,
-                duration,
-                rate * n / connections if rate else None,
-                start_at,
-                queue,
-            ),
-        )
-        for i, n in enumerate(shares)
-        if n
-    ]
-    prober = None
+    split = shares(connections, processes)
+    clients: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
+        (drive, (port, requests[i::processes], n, duration,
+                 rate * n / connections if rate else None, start_at))
+        for i, n in enumerate(split)
+    ]  # fmt: skip
     if probe_path is not None:
-        prober = context.Process(
-            target=probe, args=(port, probe_path, probe_every, duration, start_at, queue)
-        )
-        workers.append(prober)
-    for worker in workers:
-        worker.start()
-    results = [queue.get(timeout=duration + 60) for _ in workers]
-    for worker in workers:
-        worker.join(10)
+        clients.append((probe, (port, probe_path, probe_every, duration, start_at)))
+    results = run_clients(context, clients, duration + 60)
     drivers = [r for r in results if "statuses" in r]
     probes = [r for r in results if "statuses" not in r]
     statuses: dict[int, int] = {}
