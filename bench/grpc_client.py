@@ -12,11 +12,13 @@ import multiprocessing as mp
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from bench.load_client import LoadResult, run_clients, shares
+from bench.model import MODEL_NAME
 
 
 def _drive(
@@ -71,6 +73,41 @@ def _drive(
             "cpu": time.process_time() - cpu_started,
         }
     )
+
+
+GRPC_METHOD = "/inference.GRPCInferenceService/ModelInfer"
+
+
+@dataclass
+class GrpcCall:
+    """One ModelInfer request, as both gRPC drivers send it, and its answer's size."""
+
+    port: int
+    message: Any  # the ModelInferRequest (grpcio's driver)
+    payload: bytes  # serialized (the lean driver, bench/grpc_wire.py)
+    expected_bytes: int  # a correct answer's DATA: the 5-byte prefix and the message
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def grpc_call(port: int, matrix: np.ndarray) -> GrpcCall:
+    """The call of `matrix` (float32 rows) as raw_input_contents, its answer fetched once through
+    grpcio: what the lean driver checks every answer against."""
+    import grpc
+
+    from gateway.grpc_api import open_inference_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name=MODEL_NAME)
+    request.inputs.add(name="input", datatype="FP32", shape=list(matrix.shape))
+    request.raw_input_contents.append(matrix.astype("<f4").tobytes())
+    payload = request.SerializeToString()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        answer: bytes = channel.unary_unary(GRPC_METHOD)(payload, timeout=30)
+    if not answer:
+        raise RuntimeError("the gRPC service gave an empty ModelInfer answer")
+    return GrpcCall(port, request, payload, 5 + len(answer))
 
 
 def run_grpc_load(

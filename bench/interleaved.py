@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.load_client import _parse
+from bench.load_client import parse_response
 
 
 class HttpConnection:
@@ -32,7 +32,7 @@ class HttpConnection:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(self.request)
         buffer = bytearray()
-        while (parsed := _parse(buffer)) is None:
+        while (parsed := parse_response(buffer)) is None:
             chunk = self.sock.recv(262144)
             if not chunk:
                 raise ConnectionError("the gateway closed a connection mid-answer")

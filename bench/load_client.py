@@ -59,7 +59,7 @@ class Connection:
         return sock
 
 
-def _parse(buffer: bytearray) -> tuple[int, bool, int] | None:
+def parse_response(buffer: bytearray) -> tuple[int, bool, int] | None:
     """(status, server closes, bytes used) once a whole response is in `buffer`."""
     end = buffer.find(HEADER_END)
     if end < 0:
@@ -146,7 +146,7 @@ def drive(
                 fail(conn, "connection_closed")
                 continue
             conn.buffer += chunk
-            parsed = _parse(conn.buffer)
+            parsed = parse_response(conn.buffer)
             if parsed is None:
                 continue
             status, closes, used = parsed

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import interleaved
-from bench.grpc_client import run_grpc_load
+from bench.grpc_client import GRPC_METHOD, GrpcCall, grpc_call, run_grpc_load
 from bench.grpc_wire import connection, run_wire_load
 from bench.load_client import LoadResult, build_request, run_load
 from bench.meters import CpuMeter, process_tree
@@ -44,7 +44,6 @@ OWNER = "bench/v2_protocols.py"
 PROTOCOLS = ["v1", "v2-json", "v2-binary", "grpc", "grpc-grpcio"]
 # What each gRPC row's client is: the lean one measures the server as the HTTP rows' client does;
 # grpcio's, what a Python caller spends (it shares the two cores with the server).
-GRPC_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 ROWS = [1, 1000]
 CONNECTIONS = [1, 16]
 
@@ -99,49 +98,25 @@ def bodies(matrix: np.ndarray) -> dict[str, bytes]:
     }
 
 
-def grpc_request(matrix: np.ndarray) -> Any:
-    from gateway.grpc_api import open_inference_pb2 as pb
-
-    request = pb.ModelInferRequest(model_name=MODEL_NAME)
-    request.inputs.add(name="input", datatype="FP32", shape=list(matrix.shape))
-    request.raw_input_contents.append(matrix.astype("<f4").tobytes())
-    return request
-
-
-def reference_answer(target: str, payload: bytes) -> bytes:
-    """One ModelInfer answer, serialized, through grpcio: what the lean client checks against."""
-    import grpc
-
-    with grpc.insecure_channel(target) as channel:
-        answer: bytes = channel.unary_unary(GRPC_METHOD)(payload, timeout=30)
-    if not answer:
-        raise RuntimeError("the gRPC service gave an empty ModelInfer answer")
-    return answer
-
-
 def measure(
     protocol: str,
     rows: int,
     connections: int,
     seconds: float,
     http_requests: dict[str, bytes],
-    grpc_message: Any,
+    call: GrpcCall,
     gateway: Service,
     grpc: Service,
-    grpc_target: str,
 ) -> Case:
     server = grpc if protocol.startswith("grpc") else gateway
     meter = CpuMeter({"server": process_tree(server)}).start()
     result: LoadResult
     if protocol == "grpc":
-        payload = grpc_message.SerializeToString()
-        port = int(grpc_target.rpartition(":")[2])
-        expected = 5 + len(reference_answer(grpc_target, payload))
-        result = run_wire_load(
-            port, GRPC_METHOD, payload, expected, connections=connections, duration=seconds
-        )
+        result = run_wire_load(call.port, GRPC_METHOD, call.payload, call.expected_bytes,
+                               connections=connections, duration=seconds)  # fmt: skip
     elif protocol == "grpc-grpcio":
-        result = run_grpc_load(grpc_target, grpc_message, connections=connections, duration=seconds)
+        result = run_grpc_load(call.target, call.message, connections=connections,
+                               duration=seconds)  # fmt: skip
     else:
         assert gateway.port is not None
         # One request, repeated: run_load deals the list out over its 2 client processes.
@@ -164,19 +139,15 @@ def measure(
 
 
 def take_turns(
-    rows: int, seconds: float, http_requests: dict[str, bytes], grpc_message: Any,
-    gateway: Service, grpc_target: str,
-) -> dict[str, np.ndarray]:  # fmt: skip
+    rows: int, seconds: float, http_requests: dict[str, bytes], call: GrpcCall, gateway: Service
+) -> dict[str, np.ndarray]:
     """v1, V2 JSON, V2 binary and gRPC (lean client) at one connection each, in turns."""
     assert gateway.port is not None
-    payload = grpc_message.SerializeToString()
-    expected = 5 + len(reference_answer(grpc_target, payload))
-    port = int(grpc_target.rpartition(":")[2])
     callers = {
         protocol: interleaved.HttpConnection(gateway.port, http_requests[protocol]).call
         for protocol in ("v1", "v2-json", "v2-binary")
     }
-    callers["grpc"] = connection(port, GRPC_METHOD, payload, expected).call
+    callers["grpc"] = connection(call.port, GRPC_METHOD, call.payload, call.expected_bytes).call
     turns = interleaved.take_turns(callers, seconds)
     say(f"turns, {rows} rows: " + ", ".join(
         f"{name} {1 / values.mean():,.0f} req/s" for name, values in turns.items()))  # fmt: skip
@@ -274,7 +245,6 @@ def main(argv: list[str] | None = None) -> int:
     data = breast_cancer().astype(np.float32)
     matrices = {rows: np.resize(data, (rows, data.shape[1])).astype(np.float32) for rows in ROWS}
     http_requests = {rows: bodies(matrix) for rows, matrix in matrices.items()}
-    grpc_messages = {rows: grpc_request(matrix) for rows, matrix in matrices.items()}
     with (
         tempfile.TemporaryDirectory(prefix="onnxq-v2-bench-") as work,
         own_redis(Path(work) / "redis") as redis,
@@ -292,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait_until(lambda: gateway_answers(local_url(port), "/ready"), 60, "the gateway")
             wait_until(lambda: grpc_ready(grpc, 2), 60, "the gRPC service")
-            target = f"127.0.0.1:{env['ONNXQ_GRPC_PORT']}"
+            grpc_port = int(env["ONNXQ_GRPC_PORT"])
+            calls = {rows: grpc_call(grpc_port, matrix) for rows, matrix in matrices.items()}
             samples: dict[tuple[str, int, int], list[Case]] = {}
             for round_number in range(args.rounds):
                 for rows in args.rows:
@@ -300,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                         for protocol in args.protocols:
                             case = measure(
                                 protocol, rows, connections, args.seconds,
-                                http_requests[rows], grpc_messages[rows], gateway, grpc, target,
+                                http_requests[rows], calls[rows], gateway, grpc,
                             )  # fmt: skip
                             samples.setdefault((protocol, rows, connections), []).append(case)
                             say(
@@ -309,9 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                                 f"{case.p50 * 1000:6.2f} ms, server {case.server_cpu_ms:.3f} "
                                 f"ms/req, errors {case.errors}"
                             )
-            turns = {rows: take_turns(rows, 3 * args.seconds, http_requests[rows],
-                                      grpc_messages[rows], gateway, target)
-                     for rows in args.rows}  # fmt: skip
+            turns = {rows: take_turns(rows, 3 * args.seconds, http_requests[rows], calls[rows],
+                                      gateway) for rows in args.rows}  # fmt: skip
         finally:
             grpc.stop()
             gateway.stop()

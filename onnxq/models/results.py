@@ -10,9 +10,9 @@ The same object is the v1 answer, a job's result, the source of each prediction-
 through its raw `tensors`, of a V2 answer.
 
 A float32 column stays the model's array until an answer needs JSON values (`json_columns`):
-the prediction log writes the array as it is (orjson gives the same shortest decimals either
-way), so a binary V2 or gRPC answer never pays for lists it does not send (a tenth of a
-1,000-row binary request).
+the prediction log writes the array as it is (the same values, each float32's shortest decimal,
+though orjson may choose another notation for it: 5e-6 or 0.000005), so a binary V2 or gRPC
+answer never pays for lists it does not send.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def float32_values(array: np.ndarray) -> list[Any]:
     return orjson.loads(encoded)  # type: ignore[no-any-return]
 
 
-def json_values(values: list[Any] | np.ndarray) -> list[Any]:
+def json_column(values: list[Any] | np.ndarray) -> list[Any]:
     """A column as JSON-ready lists (float32 arrays as their shortest decimals)."""
     return float32_values(values) if isinstance(values, np.ndarray) else values
 
@@ -111,15 +111,15 @@ class PredictionResult:
 
     @property
     def json_columns(self) -> dict[str, list[Any]]:
-        return {key: json_values(values) for key, values in self.columns.items()}
+        return {key: json_column(values) for key, values in self.columns.items()}
 
     @property
     def labels(self) -> list[Any]:
-        return json_values(self.columns["labels"])
+        return json_column(self.columns["labels"])
 
     @property
     def probabilities(self) -> list[list[float]]:
-        return json_values(self.columns["probabilities"])
+        return json_column(self.columns["probabilities"])
 
     @property
     def classes(self) -> list[Any]:
@@ -127,7 +127,7 @@ class PredictionResult:
 
     @property
     def predictions(self) -> list[Any]:
-        return json_values(self.columns["predictions"])
+        return json_column(self.columns["predictions"])
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -150,7 +150,7 @@ class PredictionResult:
             return parts[0]
         first = parts[0]
         columns = {
-            key: [v for part in parts for v in json_values(part.columns[key])]
+            key: [v for part in parts for v in json_column(part.columns[key])]
             for key in first.columns
         }
         return cls(first.task, columns, first.constants)
@@ -158,7 +158,7 @@ class PredictionResult:
     def profile_outputs(self) -> dict[str, Any]:
         """The outputs as drift's build_profile takes them: keyed like the log line's fields,
         with a regressor's target names."""
-        outputs: dict[str, Any] = {key: json_values(v) for key, v in self.log_columns()}
+        outputs: dict[str, Any] = {key: json_column(v) for key, v in self.log_columns()}
         if "targets" in self.constants:
             outputs["targets"] = self.constants["targets"]
         return outputs
