@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,7 @@ class ParsedBlock:
     labels: list[Any]
     outside_window: int = 0
     duplicates: int = 0  # lines of a (job, row) already counted: a job run twice
+    values: list[list[Any]] = field(default_factory=list)  # each profile value's column
 
 
 def parse_block(

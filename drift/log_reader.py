@@ -35,6 +35,7 @@ import pandas as pd
 
 from drift.feature_bins import CategoricalFeature, NumericFeature
 from drift.log_lines import ParsedBlock, job_key, parse_block
+from drift.log_segments import segment_files, window_blocks
 from drift.outputs import value_at
 from drift.profile import ReferenceProfile
 
@@ -178,12 +179,16 @@ class WindowCounts:
         self._add_outputs(probabilities, labels, len(rows))
 
     def add_parsed(self, parsed: ParsedBlock) -> None:
-        """Bin a block the fast path parsed (it has no corrupt or mismatched lines)."""
+        """Bin a block the fast path parsed or a segment's batch (no corrupt or mismatched
+        rows)."""
         self.outside_window += parsed.outside_window
         self.duplicate_lines += parsed.duplicates
-        if len(parsed.features):
+        rows = len(parsed.labels)
+        if rows:
             self._add_columns(list(parsed.features.T))
-            self._add_outputs(parsed.probabilities, parsed.labels, len(parsed.features))
+            for bins, column in zip(self.values, parsed.values, strict=False):
+                bins.add(column)
+            self._add_outputs(parsed.probabilities, parsed.labels, rows)
 
     def _add_columns(self, columns: list[Any]) -> None:
         # A numeric feature's tally reads the log's shortest decimals back as the float32 the
@@ -228,7 +233,8 @@ def read_window(
     result = WindowCounts.empty(profile, start, end)
     width = len(profile.features)
     paths = log_files(log_dir, start, end)
-    total_bytes = sum(path.stat().st_size for path in paths)
+    segments = segment_files(log_dir, start.date(), end.date(), model, version)
+    total_bytes = sum(path.stat().st_size for path in [*paths, *segments])
     bytes_read = 0
     for path in paths:
         result.files.append(path.name)
@@ -248,9 +254,39 @@ def read_window(
                     result.add_parsed(parsed)
                 if progress is not None:
                     progress(Progress(min(bytes_read, total_bytes), total_bytes, result.rows))
+
+    def segment_read(size: int) -> None:
+        nonlocal bytes_read
+        bytes_read += size
+        if progress is not None:
+            progress(Progress(min(bytes_read, total_bytes), total_bytes, result.rows))
+
+    root = Path(log_dir)
+    result.files += [str(path.relative_to(root)) for path in segments]
+    window = (_milliseconds(start, up=True), _milliseconds(end))
+    seen: dict[str, np.ndarray] = {}
+    for parsed, batch in window_blocks(segments, *window, result.paths, seen, segment_read):
+        if parsed is None or batch is None:
+            result.corrupt_lines += 1  # a segment cut short: its last batch is lost
+        elif batch.features is not None and batch.features.shape[1] != width:
+            result.mismatched_lines += len(batch)
+        else:
+            result.add_parsed(parsed)
     if progress is not None:
         progress(Progress(total_bytes, total_bytes, result.rows))
     return result
+
+
+def _milliseconds(when: datetime, up: bool = False) -> int:
+    """`when` as the log's epoch milliseconds: the window's start rounded up, its end down, so
+    that a row logged at a millisecond is inside exactly when its time is."""
+    micros = _micros(when)
+    return -(-micros // 1000) if up else micros // 1000
+
+
+def _micros(when: datetime) -> int:
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _read_lines(

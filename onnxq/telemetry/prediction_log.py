@@ -1,52 +1,82 @@
-"""The append-only JSONL prediction log: one line per predicted row, sync or async."""
+"""The prediction log: every predicted row, sync or async, as Arrow record batches.
+
+The format is drift/log_segments.py's (docs/prediction-log.md): one segment file per process,
+model version and UTC day, one record batch per request or job. A batch is the model's own
+arrays (the float32 features and outputs), so logging a 1,000-row request costs a tenth of a
+millisecond, not the milliseconds of a JSON line per row.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import os
+import secrets
+import socket
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from drift import log_segments as fmt
 from onnxq.models.results import PredictionResult
-from onnxq.telemetry.log_line_encoding import encode_lines
+from onnxq.telemetry.log_arrays import RecordBatch, record_batch, schema_message
+
+SEGMENT_BYTES = 256 * 1024 * 1024  # a process starts a new segment past this size
+
+
+@dataclass
+class _Segment:
+    """One open segment file of this process."""
+
+    path: Path
+    fd: int
+    schema_key: tuple[Any, ...]
+    size: int = 0
+
+    def frames(self, batch: RecordBatch, first: bool) -> bytes:
+        """The batch's message, after the segment's schema when it is the first."""
+        message = batch.message()
+        return schema_message(batch.schema_key) + message if first else message
+
+    def append(self, payload: bytes) -> None:
+        view = memoryview(payload)
+        while view:  # a short write is finished before the next batch's frames
+            written = os.write(self.fd, view)
+            view = view[written:]
+        self.size += len(payload)
 
 
 class PredictionLog:
-    """Appends prediction lines to <dir>/predictions-YYYY-MM-DD.jsonl (UTC day = rotation)."""
+    """Appends prediction record batches under `directory` (drift/log_segments.py's layout)."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES):
         self.directory = directory
+        self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
-        self._open: tuple[Path, int] | None = None
-        self._day: tuple[date, Path] | None = None
-
-    def path_for(self, when: datetime) -> Path:
-        day = when.date()
-        if self._day is None or self._day[0] != day:  # formatted once a day, not per line
-            self._day = (day, self.directory / f"predictions-{day:%Y-%m-%d}.jsonl")
-        return self._day[1]
+        self._segments: dict[tuple[str, str, int], _Segment] = {}
+        self._pid = os.getpid()
+        self._name = f"{socket.gethostname()}-{self._pid}-{secrets.token_hex(4)}"
+        self._sequence = 0
 
     def record(self, **prediction: Any) -> int:
-        """Append one line per row (the arguments of `lines`); return how many were written."""
+        """Append one record batch (the arguments of `encode`); return how many rows it holds."""
         with self.batch() as batch:
             return batch.record(**prediction)
 
     @contextmanager
     def batch(self) -> Iterator[PredictionBatch]:
-        """Lines recorded on the batch are appended together, in one write, when it closes (a
-        worker's micro-batch: one lock and one write instead of one per job)."""
+        """Batches recorded here are appended when it closes, one write per segment (a
+        worker's micro-batch: one write instead of one per job)."""
         batch = PredictionBatch(self)
         yield batch
-        for path, lines in batch.lines.items():
-            self._append(path, b"".join(lines))
+        self._append(batch.pending)
 
-    def lines(
+    def encode(
         self,
         *,
         model: str,
@@ -57,81 +87,100 @@ class PredictionLog:
         request_id: str | None = None,
         job_id: str | None = None,
         source: str,
-    ) -> tuple[Path, bytes]:
-        """The file and the lines (newline-terminated) that `record` appends.
-
-        Features are logged as the float32 values the model saw, each written as
-        its shortest round-trip decimal (17.99, not 17.989999771118164), in
-        manifest order whatever form the request used; a missing value is null. A tensor
-        model's input tensors are not logged (`features` is null): its outputs are.
-        """
-        now = datetime.now(UTC)
-        timestamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        first_row: int = 0,
+    ) -> RecordBatch:
+        """The record batch of one request's or job's rows: features as the float32 values the
+        model saw, in manifest order (NaN where a nullable feature was missing); none for a
+        tensor model, whose input tensors are not logged."""
         tabular = not isinstance(rows, np.ndarray) or rows.dtype.names is None
-        lines = encode_lines(
-            timestamp=timestamp,
+        return record_batch(
+            model=model,
+            version=version,
+            ts_ms=time.time_ns() // 1_000_000,
             source=source,
             request_id=request_id,
             job_id=job_id,
-            model=model,
-            version=version,
             rows=len(rows),
-            matrix=np.ascontiguousarray(rows, dtype=np.float32) if tabular else None,
+            first_row=first_row,
+            features=np.ascontiguousarray(rows, dtype=np.float32) if tabular else None,
             columns=result.log_columns(),
             latency_ms=latency_ms,
         )
-        return self.path_for(now), lines
 
-    def _append(self, path: Path, payload: bytes) -> None:
+    def _append(self, pending: list[RecordBatch]) -> None:
+        if not pending:
+            return
         with self._lock:
-            fd = self._file_for(path)
-            # O_APPEND puts every write at the end; the lock keeps a large batch from a second
-            # process out of the middle of ours, and the loop finishes a short write before
-            # anyone else may write.
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                view = memoryview(payload)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            if os.getpid() != self._pid:
+                self._forked()
+            payloads: dict[tuple[str, str, int], list[bytes]] = {}
+            for batch in pending:
+                segment = self._segment_for(batch)
+                frames = payloads.setdefault(batch.segment_key, [])
+                frames.append(segment.frames(batch, first=not segment.size and not frames))
+            for key, frames in payloads.items():
+                segment = self._segments[key]
+                try:
+                    segment.append(b"".join(frames))
+                except OSError:
+                    # Part of a batch may be in the file: nothing more goes after it.
+                    self._retire(key)
+                    raise
 
-    def _file_for(self, path: Path) -> int:
-        """The open descriptor of today's file: opened once per day and process, not per write
-        (an open and a close were a tenth of a sync predict's CPU). A file removed while open
-        is opened again, so lines never go to a deleted inode."""
-        if self._open is not None:
-            open_path, fd = self._open
-            if open_path == path and os.fstat(fd).st_nlink > 0:
-                return fd
-            os.close(fd)
-            self._open = None
-        # The directory is made when an append finds it missing, not checked on every request.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        self._open = (path, fd)
-        return fd
+    def _segment_for(self, batch: RecordBatch) -> _Segment:
+        key = batch.segment_key
+        segment = self._segments.get(key)
+        if segment is not None and (
+            segment.schema_key != batch.schema_key
+            or segment.size >= self.segment_bytes
+            or os.fstat(segment.fd).st_nlink == 0  # removed while open: never write to it
+        ):
+            self._retire(key)
+            segment = None
+        if segment is None:
+            segment = self._open(batch)
+            self._segments[key] = segment
+        return segment
+
+    def _open(self, batch: RecordBatch) -> _Segment:
+        day = datetime.fromtimestamp(batch.ts_ms / 1000, UTC).date()
+        directory = fmt.segment_directory(self.directory, day, batch.model, batch.version)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._sequence += 1
+        path = directory / f"{self._name}-{self._sequence:04d}{fmt.SUFFIX}"
+        # O_EXCL: a segment has one writer, ever; a restarted process with the same pid makes its
+        # own (its name's token differs).
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        return _Segment(path, os.open(path, flags, 0o644), batch.schema_key)
+
+    def _retire(self, key: tuple[str, str, int]) -> None:
+        segment = self._segments.pop(key)
+        os.close(segment.fd)
+
+    def _forked(self) -> None:
+        """In a child forked with open segments: they are the parent's; start this process's own."""
+        for segment in self._segments.values():
+            os.close(segment.fd)
+        self._segments.clear()
+        self._pid = os.getpid()
+        self._name = f"{socket.gethostname()}-{self._pid}-{secrets.token_hex(4)}"
+        self._sequence = 0
 
     def close(self) -> None:
         with self._lock:
-            if self._open is not None:
-                os.close(self._open[1])
-                self._open = None
+            for key in list(self._segments):
+                self._retire(key)
 
 
 class PredictionBatch:
-    """Lines waiting to be appended together (PredictionLog.batch)."""
+    """Record batches waiting to be appended together (PredictionLog.batch)."""
 
     def __init__(self, log: PredictionLog):
         self._log = log
-        self.lines: dict[Path, list[bytes]] = {}
+        self.pending: list[RecordBatch] = []
 
     def record(self, **prediction: Any) -> int:
-        """PredictionLog.record's arguments; the lines are written when the batch closes."""
-        path, lines = self._log.lines(**prediction)
-        self.lines.setdefault(path, []).append(lines)
-        return len(prediction["rows"])  # a line per row
+        """PredictionLog.encode's arguments; the batch is written when this closes."""
+        batch = self._log.encode(**prediction)
+        self.pending.append(batch)
+        return batch.rows

@@ -35,7 +35,7 @@ def log_jobs(log_dir: Path, job_runs: list[tuple[str, np.ndarray]]) -> None:
         )
 
 
-@pytest.mark.parametrize("chunk_size", [10_000, 1])  # one block (fast path) and line by line
+@pytest.mark.parametrize("chunk_size", [10_000, 1])  # chunks of the earlier JSONL layout only
 def test_a_job_logged_twice_counts_once(tmp_path: Path, profile, chunk_size: int) -> None:
     rng = np.random.default_rng(5)
     first, second = rng.normal(size=(4, 3)), rng.normal(size=(2, 3))
@@ -61,13 +61,15 @@ def test_a_job_logged_twice_counts_once(tmp_path: Path, profile, chunk_size: int
     assert sum(int(b.counts.sum()) for b in window.features[:1]) == 8
 
 
-def test_fast_and_general_paths_agree_on_a_corrupt_neighbour(tmp_path: Path, profile) -> None:
+def test_a_run_after_a_segment_cut_short_still_counts_as_a_duplicate(
+    tmp_path: Path, profile
+) -> None:
     rng = np.random.default_rng(6)
     rows = rng.normal(size=(3, 3))
     log_jobs(tmp_path, [("job-a", rows)])
-    path = next(tmp_path.glob("predictions-*.jsonl"))
+    [path] = tmp_path.rglob("*.arrows")
     with path.open("ab") as handle:
-        handle.write(b"{not json\n")  # forces the block onto the line-by-line path
-    log_jobs(tmp_path, [("job-a", rows)])
+        handle.write(b"\xff\xff\xff\xff\x40\x00\x00\x00{not")  # a write cut short
+    log_jobs(tmp_path, [("job-a", rows)])  # the redelivery, in another process's segment
     window = read_window(profile, tmp_path, "m", now=datetime.now(UTC) + timedelta(seconds=1))
     assert (window.rows, window.duplicate_lines, window.corrupt_lines) == (3, 3, 1)

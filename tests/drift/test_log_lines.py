@@ -11,10 +11,8 @@ import pytest
 
 import drift.log_reader
 from drift import build_profile, read_window
-from drift.log_lines import LINE, parse_block
+from drift.log_lines import parse_block
 from drift.profile import ReferenceProfile
-from onnxq.models.results import PredictionResult
-from onnxq.telemetry.prediction_log import PredictionLog
 from tests.support.prediction_log import append, log_line
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -84,35 +82,6 @@ def test_the_fast_and_the_general_path_count_the_same(
     # hourly lines: the last 7 days hold i = 0..168, and the line with a string label
     assert fast.rows == 169 + 1 and fast.corrupt_lines == 2 and fast.mismatched_lines == 1
     assert fast.outside_window == (299 - 168) + 1  # the older hourly lines and the 9-day-old one
-
-
-def test_prediction_log_lines_are_in_the_fast_layout_and_parse_to_the_logged_values(
-    tmp_path: Path,
-) -> None:
-    log = PredictionLog(tmp_path)
-    rows = np.array([[17.99, np.nan], [-1e-05, 3.0]], dtype=np.float32)
-    result = PredictionResult.classification(
-        labels=[1, 0], probabilities=[[0.2, 0.8], [0.9, 0.1]], classes=[0, 1]
-    )
-    log.record(
-        model="m",
-        version=1,
-        rows=rows,
-        result=result,
-        latency_ms=1.0,
-        request_id="a" * 32,
-        job_id="b" * 32,
-        source="job",
-    )
-    block = next(tmp_path.iterdir()).read_bytes()
-    assert len(LINE.findall(block)) == 2
-    # The log stamps lines with the real clock: the window is around now, not around NOW.
-    now = datetime.now(UTC)
-    parsed = parse_block(block, 2, "m", 1, now - timedelta(days=1), now + timedelta(days=1), 2)
-    assert parsed is not None
-    np.testing.assert_array_equal(parsed.features.astype(np.float32), rows)
-    assert parsed.probabilities.tolist() == pytest.approx([0.8, 0.1])
-    assert parsed.labels == [1, 0]
 
 
 @pytest.mark.parametrize(

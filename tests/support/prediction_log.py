@@ -1,9 +1,9 @@
-"""The JSONL prediction log (docs/prediction-log.md) as tests see it: read what onnxq wrote, or
-write lines by hand at chosen times."""
+"""The prediction log (docs/prediction-log.md) as tests see it: read what onnxq wrote, a row at a
+time in the layout `onnxq log` prints; or write lines of the earlier JSONL layout by hand at
+chosen times (drift still reads those files)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,21 +11,31 @@ from typing import Any
 
 import orjson
 
-FILE_PATTERN = "predictions-*.jsonl"  # one file per UTC day
+from drift.log_segments import all_segments, read_segment
+
+FILE_PATTERN = "predictions-*.jsonl"  # the earlier layout: one JSONL file per UTC day
 
 
 def prediction_log_files(directory: Path) -> list[Path]:
-    """The day files of the prediction log in `directory`, oldest first."""
-    return sorted(directory.glob(FILE_PATTERN))
+    """The segments of the prediction log in `directory`, by day, model, version and name."""
+    return all_segments(directory)
 
 
 def prediction_lines(directory: Path) -> list[dict[str, Any]]:
-    """Every line of the prediction log in `directory`, parsed, in file and line order."""
-    return [
-        json.loads(line)
-        for path in prediction_log_files(directory)
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
+    """Every logged row in `directory`, as `onnxq log` prints it, segment by segment (each
+    segment is one process's, in the order it wrote them). A segment cut short fails the test."""
+    lines: list[dict[str, Any]] = []
+    for path in all_segments(directory):
+        read = read_segment(path)
+        assert not read.truncated, f"{path} ends in the middle of a record batch"
+        for batch in read.batches:
+            lines += batch.lines()
+    return lines
+
+
+def legacy_files(directory: Path) -> list[Path]:
+    """The earlier layout's day files in `directory`, oldest first."""
+    return sorted(directory.glob(FILE_PATTERN))
 
 
 def iso(when: datetime) -> str:

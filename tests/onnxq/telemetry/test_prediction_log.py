@@ -1,9 +1,9 @@
-"""The prediction log: one JSON line per row, whole batches even under concurrent writers."""
+"""The prediction log: a record batch per request or job, one segment file per writing process."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
+import os
 import re
 import shutil
 from datetime import UTC, datetime
@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from drift import log_segments
 from onnxq.models.results import PredictionResult
 from onnxq.telemetry.prediction_log import PredictionLog
-from tests.support.prediction_log import prediction_log_files
+from tests.support.prediction_log import prediction_lines, prediction_log_files
 
-FIELDS = {
+FIELDS = [
     "ts",
     "source",
     "request_id",
@@ -28,15 +29,7 @@ FIELDS = {
     "label",
     "probabilities",
     "latency_ms",
-}
-
-
-def read_lines(directory: Path) -> list[dict]:
-    files = prediction_log_files(directory)
-    assert len(files) == 1, files
-    text = files[0].read_text(encoding="utf-8")
-    assert text.endswith("\n")
-    return [json.loads(line) for line in text.splitlines()]
+]
 
 
 def result_for(n_rows: int) -> PredictionResult:
@@ -47,9 +40,22 @@ def result_for(n_rows: int) -> PredictionResult:
     )
 
 
-def test_each_row_becomes_one_json_line_with_the_documented_fields(tmp_path: Path) -> None:
+def record(log: PredictionLog, **fields: object) -> int:
+    prediction = {
+        "model": "m",
+        "version": 1,
+        "rows": [[1.0], [2.0]],
+        "result": result_for(2),
+        "latency_ms": 0.0,
+        "source": "job",
+        **fields,
+    }
+    return log.record(**prediction)
+
+
+def test_each_row_reads_back_with_the_documented_fields(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path / "predictions")
-    rows = np.array([[1.5, 2.0, 3.25], [4.0, 5.0, 6.0]], dtype=np.float32)
+    rows = np.array([[1.5, 2.0, 3.25], [4.0, 5.0, np.nan]], dtype=np.float32)
 
     written = log.record(
         model="breast-cancer",
@@ -61,9 +67,9 @@ def test_each_row_becomes_one_json_line_with_the_documented_fields(tmp_path: Pat
         source="sync",
     )
 
-    lines = read_lines(tmp_path / "predictions")
+    lines = prediction_lines(tmp_path / "predictions")
     assert written == 2
-    assert [set(line) for line in lines] == [FIELDS, FIELDS]
+    assert [list(line) for line in lines] == [FIELDS, FIELDS]
     first, second = lines
     assert first["source"] == "sync"
     assert first["request_id"] == "req-1"
@@ -71,7 +77,7 @@ def test_each_row_becomes_one_json_line_with_the_documented_fields(tmp_path: Pat
     assert (first["model"], first["version"]) == ("breast-cancer", 3)
     assert [first["row"], second["row"]] == [0, 1]
     assert first["features"] == [1.5, 2.0, 3.25]
-    assert second["features"] == [4.0, 5.0, 6.0]
+    assert second["features"] == [4.0, 5.0, None]  # a missing value: NaN in the log
     assert [first["label"], second["label"]] == [0, 1]
     assert second["probabilities"] == [0.25, 0.75]
     assert first["latency_ms"] == 1.235
@@ -79,45 +85,43 @@ def test_each_row_becomes_one_json_line_with_the_documented_fields(tmp_path: Pat
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["ts"])
 
 
-def test_lines_go_to_a_file_named_after_the_utc_day(tmp_path: Path) -> None:
+def test_the_columns_keep_the_models_own_float32_values(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    rows = np.random.default_rng(1).random((50, 4)).astype(np.float32)
+    probabilities = np.random.default_rng(2).random((50, 3)).astype(np.float32)
+    result = PredictionResult.classification(["a", "b"] * 25, probabilities, ["a", "b", "c"])
+    log.record(model="m", version=1, rows=rows, result=result, latency_ms=2.0, source="v2")
+
+    [path] = prediction_log_files(tmp_path)
+    [batch] = log_segments.read_segment(path).batches
+    assert batch.features.dtype == np.float32
+    assert np.array_equal(batch.features, rows)
+    assert np.array_equal(batch.probabilities, probabilities)
+    assert batch.label == ["a", "b"] * 25
+    assert batch.row.tolist() == list(range(50))
+
+
+def test_a_segment_is_named_after_its_day_model_version_and_process(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     before = datetime.now(UTC)
-    log.record(
-        model="m", version=1, rows=[[1.0]], result=result_for(1), latency_ms=0.0, source="job"
-    )
+    record(log, model="breast-cancer", version=7)
     after = datetime.now(UTC)
 
-    [path] = tmp_path.glob("*.jsonl")
-    assert path.name in {
-        f"predictions-{before:%Y-%m-%d}.jsonl",
-        f"predictions-{after:%Y-%m-%d}.jsonl",
-    }
-    day = path.name.removeprefix("predictions-").removesuffix(".jsonl")
-    assert read_lines(tmp_path)[0]["ts"].startswith(day + "T")
-
-
-def test_path_for_names_the_file_after_the_given_day(tmp_path: Path) -> None:
-    log = PredictionLog(tmp_path)
-
-    path = log.path_for(datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC))
-
-    assert path == tmp_path / "predictions-2024-02-29.jsonl"
+    [path] = prediction_log_files(tmp_path)
+    day, model, version, name = path.relative_to(tmp_path).parts
+    assert day in {f"{before:%Y-%m-%d}", f"{after:%Y-%m-%d}"}
+    assert (model, version) == ("breast-cancer", "7")
+    assert re.fullmatch(rf".+-{os.getpid()}-[0-9a-f]{{8}}-0001\.arrows", name)
+    assert prediction_lines(tmp_path)[0]["ts"].startswith(day + "T")
 
 
 def test_later_batches_are_appended_after_earlier_ones(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     for job in ("a", "b"):
-        log.record(
-            model="m",
-            version=1,
-            rows=[[1.0], [2.0]],
-            result=result_for(2),
-            latency_ms=0.0,
-            job_id=job,
-            source="job",
-        )
+        record(log, job_id=job)
 
-    assert [(line["job_id"], line["row"]) for line in read_lines(tmp_path)] == [
+    assert len(prediction_log_files(tmp_path)) == 1
+    assert [(line["job_id"], line["row"]) for line in prediction_lines(tmp_path)] == [
         ("a", 0),
         ("a", 1),
         ("b", 0),
@@ -125,55 +129,105 @@ def test_later_batches_are_appended_after_earlier_ones(tmp_path: Path) -> None:
     ]
 
 
-def test_a_batch_writes_its_jobs_lines_in_one_append_when_it_closes(
+def test_a_jobs_rows_carry_their_index_in_the_job(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    record(log, job_id="j", first_row=10)
+    assert [line["row"] for line in prediction_lines(tmp_path)] == [10, 11]
+
+
+def test_a_batch_writes_its_jobs_in_one_append_when_it_closes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = PredictionLog(tmp_path)
-    appends: list[int] = []
-    append = log._append
+    writes: list[int] = []
+    real_write = os.write
 
-    def counted(path: Path, payload: bytes) -> None:
-        appends.append(payload.count(b"\n"))
-        append(path, payload)
+    def counted(fd: int, data: bytes) -> int:
+        writes.append(len(data))
+        return real_write(fd, data)
 
-    monkeypatch.setattr(log, "_append", counted)
+    monkeypatch.setattr(os, "write", counted)
     with log.batch() as batch:
         for job in ("a", "b", "c"):
-            written = batch.record(
-                model="m",
-                version=1,
-                rows=[[1.0], [2.0]],
-                result=result_for(2),
-                latency_ms=0.0,
-                job_id=job,
-                source="job",
-            )
-            assert written == 2
-        assert appends == []  # nothing on disk before the batch closes
+            assert batch.record(**{**_prediction(), "job_id": job}) == 2
+        assert writes == []  # nothing on disk before the batch closes
 
-    assert appends == [6]
-    lines = read_lines(tmp_path)
+    assert len(writes) == 1
+    lines = prediction_lines(tmp_path)
     assert [(line["job_id"], line["row"]) for line in lines] == [
         (job, row) for job in "abc" for row in (0, 1)
     ]
-    assert all(set(line) == FIELDS for line in lines)
+
+
+def _prediction() -> dict[str, object]:
+    return {
+        "model": "m",
+        "version": 1,
+        "rows": [[1.0], [2.0]],
+        "result": result_for(2),
+        "latency_ms": 0.0,
+        "source": "job",
+    }
+
+
+def test_each_model_version_has_its_own_segment(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    record(log, version=1)
+    record(log, version=2)
+    record(log, model="other", rows=[[1.0, 2.0], [3.0, 4.0]])
+
+    paths = [p.relative_to(tmp_path).parts[1:3] for p in prediction_log_files(tmp_path)]
+    assert sorted(paths) == [("m", "1"), ("m", "2"), ("other", "1")]
+
+
+def test_a_segment_past_its_size_is_followed_by_a_new_one(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, segment_bytes=1)
+    for job in ("a", "b", "c"):
+        record(log, job_id=job)
+
+    names = [p.name for p in prediction_log_files(tmp_path)]
+    assert [name[-11:] for name in names] == ["0001.arrows", "0002.arrows", "0003.arrows"]
+    assert [line["job_id"] for line in prediction_lines(tmp_path)] == list("aabbcc")
 
 
 def test_a_log_directory_removed_while_running_is_made_again(tmp_path: Path) -> None:
     directory = tmp_path / "predictions"
     log = PredictionLog(directory)
-    row = {
-        "model": "m",
-        "version": 1,
-        "rows": [[1.0]],
-        "result": result_for(1),
-        "latency_ms": 0.0,
-        "source": "sync",
-    }
-    log.record(**row, request_id="first")
+    record(log, request_id="first")
     shutil.rmtree(directory)
-    log.record(**row, request_id="second")
-    assert [line["request_id"] for line in read_lines(directory)] == ["second"]
+    record(log, request_id="second")
+    assert [line["request_id"] for line in prediction_lines(directory)] == ["second"] * 2
+
+
+def test_a_segment_cut_short_reads_back_up_to_the_cut(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    record(log, job_id="a")
+    record(log, job_id="b")
+    [path] = prediction_log_files(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[:-20])  # a process killed in the middle of its last write
+
+    read = log_segments.read_segment(path)
+    assert read.truncated
+    assert [batch.job_id[0] for batch in read.batches] == ["a"]
+
+
+def test_a_forked_child_writes_a_segment_of_its_own(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    record(log, request_id="parent")
+    context = multiprocessing.get_context("fork")
+    child = context.Process(target=record, args=(log,), kwargs={"request_id": "child"})
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    record(log, request_id="parent")
+
+    by_file = {
+        path.name: [b.request_id[0] for b in log_segments.read_segment(path).batches]
+        for path in prediction_log_files(tmp_path)
+    }
+    assert sorted(by_file.values()) == [["child"], ["parent", "parent"]]
+    assert any(f"-{child.pid}-" in name for name in by_file)
 
 
 PROCESSES = 8
@@ -200,7 +254,7 @@ def write_batches(directory: str, writer: int) -> None:
         )
 
 
-def test_concurrent_processes_never_interleave_their_batches(tmp_path: Path) -> None:
+def test_concurrent_processes_write_whole_batches_to_their_own_segments(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(target=write_batches, args=(str(tmp_path), writer))
@@ -212,14 +266,13 @@ def test_concurrent_processes_never_interleave_their_batches(tmp_path: Path) -> 
         process.join(timeout=120)
     assert [process.exitcode for process in processes] == [0] * PROCESSES
 
-    lines = read_lines(tmp_path)
-
+    assert len(prediction_log_files(tmp_path)) == PROCESSES
+    lines = prediction_lines(tmp_path)
     assert len(lines) == PROCESSES * BATCHES * ROWS
     batch_ids = []
     for start in range(0, len(lines), ROWS):
         batch = lines[start : start + ROWS]
         request_id = batch[0]["request_id"]
-        # A whole batch is contiguous and in row order: nothing from another writer inside it.
         assert [line["request_id"] for line in batch] == [request_id] * ROWS
         assert [line["row"] for line in batch] == list(range(ROWS))
         assert [line["features"][0] for line in batch] == list(range(ROWS))
