@@ -35,9 +35,10 @@ import pandas as pd
 
 from drift.feature_bins import CategoricalFeature, NumericFeature
 from drift.log_lines import ParsedBlock, job_key, parse_block
-from drift.log_segments import segment_files, window_blocks
+from drift.log_segments import segment_files
 from drift.outputs import value_at
 from drift.profile import ReferenceProfile
+from drift.segment_window import window_blocks
 
 LOG_FILE = re.compile(r"^predictions-(\d{4}-\d{2}-\d{2})\.jsonl$")
 DEFAULT_DAYS = 7

@@ -7,6 +7,7 @@ import sys
 
 from onnxq.cli.drift import add_drift_commands
 from onnxq.cli.lifecycle import add_lifecycle_commands
+from onnxq.cli.prediction_log import add_log_commands
 from onnxq.models.repository import ModelRepository
 from onnxq.models.session import SessionConfig
 from onnxq.settings import Settings
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lifecycle_commands(commands)
     add_drift_commands(commands)
+    add_log_commands(commands)
     return parser
 
 
