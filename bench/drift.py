@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/drift.py [--rows 100000,1000000] [--features 30] [--reps 2]
 
-Writes a synthetic prediction log with onnxq's own PredictionLog (the real format, one file per
-UTC day over the last 7 days), builds a profile from synthetic training data, then runs
+Writes a synthetic prediction log with onnxq's own PredictionLog (the real format: segments per
+UTC day over the last 7 days; and once the earlier JSONL layout, as a same-run baseline), builds a
+profile from synthetic training data, then runs
 `compute_drift` on each log size in a fresh child process (so that its peak RSS is its own),
 alternating sizes over the repetitions. Prints a Markdown table: wall and CPU seconds, rows/s,
 peak RSS, and time and rows relative to the smallest size (linear: the ratios are equal).
@@ -21,7 +22,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 # As a script, Python puts bench/ first on sys.path, where this file would hide the drift
@@ -30,6 +30,7 @@ if Path(sys.path[0]).resolve() == ROOT / "bench":
     sys.path[0] = str(ROOT)
 
 import numpy as np  # noqa: E402
+import orjson  # noqa: E402
 
 from drift import build_profile, compute_drift  # noqa: E402
 from drift.profile import ReferenceProfile  # noqa: E402
@@ -40,46 +41,70 @@ MODEL = "bench"
 BATCH = 10_000
 
 
-def write_log(directory: Path, rows: int, features: int, now: datetime) -> int:
-    """Log ``rows`` rows spread over the last 7 days; one feature in three drifts a little."""
+def write_log(directory: Path, rows: int, features: int, now: datetime, layout: str) -> int:
+    """Log ``rows`` rows spread over the last 7 days; one feature in three drifts a little.
+    `layout`: "segments" (PredictionLog's), or "jsonl", the earlier log's line per row, as a
+    baseline."""
     rng = np.random.default_rng(rows)
-    log = PredictionLog(directory)
+    when = [now]
+    log = PredictionLog(directory, clock=lambda: int(when[0].timestamp() * 1e9))
     written = 0
     while written < rows:
         size = min(BATCH, rows - written)
         matrix = rng.normal(0.0, 1.0, (size, features)).astype(np.float32)
         matrix[:, ::3] += 0.3
         p = rng.random(size)
-        result = PredictionResult.classification(
-            labels=(p > 0.5).astype(int).tolist(),
-            probabilities=np.c_[1 - p, p].tolist(),
-            classes=[0, 1],
-        )
-        # spread the batches over the window: the days are the log's rotation
-        when = now - timedelta(days=6.9 * (1 - written / rows))
-        with mock.patch("onnxq.telemetry.prediction_log.datetime") as clock:
-            clock.now.return_value = when
-            log.record(
-                model=MODEL,
-                version=1,
-                rows=matrix,
-                result=result,
-                latency_ms=1.0,
-                source="job",
-                request_id=uuid.uuid4().hex,
-                job_id=uuid.uuid4().hex,
-            )
+        labels = (p > 0.5).astype(int).tolist()
+        probabilities = np.c_[1 - p, p].astype(np.float32)
+        # spread the batches over the window
+        when[0] = now - timedelta(days=6.9 * (1 - written / rows))
+        ids = {"request_id": uuid.uuid4().hex, "job_id": uuid.uuid4().hex}
+        if layout == "jsonl":
+            _append_lines(directory, when[0], matrix, labels, probabilities, ids, written)
+        else:
+            result = PredictionResult.classification(labels, probabilities, [0, 1])
+            log.record(model=MODEL, version=1, rows=matrix, result=result, latency_ms=1.0,
+                       source="job", first_row=written, **ids)  # fmt: skip
         written += size
-    return sum(path.stat().st_size for path in directory.iterdir())
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
-def measure(profile_path: str, log_dir: str, now: str, path: str) -> None:
-    """Child process: one compute_drift, printed as JSON with its time and peak RSS. ``path``
-    "general" turns the fast path off: every line through orjson."""
-    if path == "general":
-        import drift.log_reader
+def _append_lines(
+    directory: Path,
+    when: datetime,
+    matrix: np.ndarray,
+    labels: list[int],
+    probabilities: np.ndarray,
+    ids: dict[str, str],
+    first_row: int,
+) -> None:
+    """The earlier layout: predictions-<day>.jsonl, a JSON line per row, in its key order."""
+    stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    lines = [
+        orjson.dumps(
+            {
+                "ts": stamp,
+                "source": "job",
+                **ids,
+                "model": MODEL,
+                "version": 1,
+                "row": first_row + i,
+                "features": matrix[i],
+                "label": labels[i],
+                "probabilities": probabilities[i],
+                "latency_ms": 1.0,
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE,
+        )
+        for i in range(len(matrix))
+    ]
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / f"predictions-{when:%Y-%m-%d}.jsonl").open("ab") as handle:
+        handle.write(b"".join(lines))
 
-        drift.log_reader.parse_block = lambda *args: None  # type: ignore[assignment]
+
+def measure(profile_path: str, log_dir: str, now: str) -> None:
+    """Child process: one compute_drift, printed as JSON with its time and peak RSS."""
     profile = ReferenceProfile.load(profile_path)
     started, cpu = time.perf_counter(), time.process_time()
     report = compute_drift(profile, log_dir, MODEL, version=1, now=datetime.fromisoformat(now))
@@ -107,9 +132,9 @@ def main() -> None:
         "--baseline-rows",
         type=int,
         default=100_000,
-        help="rows read once more with the general (orjson) path, as a baseline; 0: none",
+        help="rows logged and read once more in the earlier JSONL layout, as a baseline; 0: none",
     )
-    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(*args.measure)
@@ -133,11 +158,16 @@ def main() -> None:
         )
         profile_path = profile.save(root / "profile.json")
         sizes_mb = {}
-        for rows in sizes:
+        logs = [(rows, "segments") for rows in sizes]
+        if args.baseline_rows in sizes:
+            logs.append((args.baseline_rows, "jsonl"))
+        for rows, layout in logs:
             started = time.perf_counter()
-            sizes_mb[rows] = write_log(root / f"log-{rows}", rows, args.features, now) / 1e6
+            size = write_log(root / f"{layout}-{rows}", rows, args.features, now, layout)
+            if layout == "segments":
+                sizes_mb[rows] = size / 1e6
             print(
-                f"wrote {rows:,} rows ({sizes_mb[rows]:,.0f} MB) in "
+                f"wrote {rows:,} rows as {layout} ({size / 1e6:,.0f} MB) in "
                 f"{time.perf_counter() - started:.1f} s",
                 file=sys.stderr,
             )
@@ -150,9 +180,8 @@ def main() -> None:
                 __file__,
                 "--measure",
                 str(profile_path),
-                str(root / f"log-{rows}"),
+                str(root / f"{path}-{rows}"),
                 now.isoformat(),
-                path,
             ]
             result = json.loads(output_of(command))
             assert result["rows"] == rows, result
@@ -165,9 +194,9 @@ def main() -> None:
 
         for _ in range(args.reps):
             for rows in sizes:  # alternate, so the machine's noise spreads over all sizes
-                runs[rows].append(run(rows, "fast"))
+                runs[rows].append(run(rows, "segments"))
             if args.baseline_rows in runs:
-                general.append(run(args.baseline_rows, "general"))
+                general.append(run(args.baseline_rows, "jsonl"))
 
     from bench.report import table
 
@@ -209,9 +238,9 @@ def main() -> None:
         fast_cpu = statistics.median(r["cpu"] for r in runs[rows])
         slow_cpu = statistics.median(r["cpu"] for r in general)
         print(
-            f"\nGeneral path (orjson line by line, fast path off), {rows:,} rows: "
-            f"median {slow_cpu:.2f} s CPU; the fast path is {slow_cpu / fast_cpu:.1f}x faster "
-            "(CPU, same run)."
+            f"\nThe earlier JSONL log (a line per row, its fast path), {rows:,} rows: "
+            f"median {slow_cpu:.2f} s CPU; the segments are read {slow_cpu / fast_cpu:.1f}x "
+            "faster (CPU, same run)."
         )
 
 

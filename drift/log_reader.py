@@ -38,7 +38,7 @@ from drift.log_lines import ParsedBlock, job_key, parse_block
 from drift.log_segments import segment_files
 from drift.outputs import value_at
 from drift.profile import ReferenceProfile
-from drift.segment_window import window_blocks
+from drift.segment_window import count_segments
 
 LOG_FILE = re.compile(r"^predictions-(\d{4}-\d{2}-\d{2})\.jsonl$")
 DEFAULT_DAYS = 7
@@ -262,32 +262,10 @@ def read_window(
         if progress is not None:
             progress(Progress(min(bytes_read, total_bytes), total_bytes, result.rows))
 
-    root = Path(log_dir)
-    result.files += [str(path.relative_to(root)) for path in segments]
-    window = (_milliseconds(start, up=True), _milliseconds(end))
-    seen: dict[str, np.ndarray] = {}
-    for parsed, batch in window_blocks(segments, *window, result.paths, seen, segment_read):
-        if parsed is None or batch is None:
-            result.corrupt_lines += 1  # a segment cut short: its last batch is lost
-        elif batch.features is not None and batch.features.shape[1] != width:
-            result.mismatched_lines += len(batch)
-        else:
-            result.add_parsed(parsed)
+    count_segments(result, Path(log_dir), segments, width, segment_read)
     if progress is not None:
         progress(Progress(total_bytes, total_bytes, result.rows))
     return result
-
-
-def _milliseconds(when: datetime, up: bool = False) -> int:
-    """`when` as the log's epoch milliseconds: the window's start rounded up, its end down, so
-    that a row logged at a millisecond is inside exactly when its time is."""
-    micros = _micros(when)
-    return -(-micros // 1000) if up else micros // 1000
-
-
-def _micros(when: datetime) -> int:
-    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _read_lines(

@@ -3,9 +3,10 @@ record batch's rows inside the window, of jobs not counted before, as a ParsedBl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -13,6 +14,37 @@ import orjson
 from drift.log_lines import ParsedBlock
 from drift.log_segments import OUTPUTS, PREDICTION, LoggedRows, read_segment
 from drift.outputs import value_at
+
+if TYPE_CHECKING:
+    from drift.log_reader import WindowCounts
+
+
+def count_segments(
+    result: WindowCounts,
+    root: Path,
+    segments: list[Path],
+    width: int,
+    progress: Callable[[int], None],
+) -> None:
+    """Bin the rows of `segments` inside the result's window into its counts."""
+    result.files += [str(path.relative_to(root)) for path in segments]
+    window = (_milliseconds(result.start, up=True), _milliseconds(result.end))
+    seen: dict[str, np.ndarray] = {}
+    for parsed, batch in window_blocks(segments, *window, result.paths, seen, progress):
+        if parsed is None or batch is None:
+            result.corrupt_lines += 1  # a segment cut short: its last batch is lost
+        elif batch.features is not None and batch.features.shape[1] != width:
+            result.mismatched_lines += len(batch)
+        else:
+            result.add_parsed(parsed)
+
+
+def _milliseconds(when: datetime, up: bool = False) -> int:
+    """`when` as the log's epoch milliseconds: the window's start rounded up, its end down, so
+    that a row logged at a millisecond is inside exactly when its time is."""
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return -(-micros // 1000) if up else micros // 1000
 
 
 def window_blocks(

@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     """Root of the model repository: <model_dir>/<name>/<version>/{model.onnx,manifest.json}."""
 
     prediction_log_dir: Path = Path("var/predictions")
-    """Where the append-only JSONL prediction log is written, one file per UTC day."""
+    """Where the prediction log is written: Arrow segments under <UTC day>/<model>/<version>/, one
+    per writing process (docs/prediction-log.md)."""
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     """Comma-separated API keys, sent as `Authorization: Bearer <key>` or `X-API-Key`."""

@@ -13,7 +13,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,9 +54,17 @@ class _Segment:
 class PredictionLog:
     """Appends prediction record batches under `directory` (drift/log_segments.py's layout)."""
 
-    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES):
+    def __init__(
+        self,
+        directory: Path,
+        segment_bytes: int = SEGMENT_BYTES,
+        clock: Callable[[], int] = time.time_ns,
+    ):
+        """`clock`: nanoseconds since the epoch, each batch's `ts` (a benchmark's log of past
+        days sets it)."""
         self.directory = directory
         self.segment_bytes = segment_bytes
+        self.clock = clock
         self._lock = threading.Lock()
         self._segments: dict[tuple[str, str, int], _Segment] = {}
         self._pid = os.getpid()
@@ -96,7 +104,7 @@ class PredictionLog:
         return record_batch(
             model=model,
             version=version,
-            ts_ms=time.time_ns() // 1_000_000,
+            ts_ms=self.clock() // 1_000_000,
             source=source,
             request_id=request_id,
             job_id=job_id,
