@@ -176,6 +176,8 @@ def read_segment(path: Path) -> SegmentRead:
     writing) yields the batches before the cut and says so."""
     read = SegmentRead([])
     try:
+        if path.stat().st_size == 0:
+            return read  # opened, and its writer stopped before its first write
         stream = na.ArrayStream.from_path(str(path))
         metadata = {k.decode(): v.decode() for k, v in (stream.schema.metadata or {}).items()}
         model, version = metadata.get("model", ""), int(metadata.get("version", "0"))

@@ -23,12 +23,12 @@ def prediction_log_files(directory: Path) -> list[Path]:
 
 def prediction_lines(directory: Path) -> list[dict[str, Any]]:
     """Every logged row in `directory`, as `onnxq log` prints it, segment by segment (each
-    segment is one process's, in the order it wrote them). A segment cut short fails the test."""
+    segment is one process's, in the order it wrote them). Like every reader, it stops a segment
+    at a batch cut short (its writer was killed mid-write; that job's result was not stored, so
+    it runs again and is logged whole elsewhere)."""
     lines: list[dict[str, Any]] = []
     for path in all_segments(directory):
-        read = read_segment(path)
-        assert not read.truncated, f"{path} ends in the middle of a record batch"
-        for batch in read.batches:
+        for batch in read_segment(path).batches:
             lines += batch.lines()
     return lines
 

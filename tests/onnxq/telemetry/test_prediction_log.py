@@ -279,3 +279,34 @@ def test_concurrent_processes_write_whole_batches_to_their_own_segments(tmp_path
         batch_ids.append(request_id)
     expected = {f"{writer}-{batch}" for writer in range(PROCESSES) for batch in range(BATCHES)}
     assert sorted(batch_ids) == sorted(expected)
+
+
+def test_a_segment_its_writer_never_wrote_to_reads_as_empty(tmp_path: Path) -> None:
+    path = tmp_path / "2026-12-02" / "m" / "1" / "host-1-00000000-0001.arrows"
+    path.parent.mkdir(parents=True)
+    path.touch()  # killed between opening its segment and its first write
+    read = log_segments.read_segment(path)
+    assert (read.batches, read.truncated) == ([], False)
+
+
+def test_after_a_failed_write_the_next_batch_starts_a_new_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = PredictionLog(tmp_path)
+    record(log, job_id="a")
+    real_write = os.write
+
+    def disk_fills(fd: int, data: bytes) -> int:
+        real_write(fd, bytes(data)[:10])  # part of the batch reaches the file, then ENOSPC
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_fills)
+    with pytest.raises(OSError, match="No space"):
+        record(log, job_id="b")
+    monkeypatch.setattr(os, "write", real_write)
+    record(log, job_id="c")
+
+    first, second = prediction_log_files(tmp_path)
+    cut = log_segments.read_segment(first)
+    assert cut.truncated and [b.job_id[0] for b in cut.batches] == ["a"]
+    assert [b.job_id[0] for b in log_segments.read_segment(second).batches] == ["c"]
