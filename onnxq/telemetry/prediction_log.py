@@ -35,6 +35,7 @@ class _Segment:
 
     path: Path
     fd: int
+    key: tuple[str, str, int]  # (day, model, version)
     schema_key: tuple[Any, ...]
     size: int = 0
 
@@ -73,8 +74,9 @@ class PredictionLog:
 
     def record(self, **prediction: Any) -> int:
         """Append one record batch (the arguments of `encode`); return how many rows it holds."""
-        with self.batch() as batch:
-            return batch.record(**prediction)
+        batch = self.encode(**prediction)
+        self._append([batch])
+        return batch.rows
 
     @contextmanager
     def batch(self) -> Iterator[PredictionBatch]:
@@ -121,21 +123,30 @@ class PredictionLog:
         with self._lock:
             if os.getpid() != self._pid:
                 self._forked()
-            payloads: dict[tuple[str, str, int], list[bytes]] = {}
-            for batch in pending:
-                segment = self._segment_for(batch)
-                frames = payloads.setdefault(batch.segment_key, [])
-                frames.append(segment.frames(batch, first=not segment.size and not frames))
-            for key, frames in payloads.items():
-                segment = self._segments[key]
-                try:
-                    segment.append(b"".join(frames))
-                except OSError:
-                    # Part of a batch may be in the file: nothing more goes after it.
-                    self._retire(key)
-                    raise
+            # Frames by segment (by identity: a batch of another schema, or past the size,
+            # leaves its key's segment for a new one, and what was framed for the old one still
+            # goes to the old one), each segment's in one write.
+            frames: dict[int, tuple[_Segment, list[bytes]]] = {}
+            retired: list[_Segment] = []
+            try:
+                for batch in pending:
+                    segment = self._segment_for(batch, retired)
+                    _, framed = frames.setdefault(id(segment), (segment, []))
+                    framed.append(segment.frames(batch, first=not segment.size and not framed))
+                for segment, framed in frames.values():
+                    try:
+                        segment.append(b"".join(framed))
+                    except OSError:
+                        # Part of a batch may be in the file: nothing more goes after it.
+                        if self._segments.get(segment.key) is segment:
+                            del self._segments[segment.key]
+                            retired.append(segment)
+                        raise
+            finally:
+                for segment in retired:
+                    os.close(segment.fd)
 
-    def _segment_for(self, batch: RecordBatch) -> _Segment:
+    def _segment_for(self, batch: RecordBatch, retired: list[_Segment]) -> _Segment:
         key = batch.segment_key
         segment = self._segments.get(key)
         if segment is not None and (
@@ -143,7 +154,7 @@ class PredictionLog:
             or segment.size >= self.segment_bytes
             or os.fstat(segment.fd).st_nlink == 0  # removed while open: never write to it
         ):
-            self._retire(key)
+            retired.append(self._segments.pop(key))
             segment = None
         if segment is None:
             segment = self._open(batch)
@@ -159,11 +170,7 @@ class PredictionLog:
         # O_EXCL: a segment has one writer, ever; a restarted process with the same pid makes its
         # own (its name's token differs).
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        return _Segment(path, os.open(path, flags, 0o644), batch.schema_key)
-
-    def _retire(self, key: tuple[str, str, int]) -> None:
-        segment = self._segments.pop(key)
-        os.close(segment.fd)
+        return _Segment(path, os.open(path, flags, 0o644), batch.segment_key, batch.schema_key)
 
     def _forked(self) -> None:
         """In a child forked with open segments: they are the parent's; start this process's own."""
@@ -176,8 +183,9 @@ class PredictionLog:
 
     def close(self) -> None:
         with self._lock:
-            for key in list(self._segments):
-                self._retire(key)
+            for segment in self._segments.values():
+                os.close(segment.fd)
+            self._segments.clear()
 
 
 class PredictionBatch:

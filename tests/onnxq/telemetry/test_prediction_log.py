@@ -310,3 +310,20 @@ def test_after_a_failed_write_the_next_batch_starts_a_new_segment(
     cut = log_segments.read_segment(first)
     assert cut.truncated and [b.job_id[0] for b in cut.batches] == ["a"]
     assert [b.job_id[0] for b in log_segments.read_segment(second).batches] == ["c"]
+
+
+def test_a_micro_batch_whose_jobs_change_schema_writes_each_to_its_segment(
+    tmp_path: Path,
+) -> None:
+    log = PredictionLog(tmp_path)
+    numbers = PredictionResult.classification([0, 1], [[0.5, 0.5]] * 2, [0, 1])
+    names = PredictionResult.classification(["a", "b"], [[0.5, 0.5]] * 2, ["a", "b"])
+    with log.batch() as batch:
+        for job, result in (("j1", numbers), ("j2", names), ("j3", numbers)):
+            batch.record(**{**_prediction(), "result": result, "job_id": job})
+
+    by_file = [
+        [(b.job_id[0], b.label) for b in log_segments.read_segment(path).batches]
+        for path in prediction_log_files(tmp_path)
+    ]
+    assert by_file == [[("j1", [0, 1])], [("j2", ["a", "b"])], [("j3", [0, 1])]]
