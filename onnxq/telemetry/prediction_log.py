@@ -157,6 +157,9 @@ class PredictionLog:
             retired.append(self._segments.pop(key))
             segment = None
         if segment is None:
+            # A new day's first batch: the earlier days' segments get nothing more.
+            for earlier in [k for k in self._segments if k[0] != key[0]]:
+                retired.append(self._segments.pop(earlier))
             segment = self._open(batch)
             self._segments[key] = segment
         return segment

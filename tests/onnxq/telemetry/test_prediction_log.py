@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import re
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -327,3 +327,25 @@ def test_a_micro_batch_whose_jobs_change_schema_writes_each_to_its_segment(
         for path in prediction_log_files(tmp_path)
     ]
     assert by_file == [[("j1", [0, 1])], [("j2", ["a", "b"])], [("j3", [0, 1])]]
+
+
+def test_a_new_days_first_batch_closes_the_earlier_days_segments(tmp_path: Path) -> None:
+    now = [datetime(2026, 12, 1, 23, 59, 59, 999000, tzinfo=UTC)]
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    log = PredictionLog(
+        tmp_path, clock=lambda: (now[0] - epoch) // timedelta(microseconds=1) * 1000
+    )
+    record(log, job_id="late")
+    record(log, model="other", job_id="late")
+    open_before = len(os.listdir("/proc/self/fd"))
+    now[0] = datetime(2026, 12, 2, 0, 0, 0, 1000, tzinfo=UTC)
+    record(log, job_id="early")
+
+    assert len(os.listdir("/proc/self/fd")) == open_before - 1  # two closed, one opened
+    days = [p.relative_to(tmp_path).parts[0] for p in prediction_log_files(tmp_path)]
+    assert days == ["2026-12-01", "2026-12-01", "2026-12-02"]
+    assert [line["ts"] for line in prediction_lines(tmp_path)] == [
+        "2026-12-01T23:59:59.999Z", "2026-12-01T23:59:59.999Z",
+        "2026-12-01T23:59:59.999Z", "2026-12-01T23:59:59.999Z",
+        "2026-12-02T00:00:00.001Z", "2026-12-02T00:00:00.001Z",
+    ]  # fmt: skip
