@@ -22,6 +22,7 @@ This module is the format's one definition: onnxq's PredictionLog writes with th
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -175,18 +176,37 @@ def read_segment(path: Path) -> SegmentRead:
     """Every whole record batch of a segment; a segment cut short (its process killed while
     writing) yields the batches before the cut and says so."""
     read = SegmentRead([])
+    for batch in stream_segment(path):
+        if batch is None:
+            read.truncated = True
+        else:
+            read.batches.append(batch)
+    return read
+
+
+def stream_segment(path: Path) -> Iterator[LoggedRows | None]:
+    """A segment's whole record batches one at a time (memory: one batch, not the segment),
+    then None if it was cut short."""
+    if path.stat().st_size == 0:
+        return  # opened, and its writer stopped before its first write
     try:
-        if path.stat().st_size == 0:
-            return read  # opened, and its writer stopped before its first write
         stream = na.ArrayStream.from_path(str(path))
         metadata = {k.decode(): v.decode() for k, v in (stream.schema.metadata or {}).items()}
         model, version = metadata.get("model", ""), int(metadata.get("version", "0"))
         names = [stream.schema.field(i).name for i in range(stream.schema.n_fields)]
-        for batch in stream:
-            read.batches.append(_rows(model, version, names, batch))
+        batches = iter(stream)
     except Exception:  # nanoarrow raises its own exception for a short or corrupt message
-        read.truncated = True
-    return read
+        yield None
+        return
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception:
+            yield None
+            return
+        yield _rows(model, version, names, batch)
 
 
 def _rows(model: str, version: int, names: list[str], batch: Any) -> LoggedRows:

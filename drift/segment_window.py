@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from drift.log_lines import ParsedBlock
-from drift.log_segments import OUTPUTS, PREDICTION, LoggedRows, read_segment
+from drift.log_segments import OUTPUTS, PREDICTION, LoggedRows, stream_segment
 from drift.outputs import value_at
 
 if TYPE_CHECKING:
@@ -63,11 +63,11 @@ def window_blocks(
     duplicates. `progress(bytes)` is called after each segment.
     """
     for path in paths:
-        read = read_segment(path)
-        for batch in read.batches:
-            yield _block(batch, start_ms, end_ms, value_paths, seen), batch
-        if read.truncated:
-            yield None, None
+        for batch in stream_segment(path):
+            if batch is None:
+                yield None, None
+            else:
+                yield _block(batch, start_ms, end_ms, value_paths, seen), batch
         if progress is not None:
             progress(path.stat().st_size)
 
