@@ -19,18 +19,8 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def profile() -> ReferenceProfile:
-    rng = np.random.default_rng(3)
-    p = rng.random(2000)
-    return build_profile(
-        np.c_[rng.normal(0, 1, 2000), rng.integers(0, 3, 2000)],
-        outputs={"probabilities": p, "label": (p > 0.5).astype(int)},
-        outputs_source="held-out",
-        feature_names=["x", "code"],
-        categorical=["code"],
-        model="m",
-        version=1,
-    )
+def profile(number_and_code_profile: ReferenceProfile) -> ReferenceProfile:
+    return number_and_code_profile
 
 
 def mixed_log(directory: Path) -> None:

@@ -41,16 +41,7 @@ def result_for(n_rows: int) -> PredictionResult:
 
 
 def record(log: PredictionLog, **fields: object) -> int:
-    prediction = {
-        "model": "m",
-        "version": 1,
-        "rows": [[1.0], [2.0]],
-        "result": result_for(2),
-        "latency_ms": 0.0,
-        "source": "job",
-        **fields,
-    }
-    return log.record(**prediction)
+    return log.record(**{**_prediction(), **fields})
 
 
 def test_each_row_reads_back_with_the_documented_fields(tmp_path: Path) -> None:
