@@ -21,8 +21,10 @@ This module is the format's one definition: onnxq's PredictionLog writes with th
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,6 +35,7 @@ import numpy as np
 import orjson
 
 SUFFIX = ".arrows"
+COMPRESSED_SUFFIX = ".gz"  # a segment of a day before yesterday, gzipped (onnxq's log tidy)
 FORMAT_VERSION = "1"  # the schema metadata's `onnxq.log_format`
 DAY_DIRECTORY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -76,9 +79,21 @@ def segment_files(
             continue
         versions = [model_dir / str(version)] if version is not None else model_dir.iterdir()
         for version_dir in sorted(versions):
-            if version_dir.is_dir():
-                found += sorted(version_dir.glob(f"*{SUFFIX}"))
+            found += segments_in(version_dir)
     return found
+
+
+def segments_in(version_dir: Path) -> list[Path]:
+    """A version directory's segments, by name; while a segment and its compressed copy both
+    exist (the tidy between its rename and its unlink), only the segment."""
+    if not version_dir.is_dir():
+        return []
+    plain = {p.name: p for p in version_dir.glob(f"*{SUFFIX}")}
+    compressed = {
+        p.name.removesuffix(COMPRESSED_SUFFIX): p
+        for p in version_dir.glob(f"*{SUFFIX}{COMPRESSED_SUFFIX}")
+    }
+    return [plain.get(name) or compressed[name] for name in sorted({*plain, *compressed})]
 
 
 @dataclass
@@ -168,7 +183,7 @@ def all_segments(log_dir: str | Path, model: str | None = None) -> list[Path]:
             if model_dir.is_dir():
                 versions = sorted(model_dir.iterdir(), key=lambda p: (len(p.name), p.name))
                 for version_dir in versions:
-                    found += sorted(version_dir.glob(f"*{SUFFIX}"))
+                    found += segments_in(version_dir)
     return found
 
 
@@ -186,27 +201,34 @@ def read_segment(path: Path) -> SegmentRead:
 
 def stream_segment(path: Path) -> Iterator[LoggedRows | None]:
     """A segment's whole record batches one at a time (memory: one batch, not the segment),
-    then None if it was cut short."""
-    if path.stat().st_size == 0:
-        return  # opened, and its writer stopped before its first write
+    then None if it was cut short. A compressed segment is read through gzip."""
     try:
-        stream = na.ArrayStream.from_path(str(path))
-        metadata = {k.decode(): v.decode() for k, v in (stream.schema.metadata or {}).items()}
-        model, version = metadata.get("model", ""), int(metadata.get("version", "0"))
-        names = [stream.schema.field(i).name for i in range(stream.schema.n_fields)]
-        batches = iter(stream)
-    except Exception:  # nanoarrow raises its own exception for a short or corrupt message
-        yield None
-        return
-    while True:
+        if path.stat().st_size == 0:
+            return  # opened, and its writer stopped before its first write
+    except FileNotFoundError:  # compressed since it was listed
+        path = path.with_name(path.name + COMPRESSED_SUFFIX)
+    with ExitStack() as files:
         try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except Exception:
+            if path.name.endswith(COMPRESSED_SUFFIX):
+                stream = na.ArrayStream.from_readable(files.enter_context(gzip.open(path)))
+            else:
+                stream = na.ArrayStream.from_path(str(path))
+            metadata = {k.decode(): v.decode() for k, v in (stream.schema.metadata or {}).items()}
+            model, version = metadata.get("model", ""), int(metadata.get("version", "0"))
+            names = [stream.schema.field(i).name for i in range(stream.schema.n_fields)]
+            batches = iter(stream)
+        except Exception:  # nanoarrow raises its own exception for a short or corrupt message
             yield None
             return
-        yield _rows(model, version, names, batch)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception:
+                yield None
+                return
+            yield _rows(model, version, names, batch)
 
 
 def _rows(model: str, version: int, names: list[str], batch: Any) -> LoggedRows:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_FILE_VARIABLE = "ONNXQ_ENV_FILE"
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     prediction_log_dir: Path = Path("var/predictions")
     """Where the prediction log is written: Arrow segments under <UTC day>/<model>/<version>/, one
     per writing process (docs/prediction-log.md)."""
+
+    prediction_log_keep_days: int = Field(default=30, ge=1)
+    """UTC days of the prediction log kept besides today: beat's log tidy removes older days. At
+    least ONNXQ_DRIFT_WINDOW_DAYS, so that a drift check always finds its whole window."""
+
+    prediction_log_tidy_schedule: str = "17 * * * *"
+    """When beat tidies the prediction log (gzips the segments of the days before yesterday,
+    removes the days past ONNXQ_PREDICTION_LOG_KEEP_DAYS): a crontab (UTC) or seconds."""
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     """Comma-separated API keys, sent as `Authorization: Bearer <key>` or `X-API-Key`."""
@@ -254,20 +262,29 @@ class Settings(BaseSettings):
         # compose passes ONNXQ_DRIFT_WEBHOOK_URL= when it is unset: that means no webhook.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("drift_schedule")
+    @model_validator(mode="after")
+    def _check_log_keeps_the_drift_window(self) -> Settings:
+        if self.prediction_log_keep_days < self.drift_window_days:
+            raise ValueError(
+                f"prediction_log_keep_days ({self.prediction_log_keep_days}) must be at least "
+                f"drift_window_days ({self.drift_window_days}): the drift check reads that far back"
+            )
+        return self
+
+    @field_validator("drift_schedule", "prediction_log_tidy_schedule")
     @classmethod
-    def _check_drift_schedule(cls, value: str) -> str:
+    def _check_schedule(cls, value: str, info: ValidationInfo) -> str:
         text = value.strip()
         try:
             seconds = float(text)
         except ValueError:
             if len(text.split()) != 5:
                 raise ValueError(
-                    "drift_schedule must be seconds or a 5-field crontab, e.g. '0 6 * * 1'"
+                    f"{info.field_name} must be seconds or a 5-field crontab, e.g. '0 6 * * 1'"
                 ) from None
             return text
         if seconds <= 0:
-            raise ValueError("drift_schedule in seconds must be positive")
+            raise ValueError(f"{info.field_name} in seconds must be positive")
         return text
 
     @field_validator("api_keys", "outbound_allow", mode="before")

@@ -18,6 +18,7 @@ from onnxq.broker.celery_app import (
     DRIFT_TASK,
     PREDICT_TASK,
     RECONCILE_TASK,
+    TIDY_LOG_TASK,
     make_celery,
 )
 from onnxq.broker.task_message import AWAITED_HEADER
@@ -26,6 +27,7 @@ from onnxq.jobs.queue import JobQueue, queue_callback
 from onnxq.jobs.record import Job, utc_now
 from onnxq.settings import Settings
 from onnxq.telemetry import metrics
+from onnxq.telemetry.log_retention import tidy_prediction_log
 from onnxq.telemetry.logs import configure_logging
 from worker.callbacks import CallbackOutcome, callback_delay, deliver_callback
 from worker.consumer import CONSUMER
@@ -152,6 +154,20 @@ def create_worker_app(settings: Settings) -> Celery:
     )
     def drift() -> dict[str, Any]:
         return run_drift_check(settings)
+
+    @app.task(name=TIDY_LOG_TASK, shared=False, ignore_result=True)
+    def tidy_log() -> dict[str, Any]:
+        report = tidy_prediction_log(
+            settings.prediction_log_dir, settings.prediction_log_keep_days, utc_now().date()
+        )
+        log.info(
+            "prediction_log_tidied",
+            removed_days=report.removed_days,
+            compressed=report.compressed,
+            bytes_before=report.bytes_before,
+            bytes_after=report.bytes_after,
+        )
+        return {"removed_days": report.removed_days, "compressed": report.compressed}
 
     def _start_process(**_: Any) -> None:
         runtime.start()

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery.schedules import crontab, schedule
 
-from onnxq.broker.celery_app import DRIFT_TASK, RECONCILE_TASK
+from onnxq.broker.celery_app import DRIFT_TASK, RECONCILE_TASK, TIDY_LOG_TASK
 from onnxq.settings import Settings
 
 
@@ -21,13 +21,18 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         },
         "drift-check": {
             "task": DRIFT_TASK,
-            "schedule": drift_schedule(settings.drift_schedule),
+            "schedule": periodic_schedule(settings.drift_schedule),
+        },
+        "tidy-prediction-log": {
+            "task": TIDY_LOG_TASK,
+            "schedule": periodic_schedule(settings.prediction_log_tidy_schedule),
         },
     }
 
 
-def drift_schedule(text: str) -> schedule:
-    """ONNXQ_DRIFT_SCHEDULE as a Celery schedule: seconds between runs, or a 5-field crontab."""
+def periodic_schedule(text: str) -> schedule:
+    """A schedule setting (ONNXQ_DRIFT_SCHEDULE, ONNXQ_PREDICTION_LOG_TIDY_SCHEDULE) as a Celery
+    schedule: seconds between runs, or a 5-field crontab."""
     try:
         return schedule(float(text))
     except ValueError:

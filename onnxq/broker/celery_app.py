@@ -16,6 +16,7 @@ PREDICT_TASK = "onnxq.predict"
 CALLBACK_TASK = "onnxq.callback"
 RECONCILE_TASK = "onnxq.reconcile"
 DRIFT_TASK = "onnxq.drift"
+TIDY_LOG_TASK = "onnxq.tidy_prediction_log"
 # How long kombu's restore sweep may hold its lock (see make_celery).
 RESTORE_LOCK_SECONDS = 5
 
@@ -59,6 +60,8 @@ def make_celery(settings: Settings, main: str = "onnxq") -> Celery:
             RECONCILE_TASK: {"queue": callback_queue(settings)},
             # A drift check reads a week of log: never in front of predictions either.
             DRIFT_TASK: {"queue": callback_queue(settings)},
+            # Gzipping a day of log takes seconds: the side queue as well.
+            TIDY_LOG_TASK: {"queue": callback_queue(settings)},
         },
         # At-least-once: acknowledge after running, give the job back when the
         # process running it dies, and reserve one message at a time.

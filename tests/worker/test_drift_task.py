@@ -15,7 +15,7 @@ from onnxq.telemetry import metrics
 from tests.support.demo_predictions import SHIFTED, log_demo_predictions
 from worker.app import create_worker_app
 from worker.drift_task import run_drift_check
-from worker.schedule import beat_schedule, drift_schedule
+from worker.schedule import beat_schedule, periodic_schedule
 
 
 @pytest.fixture
@@ -71,8 +71,8 @@ def test_the_beat_schedule_runs_the_drift_task_weekly_by_default(settings: Setti
 
 
 def test_the_drift_schedule_may_be_seconds_or_a_crontab() -> None:
-    assert drift_schedule("30") == schedule(30.0)
-    assert drift_schedule("15 3 1 * *") == crontab("15", "3", "*", "1", "*")
+    assert periodic_schedule("30") == schedule(30.0)
+    assert periodic_schedule("15 3 1 * *") == crontab("15", "3", "*", "1", "*")
 
 
 @pytest.mark.parametrize("bad", ["0 6 * *", "-5", "0", "weekly"])
