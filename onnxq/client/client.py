@@ -1,0 +1,225 @@
+"""onnxq's Python client: predictions and jobs over HTTP, results as numpy, pandas or Arrow.
+
+from onnxq.client import Client
+
+client = Client("http://127.0.0.1:8000", api_key=os.environ.get("ONNXQ_API_KEY"))
+model = client.model("breast-cancer")
+answer = model.predict(X)                      # X: 2-D array, DataFrame or rows
+job = model.submit(X)                          # queued; idempotent across retries
+result = job.wait(timeout=60).result()         # Result: .labels, .probabilities, ...
+frame = result.to_pandas()
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from onnxq.client.errors import JobFailed, JobTimeout
+from onnxq.client.transport import Transport
+
+ENDED = {"succeeded", "failed", "cancelled"}
+MAX_WAIT_SECONDS = 30  # what one waiting poll may ask the server for
+
+
+@dataclass(frozen=True)
+class Result:
+    """A prediction's answer: each per-row field as a numpy array, the rest as sent."""
+
+    model: str
+    version: int
+    columns: dict[str, np.ndarray]  # labels, probabilities, predictions or each output
+    constants: dict[str, Any] = field(default_factory=dict)  # classes, targets
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def to_pandas(self) -> Any:
+        """One row per input row: `label`, `probability_<class>` (or `prediction[_<target>]`,
+        or each output, flattened)."""
+        import pandas as pd
+
+        frame: dict[str, Any] = {}
+        for name, values in self.columns.items():
+            labels = self._column_names(name, values)
+            flat = values.reshape(len(values), -1) if values.ndim > 1 else values[:, None]
+            for index, label in enumerate(labels):
+                frame[label] = flat[:, index]
+        return pd.DataFrame(frame)
+
+    def to_arrow(self) -> Any:
+        """A pyarrow Table of `to_pandas`'s columns (needs pyarrow)."""
+        try:
+            import pyarrow as pa
+        except ImportError as exc:
+            raise ImportError("Result.to_arrow needs pyarrow: pip install pyarrow") from exc
+        return pa.Table.from_pandas(self.to_pandas(), preserve_index=False)
+
+    def _column_names(self, name: str, values: np.ndarray) -> list[str]:
+        if values.ndim == 1:
+            return {"labels": ["label"], "predictions": ["prediction"]}.get(name, [name])
+        width = int(np.prod(values.shape[1:]))
+        names = {"probabilities": self.constants.get("classes"),
+                 "predictions": self.constants.get("targets")}.get(name)  # fmt: skip
+        prefix = {"probabilities": "probability", "predictions": "prediction"}.get(name, name)
+        keys = names if names is not None and len(names) == width else range(width)
+        return [f"{prefix}_{key}" for key in keys]
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> Result:
+        body = dict(document)
+        outputs = body.pop("outputs", None)
+        model, version = body.pop("model", ""), body.pop("version", 0)
+        body.pop("request_id", None)
+        constants = {k: body.pop(k) for k in ("classes", "targets") if k in body}
+        columns = {k: np.asarray(v) for k, v in (outputs or body).items()}
+        return cls(model, version, columns, constants)
+
+
+class Job:
+    """A submitted job: its document as last read, `wait` for its end, `result`."""
+
+    def __init__(self, transport: Transport, document: dict[str, Any]):
+        self._transport = transport
+        self.document = document
+
+    @property
+    def id(self) -> str:
+        return str(self.document["job_id"])
+
+    @property
+    def status(self) -> str:
+        return str(self.document["status"])
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    def refresh(self, wait: float = 0) -> Job:
+        query = f"?wait={min(wait, MAX_WAIT_SECONDS):g}" if wait > 0 else ""
+        answer = self._transport.request(
+            "GET", f"/v1/jobs/{self.id}{query}", timeout=self._transport.timeout + wait
+        )
+        self.document = answer.body
+        return self
+
+    def wait(self, timeout: float = 300.0) -> Job:
+        """Hold waiting polls (the server answers the moment the job ends) until it has ended;
+        JobTimeout after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.ended:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise JobTimeout(f"job {self.id} still {self.status} after {timeout:g} s")
+            self.refresh(wait=left)
+        return self
+
+    def result(self, timeout: float = 300.0) -> Result:
+        """The job's result (waiting for it first); JobFailed if it failed or was cancelled."""
+        self.wait(timeout)
+        if self.status != "succeeded":
+            error = self.document.get("error") or {}
+            raise JobFailed(str(error.get("message", self.status)), type=error.get("type"),
+                            request_id=self.document.get("request_id"))  # fmt: skip
+        return Result.of(self.document["result"])
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, {self.status!r})"
+
+
+class Model:
+    """One model of the server (its default version, or the one given)."""
+
+    def __init__(self, transport: Transport, name: str, version: int | None = None):
+        self._transport, self.name, self.version = transport, name, version
+
+    def predict(self, rows: Any) -> Result:
+        """A synchronous prediction (small batches: the server's ONNXQ_SYNC_MAX_ROWS)."""
+        answer = self._transport.request("POST", f"/v1/models/{self.name}/predict",
+                                         self._body(rows))  # fmt: skip
+        return Result.of(answer.body)
+
+    def submit(
+        self, rows: Any, idempotency_key: str | None = None, callback_url: str | None = None
+    ) -> Job:
+        """Queue a job. Every submit carries an Idempotency-Key (a new one unless given), so a
+        retry after a dropped connection returns the same job rather than a second one."""
+        body = self._body(rows)
+        if callback_url is not None:
+            body["callback_url"] = callback_url
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        answer = self._transport.request("POST", f"/v1/models/{self.name}/jobs", body, headers)
+        return Job(self._transport, answer.body)
+
+    def metadata(self) -> dict[str, Any]:
+        suffix = f"/versions/{self.version}" if self.version is not None else ""
+        return self._transport.request("GET", f"/v1/models/{self.name}{suffix}").body  # type: ignore[no-any-return]
+
+    def _body(self, rows: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"instances": instances(rows)}
+        if self.version is not None:
+            body["version"] = self.version
+        return body
+
+
+def instances(rows: Any) -> list[Any]:
+    """Rows as the JSON body takes them: a DataFrame by column name, an array or a sequence of
+    rows in manifest feature order; missing values (NaN, None) as null."""
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a pandas DataFrame
+        records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+        return [{str(k): v for k, v in record.items()} for record in records]
+    if isinstance(rows, np.ndarray):
+        if rows.ndim != 2:
+            raise ValueError(f"rows must be 2-D (rows x features), not shape {rows.shape}")
+        values = rows.astype(object)
+        if rows.dtype.kind == "f":
+            values[np.isnan(rows)] = None
+        return values.tolist()  # type: ignore[no-any-return]
+    if isinstance(rows, Sequence) and not isinstance(rows, str | bytes):
+        return list(rows)
+    raise TypeError(f"rows must be a 2-D array, a DataFrame or a list of rows, not {type(rows)}")
+
+
+class Client:
+    """onnxq over HTTP. `retries` and `backoff` apply to 503/429 and to connection failures."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        retries: int = 5,
+        backoff: float = 0.2,
+    ):
+        self._transport = Transport(url, api_key, timeout, retries, backoff)
+
+    def model(self, name: str, version: int | None = None) -> Model:
+        return Model(self._transport, name, version)
+
+    def job(self, job_id: str) -> Job:
+        """A job by id (one submitted earlier, perhaps by another process)."""
+        return Job(self._transport, {"job_id": job_id, "status": "unknown"}).refresh()
+
+    def models(self) -> list[dict[str, Any]]:
+        return self._transport.request("GET", "/v1/models").body["models"]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
