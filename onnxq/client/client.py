@@ -187,8 +187,21 @@ def instances(rows: Any) -> list[Any]:
             values[np.isnan(rows)] = None
         return values.tolist()  # type: ignore[no-any-return]
     if isinstance(rows, Sequence) and not isinstance(rows, str | bytes):
-        return list(rows)
+        return [_nulls(row) for row in rows]
     raise TypeError(f"rows must be a 2-D array, a DataFrame or a list of rows, not {type(rows)}")
+
+
+def _nulls(row: Any) -> Any:
+    """A row with NaN as None (JSON has no NaN; the server reads null as missing)."""
+    if isinstance(row, dict):
+        return {key: None if _is_nan(value) else value for key, value in row.items()}
+    if isinstance(row, Sequence) and not isinstance(row, str | bytes):
+        return [None if _is_nan(value) else value for value in row]
+    return row
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
 
 
 class Client:
