@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
 from gateway.auth import client_identity
+from gateway.file_jobs import FILE_QUERY, file_job
 from gateway.inputs import body_fingerprint, json_body, model_for, row_count
 from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
@@ -17,7 +19,9 @@ from gateway.services import current_services
 from onnxq.errors import InvalidInput, JobNotFound
 from onnxq.jobs.queue import Submission, new_job_id
 from onnxq.jobs.record import Job, JobList
+from onnxq.models.file_inputs import FILE_TYPES
 from onnxq.models.inputs import JobRequest, check_row_limit, parse_request, rows_to_matrix
+from onnxq.models.session import OnnxModel
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 
@@ -137,19 +141,18 @@ def _wait_headers(response: Response, ended: bool, waited: float | None) -> Resp
         },
         "Prefer": PREFER_HEADER,
     },
+    parameters=FILE_QUERY,
+    files=FILE_TYPES,
 )
 def submit(name: str) -> ResponseReturnValue:
-    """Validate the rows, queue them as a job, and say where to poll."""
+    """Validate the rows, queue them as a job, and say where to poll. The rows come as JSON, or
+    as a file: an Arrow IPC stream or a .npy array (`version`, `callback_url` and
+    `extra=ignore` then in the query)."""
     key = _idempotency_key()
-    body = json_body()
-    check_row_limit(row_count(body), current_services().settings.job_max_rows)
-    job_request = parse_request(JobRequest, body)
-    callback_url = str(job_request.callback_url) if job_request.callback_url else None
-    if callback_url is not None:
-        current_services().destinations.check_url(callback_url)  # 422 naming the rule
-    model = model_for(name, job_request.version)
-    matrix = rows_to_matrix(job_request.instances, model.manifest)  # bad rows: 422, no job
-    g.rows = len(job_request.instances)
+    if request.mimetype in FILE_TYPES:
+        model, matrix, callback_url, fingerprint = file_job(name)
+    else:
+        model, matrix, callback_url, fingerprint = _json_job(name, with_fingerprint=key is not None)
     seconds = _wait_seconds(query=False)
     submission, job = _submitted_and_waited(
         seconds,
@@ -160,7 +163,7 @@ def submit(name: str) -> ResponseReturnValue:
         callback_url=callback_url,
         idempotency_key=key,
         idempotency_scope=client_identity(),
-        fingerprint=body_fingerprint(name, body) if key is not None else "",
+        fingerprint=fingerprint if key is not None else "",
     )
     g.job_id = job.job_id
     # A job that has ended (waited for, or an idempotent replay) answers 200 with its outcome.
@@ -170,6 +173,19 @@ def submit(name: str) -> ResponseReturnValue:
     # What url_for("jobs.poll", ...) builds, without building a URL adapter on every submit.
     response.headers["Location"] = f"{request.script_root}{bp.url_prefix}/jobs/{job.job_id}"
     return response
+
+
+def _json_job(name: str, with_fingerprint: bool) -> tuple[OnnxModel, np.ndarray, str | None, str]:
+    body = json_body()
+    check_row_limit(row_count(body), current_services().settings.job_max_rows)
+    job_request = parse_request(JobRequest, body)
+    callback_url = str(job_request.callback_url) if job_request.callback_url else None
+    if callback_url is not None:
+        current_services().destinations.check_url(callback_url)  # 422 naming the rule
+    model = model_for(name, job_request.version)
+    matrix = rows_to_matrix(job_request.instances, model.manifest)  # bad rows: 422, no job
+    g.rows = len(job_request.instances)
+    return model, matrix, callback_url, body_fingerprint(name, body) if with_fingerprint else ""
 
 
 def _checked_job_id(job_id: str) -> str:

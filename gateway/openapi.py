@@ -34,6 +34,7 @@ class OperationDoc:
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)
     public: bool = False
     query: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # media types the body may be besides JSON
 
 
 def documented(
@@ -43,12 +44,13 @@ def documented(
     headers: dict[str, dict[str, Any]] | None = None,
     parameters: list[dict[str, Any]] | None = None,
     public: bool = False,
+    files: tuple[str, ...] = (),
 ) -> Any:
     """Attach request and response models to a view for the OpenAPI document."""
 
     def mark(view: Any) -> Any:
         view.openapi = OperationDoc(
-            body, dict(responses), dict(headers or {}), public, list(parameters or [])
+            body, dict(responses), dict(headers or {}), public, list(parameters or []), list(files)
         )
         return view
 
@@ -139,7 +141,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
             content: dict[str, Any] = {"schema": refs[(doc.body, "validation")]}
             if "instances" in doc.body.model_fields and "instances" in examples:
                 content["example"] = {"instances": examples["instances"]}
-            operation["requestBody"] = {"required": True, "content": {"application/json": content}}
+            bodies = {"application/json": content}
+            for kind in doc.files:  # rows as a file instead (onnxq/models/file_inputs.py)
+                bodies[kind] = {"schema": {"type": "string", "format": "binary"}}
+            operation["requestBody"] = {"required": True, "content": bodies}
         paths.setdefault(path, {})[method] = operation
 
     return {

@@ -51,6 +51,13 @@ class ModelNotReady(OnnxqError):
     error_type = "model_not_ready"
 
 
+class UnsupportedFile(OnnxqError):
+    """A file body the model cannot take (a tensor model's rows come as JSON)."""
+
+    status_code = 415
+    error_type = "unsupported_media_type"
+
+
 class Unauthorized(OnnxqError):
     status_code = 401
     error_type = "unauthorized"

@@ -1,0 +1,58 @@
+"""A job submitted as a file (onnxq/models/file_inputs.py): its rows in the body, the rest in the
+query: `?version=`, `?callback_url=`, `?extra=ignore`."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from flask import g, request
+
+from gateway.body import read_body
+from gateway.inputs import model_for
+from gateway.services import current_services
+from onnxq.errors import InvalidInput
+from onnxq.models.file_inputs import file_matrix
+from onnxq.models.inputs import check_row_limit
+from onnxq.models.session import OnnxModel
+
+QUERY = ("version", "callback_url", "extra")
+# The OpenAPI description of those (a JSON body carries version and callback_url itself).
+FILE_QUERY = [
+    {"name": "version", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1},
+     "description": "A file body's model version (a JSON body says it in `version`)."},
+    {"name": "callback_url", "in": "query", "required": False,
+     "schema": {"type": "string", "format": "uri"},
+     "description": "A file body's completion callback."},
+    {"name": "extra", "in": "query", "required": False,
+     "schema": {"type": "string", "enum": ["reject", "ignore"]},
+     "description": "Columns of a file that are not features: a 422 (reject) or left out."},
+]  # fmt: skip
+
+
+def file_job(name: str) -> tuple[OnnxModel, np.ndarray, str | None, str]:
+    """The model, the checked rows, the callback URL and the fingerprint of a file submit."""
+    unknown = sorted(set(request.args) - set(QUERY))
+    extra = request.args.get("extra", "reject")
+    details = [{"loc": ["query", key], "message": "unknown parameter"} for key in unknown]
+    if extra not in ("reject", "ignore"):
+        details.append({"loc": ["query", "extra"], "message": "extra is 'reject' or 'ignore'"})
+    version = request.args.get("version")
+    if version is not None and (not version.isdigit() or int(version) < 1):
+        details.append({"loc": ["query", "version"], "message": "a version is an integer >= 1"})
+    if details:
+        raise InvalidInput(f"{len(details)} problem(s) in the query", details)
+    callback_url = request.args.get("callback_url") or None
+    if callback_url is not None:
+        current_services().destinations.check_url(callback_url)  # 422 naming the rule
+    model = model_for(name, int(version) if version is not None else None)
+    data = read_body()
+    matrix = file_matrix(request.mimetype, data, model.manifest, extra)
+    check_row_limit(len(matrix), current_services().settings.job_max_rows)
+    g.rows = len(matrix)
+    digest = hashlib.sha256()
+    for part in (name, request.mimetype, sorted(request.args.items(multi=True))):
+        digest.update(repr(part).encode())
+    digest.update(data)
+    return model, matrix, callback_url, digest.hexdigest()

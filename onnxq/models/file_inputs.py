@@ -1,0 +1,138 @@
+"""A job's rows sent as a file: an Arrow IPC stream or a .npy array, as the model's float32 matrix.
+
+- `application/vnd.apache.arrow.stream`: columns are matched to the manifest's features by name
+  (any order); a missing feature is a 422 naming it, an extra column a 422 listing them unless
+  `extra="ignore"`; integer, float and boolean columns are cast to float32, any other type (text,
+  dates, lists) is a 422 naming the column and its type.
+- `application/x-npy`: a 2-D numeric array in manifest feature order (never pickled objects).
+
+The values are then checked with the JSON rows' rules (onnxq/models/inputs.py): a value must be
+finite, within float32's range, and present unless its feature is nullable (NaN or an Arrow null
+is then a missing value). Problems are listed by row and feature, the first MAX_LISTED of them,
+with their count.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import nanoarrow as na
+import numpy as np
+
+from onnxq.errors import InvalidInput, UnsupportedFile
+from onnxq.models.manifest import Manifest
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+NPY = "application/x-npy"
+FILE_TYPES = (ARROW_STREAM, NPY)
+MAX_LISTED = 100  # problems named in a 422; the message counts them all
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_DTYPES = {
+    na.Type.INT8: np.int8, na.Type.INT16: np.int16, na.Type.INT32: np.int32,
+    na.Type.INT64: np.int64, na.Type.UINT8: np.uint8, na.Type.UINT16: np.uint16,
+    na.Type.UINT32: np.uint32, na.Type.UINT64: np.uint64, na.Type.HALF_FLOAT: np.float16,
+    na.Type.FLOAT: np.float32, na.Type.DOUBLE: np.float64,
+}  # fmt: skip
+_NUMERIC = {na.Type.BOOL, *_DTYPES}
+
+
+def file_matrix(kind: str, data: bytes, manifest: Manifest, extra: str = "reject") -> np.ndarray:
+    """The float32 matrix of a file body of media type `kind` for a tabular model."""
+    if not manifest.tabular:
+        raise UnsupportedFile(f"{manifest.name} is a tensor model: send its rows as JSON")
+    if not data:
+        raise InvalidInput("the file is empty", [{"loc": ["body"], "message": "no bytes"}])
+    values = _arrow_columns(data, manifest, extra) if kind == ARROW_STREAM else _npy(data, manifest)
+    return checked(values, manifest)
+
+
+def _npy(data: bytes, manifest: Manifest) -> np.ndarray:
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InvalidInput(f"the body is not a .npy array: {exc}",
+                           [{"loc": ["body"], "message": str(exc)}]) from None  # fmt: skip
+    width = len(manifest.features)
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[1] != width:
+        shape = getattr(array, "shape", None)
+        raise InvalidInput(
+            f"a .npy body must be a 2-D array of {width} columns in feature order, not {shape}",
+            [{"loc": ["body"], "message": f"shape {shape}"}],
+        )
+    if array.dtype.kind not in "biuf":
+        raise InvalidInput(f"a .npy body must hold numbers, not {array.dtype}",
+                           [{"loc": ["body"], "message": f"dtype {array.dtype}"}])  # fmt: skip
+    return array
+
+
+def _arrow_columns(data: bytes, manifest: Manifest, extra: str) -> np.ndarray:
+    try:
+        stream = na.ArrayStream.from_readable(io.BytesIO(data))
+        schema = stream.schema
+        names = [schema.field(i).name for i in range(schema.n_fields)]
+        batches = list(stream)
+    except Exception as exc:  # nanoarrow's own error: not an Arrow stream, or cut short
+        raise InvalidInput(f"the body is not a whole Arrow IPC stream: {exc}",
+                           [{"loc": ["body"], "message": str(exc)}]) from None  # fmt: skip
+    features = manifest.feature_names
+    details = [{"loc": ["columns", f], "feature": f, "message": "missing column"}
+               for f in features if f not in names]  # fmt: skip
+    if extra != "ignore":
+        unknown = "not a feature of the model (send ?extra=ignore to leave it out)"
+        details += [{"loc": ["columns", n], "message": unknown} for n in names if n not in features]
+    for feature in (f for f in features if f in names):
+        kind = schema.field(names.index(feature)).type
+        if kind not in _NUMERIC:
+            message = f"a column of {kind.name.lower()}, not numbers"
+            details.append({"loc": ["columns", feature], "feature": feature, "message": message})
+    if details:
+        raise InvalidInput(f"{len(details)} problem(s) with the file's columns", details)
+    rows = sum(len(batch) for batch in batches)
+    matrix = np.empty((rows, len(features)), dtype=np.float64)
+    start = 0
+    for batch in batches:
+        for column, feature in enumerate(features):
+            matrix[start : start + len(batch), column] = _column(batch.child(names.index(feature)))
+        start += len(batch)
+    return matrix
+
+
+def _column(array: Any) -> np.ndarray:
+    """One numeric column as float64, its nulls as NaN (read from its Arrow buffers)."""
+    kind, length, offset = array.schema.type, len(array), array.offset
+    if kind == na.Type.BOOL:
+        bits = np.frombuffer(array.buffer(1), dtype=np.uint8)
+        values = np.unpackbits(bits, bitorder="little")[offset : offset + length].astype(np.float64)
+    else:
+        raw = np.frombuffer(array.buffer(1), dtype=_DTYPES[kind])
+        values = raw[offset : offset + length].astype(np.float64)
+    validity = array.buffer(0)
+    if len(validity):  # a bitmap is there when the column may hold nulls
+        bits = np.frombuffer(validity, dtype=np.uint8)
+        valid = np.unpackbits(bits, bitorder="little")[offset : offset + length].astype(bool)
+        values[~valid] = np.nan
+    return values
+
+
+def checked(values: np.ndarray, manifest: Manifest) -> np.ndarray:
+    """`values` as float32 after the JSON rows' checks: finite, in float32's range, and present
+    where the feature is not nullable; every problem counted, the first MAX_LISTED listed."""
+    wide = values.astype(np.float64, copy=False)
+    nullable = np.array([f.nullable for f in manifest.features])
+    missing = np.isnan(wide)
+    bad = (missing & ~nullable) | np.isinf(wide) | (np.abs(np.nan_to_num(wide)) > FLOAT32_MAX)
+    count = int(bad.sum())
+    if count:
+        details = []
+        for row, column in np.argwhere(bad)[:MAX_LISTED].tolist():
+            feature = manifest.features[column].name
+            value = wide[row, column]
+            message = ("expected a number, got a missing value" if np.isnan(value) else
+                       "expected a finite number, got Infinity" if np.isinf(value) else
+                       "value is outside the float32 range")  # fmt: skip
+            details.append({"loc": ["rows", row, feature], "row": row, "feature": feature,
+                            "message": message})  # fmt: skip
+        listed = "" if count <= MAX_LISTED else f"; the first {MAX_LISTED} are listed"
+        raise InvalidInput(f"{count} problem(s) in the file's rows{listed}", details)
+    return np.ascontiguousarray(values, dtype=np.float32)

@@ -1,0 +1,184 @@
+"""Jobs submitted as files: an Arrow IPC stream matched to the manifest by column name, or a .npy
+array in feature order; the same checks as JSON rows, and a bad file leaves no job behind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+
+from gateway.services import Services
+from onnxq.jobs import keys
+from tests.support.file_bodies import arrow_stream, npy
+from tests.support.jobs import take_messages
+from worker.runner import JobRunner
+
+ARROW = "application/vnd.apache.arrow.stream"
+NPY = "application/x-npy"
+
+
+@pytest.fixture
+def names(services: Services, demo_model_name: str) -> list[str]:
+    return services.repository.manifest(demo_model_name).feature_names
+
+
+@pytest.fixture
+def matrix(names: list[str]) -> np.ndarray:
+    rng = np.random.default_rng(4)
+    return rng.uniform(1, 100, size=(25, len(names))).astype(np.float32)
+
+
+def submit(client: FlaskClient, name: str, body: bytes, kind: str, query: str = "", **headers):
+    return client.post(f"/v1/models/{name}/jobs{query}", data=body, content_type=kind,
+                       headers=headers)  # fmt: skip
+
+
+def run_job(client: FlaskClient, services: Services, job_id: str) -> dict:
+    [message] = take_messages(services.queue.celery, services.settings.queue_name, job_id)
+    JobRunner(services.repository, services.jobs, services.prediction_log).run([message])
+    return client.get(f"/v1/jobs/{job_id}").get_json()
+
+
+def no_jobs(services: Services) -> bool:
+    return services.redis.keys(keys.JOB_PREFIX + "*") == []
+
+
+def test_an_arrow_stream_by_column_name_gives_the_json_jobs_result(
+    client: FlaskClient, services: Services, demo_model_name: str, names, matrix
+) -> None:
+    columns = {name: matrix[:, i] for i, name in reversed(list(enumerate(names)))}
+    answer = submit(client, demo_model_name, arrow_stream(columns, batch_rows=10), ARROW)
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["rows"] == 25
+    from_file = run_job(client, services, answer.get_json()["job_id"])
+
+    as_json = client.post(f"/v1/models/{demo_model_name}/jobs",
+                          json={"instances": matrix.tolist()}).get_json()  # fmt: skip
+    from_json = run_job(client, services, as_json["job_id"])
+    assert from_file["status"] == from_json["status"] == "succeeded"
+    assert from_file["result"] == from_json["result"]
+
+
+def test_a_npy_array_in_feature_order_gives_the_json_jobs_result(
+    client: FlaskClient, services: Services, demo_model_name: str, matrix
+) -> None:
+    answer = submit(client, demo_model_name, npy(matrix.astype(np.float64)), NPY, "?version=1")
+    assert answer.status_code == 202, answer.get_json()
+    from_file = run_job(client, services, answer.get_json()["job_id"])
+    as_json = client.post(f"/v1/models/{demo_model_name}/jobs",
+                          json={"instances": matrix.tolist()}).get_json()  # fmt: skip
+    assert from_file["result"] == run_job(client, services, as_json["job_id"])["result"]
+
+
+def test_missing_and_extra_columns_are_named(
+    client: FlaskClient, services: Services, demo_model_name: str, names, matrix
+) -> None:
+    columns = {name: matrix[:, i] for i, name in enumerate(names) if i != 3}
+    columns["customer_id"] = np.arange(25, dtype=np.int64)
+    answer = submit(client, demo_model_name, arrow_stream(columns), ARROW)
+    assert answer.status_code == 422
+    details = answer.get_json()["error"]["details"]
+    assert {
+        "loc": ["columns", names[3]],
+        "feature": names[3],
+        "message": "missing column",
+    } in details
+    assert any(d["loc"] == ["columns", "customer_id"] for d in details)
+    assert no_jobs(services)
+
+
+def test_extra_columns_are_left_out_when_asked(
+    client: FlaskClient, demo_model_name: str, names, matrix
+) -> None:
+    columns = {"customer_id": np.arange(25, dtype=np.int64)}
+    columns.update({name: matrix[:, i] for i, name in enumerate(names)})
+    answer = submit(client, demo_model_name, arrow_stream(columns), ARROW, "?extra=ignore")
+    assert answer.status_code == 202, answer.get_json()
+
+
+def test_a_column_of_strings_is_named_with_its_type(
+    client: FlaskClient, services: Services, demo_model_name: str, names, matrix
+) -> None:
+    columns = {name: matrix[:3, i] for i, name in enumerate(names)}
+    columns[names[0]] = ["1.5", "2", "x"]
+    answer = submit(client, demo_model_name, arrow_stream(columns), ARROW)
+    assert answer.status_code == 422
+    [detail] = answer.get_json()["error"]["details"]
+    assert detail["feature"] == names[0] and "string" in detail["message"]
+    assert no_jobs(services)
+
+
+def test_bad_values_are_listed_by_row_and_feature_the_first_hundred_with_their_count(
+    client: FlaskClient, services: Services, demo_model_name: str, names, matrix
+) -> None:
+    bad = np.repeat(matrix, 10, axis=0)  # 250 rows
+    bad[:, 2] = np.nan  # the demo model takes no missing values
+    bad[7, 5] = np.inf
+    answer = submit(client, demo_model_name, npy(bad), NPY)
+    assert answer.status_code == 422
+    error = answer.get_json()["error"]
+    assert error["message"] == "251 problem(s) in the file's rows; the first 100 are listed"
+    assert len(error["details"]) == 100
+    assert error["details"][0] == {"loc": ["rows", 0, names[2]], "row": 0, "feature": names[2],
+                                   "message": "expected a number, got a missing value"}  # fmt: skip
+    assert {"loc": ["rows", 7, names[5]], "row": 7, "feature": names[5],
+            "message": "expected a finite number, got Infinity"} in error["details"]  # fmt: skip
+    assert no_jobs(services)
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        (ARROW, b""),
+        (ARROW, b"PAR1 not an arrow stream at all"),
+        (NPY, b"\x93NUMPY but cut"),
+        (NPY, npy(np.zeros(30, dtype=np.float32))),  # 1-D
+        (NPY, npy(np.zeros((2, 3), dtype=np.float32))),  # too narrow
+        (NPY, npy(np.array([["a"] * 30], dtype="<U1"))),  # text
+    ],
+    ids=["empty", "wrong magic", "truncated npy", "1-D npy", "narrow npy", "text npy"],
+)
+def test_a_bad_file_is_a_422_and_leaves_no_job(
+    client: FlaskClient, services: Services, demo_model_name: str, kind: str, body: bytes
+) -> None:
+    answer = submit(client, demo_model_name, body, kind)
+    assert answer.status_code == 422, answer.get_json()
+    assert answer.get_json()["error"]["details"]
+    assert no_jobs(services)
+
+
+def test_a_truncated_arrow_stream_is_a_422(
+    client: FlaskClient, services: Services, demo_model_name: str, names, matrix
+) -> None:
+    body = arrow_stream({name: matrix[:, i] for i, name in enumerate(names)}, batch_rows=5)
+    answer = submit(client, demo_model_name, body[: len(body) // 2], ARROW)
+    assert answer.status_code == 422
+    assert "not a whole Arrow IPC stream" in answer.get_json()["error"]["message"]
+    assert no_jobs(services)
+
+
+def test_query_parameters_are_checked(client: FlaskClient, demo_model_name: str, matrix) -> None:
+    answer = submit(client, demo_model_name, npy(matrix), NPY, "?version=x&extra=maybe&rows=3")
+    assert answer.status_code == 422
+    locs = [d["loc"] for d in answer.get_json()["error"]["details"]]
+    assert locs == [["query", "rows"], ["query", "extra"], ["query", "version"]]
+
+
+def test_the_same_idempotency_key_replays_the_same_file_and_refuses_another(
+    client: FlaskClient, demo_model_name: str, matrix
+) -> None:
+    first = submit(client, demo_model_name, npy(matrix), NPY, **{"Idempotency-Key": "k1"})
+    again = submit(client, demo_model_name, npy(matrix), NPY, **{"Idempotency-Key": "k1"})
+    other = submit(client, demo_model_name, npy(matrix[:3]), NPY, **{"Idempotency-Key": "k1"})
+    assert again.get_json()["job_id"] == first.get_json()["job_id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert other.status_code == 409
+
+
+def test_a_file_over_the_job_row_limit_is_a_413(
+    client: FlaskClient, services: Services, demo_model_name: str, names
+) -> None:
+    limit = services.settings.job_max_rows
+    answer = submit(client, demo_model_name, npy(np.ones((limit + 1, len(names)), np.float32)), NPY)
+    assert answer.status_code == 413
+    assert no_jobs(services)
