@@ -1,9 +1,11 @@
-"""A job's rows sent as a file: an Arrow IPC stream or a .npy array, as the model's float32 matrix.
+"""A job's rows sent as a file (Arrow IPC stream, CSV, .npy) as the model's float32 matrix.
 
 - `application/vnd.apache.arrow.stream`: columns are matched to the manifest's features by name
   (any order); a missing feature is a 422 naming it, an extra column a 422 listing them unless
   `extra="ignore"`; integer, float and boolean columns are cast to float32, any other type (text,
   dates, lists) is a 422 naming the column and its type.
+- `text/csv`: a header row of column names, matched like an Arrow stream's columns
+  (onnxq/models/csv_rows.py).
 - `application/x-npy`: a 2-D numeric array in manifest feature order (never pickled objects).
 
 The values are then checked with the JSON rows' rules (onnxq/models/inputs.py): a value must be
@@ -21,11 +23,13 @@ import nanoarrow as na
 import numpy as np
 
 from onnxq.errors import InvalidInput, UnsupportedFile
+from onnxq.models.csv_rows import csv_columns, csv_table
 from onnxq.models.manifest import Manifest
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 NPY = "application/x-npy"
-FILE_TYPES = (ARROW_STREAM, NPY)
+CSV = "text/csv"
+FILE_TYPES = (ARROW_STREAM, NPY, CSV)
 MAX_LISTED = 100  # problems named in a 422; the message counts them all
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _DTYPES = {
@@ -43,7 +47,12 @@ def file_matrix(kind: str, data: bytes, manifest: Manifest, extra: str = "reject
         raise UnsupportedFile(f"{manifest.name} is a tensor model: send its rows as JSON")
     if not data:
         raise InvalidInput("the file is empty", [{"loc": ["body"], "message": "no bytes"}])
-    values = _arrow_columns(data, manifest, extra) if kind == ARROW_STREAM else _npy(data, manifest)
+    if kind == ARROW_STREAM:
+        values = _arrow_columns(data, manifest, extra)
+    elif kind == CSV:
+        values = _csv(data, manifest, extra)
+    else:
+        values = _npy(data, manifest)
     return checked(values, manifest)
 
 
@@ -76,11 +85,7 @@ def _arrow_columns(data: bytes, manifest: Manifest, extra: str) -> np.ndarray:
         raise InvalidInput(f"the body is not a whole Arrow IPC stream: {exc}",
                            [{"loc": ["body"], "message": str(exc)}]) from None  # fmt: skip
     features = manifest.feature_names
-    details = [{"loc": ["columns", f], "feature": f, "message": "missing column"}
-               for f in features if f not in names]  # fmt: skip
-    if extra != "ignore":
-        unknown = "not a feature of the model (send ?extra=ignore to leave it out)"
-        details += [{"loc": ["columns", n], "message": unknown} for n in names if n not in features]
+    details = column_problems(names, features, extra)
     for feature in (f for f in features if f in names):
         kind = schema.field(names.index(feature)).type
         if kind not in _NUMERIC:
@@ -96,6 +101,38 @@ def _arrow_columns(data: bytes, manifest: Manifest, extra: str) -> np.ndarray:
             matrix[start : start + len(batch), column] = _column(batch.child(names.index(feature)))
         start += len(batch)
     return matrix
+
+
+def _csv(data: bytes, manifest: Manifest, extra: str) -> np.ndarray:
+    header, rows = csv_table(data)
+    details = column_problems(header, manifest.feature_names, extra)
+    short = [i for i, row in enumerate(rows) if len(row) != len(header)]
+    details += [{"loc": ["rows", i], "row": i,
+                 "message": f"expected {len(header)} cells, got {len(rows[i])}"}
+                for i in short[:MAX_LISTED]]  # fmt: skip
+    if details:
+        raise InvalidInput(f"{len(details)} problem(s) with the file's columns or rows", details)
+    if not rows:
+        raise InvalidInput("the CSV body has no rows", [{"loc": ["body"], "message": "no rows"}])
+    matrix, count, problems = csv_columns(header, rows, manifest.feature_names)
+    if count:
+        raise InvalidInput(f"{count} problem(s) in the file's rows{_listed(count)}", problems)
+    return matrix
+
+
+def _listed(count: int) -> str:
+    return "" if count <= MAX_LISTED else f"; the first {MAX_LISTED} are listed"
+
+
+def column_problems(names: list[str], features: list[str], extra: str) -> list[dict[str, Any]]:
+    """A file's columns against the model's features: each missing one, and each extra one
+    unless `extra` is "ignore"."""
+    details = [{"loc": ["columns", f], "feature": f, "message": "missing column"}
+               for f in features if f not in names]  # fmt: skip
+    if extra != "ignore":
+        unknown = "not a feature of the model (send ?extra=ignore to leave it out)"
+        details += [{"loc": ["columns", n], "message": unknown} for n in names if n not in features]
+    return details
 
 
 def _column(array: Any) -> np.ndarray:
@@ -133,6 +170,5 @@ def checked(values: np.ndarray, manifest: Manifest) -> np.ndarray:
                        "value is outside the float32 range")  # fmt: skip
             details.append({"loc": ["rows", row, feature], "row": row, "feature": feature,
                             "message": message})  # fmt: skip
-        listed = "" if count <= MAX_LISTED else f"; the first {MAX_LISTED} are listed"
-        raise InvalidInput(f"{count} problem(s) in the file's rows{listed}", details)
+        raise InvalidInput(f"{count} problem(s) in the file's rows{_listed(count)}", details)
     return np.ascontiguousarray(values, dtype=np.float32)

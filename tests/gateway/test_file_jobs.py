@@ -182,3 +182,77 @@ def test_a_file_over_the_job_row_limit_is_a_413(
     answer = submit(client, demo_model_name, npy(np.ones((limit + 1, len(names)), np.float32)), NPY)
     assert answer.status_code == 413
     assert no_jobs(services)
+
+
+CSV = "text/csv"
+
+
+def csv_body(header: list[str], rows: list[list[object]]) -> bytes:
+    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def test_a_csv_by_header_name_gives_the_json_jobs_result(
+    client: FlaskClient, services: Services, demo_model_name: str, names, matrix
+) -> None:
+    order = list(reversed(range(len(names))))
+    body = csv_body([f'"{names[i]}"' for i in order],
+                    [[repr(float(v)) for v in row[order]] for row in matrix])  # fmt: skip
+    answer = submit(client, demo_model_name, body, CSV)
+    assert answer.status_code == 202, answer.get_json()
+    from_file = run_job(client, services, answer.get_json()["job_id"])
+    as_json = client.post(f"/v1/models/{demo_model_name}/jobs",
+                          json={"instances": matrix.tolist()}).get_json()  # fmt: skip
+    assert from_file["result"] == run_job(client, services, as_json["job_id"])["result"]
+
+
+def test_csv_problems_name_the_missing_column_and_each_cell_that_is_not_a_number(
+    client: FlaskClient, services: Services, demo_model_name: str, names, matrix
+) -> None:
+    missing = submit(client, demo_model_name, csv_body(names[1:], matrix[:, 1:].tolist()), CSV)
+    assert missing.status_code == 422
+    assert missing.get_json()["error"]["details"] == [
+        {"loc": ["columns", names[0]], "feature": names[0], "message": "missing column"}
+    ]
+    rows = matrix[:3].tolist()
+    rows[1][4], rows[2][0] = "abc", ""
+    answer = submit(client, demo_model_name, csv_body(names, rows), CSV)
+    assert answer.status_code == 422
+    error = answer.get_json()["error"]
+    assert error["message"] == "1 problem(s) in the file's rows"
+    assert error["details"] == [{"loc": ["rows", 1, names[4]], "row": 1, "feature": names[4],
+                                 "message": "expected a number, got 'abc'"}]  # fmt: skip
+    rows[1][4] = 1.0  # now only the empty cell: a missing value the demo model cannot take
+    answer = submit(client, demo_model_name, csv_body(names, rows), CSV)
+    assert answer.get_json()["error"]["details"][0]["message"] == (
+        "expected a number, got a missing value"
+    )
+    assert no_jobs(services)
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"\n\n", b"\xff\xfe not utf-8", b'a,"b\n1,2'], ids=["empty", "blank",
+                                                                   "binary", "open quote"]
+)  # fmt: skip
+def test_a_bad_csv_is_a_422_and_leaves_no_job(
+    client: FlaskClient, services: Services, demo_model_name: str, body: bytes
+) -> None:
+    answer = submit(client, demo_model_name, body, CSV)
+    assert answer.status_code == 422, answer.get_json()
+    assert no_jobs(services)
+
+
+def test_a_csv_row_of_another_length_is_named(
+    client: FlaskClient, demo_model_name: str, names, matrix
+) -> None:
+    rows = matrix[:3].tolist()
+    rows[2] = rows[2][:-1]
+    answer = submit(client, demo_model_name, csv_body(names, rows), CSV)
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["details"] == [
+        {
+            "loc": ["rows", 2],
+            "row": 2,
+            "message": f"expected {len(names)} cells, got {len(names) - 1}",
+        }
+    ]
