@@ -61,12 +61,20 @@ class Transport:
         body: Any = None,
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        *,
+        data: bytes | None = None,
+        content_type: str | None = None,
     ) -> Answer:
-        """Send, retrying what is worth retrying; return a 2xx answer or raise its error."""
-        payload = None if body is None else json.dumps(body, allow_nan=False).encode()
+        """Send `body` as JSON, or `data` as `content_type`, retrying what is worth retrying;
+        return a 2xx answer or raise its error."""
+        payload = (
+            data
+            if data is not None
+            else (None if body is None else json.dumps(body, allow_nan=False).encode())
+        )
         sent = {**self._headers, **(headers or {})}
         if payload is not None:
-            sent["Content-Type"] = "application/json"
+            sent["Content-Type"] = content_type or "application/json"
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:

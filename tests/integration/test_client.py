@@ -23,7 +23,11 @@ def rows() -> np.ndarray:
 
 
 def reference(model_dir: Path, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    session = ort.InferenceSession(str(model_dir / "breast-cancer" / "1" / "model.onnx"))
+    # One thread, as the service runs it: more threads add a forest's trees in another order.
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    path = str(model_dir / "breast-cancer" / "1" / "model.onnx")
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(["label", "probabilities"], {"input": rows})
     return labels, probabilities
 
@@ -73,3 +77,23 @@ def test_bad_rows_and_unknown_models_raise_typed_errors(stack: Stack, rows: np.n
     with pytest.raises(NotFound) as missing:
         client.model("no-such-model").submit(rows[:1])
     assert missing.value.type == "model_not_found"
+
+
+def test_large_arrays_frames_and_files_go_as_files(stack: Stack, tmp_path: Path) -> None:
+    data = load_breast_cancer()
+    X = np.resize(data.data, (2500, data.data.shape[1])).astype(np.float32)
+    labels, probabilities = reference(stack.model_dir, X)
+    names = data.feature_names.tolist()
+    csv_path = tmp_path / "rows.csv"
+    pd.DataFrame(X[:50], columns=names).to_csv(csv_path, index=False)
+    model = Client(stack.base_url).model("breast-cancer", version=1)
+
+    as_array = model.submit(X)  # 2,500 rows: a .npy body
+    as_frame = model.submit(pd.DataFrame(X, columns=names)[list(reversed(names))])
+    as_csv = model.submit(csv_path)
+
+    for job in (as_array, as_frame):
+        result = job.result(timeout=120)
+        assert result.labels.tolist() == labels.tolist()
+        np.testing.assert_array_equal(result.probabilities.astype(np.float32), probabilities)
+    assert as_csv.result(timeout=60).labels.tolist() == labels[:50].tolist()

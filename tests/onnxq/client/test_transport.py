@@ -133,3 +133,28 @@ def test_an_error_answer_raises_its_type_with_the_servers_fields(server: Scripte
     with pytest.raises(NotFound, match="model_not_found: no model 'x'"):
         client.model("x").predict([[1.0]])
     assert len(server.requests) == 2  # a 4xx is never retried
+
+
+METADATA = {"features": [{"name": "b"}, {"name": "a"}]}
+
+
+@pytest.mark.parametrize(
+    "server", [[(200, {}, METADATA), (202, {}, JOB), (202, {}, JOB)]], indirect=True
+)
+def test_large_arrays_and_frames_go_as_npy_in_feature_order(server: ScriptedServer) -> None:
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    model = Client(server.url).model("m", version=2)
+    frame = pd.DataFrame({"a": np.arange(1000.0), "b": -np.arange(1000.0)})
+    model.submit(frame, callback_url="https://example.com/done")
+    model.submit(np.ones((1000, 2)))
+    (_, meta_path, *_), (_, path, headers, body, _), (_, _, _, array_body, _) = server.requests
+    assert meta_path == "/v1/models/m/versions/2"
+    assert path == "/v1/models/m/jobs?version=2&callback_url=https%3A%2F%2Fexample.com%2Fdone"
+    assert headers["Content-Type"] == "application/x-npy"
+    sent = np.load(io.BytesIO(body))
+    assert sent.dtype == np.float32 and sent[:2].tolist() == [[-0.0, 0.0], [-1.0, 1.0]]
+    assert np.load(io.BytesIO(array_body)).shape == (1000, 2)
