@@ -15,6 +15,7 @@ from gateway import (
     drift,
     errors,
     health,
+    job_results,
     jobs,
     metrics,
     models,
@@ -64,6 +65,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(predict.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(job_results.bp)
     app.register_blueprint(v2.bp)
     app.register_blueprint(models.bp)
     app.register_blueprint(openapi.bp)

@@ -188,7 +188,7 @@ def _json_job(name: str, with_fingerprint: bool) -> tuple[OnnxModel, np.ndarray,
     return model, matrix, callback_url, body_fingerprint(name, body) if with_fingerprint else ""
 
 
-def _checked_job_id(job_id: str) -> str:
+def checked_job_id(job_id: str) -> str:
     g.job_id = job_id
     if not JOB_ID.fullmatch(job_id):
         raise JobNotFound(job_id)
@@ -206,7 +206,7 @@ def poll(job_id: str) -> ResponseReturnValue:
     until the job ends (or the wait runs out)."""
     seconds = _wait_seconds(query=True)
     services = current_services()
-    job_id = _checked_job_id(job_id)
+    job_id = checked_job_id(job_id)
     if seconds is not None and seconds > 0:  # read once registered: no read before
         job = services.waiter.until_ended(services.jobs, job_id, seconds)
     else:
@@ -263,5 +263,5 @@ def poll_many() -> ResponseReturnValue:
 @documented(responses={200: Job, **describe_error_statuses(401, 404, 409, 503)})
 def cancel(job_id: str) -> ResponseReturnValue:
     """Cancel a queued job so that it never runs; 409 once it is running or has ended."""
-    job = current_services().queue.cancel(_checked_job_id(job_id))
+    job = current_services().queue.cancel(checked_job_id(job_id))
     return jsonify(job.public())

@@ -103,6 +103,25 @@ class JobConflict(OnnxqError):
         self.status = status
 
 
+class ResultNotReady(OnnxqError):
+    """A job's result asked for before the job succeeded."""
+
+    status_code = 409
+    error_type = "result_not_ready"
+
+    def __init__(self, job_id: str, status: str):
+        super().__init__(
+            f"job '{job_id}' is {status}: it has no result"
+            + ("" if status in ("failed", "cancelled") else " yet (poll it, or wait=<s>)"),
+            [{"job_id": job_id, "status": status}],
+        )
+
+
+class NotAcceptable(OnnxqError):
+    status_code = 406
+    error_type = "not_acceptable"
+
+
 class IdempotencyConflict(OnnxqError):
     status_code = 409
     error_type = "idempotency_conflict"

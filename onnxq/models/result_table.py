@@ -1,0 +1,78 @@
+"""A job's result as a table, one row per input row, for the result route's file formats.
+
+Columns: a classifier's `label` and `probability_<class>` (one per class), a regressor's
+`prediction` (or `prediction_<target>`), a tensor model's outputs flattened (`<output>` or
+`<output>_<i>`). `arrow_stream` and `csv_text` write it; JSON pages take rows of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import nanoarrow as na
+import numpy as np
+from nanoarrow.ipc import StreamWriter
+
+from onnxq.models.results import float32_values
+
+
+def result_columns(result: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The table's columns from a job document's `result`."""
+    columns: dict[str, np.ndarray] = {}
+    if "labels" in result:
+        columns["label"] = np.asarray(result["labels"])
+        if "probabilities" in result:
+            probabilities = np.asarray(result["probabilities"], dtype=np.float32)
+            for index, name in enumerate(result.get("classes") or range(probabilities.shape[1])):
+                columns[f"probability_{name}"] = probabilities[:, index]
+    elif "predictions" in result:
+        predictions = np.asarray(result["predictions"], dtype=np.float32)
+        if predictions.ndim == 1:
+            columns["prediction"] = predictions
+        else:
+            for index, name in enumerate(result.get("targets") or range(predictions.shape[1])):
+                columns[f"prediction_{name}"] = predictions[:, index]
+    for name, values in (result.get("outputs") or {}).items():
+        array = np.asarray(values)
+        flat = array.reshape(len(array), -1)
+        if flat.shape[1] == 1:
+            columns[name] = flat[:, 0]
+        else:
+            for index in range(flat.shape[1]):
+                columns[f"{name}_{index}"] = flat[:, index]
+    return columns
+
+
+def arrow_stream(columns: dict[str, np.ndarray]) -> bytes:
+    """The table as an Arrow IPC stream: one record batch."""
+    arrays = {name: _arrow(values) for name, values in columns.items()}
+    schema = na.struct({name: na.Schema(array.schema) for name, array in arrays.items()},
+                       nullable=False)  # fmt: skip
+    rows = len(next(iter(columns.values()))) if columns else 0
+    out = io.BytesIO()
+    with StreamWriter.from_writable(out) as writer:
+        writer.write_array(na.c_array_from_buffers(schema, rows, [None],
+                                                   children=list(arrays.values())))  # fmt: skip
+    return out.getvalue()
+
+
+def _arrow(values: np.ndarray) -> Any:
+    if values.dtype.kind in "biuf":
+        return na.c_array(np.ascontiguousarray(values))
+    return na.c_array([str(v) for v in values.tolist()], na.string())
+
+
+def csv_text(columns: dict[str, np.ndarray]) -> str:
+    """The table as CSV with a header row; float32 values as their shortest round-trip decimals."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(list(columns))
+    writer.writerows(zip(*(json_values(values) for values in columns.values()), strict=True))
+    return out.getvalue()
+
+
+def json_values(values: np.ndarray) -> list[Any]:
+    """A column as JSON values (float32 as the shortest decimals that read back the same)."""
+    return float32_values(values) if values.dtype == np.float32 else values.tolist()
