@@ -7,6 +7,7 @@ import sys
 
 from onnxq.cli.drift import add_drift_commands
 from onnxq.cli.lifecycle import add_lifecycle_commands
+from onnxq.cli.predict_file import add_predict_file_command
 from onnxq.cli.prediction_log import add_log_commands
 from onnxq.models.repository import ModelRepository
 from onnxq.models.session import SessionConfig
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_lifecycle_commands(commands)
     add_drift_commands(commands)
     add_log_commands(commands)
+    add_predict_file_command(commands)
     return parser
 
 

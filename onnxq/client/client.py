@@ -13,6 +13,7 @@ frame = result.to_pandas()
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 import uuid
@@ -25,7 +26,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from onnxq.client.errors import JobFailed, JobTimeout
-from onnxq.client.transport import Transport
+from onnxq.client.transport import Progress, Transport
 
 ENDED = {"succeeded", "failed", "cancelled"}
 BINARY_ROWS = 1000  # from this many rows, an array goes as a .npy body: no JSON numbers to parse
@@ -33,6 +34,11 @@ FILE_TYPES = {
     ".npy": "application/x-npy",
     ".arrows": "application/vnd.apache.arrow.stream",
     ".csv": "text/csv",
+}
+RESULT_TYPES = {
+    ".arrows": "application/vnd.apache.arrow.stream",
+    ".csv": "text/csv",
+    ".json": "application/json",  # {"columns": {name: values}}, every page put together
 }
 MAX_WAIT_SECONDS = 30  # what one waiting poll may ask the server for
 
@@ -144,6 +150,32 @@ class Job:
                             request_id=self.document.get("request_id"))  # fmt: skip
         return Result.of(self.document["result"])
 
+    def download(self, path: str | os.PathLike[str], timeout: float = 300.0) -> int:
+        """Write the result to `path` as its suffix says (.arrows: Arrow IPC stream, .csv, .json:
+        every row's columns) from the result route; return the bytes written."""
+        self.wait(timeout)
+        if self.status != "succeeded":
+            self.result(timeout)  # raises JobFailed
+        target = Path(path)
+        kind = RESULT_TYPES.get(target.suffix.lower())
+        if kind is None:
+            raise ValueError(f"{target}: a result file is .arrows, .csv or .json")
+        url = f"/v1/jobs/{self.id}/result"
+        if kind == RESULT_TYPES[".json"]:
+            columns: dict[str, list[Any]] = {}
+            offset, rows = 0, None
+            while rows is None or offset < rows:
+                page = self._transport.request("GET", f"{url}?offset={offset}").body
+                rows = page["rows"]
+                for name, values in page["columns"].items():
+                    columns.setdefault(name, []).extend(values)
+                offset += page["limit"] or rows  # an empty result: one page
+            data = json.dumps({"rows": rows, "columns": columns}).encode()
+        else:
+            data = self._transport.request("GET", url, headers={"Accept": kind}).body
+        target.write_bytes(data)
+        return len(data)
+
     def __repr__(self) -> str:
         return f"Job({self.id!r}, {self.status!r})"
 
@@ -165,12 +197,13 @@ class Model:
         rows: Any,
         idempotency_key: str | None = None,
         callback_url: str | None = None,
+        progress: Progress | None = None,
     ) -> Job:
         """Queue a job of `rows` (a 2-D array, a DataFrame, a list of rows, or the path of a
         .npy, .arrows or .csv file). A numeric array or DataFrame of BINARY_ROWS rows or more
         goes as a .npy body (float32, feature order), not JSON. Every submit carries an
         Idempotency-Key (a new one unless given), so a retry after a dropped connection returns
-        the same job rather than a second one."""
+        the same job rather than a second one. `progress(sent, total)` follows a file's upload."""
         headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
         path = f"/v1/models/{self.name}/jobs"
         file = self._file_body(rows)
@@ -185,7 +218,7 @@ class Model:
                      if v is not None}  # fmt: skip
             suffix = f"?{urlencode(query)}" if query else ""
             answer = self._transport.request("POST", path + suffix, headers=headers, data=data,
-                                             content_type=kind)  # fmt: skip
+                                             content_type=kind, progress=progress)  # fmt: skip
         return Job(self._transport, answer.body)
 
     def _file_body(self, rows: Any) -> tuple[bytes, str] | None:

@@ -12,6 +12,7 @@ import http.client
 import json
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +20,16 @@ from urllib.parse import urlsplit
 from onnxq.client.errors import ClientError, Unavailable, error_for
 
 RETRIED_STATUSES = {429, 503}
+CHUNK_BYTES = 1024 * 1024
+Progress = Callable[[int, int], None]  # (bytes sent, bytes in all)
+
+
+def _chunks(payload: bytes, progress: Progress) -> Iterator[bytes]:
+    view = memoryview(payload)
+    progress(0, len(view))
+    for start in range(0, len(view), CHUNK_BYTES):
+        yield bytes(view[start : start + CHUNK_BYTES])
+        progress(min(start + CHUNK_BYTES, len(view)), len(view))
 
 
 @dataclass
@@ -64,9 +75,10 @@ class Transport:
         *,
         data: bytes | None = None,
         content_type: str | None = None,
+        progress: Progress | None = None,
     ) -> Answer:
         """Send `body` as JSON, or `data` as `content_type`, retrying what is worth retrying;
-        return a 2xx answer or raise its error."""
+        return a 2xx answer or raise its error. `progress(sent, total)` follows the upload."""
         payload = (
             data
             if data is not None
@@ -78,7 +90,7 @@ class Transport:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                answer = self._send(method, path, payload, sent, timeout or self.timeout)
+                answer = self._send(method, path, payload, sent, timeout or self.timeout, progress)
             except (OSError, http.client.HTTPException) as exc:
                 self.close()  # a dropped or refused connection: start a new one
                 if last:
@@ -98,7 +110,7 @@ class Transport:
 
     def _send(
         self, method: str, path: str, payload: bytes | None, headers: dict[str, str],
-        timeout: float,
+        timeout: float, progress: Progress | None = None,
     ) -> Answer:  # fmt: skip
         if self._connection is None:
             kind = (
@@ -110,15 +122,19 @@ class Transport:
         self._connection.timeout = timeout
         if self._connection.sock is not None:
             self._connection.sock.settimeout(timeout)
-        self._connection.request(method, self._prefix + path, body=payload, headers=headers)
+        body: Any = payload
+        if payload is not None and progress is not None:
+            headers = {**headers, "Content-Length": str(len(payload))}  # not chunked
+            body = _chunks(payload, progress)
+        self._connection.request(method, self._prefix + path, body=body, headers=headers)
         response = self._connection.getresponse()
         raw = response.read()
         answer_headers = {k.lower(): v for k, v in response.getheaders()}
         if answer_headers.get("connection", "").lower() == "close":
             self.close()
         kind = answer_headers.get("content-type", "")
-        body: Any = json.loads(raw) if raw and "json" in kind else raw
-        return Answer(response.status, answer_headers, body)
+        parsed: Any = json.loads(raw) if raw and "json" in kind else raw
+        return Answer(response.status, answer_headers, parsed)
 
     def close(self) -> None:
         if self._connection is not None:
