@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from onnxq.client.errors import JobFailed, JobTimeout
-from onnxq.client.transport import Progress, Transport
+from onnxq.client.transport import HttpOptions, Progress, Transport
 
 ENDED = {"succeeded", "failed", "cancelled"}
 BINARY_ROWS = 1000  # from this many rows, an array goes as a .npy body: no JSON numbers to parse
@@ -295,7 +295,7 @@ class Client:
         retries: int = 5,
         backoff: float = 0.2,
     ):
-        self._transport = Transport(url, api_key, timeout, retries, backoff)
+        self._transport = Transport(url, api_key, HttpOptions(timeout, retries, backoff))
 
     def model(self, name: str, version: int | None = None) -> Model:
         return Model(self._transport, name, version)

@@ -45,15 +45,16 @@ class Answer:
             return default
 
 
+@dataclass(frozen=True)
+class HttpOptions:
+    timeout: float = 60.0  # seconds for one request (a waiting poll adds its wait)
+    retries: int = 5  # of a 503 or 429 or a failed connection, after the first try
+    backoff: float = 0.2  # seconds before the first retry; doubles each retry
+
+
 class Transport:
-    def __init__(
-        self,
-        url: str,
-        api_key: str | None = None,
-        timeout: float = 60.0,
-        retries: int = 5,
-        backoff: float = 0.2,
-    ):
+    def __init__(self, url: str, api_key: str | None = None, options: HttpOptions | None = None):
+        options = options or HttpOptions()
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -62,7 +63,7 @@ class Transport:
         self._headers = {"Accept": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.timeout, self.retries, self.backoff = options.timeout, options.retries, options.backoff
         self._connection: http.client.HTTPConnection | None = None
 
     def request(

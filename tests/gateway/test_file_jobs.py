@@ -39,6 +39,12 @@ def run_job(client: FlaskClient, services: Services, job_id: str) -> dict:
     return client.get(f"/v1/jobs/{job_id}").get_json()
 
 
+def json_job(client: FlaskClient, services: Services, name: str, matrix: np.ndarray) -> dict:
+    """The same rows as a JSON job, run: what a file job's document must match."""
+    answer = client.post(f"/v1/models/{name}/jobs", json={"instances": matrix.tolist()})
+    return run_job(client, services, answer.get_json()["job_id"])
+
+
 def no_jobs(services: Services) -> bool:
     return services.redis.keys(keys.JOB_PREFIX + "*") == []
 
@@ -52,9 +58,7 @@ def test_an_arrow_stream_by_column_name_gives_the_json_jobs_result(
     assert answer.get_json()["rows"] == 25
     from_file = run_job(client, services, answer.get_json()["job_id"])
 
-    as_json = client.post(f"/v1/models/{demo_model_name}/jobs",
-                          json={"instances": matrix.tolist()}).get_json()  # fmt: skip
-    from_json = run_job(client, services, as_json["job_id"])
+    from_json = json_job(client, services, demo_model_name, matrix)
     assert from_file["status"] == from_json["status"] == "succeeded"
     assert from_file["result"] == from_json["result"]
 
@@ -65,9 +69,7 @@ def test_a_npy_array_in_feature_order_gives_the_json_jobs_result(
     answer = submit(client, demo_model_name, npy(matrix.astype(np.float64)), NPY, "?version=1")
     assert answer.status_code == 202, answer.get_json()
     from_file = run_job(client, services, answer.get_json()["job_id"])
-    as_json = client.post(f"/v1/models/{demo_model_name}/jobs",
-                          json={"instances": matrix.tolist()}).get_json()  # fmt: skip
-    assert from_file["result"] == run_job(client, services, as_json["job_id"])["result"]
+    assert from_file["result"] == json_job(client, services, demo_model_name, matrix)["result"]
 
 
 def test_missing_and_extra_columns_are_named(
@@ -201,9 +203,7 @@ def test_a_csv_by_header_name_gives_the_json_jobs_result(
     answer = submit(client, demo_model_name, body, CSV)
     assert answer.status_code == 202, answer.get_json()
     from_file = run_job(client, services, answer.get_json()["job_id"])
-    as_json = client.post(f"/v1/models/{demo_model_name}/jobs",
-                          json={"instances": matrix.tolist()}).get_json()  # fmt: skip
-    assert from_file["result"] == run_job(client, services, as_json["job_id"])["result"]
+    assert from_file["result"] == json_job(client, services, demo_model_name, matrix)["result"]
 
 
 def test_csv_problems_name_the_missing_column_and_each_cell_that_is_not_a_number(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from onnxq.client import Client, InvalidInput, NotFound, Unavailable
-from onnxq.client.transport import Transport
+from onnxq.client.transport import HttpOptions, Transport
 from onnxq.devtools.redis_server import free_port
 
 Script = list[tuple[int, dict[str, str], Any]]
@@ -108,7 +108,8 @@ def test_503s_past_the_retries_raise_unavailable_with_the_servers_error(
 
 
 def test_a_refused_connection_is_retried_then_raises_unavailable() -> None:
-    transport = Transport(f"http://127.0.0.1:{free_port()}", retries=2, backoff=0.01)
+    options = HttpOptions(retries=2, backoff=0.01)
+    transport = Transport(f"http://127.0.0.1:{free_port()}", options=options)
     with pytest.raises(Unavailable, match="GET /v1/models"):
         transport.request("GET", "/v1/models")
 
