@@ -153,6 +153,11 @@ class Settings(BaseSettings):
     job_chunk_rows: int = Field(default=10_000, ge=1)
     """Rows per session.run when a large job is run in chunks."""
 
+    job_chunk_threads: int = Field(default=2, ge=1, le=64)
+    """Threads a worker process runs a large job's chunks on at once (ONNX Runtime releases the
+    GIL while it runs): one job of more than ONNXQ_JOB_CHUNK_ROWS rows then uses this many cores,
+    where one session.run at a time used one."""
+
     microbatch_max_jobs: int = Field(default=64, ge=1, le=256)
     """Most waiting jobs a worker runs together through one session.run (at most 256)."""
 

@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,6 +73,7 @@ class JobRunner:
     prediction_log: PredictionLog
     max_attempts: int = 3
     chunk_rows: int = 10_000
+    chunk_threads: int = 1
     on_end: Callable[[Job], None] | None = None
 
     def run(
@@ -175,10 +177,7 @@ class JobRunner:
     ) -> list[tuple[PredictionResult, float]]:
         started = time.perf_counter()
         combined = np.concatenate(matrices) if len(matrices) > 1 else matrices[0]
-        parts = [
-            model.predict(combined[start : start + self.chunk_rows])
-            for start in range(0, len(combined), self.chunk_rows)
-        ]
+        parts = chunk_predictions(model, combined, self.chunk_rows, self.chunk_threads)
         seconds = time.perf_counter() - started
         latency_ms = seconds * 1000
         metrics.inference_ran(model.name, "job", len(combined), seconds)
@@ -228,6 +227,29 @@ class JobRunner:
         )
         document = {"model": model.name, "version": model.version, **result.to_dict()}
         return lifecycle.succeed(job, document)
+
+
+def chunk_predictions(
+    model: OnnxModel, matrix: np.ndarray, chunk_rows: int, threads: int
+) -> list[PredictionResult]:
+    """`matrix` predicted `chunk_rows` rows at a time, in order; on `threads` threads at once
+    when there are several chunks (one session serves concurrent runs)."""
+    starts = range(0, len(matrix), chunk_rows)
+    if threads < 2 or len(starts) < 2:
+        return [model.predict(matrix[start : start + chunk_rows]) for start in starts]
+    pool = _chunk_pool(threads)
+    return list(pool.map(lambda start: model.predict(matrix[start : start + chunk_rows]), starts))
+
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _chunk_pool(threads: int) -> ThreadPoolExecutor:
+    """This process's pool of `threads` threads (a forked child makes its own)."""
+    key = (os.getpid(), threads)
+    if key not in _pools:
+        _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="onnxq-chunk")
+    return _pools[key]
 
 
 def _input_matrix(message: JobMessage, model: OnnxModel, raw: bytes | None) -> np.ndarray | None:

@@ -69,6 +69,7 @@ class WorkerRuntime:
             self.prediction_log,
             max_attempts=settings.job_max_attempts,
             chunk_rows=settings.job_chunk_rows,
+            chunk_threads=settings.job_chunk_threads,
             on_end=on_end,
         )
 
