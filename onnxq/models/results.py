@@ -149,10 +149,13 @@ class PredictionResult:
         if len(parts) == 1:
             return parts[0]
         first = parts[0]
-        columns = {
-            key: [v for part in parts for v in json_column(part.columns[key])]
-            for key in first.columns
-        }
+        columns: dict[str, list[Any] | np.ndarray] = {}
+        for key in first.columns:
+            pieces = [part.columns[key] for part in parts]
+            if all(isinstance(piece, np.ndarray) for piece in pieces):
+                columns[key] = np.concatenate(pieces)  # float32 stays the model's arrays
+            else:
+                columns[key] = [v for piece in pieces for v in json_column(piece)]
         return cls(first.task, columns, first.constants)
 
     def profile_outputs(self) -> dict[str, Any]:

@@ -35,4 +35,7 @@ def test_parts_of_an_array_column_join_into_the_whole() -> None:
     kept = classifier_result(probabilities)
     parts = [kept.part(0, 2), kept.part(2, 7)]
     assert parts[1].to_dict()["probabilities"] == float32_values(probabilities[2:])
-    assert PredictionResult.joined(parts) == kept
+    joined = PredictionResult.joined(parts)
+    assert joined == kept
+    assert isinstance(joined.columns["probabilities"], np.ndarray)  # still the model's array
+    assert joined.columns["probabilities"].dtype == np.float32
