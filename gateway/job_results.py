@@ -3,7 +3,9 @@
 `Accept` chooses: `application/json` (the default: `{"rows", "offset", "limit", "columns":
 {name: values}}`, a page of `?offset=&limit=` rows, at most MAX_PAGE), the Arrow IPC stream
 (`application/vnd.apache.arrow.stream`) or CSV (`text/csv`), both of every row. The table's
-columns are onnxq/models/result_table.py's. 409 until the job has succeeded.
+columns are onnxq/models/result_table.py's. 409 until the job has succeeded. A result of more
+than ONNXQ_JOB_INLINE_RESULT_ROWS rows is only here (its document links it, `result.href`),
+stored as the Arrow stream the worker wrote.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from gateway.jobs import checked_job_id
 from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
 from gateway.services import current_services
-from onnxq.errors import InvalidInput, NotAcceptable, ResultNotReady
+from onnxq.errors import InvalidInput, JobExpired, NotAcceptable, ResultNotReady
 from onnxq.models.file_inputs import ARROW_STREAM, CSV
-from onnxq.models.result_table import arrow_stream, csv_text, json_values, result_columns
+from onnxq.models.result_table import (
+    arrow_stream,
+    csv_text,
+    json_values,
+    read_arrow,
+    result_columns,
+)
 
 bp = Blueprint("job_results", __name__, url_prefix="/v1")
 JSON = "application/json"
@@ -55,7 +63,14 @@ def result(job_id: str) -> ResponseReturnValue:
     if kind is None:
         detail = {"loc": ["header", "Accept"], "message": "none of those"}
         raise NotAcceptable(f"the result is served as {', '.join(OFFERED)}", [detail])
-    columns = result_columns(job.result)
+    stored = None
+    if "href" in job.result:  # a large result, kept apart as an Arrow stream
+        stored = current_services().jobs.result_bytes(job.job_id)
+        if stored is None:
+            raise JobExpired(job.job_id, current_services().settings.job_ttl_seconds)
+        if kind == ARROW_STREAM:
+            return Response(stored, mimetype=ARROW_STREAM)
+    columns = read_arrow(stored) if stored is not None else result_columns(job.result)
     rows = len(next(iter(columns.values()))) if columns else 0
     if kind == ARROW_STREAM:
         return Response(arrow_stream(columns), mimetype=ARROW_STREAM)

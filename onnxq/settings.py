@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     job_chunk_rows: int = Field(default=10_000, ge=1)
     """Rows per session.run when a large job is run in chunks."""
 
+    job_inline_result_rows: int = Field(default=10_000, ge=0)
+    """A job's result of more rows than this is not in its document, which links it instead
+    (`result.href`: GET /v1/jobs/<id>/result, as an Arrow stream, CSV or JSON pages)."""
+
     job_chunk_threads: int = Field(default=2, ge=1, le=64)
     """Threads a worker process runs a large job's chunks on at once (ONNX Runtime releases the
     GIL while it runs): one job of more than ONNXQ_JOB_CHUNK_ROWS rows then uses this many cores,

@@ -25,6 +25,7 @@ from onnxq.jobs.lifecycle import ClaimState
 from onnxq.jobs.record import Job
 from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
+from onnxq.models.result_table import arrow_stream, linked_result, result_table_columns
 from onnxq.models.results import PredictionResult
 from onnxq.models.session import OnnxModel
 from onnxq.models.tensors import stored_rows
@@ -74,6 +75,9 @@ class JobRunner:
     max_attempts: int = 3
     chunk_rows: int = 10_000
     chunk_threads: int = 1
+    # A result of more rows than this is stored apart as an Arrow stream; the record links it.
+    inline_result_rows: int = 10_000
+    _linked: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
     on_end: Callable[[Job], None] | None = None
 
     def run(
@@ -106,10 +110,12 @@ class JobRunner:
                 self._ended(claim.job)  # failed by this delivery's claim
 
         finished: list[Job] = []
+        self._linked = {}
         # The batch's prediction lines go out in one write, before the outcomes are stored.
         with self.prediction_log.batch() as predictions:
             for (name, version), members in groups.items():
                 finished += self._run_group(name, version, members, stored_rows, predictions)
+        self.store.put_results(self._linked)  # before the records that link them
         stored = self.store.store_many(finished, acknowledge)
         for job in finished:
             if job.job_id in stored:
@@ -225,7 +231,11 @@ class JobRunner:
             job_id=message.job_id,
             source="job",
         )
-        document = {"model": model.name, "version": model.version, **result.to_dict()}
+        if len(result) > self.inline_result_rows:
+            self._linked[job.job_id] = arrow_stream(result_table_columns(result))
+            document = linked_result(model.name, model.version, job.job_id, len(result))
+        else:
+            document = {"model": model.name, "version": model.version, **result.to_dict()}
         return lifecycle.succeed(job, document)
 
 

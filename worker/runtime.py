@@ -70,6 +70,7 @@ class WorkerRuntime:
             max_attempts=settings.job_max_attempts,
             chunk_rows=settings.job_chunk_rows,
             chunk_threads=settings.job_chunk_threads,
+            inline_result_rows=settings.job_inline_result_rows,
             on_end=on_end,
         )
 

@@ -1,6 +1,6 @@
 """onnxq's Python client (standard library and numpy only): `Client(url, api_key=...)`."""
 
-from onnxq.client.client import Client, Job, Model, Result
+from onnxq.client.client import Client, Job, Model
 from onnxq.client.errors import (
     ClientError,
     Conflict,
@@ -12,6 +12,7 @@ from onnxq.client.errors import (
     Unauthorized,
     Unavailable,
 )
+from onnxq.client.results import Result
 
 __all__ = [
     "Client",

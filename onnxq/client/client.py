@@ -18,7 +18,6 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +25,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from onnxq.client.errors import JobFailed, JobTimeout
+from onnxq.client.results import Result
 from onnxq.client.transport import HttpOptions, Progress, Transport
 
 ENDED = {"succeeded", "failed", "cancelled"}
@@ -41,66 +41,6 @@ RESULT_TYPES = {
     ".json": "application/json",  # {"columns": {name: values}}, every page put together
 }
 MAX_WAIT_SECONDS = 30  # what one waiting poll may ask the server for
-
-
-@dataclass(frozen=True)
-class Result:
-    """A prediction's answer: each per-row field as a numpy array, the rest as sent."""
-
-    model: str
-    version: int
-    columns: dict[str, np.ndarray]  # labels, probabilities, predictions or each output
-    constants: dict[str, Any] = field(default_factory=dict)  # classes, targets
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            return self.columns[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __len__(self) -> int:
-        return len(next(iter(self.columns.values()))) if self.columns else 0
-
-    def to_pandas(self) -> Any:
-        """One row per input row: `label`, `probability_<class>` (or `prediction[_<target>]`,
-        or each output, flattened)."""
-        import pandas as pd
-
-        frame: dict[str, Any] = {}
-        for name, values in self.columns.items():
-            labels = self._column_names(name, values)
-            flat = values.reshape(len(values), -1) if values.ndim > 1 else values[:, None]
-            for index, label in enumerate(labels):
-                frame[label] = flat[:, index]
-        return pd.DataFrame(frame)
-
-    def to_arrow(self) -> Any:
-        """A pyarrow Table of `to_pandas`'s columns (needs pyarrow)."""
-        try:
-            import pyarrow as pa
-        except ImportError as exc:
-            raise ImportError("Result.to_arrow needs pyarrow: pip install pyarrow") from exc
-        return pa.Table.from_pandas(self.to_pandas(), preserve_index=False)
-
-    def _column_names(self, name: str, values: np.ndarray) -> list[str]:
-        if values.ndim == 1:
-            return {"labels": ["label"], "predictions": ["prediction"]}.get(name, [name])
-        width = int(np.prod(values.shape[1:]))
-        names = {"probabilities": self.constants.get("classes"),
-                 "predictions": self.constants.get("targets")}.get(name)  # fmt: skip
-        prefix = {"probabilities": "probability", "predictions": "prediction"}.get(name, name)
-        keys = names if names is not None and len(names) == width else range(width)
-        return [f"{prefix}_{key}" for key in keys]
-
-    @classmethod
-    def of(cls, document: dict[str, Any]) -> Result:
-        body = dict(document)
-        outputs = body.pop("outputs", None)
-        model, version = body.pop("model", ""), body.pop("version", 0)
-        body.pop("request_id", None)
-        constants = {k: body.pop(k) for k in ("classes", "targets") if k in body}
-        columns = {k: np.asarray(v) for k, v in (outputs or body).items()}
-        return cls(model, version, columns, constants)
 
 
 class Job:
@@ -148,7 +88,12 @@ class Job:
             error = self.document.get("error") or {}
             raise JobFailed(str(error.get("message", self.status)), type=error.get("type"),
                             request_id=self.document.get("request_id"))  # fmt: skip
-        return Result.of(self.document["result"])
+        document = self.document["result"]
+        if "href" in document:  # a large result: fetched as the Arrow stream it is kept as
+            accept = {"Accept": RESULT_TYPES[".arrows"]}
+            answer = self._transport.request("GET", document["href"], headers=accept)
+            return Result.of_table(document["model"], document["version"], answer.body)
+        return Result.of(document)
 
     def download(self, path: str | os.PathLike[str], timeout: float = 300.0) -> int:
         """Write the result to `path` as its suffix says (.arrows: Arrow IPC stream, .csv, .json:

@@ -15,6 +15,8 @@ JOB_PREFIX = "onnxq:job:"
 TOMBSTONE_PREFIX = "onnxq:job-existed:"
 # A job's validated float32 input matrix, kept out of the Celery message.
 ROWS_PREFIX = "onnxq:rows:"
+# A large job's result as an Arrow IPC stream, kept out of its record (the record links it).
+RESULT_PREFIX = "onnxq:result:"
 # Jobs not yet ended, scored by their last change (epoch seconds): what the
 # reconciler looks through for jobs whose message was lost.
 ACTIVE_JOBS = "onnxq:jobs:active"
@@ -46,6 +48,10 @@ def tombstone(job_id: str) -> str:
 
 def rows(job_id: str) -> str:
     return ROWS_PREFIX + job_id
+
+
+def result(job_id: str) -> str:
+    return RESULT_PREFIX + job_id
 
 
 def waiter_channel(token: str) -> str:

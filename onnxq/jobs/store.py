@@ -120,7 +120,9 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         with redis_errors_as_unavailable(), self.client.pipeline() as pipe:
-            pipe.delete(keys.job(job_id), keys.tombstone(job_id), keys.rows(job_id))
+            pipe.delete(
+                keys.job(job_id), keys.tombstone(job_id), keys.rows(job_id), keys.result(job_id)
+            )
             pipe.zrem(keys.ACTIVE_JOBS, job_id)
             pipe.execute()
 
@@ -236,6 +238,22 @@ class JobStore:
         with redis_errors_as_unavailable():
             written = self._store(keys=job_keys, args=args)
         return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}
+
+    def put_results(self, results: dict[str, bytes]) -> None:
+        """Store large results (Arrow streams) beside their jobs, for as long as a record is
+        kept; written before the records that link them (one left by a record that could not be
+        written expires with the TTL)."""
+        if not results:
+            return
+        with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
+            for job_id, data in results.items():
+                pipe.set(keys.result(job_id), data, ex=self.ttl_seconds)
+            pipe.execute()
+
+    def result_bytes(self, job_id: str) -> bytes | None:
+        """A large result stored by put_results; None once it has expired."""
+        with redis_errors_as_unavailable():
+            return self.client.get(keys.result(job_id))  # type: ignore[no-any-return]
 
     def stale_active(self, idle_seconds: float, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of jobs not ended whose last change is more than `idle_seconds` old."""

@@ -15,7 +15,7 @@ import nanoarrow as na
 import numpy as np
 from nanoarrow.ipc import StreamWriter
 
-from onnxq.models.results import float32_values
+from onnxq.models.results import PredictionResult, float32_values
 
 
 def result_columns(result: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -43,6 +43,45 @@ def result_columns(result: dict[str, Any]) -> dict[str, np.ndarray]:
             for index in range(flat.shape[1]):
                 columns[f"{name}_{index}"] = flat[:, index]
     return columns
+
+
+def result_table_columns(result: PredictionResult) -> dict[str, np.ndarray]:
+    """The table's columns straight from a result's arrays (no JSON lists on the way)."""
+    if result.task == "tensor":
+        return result_columns({"outputs": result.columns})
+    return result_columns({**result.columns, **result.constants})
+
+
+def linked_result(model: str, version: int, job_id: str, rows: int) -> dict[str, Any]:
+    """A large result's place in its job document: where it is, and how many rows it has."""
+    return {"model": model, "version": version, "rows": rows, "href": f"/v1/jobs/{job_id}/result"}
+
+
+def read_arrow(data: bytes) -> dict[str, np.ndarray]:
+    """An Arrow stream `arrow_stream` wrote, as its columns (numbers as numpy, text as objects)."""
+    stream = na.ArrayStream.from_readable(io.BytesIO(data))
+    names = [stream.schema.field(i).name for i in range(stream.schema.n_fields)]
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for batch in stream:
+        for index, name in enumerate(names):
+            child = batch.child(index)
+            if child.schema.type == na.Type.STRING:
+                parts[name].append(np.array(child.to_pylist(), dtype=object))
+            else:
+                dtype = _NUMPY[child.schema.type]
+                raw = np.frombuffer(child.buffer(1), dtype=dtype)
+                parts[name].append(raw[child.offset : child.offset + len(child)])
+    return {
+        name: np.concatenate(chunks) if chunks else np.empty(0) for name, chunks in parts.items()
+    }
+
+
+_NUMPY = {
+    na.Type.INT8: np.int8, na.Type.INT16: np.int16, na.Type.INT32: np.int32,
+    na.Type.INT64: np.int64, na.Type.UINT8: np.uint8, na.Type.UINT16: np.uint16,
+    na.Type.UINT32: np.uint32, na.Type.UINT64: np.uint64, na.Type.FLOAT: np.float32,
+    na.Type.DOUBLE: np.float64, na.Type.HALF_FLOAT: np.float16,
+}  # fmt: skip
 
 
 def arrow_stream(columns: dict[str, np.ndarray]) -> bytes:

@@ -11,6 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway.services import Services
+from onnxq.jobs import keys
 from tests.support.jobs import take_messages
 from worker.runner import JobRunner
 
@@ -75,3 +76,42 @@ def test_a_job_without_a_result_is_a_409_and_bad_pages_a_422(
     assert client.get(f"{url}?offset=-1").status_code == 422
     assert client.get(url, headers={"Accept": "image/png"}).status_code == 406
     assert client.get("/v1/jobs/0123456789abcdef0123456789abcdef/result").status_code == 404
+
+
+def test_a_large_result_is_linked_from_its_document_and_served_whole(
+    client: FlaskClient, services: Services, demo_model_name: str
+) -> None:
+    width = len(services.repository.manifest(demo_model_name).features)
+    rows = np.random.default_rng(5).uniform(1, 50, size=(40, width)).tolist()
+    url = f"/v1/models/{demo_model_name}/jobs"
+    ids = [client.post(url, json={"instances": rows}).get_json()["job_id"] for _ in range(2)]
+    for job_id, inline in zip(ids, (1000, 10), strict=True):
+        [message] = take_messages(services.queue.celery, services.settings.queue_name, job_id)
+        JobRunner(services.repository, services.jobs, services.prediction_log,
+                  inline_result_rows=inline).run([message])  # fmt: skip
+    small, large = (client.get(f"/v1/jobs/{job_id}").get_json() for job_id in ids)
+
+    assert large["status"] == "succeeded"
+    assert large["result"] == {"model": demo_model_name, "version": 1, "rows": 40,
+                               "href": f"/v1/jobs/{ids[1]}/result"}  # fmt: skip
+    for accept in ("application/json", "text/csv"):
+        inline = client.get(f"/v1/jobs/{ids[0]}/result", headers={"Accept": accept})
+        linked = client.get(large["result"]["href"], headers={"Accept": accept})
+        assert linked.status_code == 200 and linked.data == inline.data
+    arrow = client.get(large["result"]["href"], headers={"Accept": ARROW})
+    table = na.ArrayStream.from_readable(io.BytesIO(arrow.data)).read_all()
+    assert table.child(0).to_pylist() == small["result"]["labels"]
+
+
+def test_a_linked_result_gone_from_the_store_is_a_404(
+    client: FlaskClient, services: Services, demo_model_name: str
+) -> None:
+    width = len(services.repository.manifest(demo_model_name).features)
+    job_id = client.post(f"/v1/models/{demo_model_name}/jobs",
+                         json={"instances": [[1.0] * width] * 3}).get_json()["job_id"]  # fmt: skip
+    [message] = take_messages(services.queue.celery, services.settings.queue_name, job_id)
+    JobRunner(services.repository, services.jobs, services.prediction_log,
+              inline_result_rows=1).run([message])  # fmt: skip
+    services.redis.delete(keys.result(job_id))
+    answer = client.get(f"/v1/jobs/{job_id}/result")
+    assert answer.status_code == 404 and answer.get_json()["error"]["type"] == "job_expired"

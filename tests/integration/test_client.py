@@ -97,3 +97,22 @@ def test_large_arrays_frames_and_files_go_as_files(stack: Stack, tmp_path: Path)
         assert result.labels.tolist() == labels.tolist()
         np.testing.assert_array_equal(result.probabilities.astype(np.float32), probabilities)
     assert as_csv.result(timeout=60).labels.tolist() == labels[:50].tolist()
+
+
+def test_a_large_result_comes_through_its_link(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, redis_binary: str
+) -> None:
+    from tests.integration.conftest import running_stack
+
+    X = np.resize(load_breast_cancer().data, (3000, 30)).astype(np.float32)
+    labels, probabilities = reference(model_dir, X)
+    env = {"ONNXQ_JOB_INLINE_RESULT_ROWS": "1000"}
+    with running_stack(tmp_path_factory.mktemp("linked"), model_dir, redis_binary,
+                       extra_env=env) as stack:  # fmt: skip
+        job = Client(stack.base_url).model("breast-cancer").submit(X)
+        result = job.result(timeout=120)
+        assert job.document["result"]["href"] == f"/v1/jobs/{job.id}/result"
+    assert result.labels.tolist() == labels.tolist()
+    np.testing.assert_array_equal(result.probabilities, probabilities)
+    assert result.constants == {"classes": [0, 1]}
+    assert list(result.to_pandas().columns) == ["label", "probability_0", "probability_1"]
