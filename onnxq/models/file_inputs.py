@@ -31,7 +31,6 @@ NPY = "application/x-npy"
 CSV = "text/csv"
 FILE_TYPES = (ARROW_STREAM, NPY, CSV)
 MAX_LISTED = 100  # problems named in a 422; the message counts them all
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 _DTYPES = {
     na.Type.INT8: np.int8, na.Type.INT16: np.int16, na.Type.INT32: np.int32,
     na.Type.INT64: np.int64, na.Type.UINT8: np.uint8, na.Type.UINT16: np.uint16,
@@ -155,20 +154,24 @@ def _column(array: Any) -> np.ndarray:
 def checked(values: np.ndarray, manifest: Manifest) -> np.ndarray:
     """`values` as float32 after the JSON rows' checks: finite, in float32's range, and present
     where the feature is not nullable; every problem counted, the first MAX_LISTED listed."""
-    wide = values.astype(np.float64, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # A float64 beyond float32's range becomes +-inf here, and is refused below.
+        matrix = np.ascontiguousarray(values, dtype=np.float32)
+    finite = np.isfinite(matrix)
+    if finite.all():  # the usual file: one pass over its float32 values
+        return matrix
     nullable = np.array([f.nullable for f in manifest.features])
-    missing = np.isnan(wide)
-    bad = (missing & ~nullable) | np.isinf(wide) | (np.abs(np.nan_to_num(wide)) > FLOAT32_MAX)
+    bad = ~finite & ~(np.isnan(matrix) & nullable)
     count = int(bad.sum())
-    if count:
-        details = []
-        for row, column in np.argwhere(bad)[:MAX_LISTED].tolist():
-            feature = manifest.features[column].name
-            value = wide[row, column]
-            message = ("expected a number, got a missing value" if np.isnan(value) else
-                       "expected a finite number, got Infinity" if np.isinf(value) else
-                       "value is outside the float32 range")  # fmt: skip
-            details.append({"loc": ["rows", row, feature], "row": row, "feature": feature,
-                            "message": message})  # fmt: skip
-        raise InvalidInput(f"{count} problem(s) in the file's rows{_listed(count)}", details)
-    return np.ascontiguousarray(values, dtype=np.float32)
+    if not count:
+        return matrix
+    details = []
+    for row, column in np.argwhere(bad)[:MAX_LISTED].tolist():
+        feature = manifest.features[column].name
+        value = float(values[row, column])
+        message = ("expected a number, got a missing value" if np.isnan(value) else
+                   "expected a finite number, got Infinity" if np.isinf(value) else
+                   "value is outside the float32 range")  # fmt: skip
+        details.append({"loc": ["rows", row, feature], "row": row, "feature": feature,
+                        "message": message})  # fmt: skip
+    raise InvalidInput(f"{count} problem(s) in the file's rows{_listed(count)}", details)

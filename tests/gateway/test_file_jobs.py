@@ -256,3 +256,17 @@ def test_a_csv_row_of_another_length_is_named(
             "message": f"expected {len(names)} cells, got {len(names) - 1}",
         }
     ]
+
+
+def test_a_value_beyond_float32s_range_is_named(
+    client: FlaskClient, services: Services, demo_model_name: str, names, matrix
+) -> None:
+    wide = matrix.astype(np.float64)
+    wide[3, 1] = 1e39  # finite as a float64, not as a float32
+    answer = submit(client, demo_model_name, npy(wide), NPY)
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["details"] == [
+        {"loc": ["rows", 3, names[1]], "row": 3, "feature": names[1],
+         "message": "value is outside the float32 range"}
+    ]  # fmt: skip
+    assert no_jobs(services)
