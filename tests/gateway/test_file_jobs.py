@@ -28,6 +28,15 @@ def matrix(names: list[str]) -> np.ndarray:
     return rng.uniform(1, 100, size=(25, len(names))).astype(np.float32)
 
 
+def pickled(array: np.ndarray) -> bytes:
+    """A .npy of Python objects: what np.load refuses without allow_pickle, and so must onnxq."""
+    import io
+
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=True)
+    return out.getvalue()
+
+
 def submit(client: FlaskClient, name: str, body: bytes, kind: str, query: str = "", **headers):
     return client.post(f"/v1/models/{name}/jobs{query}", data=body, content_type=kind,
                        headers=headers)  # fmt: skip
@@ -137,8 +146,19 @@ def test_bad_values_are_listed_by_row_and_feature_the_first_hundred_with_their_c
         (NPY, npy(np.zeros(30, dtype=np.float32))),  # 1-D
         (NPY, npy(np.zeros((2, 3), dtype=np.float32))),  # too narrow
         (NPY, npy(np.array([["a"] * 30], dtype="<U1"))),  # text
+        (NPY, pickled(np.array([[object()] * 30], dtype=object))),
+        (NPY, npy(np.zeros((4, 30), dtype=np.float32))[:-20]),  # cut in its data
     ],
-    ids=["empty", "wrong magic", "truncated npy", "1-D npy", "narrow npy", "text npy"],
+    ids=[
+        "empty",
+        "wrong magic",
+        "truncated npy",
+        "1-D npy",
+        "narrow npy",
+        "text npy",
+        "pickled objects",
+        "short data",
+    ],  # fmt: skip
 )
 def test_a_bad_file_is_a_422_and_leaves_no_job(
     client: FlaskClient, services: Services, demo_model_name: str, kind: str, body: bytes
