@@ -158,7 +158,7 @@ def test_bad_values_are_listed_by_row_and_feature_the_first_hundred_with_their_c
         "text npy",
         "pickled objects",
         "short data",
-    ],  # fmt: skip
+    ],
 )
 def test_a_bad_file_is_a_422_and_leaves_no_job(
     client: FlaskClient, services: Services, demo_model_name: str, kind: str, body: bytes
