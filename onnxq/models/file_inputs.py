@@ -31,13 +31,13 @@ NPY = "application/x-npy"
 CSV = "text/csv"
 FILE_TYPES = (ARROW_STREAM, NPY, CSV)
 MAX_LISTED = 100  # problems named in a 422; the message counts them all
-_DTYPES = {
+NUMPY_OF_ARROW = {  # Arrow's number types as numpy's (file columns, result tables)
     na.Type.INT8: np.int8, na.Type.INT16: np.int16, na.Type.INT32: np.int32,
     na.Type.INT64: np.int64, na.Type.UINT8: np.uint8, na.Type.UINT16: np.uint16,
     na.Type.UINT32: np.uint32, na.Type.UINT64: np.uint64, na.Type.HALF_FLOAT: np.float16,
     na.Type.FLOAT: np.float32, na.Type.DOUBLE: np.float64,
 }  # fmt: skip
-_NUMERIC = {na.Type.BOOL, *_DTYPES}
+_NUMERIC = {na.Type.BOOL, *NUMPY_OF_ARROW}
 
 
 def file_matrix(kind: str, data: bytes, manifest: Manifest, extra: str = "reject") -> np.ndarray:
@@ -160,7 +160,7 @@ def _column(array: Any) -> np.ndarray:
         bits = np.frombuffer(array.buffer(1), dtype=np.uint8)
         values = np.unpackbits(bits, bitorder="little")[offset : offset + length].astype(np.float64)
     else:
-        raw = np.frombuffer(array.buffer(1), dtype=_DTYPES[kind])
+        raw = np.frombuffer(array.buffer(1), dtype=NUMPY_OF_ARROW[kind])
         values = raw[offset : offset + length].astype(np.float64)
     validity = array.buffer(0)
     if len(validity):  # a bitmap is there when the column may hold nulls

@@ -15,6 +15,7 @@ import nanoarrow as na
 import numpy as np
 from nanoarrow.ipc import StreamWriter
 
+from onnxq.models.file_inputs import NUMPY_OF_ARROW
 from onnxq.models.results import PredictionResult, float32_values
 
 
@@ -68,20 +69,12 @@ def read_arrow(data: bytes) -> dict[str, np.ndarray]:
             if child.schema.type == na.Type.STRING:
                 parts[name].append(np.array(child.to_pylist(), dtype=object))
             else:
-                dtype = _NUMPY[child.schema.type]
+                dtype = NUMPY_OF_ARROW[child.schema.type]
                 raw = np.frombuffer(child.buffer(1), dtype=dtype)
                 parts[name].append(raw[child.offset : child.offset + len(child)])
     return {
         name: np.concatenate(chunks) if chunks else np.empty(0) for name, chunks in parts.items()
     }
-
-
-_NUMPY = {
-    na.Type.INT8: np.int8, na.Type.INT16: np.int16, na.Type.INT32: np.int32,
-    na.Type.INT64: np.int64, na.Type.UINT8: np.uint8, na.Type.UINT16: np.uint16,
-    na.Type.UINT32: np.uint32, na.Type.UINT64: np.uint64, na.Type.FLOAT: np.float32,
-    na.Type.DOUBLE: np.float64, na.Type.HALF_FLOAT: np.float16,
-}  # fmt: skip
 
 
 def arrow_stream(columns: dict[str, np.ndarray]) -> bytes:
