@@ -234,7 +234,7 @@ def read_window(
     result = WindowCounts.empty(profile, start, end)
     width = len(profile.features)
     paths = log_files(log_dir, start, end)
-    segments = segment_files(log_dir, start.date(), end.date(), model, version)
+    segments = segment_files(log_dir, model, version, start.date(), end.date())
     total_bytes = sum(path.stat().st_size for path in [*paths, *segments])
     bytes_read = 0
     for path in paths:

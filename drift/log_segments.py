@@ -59,28 +59,41 @@ def segment_directory(log_dir: Path, day: date, model: str, version: int) -> Pat
 
 
 def segment_files(
-    log_dir: str | Path, first: date, last: date, model: str, version: int | None = None
+    log_dir: str | Path,
+    model: str | None = None,
+    version: int | None = None,
+    first: date = date.min,
+    last: date = date.max,
 ) -> list[Path]:
-    """The segments of `model` (one version, or all) written on the UTC days first..last,
-    oldest day first."""
+    """The segments under `log_dir` of `model` (every model if None) and `version` (every
+    version if None) written on the UTC days first..last: by day, model, version, name."""
     root = Path(log_dir)
     if not root.is_dir():
         return []
     found: list[Path] = []
     for day_dir in sorted(root.iterdir()):
-        if not DAY_DIRECTORY.match(day_dir.name):
+        day = day_of_directory(day_dir)
+        if day is None or not first <= day <= last:
             continue
-        try:
-            day = date.fromisoformat(day_dir.name)
-        except ValueError:
-            continue
-        model_dir = day_dir / model
-        if not first <= day <= last or not model_dir.is_dir():
-            continue
-        versions = [model_dir / str(version)] if version is not None else model_dir.iterdir()
-        for version_dir in sorted(versions):
-            found += segments_in(version_dir)
+        models = [day_dir / model] if model is not None else sorted(day_dir.iterdir())
+        for model_dir in (m for m in models if m.is_dir()):
+            if version is not None:
+                versions = [model_dir / str(version)]
+            else:  # numeric order: version 10 after version 9
+                versions = sorted(model_dir.iterdir(), key=lambda p: (len(p.name), p.name))
+            for version_dir in versions:
+                found += segments_in(version_dir)
     return found
+
+
+def day_of_directory(day_dir: Path) -> date | None:
+    """The UTC day a log directory holds, or None for anything else in the log directory."""
+    if not DAY_DIRECTORY.match(day_dir.name) or not day_dir.is_dir():
+        return None
+    try:
+        return date.fromisoformat(day_dir.name)
+    except ValueError:
+        return None
 
 
 def segments_in(version_dir: Path) -> list[Path]:
@@ -168,23 +181,6 @@ def _decimals(array: np.ndarray) -> list[Any]:
     return orjson.loads(
         orjson.dumps(np.ascontiguousarray(array), option=orjson.OPT_SERIALIZE_NUMPY)
     )  # type: ignore[no-any-return]
-
-
-def all_segments(log_dir: str | Path, model: str | None = None) -> list[Path]:
-    """Every segment under `log_dir` (of one model, or all), by day, model, version and name."""
-    root = Path(log_dir)
-    if not root.is_dir():
-        return []
-    days = sorted(p for p in root.iterdir() if DAY_DIRECTORY.match(p.name) and p.is_dir())
-    found: list[Path] = []
-    for day_dir in days:
-        models = [day_dir / model] if model is not None else sorted(day_dir.iterdir())
-        for model_dir in models:
-            if model_dir.is_dir():
-                versions = sorted(model_dir.iterdir(), key=lambda p: (len(p.name), p.name))
-                for version_dir in versions:
-                    found += segments_in(version_dir)
-    return found
 
 
 def read_segment(path: Path) -> SegmentRead:

@@ -150,7 +150,7 @@ def submit(name: str) -> ResponseReturnValue:
     `extra=ignore` then in the query)."""
     key = _idempotency_key()
     if request.mimetype in FILE_TYPES:
-        model, matrix, callback_url, fingerprint = file_job(name)
+        model, matrix, callback_url, fingerprint = file_job(name, with_fingerprint=key is not None)
     else:
         model, matrix, callback_url, fingerprint = _json_job(name, with_fingerprint=key is not None)
     seconds = _wait_seconds(query=False)
@@ -163,7 +163,7 @@ def submit(name: str) -> ResponseReturnValue:
         callback_url=callback_url,
         idempotency_key=key,
         idempotency_scope=client_identity(),
-        fingerprint=fingerprint if key is not None else "",
+        fingerprint=fingerprint,
     )
     g.job_id = job.job_id
     # A job that has ended (waited for, or an idempotent replay) answers 200 with its outcome.

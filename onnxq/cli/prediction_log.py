@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime
+from datetime import date
 
 import orjson
 
-from drift.log_segments import all_segments, read_segment, segment_files
+from drift.log_segments import read_segment, segment_files
 from onnxq.settings import Settings
 
 
@@ -20,12 +20,8 @@ def _print_log(args: argparse.Namespace, settings: Settings) -> int:
     if args.day is not None and args.model is None:
         print("error: --day needs --model", file=sys.stderr)
         return 2
-    if args.model is not None and (args.day is not None or args.version is not None):
-        day = args.day or date.min
-        last = args.day or datetime.now(UTC).date()
-        paths = segment_files(settings.prediction_log_dir, day, last, args.model, args.version)
-    else:
-        paths = all_segments(settings.prediction_log_dir, args.model)
+    day = {"first": args.day, "last": args.day} if args.day is not None else {}
+    paths = segment_files(settings.prediction_log_dir, args.model, args.version, **day)
     out = sys.stdout.buffer
     cut = 0
     for path in paths:

@@ -77,23 +77,31 @@ def read_arrow(data: bytes) -> dict[str, np.ndarray]:
     }
 
 
-def arrow_stream(columns: dict[str, np.ndarray]) -> bytes:
-    """The table as an Arrow IPC stream: one record batch."""
-    arrays = {name: _arrow(values) for name, values in columns.items()}
-    schema = na.struct({name: na.Schema(array.schema) for name, array in arrays.items()},
-                       nullable=False)  # fmt: skip
+def arrow_stream(columns: dict[str, Any], batch_rows: int | None = None) -> bytes:
+    """The table as an Arrow IPC stream, in record batches of `batch_rows` rows (one if None).
+    A column is a numpy array, or a list (text, or numbers with None for a null)."""
+    names = list(columns)
+    types = {name: na.Schema(_arrow(values).schema) for name, values in columns.items()}
+    schema = na.struct(types, nullable=False)
     rows = len(next(iter(columns.values()))) if columns else 0
+    step = batch_rows or max(rows, 1)
     out = io.BytesIO()
     with StreamWriter.from_writable(out) as writer:
-        writer.write_array(na.c_array_from_buffers(schema, rows, [None],
-                                                   children=list(arrays.values())))  # fmt: skip
+        for start in range(0, max(rows, 1), step):
+            end = min(start + step, rows)
+            children = [_arrow(columns[name][start:end]) for name in names]
+            writer.write_array(na.c_array_from_buffers(schema, end - start, [None],
+                                                       children=children))  # fmt: skip
     return out.getvalue()
 
 
-def _arrow(values: np.ndarray) -> Any:
-    if values.dtype.kind in "biuf":
+def _arrow(values: Any) -> Any:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
         return na.c_array(np.ascontiguousarray(values))
-    return na.c_array([str(v) for v in values.tolist()], na.string())
+    listed = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if isinstance(values, np.ndarray) or any(isinstance(v, str) for v in listed):
+        return na.c_array([None if v is None else str(v) for v in listed], na.string())
+    return na.c_array(listed, na.float64())  # numbers, None for a null
 
 
 def csv_text(columns: dict[str, np.ndarray]) -> str:

@@ -37,7 +37,7 @@ def tidy_prediction_log(log_dir: Path, keep_days: int, today: date) -> TidyRepor
     if not log_dir.is_dir():
         return report
     for day_dir in sorted(log_dir.iterdir()):
-        day = _day(day_dir)
+        day = fmt.day_of_directory(day_dir)
         if day is None:
             continue
         if day < today - timedelta(days=keep_days):
@@ -47,15 +47,6 @@ def tidy_prediction_log(log_dir: Path, keep_days: int, today: date) -> TidyRepor
             for segment in sorted(day_dir.glob(f"*/*/*{fmt.SUFFIX}")):
                 _compress(segment, report)
     return report
-
-
-def _day(path: Path) -> date | None:
-    if not path.is_dir() or not fmt.DAY_DIRECTORY.match(path.name):
-        return None
-    try:
-        return date.fromisoformat(path.name)
-    except ValueError:
-        return None
 
 
 def _compress(segment: Path, report: TidyReport) -> None:

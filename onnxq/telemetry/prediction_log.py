@@ -68,6 +68,10 @@ class PredictionLog:
         self.clock = clock
         self._lock = threading.Lock()
         self._segments: dict[tuple[str, str, int], _Segment] = {}
+        self._start_naming()
+
+    def _start_naming(self) -> None:
+        """This process's segment names: host, pid and a token new at every start (and fork)."""
         self._pid = os.getpid()
         self._name = f"{socket.gethostname()}-{self._pid}-{secrets.token_hex(4)}"
         self._sequence = 0
@@ -180,9 +184,7 @@ class PredictionLog:
         for segment in self._segments.values():
             os.close(segment.fd)
         self._segments.clear()
-        self._pid = os.getpid()
-        self._name = f"{socket.gethostname()}-{self._pid}-{secrets.token_hex(4)}"
-        self._sequence = 0
+        self._start_naming()
 
     def close(self) -> None:
         with self._lock:

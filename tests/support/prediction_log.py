@@ -11,14 +11,14 @@ from typing import Any
 
 import orjson
 
-from drift.log_segments import all_segments, read_segment
+from drift.log_segments import read_segment, segment_files
 
 FILE_PATTERN = "predictions-*.jsonl"  # the earlier layout: one JSONL file per UTC day
 
 
 def prediction_log_files(directory: Path) -> list[Path]:
     """The segments of the prediction log in `directory`, by day, model, version and name."""
-    return all_segments(directory)
+    return segment_files(directory)
 
 
 def prediction_lines(directory: Path) -> list[dict[str, Any]]:
@@ -27,7 +27,7 @@ def prediction_lines(directory: Path) -> list[dict[str, Any]]:
     at a batch cut short (its writer was killed mid-write; that job's result was not stored, so
     it runs again and is logged whole elsewhere)."""
     lines: list[dict[str, Any]] = []
-    for path in all_segments(directory):
+    for path in segment_files(directory):
         for batch in read_segment(path).batches:
             lines += batch.lines()
     return lines
