@@ -83,11 +83,7 @@ class Job:
 
     def result(self, timeout: float = 300.0) -> Result:
         """The job's result (waiting for it first); JobFailed if it failed or was cancelled."""
-        self.wait(timeout)
-        if self.status != "succeeded":
-            error = self.document.get("error") or {}
-            raise JobFailed(str(error.get("message", self.status)), type=error.get("type"),
-                            request_id=self.document.get("request_id"))  # fmt: skip
+        self._succeeded(timeout)
         document = self.document["result"]
         if "href" in document:  # a large result: fetched as the Arrow stream it is kept as
             accept = {"Accept": RESULT_TYPES[".arrows"]}
@@ -95,12 +91,18 @@ class Job:
             return Result.of_table(document["model"], document["version"], answer.body)
         return Result.of(document)
 
+    def _succeeded(self, timeout: float) -> None:
+        """Wait for the end; JobFailed unless the job succeeded."""
+        self.wait(timeout)
+        if self.status != "succeeded":
+            error = self.document.get("error") or {}
+            raise JobFailed(str(error.get("message", self.status)), type=error.get("type"),
+                            request_id=self.document.get("request_id"))  # fmt: skip
+
     def download(self, path: str | os.PathLike[str], timeout: float = 300.0) -> int:
         """Write the result to `path` as its suffix says (.arrows: Arrow IPC stream, .csv, .json:
         every row's columns) from the result route; return the bytes written."""
-        self.wait(timeout)
-        if self.status != "succeeded":
-            self.result(timeout)  # raises JobFailed
+        self._succeeded(timeout)
         target = Path(path)
         kind = RESULT_TYPES.get(target.suffix.lower())
         if kind is None:
