@@ -16,6 +16,7 @@ closed at once rather than spend the bandwidth.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -25,6 +26,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 from gateway.services import current_services
 
 CHUNK_BYTES = 64 * 1024
+LIMIT = "ONNXQ_MAX_BODY_BYTES"  # the setting of the JSON bodies' limit
 DRAIN_FACTOR = 2  # read and drop bodies up to this multiple of the limit before a 413
 
 
@@ -37,21 +39,29 @@ def read_body() -> bytes:
     cached = g.get("body")
     if cached is not None:
         return cached
-    limit: int = current_app.config["MAX_CONTENT_LENGTH"]
+    chunks: list[bytes] = []
+    receive_body(chunks.append, current_app.config["MAX_CONTENT_LENGTH"])
+    g.body = b"".join(chunks)
+    return g.body  # type: ignore[no-any-return]
+
+
+def receive_body(write: Callable[[bytes], object], limit: int, setting: str = LIMIT) -> int:
+    """Hand the request body to `write` in chunks as it arrives (a file job's upload goes to
+    disk so), within `limit` bytes (413 beyond it, naming `setting`) and the body deadline (408);
+    how many bytes it had."""
+    request.max_content_length = limit  # werkzeug's stream ends a chunked body there
     declared = request.content_length
     seconds = body_deadline(declared if declared is not None else limit)
     try:
         with gevent.Timeout(seconds, _Late):
             if declared is not None and declared > limit:
-                _drain_and_refuse(declared, limit)
-            body = _read_within(limit)
+                _drain_and_refuse(declared, limit, setting)
+            return _read_within(write, limit, setting)
     except _Late:
         g.close_connection = True
         raise RequestTimeout(
             f"the request body did not arrive within {seconds:.0f} s (ONNXQ_CLIENT_BODY_*)"
         ) from None
-    g.body = body
-    return body
 
 
 def body_deadline(size: int) -> float:
@@ -60,33 +70,35 @@ def body_deadline(size: int) -> float:
     return settings.client_body_timeout_seconds + size / settings.client_body_min_bytes_per_second
 
 
-def _too_large(limit: int) -> RequestEntityTooLarge:
+def _too_large(limit: int, setting: str) -> RequestEntityTooLarge:
+    advice = "send large batches as a file" if setting == LIMIT else "split the file"
     return RequestEntityTooLarge(
         f"the request body is larger than the gateway's limit of {limit} bytes "
-        "(ONNXQ_MAX_BODY_BYTES); send large batches as several jobs"
+        f"({setting}); {advice}"
     )
 
 
-def _read_within(limit: int) -> bytes:
+def _read_within(write: Callable[[bytes], object], limit: int, setting: str) -> int:
     """Read to the end of the body (Content-Length or chunked), refusing more than `limit`."""
     stream = request.stream  # werkzeug's: ends at Content-Length, or at the limit if chunked
-    chunks: list[bytes] = []
+    size = 0
     try:
         while chunk := stream.read(CHUNK_BYTES):
-            chunks.append(chunk)
+            write(chunk)
+            size += len(chunk)
     except RequestEntityTooLarge:
         # A chunked body that went past the limit: drop what else it sends, up to the cap.
         _drain(request.environ["wsgi.input"], DRAIN_FACTOR * limit - limit)
-        raise _too_large(limit) from None
-    return b"".join(chunks)
+        raise _too_large(limit, setting) from None
+    return size
 
 
-def _drain_and_refuse(declared: int, limit: int) -> None:
+def _drain_and_refuse(declared: int, limit: int, setting: str) -> None:
     if declared <= DRAIN_FACTOR * limit:
         _drain(request.environ["wsgi.input"], declared)
     else:
         g.close_connection = True
-    raise _too_large(limit)
+    raise _too_large(limit, setting)
 
 
 def _drain(stream: Any, most: int) -> None:

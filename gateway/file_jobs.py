@@ -8,15 +8,18 @@ import hashlib
 import numpy as np
 from flask import g, request
 
-from gateway.body import read_body
+from gateway.body import receive_body
 from gateway.inputs import model_for
 from gateway.services import current_services
 from onnxq.errors import InvalidInput
+from onnxq.jobs.blobs import UPLOAD
+from onnxq.jobs.queue import new_job_id
 from onnxq.models.file_inputs import file_matrix
 from onnxq.models.inputs import check_row_limit
 from onnxq.models.session import OnnxModel
 
 QUERY = ("version", "callback_url", "extra")
+FILE_LIMIT = "ONNXQ_JOB_FILE_MAX_BYTES"
 # The OpenAPI description of those (a JSON body carries version and callback_url itself).
 FILE_QUERY = [
     {"name": "version", "in": "query", "required": False,
@@ -32,8 +35,11 @@ FILE_QUERY = [
 
 
 def file_job(name: str, with_fingerprint: bool) -> tuple[OnnxModel, np.ndarray, str | None, str]:
-    """The model, the checked rows, the callback URL and (for an idempotent submit: hashing a
-    file costs ~1 ms a MB) the fingerprint of a file submit."""
+    """The model, the checked rows, the callback URL and (for an idempotent submit) the
+    fingerprint of a file submit.
+
+    The body goes to the blob store as it arrives (ONNXQ_JOB_FILE_MAX_BYTES), is read from there
+    mapped, not copied, and is removed once its rows are checked, whatever the outcome."""
     unknown = sorted(set(request.args) - set(QUERY))
     extra = request.args.get("extra", "reject")
     details = [{"loc": ["query", key], "message": "unknown parameter"} for key in unknown]
@@ -44,18 +50,28 @@ def file_job(name: str, with_fingerprint: bool) -> tuple[OnnxModel, np.ndarray, 
         details.append({"loc": ["query", "version"], "message": "a version is an integer >= 1"})
     if details:
         raise InvalidInput(f"{len(details)} problem(s) in the query", details)
+    services = current_services()
     callback_url = request.args.get("callback_url") or None
     if callback_url is not None:
-        current_services().destinations.check_url(callback_url)  # 422 naming the rule
+        services.destinations.check_url(callback_url)  # 422 naming the rule
     model = model_for(name, int(version) if version is not None else None)
-    data = read_body()
-    matrix = file_matrix(request.mimetype, data, model.manifest, extra)
-    check_row_limit(len(matrix), current_services().settings.job_max_rows)
-    g.rows = len(matrix)
-    if not with_fingerprint:
-        return model, matrix, callback_url, ""
+    upload, blobs = new_job_id(), services.blobs  # the body's blob, named like a job's
     digest = hashlib.sha256()
     for part in (name, request.mimetype, sorted(request.args.items(multi=True))):
         digest.update(repr(part).encode())
-    digest.update(data)
-    return model, matrix, callback_url, digest.hexdigest()
+    try:
+        with blobs.writer(upload, UPLOAD) as out:
+
+            def write(chunk: bytes) -> None:
+                out.write(chunk)
+                if with_fingerprint:  # hashing a file costs ~1 ms a MB
+                    digest.update(chunk)
+
+            receive_body(write, services.settings.job_file_max_bytes, FILE_LIMIT)
+        data = blobs.read(upload, UPLOAD) or b""
+        matrix = file_matrix(request.mimetype, data, model.manifest, extra)
+    finally:
+        blobs.delete(upload, UPLOAD)
+    check_row_limit(len(matrix), services.settings.job_file_max_rows)
+    g.rows = len(matrix)
+    return model, matrix, callback_url, digest.hexdigest() if with_fingerprint else ""

@@ -5,14 +5,14 @@
 (`application/vnd.apache.arrow.stream`) or CSV (`text/csv`), both of every row. The table's
 columns are onnxq/models/result_table.py's. 409 until the job has succeeded. A result of more
 than ONNXQ_JOB_INLINE_RESULT_ROWS rows is only here (its document links it, `result.href`),
-stored as the Arrow stream the worker wrote.
+stored as the Arrow stream the worker wrote (in the blob store, onnxq/jobs/blobs.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, send_file
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, Field
 
@@ -65,11 +65,13 @@ def result(job_id: str) -> ResponseReturnValue:
         raise NotAcceptable(f"the result is served as {', '.join(OFFERED)}", [detail])
     stored = None
     if "href" in job.result:  # a large result, kept apart as an Arrow stream
-        stored = current_services().jobs.result_bytes(job.job_id)
-        if stored is None:
+        found = current_services().jobs.result_file(job.job_id)
+        if found is None:
             raise JobExpired(job.job_id, current_services().settings.job_ttl_seconds)
-        if kind == ARROW_STREAM:
-            return Response(stored, mimetype=ARROW_STREAM)
+        if kind == ARROW_STREAM:  # the stored file as it is (sendfile where the server can)
+            return send_file(found, mimetype=ARROW_STREAM, conditional=False, etag=False)
+        with found:
+            stored = found.read()
     columns = read_arrow(stored) if stored is not None else result_columns(job.result)
     rows = len(next(iter(columns.values()))) if columns else 0
     if kind == ARROW_STREAM:

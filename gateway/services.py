@@ -13,6 +13,7 @@ from onnxq.broker.celery_app import make_celery
 from onnxq.broker.redis_client import connect_redis
 from onnxq.destinations import DestinationPolicy
 from onnxq.errors import OnnxqError
+from onnxq.jobs.blobs import DirectoryBlobs, JobBlobs
 from onnxq.jobs.queue import JobQueue
 from onnxq.jobs.store import JobStore
 from onnxq.jobs.waiting import JobWaiter, listener_client
@@ -34,6 +35,8 @@ class Services:
     repository: ModelRepository
     redis: redis.Redis
     jobs: JobStore
+    # Large job data (onnxq/jobs/blobs.py): file uploads here, rows and results through `jobs`.
+    blobs: JobBlobs
     queue: JobQueue
     prediction_log: PredictionLog
     waiter: JobWaiter
@@ -63,7 +66,13 @@ def init_app(app: Flask) -> None:
     # One pool per process, shared by every request (greenlet) that touches the job store.
     client = given or connect_redis(settings.redis_url, max_connections=GATEWAY_REDIS_CONNECTIONS)
     celery: Celery = app.config.get("CELERY_APP") or make_celery(settings, main="onnxq-gateway")
-    store = JobStore(client, ttl_seconds=settings.job_ttl_seconds)
+    blobs = DirectoryBlobs(settings.blob_root)
+    store = JobStore(
+        client,
+        ttl_seconds=settings.job_ttl_seconds,
+        blobs=blobs,
+        inline_rows=settings.job_inline_result_rows,
+    )
     services = Services(
         settings=settings,
         repository=ModelRepository(
@@ -72,6 +81,7 @@ def init_app(app: Flask) -> None:
         ),
         redis=client,
         jobs=store,
+        blobs=blobs,
         # Built here from the one redis_url: the broker and the store are the same Redis.
         queue=JobQueue(
             celery, store, broker_is_store=given is None and "CELERY_APP" not in app.config

@@ -153,9 +153,17 @@ class Settings(BaseSettings):
     job_chunk_rows: int = Field(default=10_000, ge=1)
     """Rows per session.run when a large job is run in chunks."""
 
+    job_file_max_rows: int = Field(default=1_000_000, ge=1)
+    """Most rows of a job submitted as a file (Arrow, CSV, .npy); more is a 413 at submit."""
+
+    job_file_max_bytes: int = Field(default=1024**3, ge=1024)
+    """Largest file body of a job (written to the blob store as it arrives, never held in
+    memory); larger is a 413. JSON bodies have ONNXQ_MAX_BODY_BYTES."""
+
     job_inline_result_rows: int = Field(default=10_000, ge=0)
-    """A job's result of more rows than this is not in its document, which links it instead
-    (`result.href`: GET /v1/jobs/<id>/result, as an Arrow stream, CSV or JSON pages)."""
+    """A job of more rows than this keeps its input rows and its result in the blob store, not
+    in Redis, and its document links the result instead of holding it (`result.href`:
+    GET /v1/jobs/<id>/result, as an Arrow stream, CSV or JSON pages)."""
 
     job_chunk_threads: int = Field(default=2, ge=1, le=64)
     """Threads a worker process runs a large job's chunks on at once (ONNX Runtime releases the
@@ -184,6 +192,11 @@ class Settings(BaseSettings):
 
     state_dir: Path = Path("var")
     """Writable directory for process state: Celery beat's schedule file, drift reports."""
+
+    blob_dir: Path | None = None
+    """Where large job data is kept (file uploads, and the input rows and results of jobs of more
+    than ONNXQ_JOB_INLINE_RESULT_ROWS rows), removed when the job expires; every gateway and
+    worker must see the same directory (a shared volume). Default: <state_dir>/blobs."""
 
     reconcile_interval_seconds: float = Field(default=10.0, gt=0)
     """How often beat runs the reconciler that re-sends jobs whose message was lost."""
@@ -250,6 +263,18 @@ class Settings(BaseSettings):
     def __init__(self, **values: Any) -> None:
         values.setdefault("_env_file", env_file())
         super().__init__(**values)
+
+    @property
+    def blob_root(self) -> Path:
+        """The blob store's directory (ONNXQ_BLOB_DIR, or under the state directory)."""
+        return self.blob_dir if self.blob_dir is not None else self.state_dir / "blobs"
+
+    @property
+    def blob_sweep_grace_seconds(self) -> float:
+        """How old a blob with no job record must be before it is removed: longer than the
+        largest file body may take to arrive (its upload has no record until it is checked)."""
+        upload = self.job_file_max_bytes / self.client_body_min_bytes_per_second
+        return self.client_body_timeout_seconds + upload + 60
 
     @model_validator(mode="after")
     def _read_keys_file(self) -> Settings:

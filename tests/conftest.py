@@ -98,7 +98,9 @@ def settings(tmp_path: Path, model_dir: Path) -> Settings:
         state_dir=tmp_path / "state",
         sync_max_rows=50,
         job_max_rows=500,
+        job_file_max_rows=2000,
         max_body_bytes=1024 * 1024,
+        job_file_max_bytes=2 * 1024 * 1024,
         allow_unauthenticated=True,
     )
 

@@ -131,6 +131,8 @@ def create_worker_app(settings: Settings) -> Celery:
             stale_seconds=settings.reconcile_stale_seconds,
             time_limit_seconds=settings.task_time_limit_seconds,
         ).run(utc_now())
+        # The blobs of expired jobs go on the same beat; a young one may be a body arriving.
+        swept = runtime.store.sweep_blobs(settings.blob_sweep_grace_seconds)
         log.info(
             "reconcile",
             examined=report.examined,
@@ -138,8 +140,9 @@ def create_worker_app(settings: Settings) -> Celery:
             forgotten=report.forgotten,
             waiting=report.waiting,
             queue_too_long=report.queue_too_long,
+            blobs_swept=swept,
         )
-        return {"resent": report.resent}
+        return {"resent": report.resent, "blobs_swept": swept}
 
     # Reading a week of log takes longer than a prediction job may. The check's message is leased
     # while it runs (onnxq/broker/leases.py), so its limit need not fit in the visibility timeout.

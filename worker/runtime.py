@@ -11,6 +11,7 @@ from celery import Celery
 from onnxq.broker.redis_client import connect_redis
 from onnxq.destinations import DestinationPolicy
 from onnxq.jobs import keys
+from onnxq.jobs.blobs import DirectoryBlobs
 from onnxq.jobs.record import Job
 from onnxq.jobs.store import JobStore
 from onnxq.models.repository import ModelRepository
@@ -43,7 +44,12 @@ class WorkerRuntime:
             SessionConfig(settings.ort_intra_op_threads, settings.ort_inter_op_threads),
         )
         client = connect_redis(settings.redis_url, socket_timeout=5)
-        self.store = JobStore(client, ttl_seconds=settings.job_ttl_seconds)
+        self.store = JobStore(
+            client,
+            ttl_seconds=settings.job_ttl_seconds,
+            blobs=DirectoryBlobs(settings.blob_root),
+            inline_rows=settings.job_inline_result_rows,
+        )
         self.prediction_log = PredictionLog(settings.prediction_log_dir)
         self.drain = QueueDrain(
             self.app,

@@ -33,7 +33,7 @@ class JobError(BaseModel):
 
 
 # Fields of the stored record that no answer carries.
-PRIVATE_FIELDS = frozenset({"attempts", "worker", "notify"})
+PRIVATE_FIELDS = frozenset({"attempts", "worker", "notify", "rows_in_blob"})
 
 
 class Job(BaseModel):
@@ -57,6 +57,8 @@ class Job(BaseModel):
     worker: SkipJsonSchema[str | None] = None
     # The pub/sub channel of the gateway process whose request waits for it (keys.waiter_channel).
     notify: SkipJsonSchema[str | None] = None
+    # Its input rows are in the blob store (onnxq/jobs/blobs.py), not beside the record in Redis.
+    rows_in_blob: SkipJsonSchema[bool] = False
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, exclude=PRIVATE_FIELDS)

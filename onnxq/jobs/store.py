@@ -1,22 +1,26 @@
 """Job records in Redis: what the gateway answers polls from and the worker writes results to.
 
-Redis I/O only: the record's shape is onnxq.jobs.record, its key names
-onnxq.jobs.keys, and every change of its state onnxq.jobs.lifecycle.
+Redis I/O, and the blob store (onnxq/jobs/blobs.py) for the input rows of large jobs and their
+results: the record's shape is onnxq.jobs.record, its key names onnxq.jobs.keys, and every change
+of its state onnxq.jobs.lifecycle.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from datetime import datetime
-from typing import NoReturn
+from typing import BinaryIO, NoReturn
 
 import redis
 
 from onnxq.broker.redis_client import redis_errors_as_unavailable
 from onnxq.broker.task_message import Acknowledgement, QueuedMessage
 from onnxq.errors import JobExpired, JobNotFound
+from onnxq.jobs import blobs as kinds
 from onnxq.jobs import keys, lifecycle, scripts
+from onnxq.jobs.blobs import JobBlobs
 from onnxq.jobs.lifecycle import Claim
 from onnxq.jobs.record import Job, dump_job, load_job, utc_now
 
@@ -38,9 +42,19 @@ class JobStore:
     # The tombstone outlives the record this many times over.
     tombstone_factor = 7
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int):
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl_seconds: int,
+        blobs: JobBlobs | None = None,
+        inline_rows: int = 10_000,
+    ):
         self.client = client
         self.ttl_seconds = ttl_seconds
+        # Without blobs (unit tests), every job's rows and result are kept in Redis.
+        self.blobs = blobs
+        # A job of more rows than this keeps its rows (and result) in `blobs`.
+        self.inline_rows = inline_rows
         # No round trip here: EVALSHA, loaded on first use.
         self._create = client.register_script(scripts.CREATE)
         self._claim = client.register_script(scripts.CLAIM)
@@ -51,7 +65,21 @@ class JobStore:
         self, job: Job, rows: bytes | None = None, message: QueuedMessage | None = None
     ) -> None:
         """Write a new job record (and its validated input rows, and its broker message, when
-        given) in one script: all of it is written, or none (nothing if the id exists)."""
+        given) in one script: all of it is written, or none (nothing if the id exists).
+
+        The rows of a job of more than `inline_rows` rows go to the blob store first (a job
+        recorded with `rows_in_blob` has put them there itself)."""
+        if rows is not None and self.blobs is not None and job.rows > self.inline_rows:
+            self.blobs.put(job.job_id, kinds.ROWS, rows)
+            job, rows = job.model_copy(update={"rows_in_blob": True}), None
+        try:
+            self._create_record(job, rows, message)
+        except Exception:
+            if job.rows_in_blob and self.blobs is not None:
+                self.blobs.delete(job.job_id)
+            raise
+
+    def _create_record(self, job: Job, rows: bytes | None, message: QueuedMessage | None) -> None:
         with redis_errors_as_unavailable():
             created = self._create(
                 keys=[
@@ -125,6 +153,8 @@ class JobStore:
             )
             pipe.zrem(keys.ACTIVE_JOBS, job_id)
             pipe.execute()
+        if self.blobs is not None:
+            self.blobs.delete(job_id)
 
     def update(self, job_id: str, change: Callable[[Job], Job]) -> Job:
         """Apply `change` (a lifecycle step) to the stored job atomically (WATCH/MULTI)."""
@@ -147,6 +177,8 @@ class JobStore:
                             pipe.publish(job.notify, message)
                         pipe.publish(keys.JOBS_ENDED, message)
                     pipe.execute()
+                    if job.status.ended:
+                        self._inputs_done([job])
                     return job
                 except redis.WatchError:
                     continue
@@ -182,6 +214,8 @@ class JobStore:
                 for job_id in pending:
                     raw, rows[job_id] = read.pop(job_id)
                     found = load_job(raw) if raw is not None else None
+                    if found is not None and found.rows_in_blob and self.blobs is not None:
+                        rows[job_id] = self.blobs.read(job_id, kinds.ROWS)
                     claim = claims[job_id] = lifecycle.claim(found, now, max_attempts, worker)
                     if claim.changed and claim.job is not None and raw is not None:
                         writes.append((job_id, raw, claim.job))
@@ -237,23 +271,55 @@ class JobStore:
         args += held.tags
         with redis_errors_as_unavailable():
             written = self._store(keys=job_keys, args=args)
+        self._inputs_done(jobs)
         return {job.job_id for job, ok in zip(jobs, written, strict=True) if ok}
 
+    def _inputs_done(self, jobs: list[Job]) -> None:
+        """Remove the input blobs of ended jobs (their rows in Redis go in the same script)."""
+        for job in jobs:
+            if job.rows_in_blob and self.blobs is not None:
+                self.blobs.delete(job.job_id, kinds.ROWS)
+
     def put_results(self, results: dict[str, bytes]) -> None:
-        """Store large results (Arrow streams) beside their jobs, for as long as a record is
-        kept; written before the records that link them (one left by a record that could not be
-        written expires with the TTL)."""
+        """Store large results (Arrow streams) for as long as their jobs' records are kept;
+        written before the records that link them (one left by a record that could not be
+        written goes with the TTL: in Redis by expiring, as a blob by sweep_blobs)."""
         if not results:
+            return
+        if self.blobs is not None:
+            for job_id, data in results.items():
+                self.blobs.put(job_id, kinds.RESULT, data)
             return
         with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
             for job_id, data in results.items():
                 pipe.set(keys.result(job_id), data, ex=self.ttl_seconds)
             pipe.execute()
 
-    def result_bytes(self, job_id: str) -> bytes | None:
-        """A large result stored by put_results; None once it has expired."""
-        with redis_errors_as_unavailable():
-            return self.client.get(keys.result(job_id))  # type: ignore[no-any-return]
+    def result_file(self, job_id: str) -> BinaryIO | None:
+        """A large result stored by put_results, to read; None once it has expired."""
+        found = self.blobs.open(job_id, kinds.RESULT) if self.blobs is not None else None
+        if found is not None:
+            return found
+        with redis_errors_as_unavailable():  # where an earlier release, or no blob store, kept it
+            data = self.client.get(keys.result(job_id))
+        return io.BytesIO(data) if data is not None else None
+
+    def sweep_blobs(self, older_than_seconds: float) -> int:
+        """Remove the blobs of jobs whose record is gone (expired, or never written: a refused
+        upload, a writer killed), once last written `older_than_seconds` ago; how many jobs'."""
+        if self.blobs is None:
+            return 0
+        job_ids = sorted(self.blobs.job_ids(older_than_seconds))
+        if not job_ids:
+            return 0
+        with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(keys.job(job_id))
+            found = pipe.execute()
+        gone = [job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists]
+        for job_id in gone:
+            self.blobs.delete(job_id)
+        return len(gone)
 
     def stale_active(self, idle_seconds: float, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of jobs not ended whose last change is more than `idle_seconds` old."""
@@ -270,6 +336,9 @@ class JobStore:
 
     def rows_width(self, job: Job) -> int | None:
         """Features per row of a job's stored input matrix; None when the rows are gone."""
+        if job.rows_in_blob and self.blobs is not None:
+            size = self.blobs.size(job.job_id, kinds.ROWS) or 0
+            return size // 4 // job.rows if size and job.rows else None
         with redis_errors_as_unavailable():
             size = int(self.client.strlen(keys.rows(job.job_id)))
         return size // 4 // job.rows if size and job.rows else None

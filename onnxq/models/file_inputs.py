@@ -17,20 +17,20 @@ with their count.
 from __future__ import annotations
 
 import io
+import mmap
 from typing import Any
 
 import nanoarrow as na
 import numpy as np
 
 from onnxq.errors import InvalidInput, UnsupportedFile
-from onnxq.models.csv_rows import csv_columns, csv_table
+from onnxq.models.csv_rows import MAX_LISTED, CsvTable, Problems, csv_columns
 from onnxq.models.manifest import Manifest
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 NPY = "application/x-npy"
 CSV = "text/csv"
 FILE_TYPES = (ARROW_STREAM, NPY, CSV)
-MAX_LISTED = 100  # problems named in a 422; the message counts them all
 NUMPY_OF_ARROW = {  # Arrow's number types as numpy's (file columns, result tables)
     na.Type.INT8: np.int8, na.Type.INT16: np.int16, na.Type.INT32: np.int32,
     na.Type.INT64: np.int64, na.Type.UINT8: np.uint8, na.Type.UINT16: np.uint16,
@@ -40,22 +40,26 @@ NUMPY_OF_ARROW = {  # Arrow's number types as numpy's (file columns, result tabl
 _NUMERIC = {na.Type.BOOL, *NUMPY_OF_ARROW}
 
 
-def file_matrix(kind: str, data: bytes, manifest: Manifest, extra: str = "reject") -> np.ndarray:
-    """The float32 matrix of a file body of media type `kind` for a tabular model."""
+def file_matrix(
+    kind: str, data: bytes | mmap.mmap, manifest: Manifest, extra: str = "reject"
+) -> np.ndarray:
+    """The float32 matrix of a file body of media type `kind` for a tabular model (`data`: its
+    bytes, or the blob store's map of them)."""
     if not manifest.tabular:
         raise UnsupportedFile(f"{manifest.name} is a tensor model: send its rows as JSON")
-    if not data:
+    if not len(data):
         raise InvalidInput("the file is empty", [{"loc": ["body"], "message": "no bytes"}])
     if kind == ARROW_STREAM:
-        values = _arrow_columns(data, manifest, extra)
-    elif kind == CSV:
-        values = _csv(data, manifest, extra)
-    else:
-        values = _npy(data, manifest)
-    return checked(values, manifest)
+        return _arrow_columns(data, manifest, extra)
+    if kind == CSV:
+        return _csv(data, manifest, extra)
+    problems = Problems()
+    matrix = checked_rows(_npy(data, manifest), manifest, 0, problems)
+    problems.raise_any("in the file's rows")
+    return matrix
 
 
-def _npy(data: bytes, manifest: Manifest) -> np.ndarray:
+def _npy(data: bytes | mmap.mmap, manifest: Manifest) -> np.ndarray:
     try:
         array = _npy_array(data)
     except (ValueError, OSError, EOFError) as exc:
@@ -74,15 +78,19 @@ def _npy(data: bytes, manifest: Manifest) -> np.ndarray:
     return array
 
 
-def _npy_array(data: bytes) -> np.ndarray:
+def _npy_array(data: bytes | mmap.mmap) -> np.ndarray:
     """The array of a .npy body, its data read in place (np.load would copy 120 MB a million
     rows); an object array (which would need pickle) or a short body is a ValueError."""
-    source = io.BytesIO(data)
+    # The header only (format 1.0 and 2.0 say its length in their first 12 bytes).
+    lead = bytes(data[:12])
+    sizes = {b"\x01": 10 + int.from_bytes(lead[8:10], "little"),
+             b"\x02": 12 + int.from_bytes(lead[8:12], "little")}  # fmt: skip
+    source = io.BytesIO(bytes(data[: sizes.get(lead[6:7], 12)]))
     version = np.lib.format.read_magic(source)
     readers = {(1, 0): np.lib.format.read_array_header_1_0,
                (2, 0): np.lib.format.read_array_header_2_0}  # fmt: skip
     if version not in readers:  # format 3.0 (a UTF-8 header): numpy's own reader, a copy
-        return np.load(io.BytesIO(data), allow_pickle=False)  # type: ignore[no-any-return]
+        return np.load(io.BytesIO(bytes(data)), allow_pickle=False)  # type: ignore[no-any-return]
     shape, fortran, dtype = readers[version](source)
     if dtype.hasobject:
         raise ValueError("an array of Python objects (pickled) is not taken")
@@ -93,9 +101,10 @@ def _npy_array(data: bytes) -> np.ndarray:
     return flat.reshape(shape, order="F" if fortran else "C")
 
 
-def _arrow_columns(data: bytes, manifest: Manifest, extra: str) -> np.ndarray:
-    try:
-        stream = na.ArrayStream.from_readable(io.BytesIO(data))
+def _arrow_columns(data: bytes | mmap.mmap, manifest: Manifest, extra: str) -> np.ndarray:
+    try:  # a map is read as a file; nanoarrow copies each batch as it reads it
+        stream = na.ArrayStream.from_readable(data if isinstance(data, mmap.mmap) else
+                                              io.BytesIO(data))  # fmt: skip
         schema = stream.schema
         names = [schema.field(i).name for i in range(schema.n_fields)]
         batches = list(stream)
@@ -111,35 +120,32 @@ def _arrow_columns(data: bytes, manifest: Manifest, extra: str) -> np.ndarray:
             details.append({"loc": ["columns", feature], "feature": feature, "message": message})
     if details:
         raise InvalidInput(f"{len(details)} problem(s) with the file's columns", details)
-    rows = sum(len(batch) for batch in batches)
-    matrix = np.empty((rows, len(features)), dtype=np.float64)
-    start = 0
-    for batch in batches:
+    matrix = np.empty((sum(len(batch) for batch in batches), len(features)), dtype=np.float32)
+    problems, start = Problems(), 0
+    for batch in batches:  # float64 a batch at a time: how a value is wrong is told from it
+        values = np.empty((len(batch), len(features)), dtype=np.float64)
         for column, feature in enumerate(features):
-            matrix[start : start + len(batch), column] = _column(batch.child(names.index(feature)))
+            values[:, column] = _column(batch.child(names.index(feature)))
+        matrix[start : start + len(batch)] = checked_rows(values, manifest, start, problems)
         start += len(batch)
+    problems.raise_any("in the file's rows")
     return matrix
 
 
-def _csv(data: bytes, manifest: Manifest, extra: str) -> np.ndarray:
-    header, rows = csv_table(data)
-    details = column_problems(header, manifest.feature_names, extra)
-    short = [i for i, row in enumerate(rows) if len(row) != len(header)]
-    details += [{"loc": ["rows", i], "row": i,
-                 "message": f"expected {len(header)} cells, got {len(rows[i])}"}
-                for i in short[:MAX_LISTED]]  # fmt: skip
+def _csv(data: bytes | mmap.mmap, manifest: Manifest, extra: str) -> np.ndarray:
+    table = CsvTable(data)
+    features = manifest.feature_names
+    details = column_problems(table.header, features, extra)
     if details:
-        raise InvalidInput(f"{len(details)} problem(s) with the file's columns or rows", details)
-    if not rows:
+        raise InvalidInput(f"{len(details)} problem(s) with the file's columns", details)
+    problems, parts = Problems(), []
+    for start, rows in table.chunks():
+        values = csv_columns(table.header, rows, features, start, problems)
+        parts.append(checked_rows(values, manifest, start, problems))
+    if not parts:
         raise InvalidInput("the CSV body has no rows", [{"loc": ["body"], "message": "no rows"}])
-    matrix, count, problems = csv_columns(header, rows, manifest.feature_names)
-    if count:
-        raise InvalidInput(f"{count} problem(s) in the file's rows{_listed(count)}", problems)
-    return matrix
-
-
-def _listed(count: int) -> str:
-    return "" if count <= MAX_LISTED else f"; the first {MAX_LISTED} are listed"
+    problems.raise_any("in the file's rows")
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def column_problems(names: list[str], features: list[str], extra: str) -> list[dict[str, Any]]:
@@ -170,9 +176,12 @@ def _column(array: Any) -> np.ndarray:
     return values
 
 
-def checked(values: np.ndarray, manifest: Manifest) -> np.ndarray:
-    """`values` as float32 after the JSON rows' checks: finite, in float32's range, and present
-    where the feature is not nullable; every problem counted, the first MAX_LISTED listed."""
+def checked_rows(
+    values: np.ndarray, manifest: Manifest, first_row: int, problems: Problems
+) -> np.ndarray:
+    """`values` (rows numbered from `first_row`) as float32 after the JSON rows' checks: finite,
+    in float32's range, and present where the feature is not nullable; each bad value a
+    problem."""
     with np.errstate(over="ignore", invalid="ignore"):
         # A float64 beyond float32's range becomes +-inf here, and is refused below.
         matrix = np.ascontiguousarray(values, dtype=np.float32)
@@ -181,16 +190,15 @@ def checked(values: np.ndarray, manifest: Manifest) -> np.ndarray:
         return matrix
     nullable = np.array([f.nullable for f in manifest.features])
     bad = ~finite & ~(np.isnan(matrix) & nullable)
-    count = int(bad.sum())
-    if not count:
-        return matrix
-    details = []
-    for row, column in np.argwhere(bad)[:MAX_LISTED].tolist():
+    positions = np.argwhere(bad)
+    room = max(0, MAX_LISTED - len(problems.listed))
+    problems.count += max(0, len(positions) - room)  # counted, not described
+    for row, column in positions[:room].tolist():
         feature = manifest.features[column].name
         value = float(values[row, column])
         message = ("expected a number, got a missing value" if np.isnan(value) else
                    "expected a finite number, got Infinity" if np.isinf(value) else
                    "value is outside the float32 range")  # fmt: skip
-        details.append({"loc": ["rows", row, feature], "row": row, "feature": feature,
-                        "message": message})  # fmt: skip
-    raise InvalidInput(f"{count} problem(s) in the file's rows{_listed(count)}", details)
+        problems.add({"loc": ["rows", first_row + row, feature], "row": first_row + row,
+                      "feature": feature, "message": message})  # fmt: skip
+    return matrix

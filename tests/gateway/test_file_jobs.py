@@ -55,7 +55,10 @@ def json_job(client: FlaskClient, services: Services, name: str, matrix: np.ndar
 
 
 def no_jobs(services: Services) -> bool:
-    return services.redis.keys(keys.JOB_PREFIX + "*") == []
+    """No job recorded, and nothing of its body left in the blob store."""
+    root = services.settings.blob_root
+    left = list(root.iterdir()) if root.exists() else []
+    return services.redis.keys(keys.JOB_PREFIX + "*") == [] and left == []
 
 
 def test_an_arrow_stream_by_column_name_gives_the_json_jobs_result(
@@ -197,10 +200,10 @@ def test_the_same_idempotency_key_replays_the_same_file_and_refuses_another(
     assert other.status_code == 409
 
 
-def test_a_file_over_the_job_row_limit_is_a_413(
+def test_a_file_over_the_file_row_limit_is_a_413(
     client: FlaskClient, services: Services, demo_model_name: str, names
 ) -> None:
-    limit = services.settings.job_max_rows
+    limit = services.settings.job_file_max_rows
     answer = submit(client, demo_model_name, npy(np.ones((limit + 1, len(names)), np.float32)), NPY)
     assert answer.status_code == 413
     assert no_jobs(services)
@@ -239,14 +242,15 @@ def test_csv_problems_name_the_missing_column_and_each_cell_that_is_not_a_number
     answer = submit(client, demo_model_name, csv_body(names, rows), CSV)
     assert answer.status_code == 422
     error = answer.get_json()["error"]
-    assert error["message"] == "1 problem(s) in the file's rows"
-    assert error["details"] == [{"loc": ["rows", 1, names[4]], "row": 1, "feature": names[4],
-                                 "message": "expected a number, got 'abc'"}]  # fmt: skip
-    rows[1][4] = 1.0  # now only the empty cell: a missing value the demo model cannot take
-    answer = submit(client, demo_model_name, csv_body(names, rows), CSV)
-    assert answer.get_json()["error"]["details"][0]["message"] == (
-        "expected a number, got a missing value"
-    )
+    # Both in one answer: the text, and the empty cell (a missing value the demo model cannot
+    # take), each once.
+    assert error["message"] == "2 problem(s) in the file's rows"
+    assert error["details"] == [
+        {"loc": ["rows", 1, names[4]], "row": 1, "feature": names[4],
+         "message": "expected a number, got 'abc'"},
+        {"loc": ["rows", 2, names[0]], "row": 2, "feature": names[0],
+         "message": "expected a number, got a missing value"},
+    ]  # fmt: skip
     assert no_jobs(services)
 
 
@@ -290,3 +294,42 @@ def test_a_value_beyond_float32s_range_is_named(
          "message": "value is outside the float32 range"}
     ]  # fmt: skip
     assert no_jobs(services)
+
+
+def test_a_file_over_the_file_byte_limit_is_a_413_and_leaves_nothing(
+    client: FlaskClient, services: Services, demo_model_name: str, names
+) -> None:
+    limit = services.settings.job_file_max_bytes
+    body = npy(np.ones((limit // 8 // len(names) + 1, len(names)), np.float64))
+    answer = submit(client, demo_model_name, body, NPY)
+    assert answer.status_code == 413
+    assert "ONNXQ_JOB_FILE_MAX_BYTES" in answer.get_json()["error"]["message"]
+    assert no_jobs(services)
+
+
+def test_a_file_may_be_larger_than_a_json_body(
+    client: FlaskClient, services: Services, demo_model_name: str, names
+) -> None:
+    rows = services.settings.job_file_max_rows
+    columns = {f"extra {i}": np.zeros(rows) for i in range(60)}
+    columns |= {name: np.ones(rows) for name in names}
+    body = arrow_stream(columns)
+    assert services.settings.max_body_bytes < len(body) < services.settings.job_file_max_bytes
+    answer = submit(client, demo_model_name, body, ARROW, "?extra=ignore")
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["rows"] == rows
+
+
+def test_a_large_file_jobs_rows_wait_in_the_blob_store_not_in_redis(
+    client: FlaskClient, services: Services, demo_model_name: str, matrix
+) -> None:
+    services.jobs.inline_rows = 10  # the 25-row file is then a large job
+    answer = submit(client, demo_model_name, npy(matrix), NPY)
+    job_id = answer.get_json()["job_id"]
+    assert services.redis.exists(keys.rows(job_id)) == 0
+    assert [p.name for p in services.settings.blob_root.iterdir()] == [f"{job_id}.rows"]
+
+    done = run_job(client, services, job_id)
+
+    assert done["result"] == json_job(client, services, demo_model_name, matrix)["result"]
+    assert not (services.settings.blob_root / f"{job_id}.rows").exists()

@@ -11,7 +11,6 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway.services import Services
-from onnxq.jobs import keys
 from tests.support.jobs import take_messages
 from worker.runner import JobRunner
 
@@ -112,6 +111,6 @@ def test_a_linked_result_gone_from_the_store_is_a_404(
     [message] = take_messages(services.queue.celery, services.settings.queue_name, job_id)
     JobRunner(services.repository, services.jobs, services.prediction_log,
               inline_result_rows=1).run([message])  # fmt: skip
-    services.redis.delete(keys.result(job_id))
+    services.blobs.delete(job_id)
     answer = client.get(f"/v1/jobs/{job_id}/result")
     assert answer.status_code == 404 and answer.get_json()["error"]["type"] == "job_expired"
