@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import mmap
+from collections.abc import Callable
 from typing import Any
 
 import nanoarrow as na
@@ -38,6 +39,7 @@ NUMPY_OF_ARROW = {  # Arrow's number types as numpy's (file columns, result tabl
     na.Type.FLOAT: np.float32, na.Type.DOUBLE: np.float64,
 }  # fmt: skip
 _NUMERIC = {na.Type.BOOL, *NUMPY_OF_ARROW}
+ROW_BLOCK = 16_384  # rows of an Arrow batch copied into the matrix at a time
 
 
 def file_matrix(
@@ -122,11 +124,17 @@ def _arrow_columns(data: bytes | mmap.mmap, manifest: Manifest, extra: str) -> n
         raise InvalidInput(f"{len(details)} problem(s) with the file's columns", details)
     matrix = np.empty((sum(len(batch) for batch in batches), len(features)), dtype=np.float32)
     problems, start = Problems(), 0
-    for batch in batches:  # float64 a batch at a time: how a value is wrong is told from it
-        values = np.empty((len(batch), len(features)), dtype=np.float64)
-        for column, feature in enumerate(features):
-            values[:, column] = _column(batch.child(names.index(feature)))
-        matrix[start : start + len(batch)] = checked_rows(values, manifest, start, problems)
+    for batch in batches:
+        columns = [_column(batch.child(names.index(feature))) for feature in features]
+        part = matrix[start : start + len(batch)]
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range: inf
+            # A block of rows at a time, each column cast as it is copied: the block of the
+            # matrix stays in cache (a whole column at a time wrote all of it once a column).
+            for block in range(0, len(batch), ROW_BLOCK):
+                rows = slice(block, block + ROW_BLOCK)
+                for index, column in enumerate(columns):
+                    part[rows, index] = column[rows]
+        check_matrix(part, manifest, start, problems, lambda r, c, x=columns: float(x[c][r]))
         start += len(batch)
     problems.raise_any("in the file's rows")
     return matrix
@@ -160,18 +168,20 @@ def column_problems(names: list[str], features: list[str], extra: str) -> list[d
 
 
 def _column(array: Any) -> np.ndarray:
-    """One numeric column as float64, its nulls as NaN (read from its Arrow buffers)."""
+    """One numeric column as numpy reads its Arrow buffer (a view, no copy), or as float64 with
+    its nulls NaN when it has a validity bitmap; a boolean column as 0 and 1."""
     kind, length, offset = array.schema.type, len(array), array.offset
     if kind == na.Type.BOOL:
         bits = np.frombuffer(array.buffer(1), dtype=np.uint8)
-        values = np.unpackbits(bits, bitorder="little")[offset : offset + length].astype(np.float64)
+        values = np.unpackbits(bits, bitorder="little")[offset : offset + length]
     else:
         raw = np.frombuffer(array.buffer(1), dtype=NUMPY_OF_ARROW[kind])
-        values = raw[offset : offset + length].astype(np.float64)
+        values = raw[offset : offset + length]
     validity = array.buffer(0)
     if len(validity):  # a bitmap is there when the column may hold nulls
         bits = np.frombuffer(validity, dtype=np.uint8)
         valid = np.unpackbits(bits, bitorder="little")[offset : offset + length].astype(bool)
+        values = values.astype(np.float64)
         values[~valid] = np.nan
     return values
 
@@ -179,15 +189,28 @@ def _column(array: Any) -> np.ndarray:
 def checked_rows(
     values: np.ndarray, manifest: Manifest, first_row: int, problems: Problems
 ) -> np.ndarray:
-    """`values` (rows numbered from `first_row`) as float32 after the JSON rows' checks: finite,
-    in float32's range, and present where the feature is not nullable; each bad value a
-    problem."""
+    """`values` (rows numbered from `first_row`) as float32 after the JSON rows' checks
+    (check_matrix)."""
     with np.errstate(over="ignore", invalid="ignore"):
         # A float64 beyond float32's range becomes +-inf here, and is refused below.
         matrix = np.ascontiguousarray(values, dtype=np.float32)
+    check_matrix(matrix, manifest, first_row, problems, lambda r, c: float(values[r, c]))
+    return matrix
+
+
+def check_matrix(
+    matrix: np.ndarray,
+    manifest: Manifest,
+    first_row: int,
+    problems: Problems,
+    original: Callable[[int, int], float],
+) -> None:
+    """The JSON rows' checks of a float32 matrix: finite, in float32's range (`original` gives
+    the value a cell was cast from, to tell which), and present where the feature is not
+    nullable; each bad value a problem."""
     finite = np.isfinite(matrix)
     if finite.all():  # the usual file: one pass over its float32 values
-        return matrix
+        return
     nullable = np.array([f.nullable for f in manifest.features])
     bad = ~finite & ~(np.isnan(matrix) & nullable)
     positions = np.argwhere(bad)
@@ -195,10 +218,9 @@ def checked_rows(
     problems.count += max(0, len(positions) - room)  # counted, not described
     for row, column in positions[:room].tolist():
         feature = manifest.features[column].name
-        value = float(values[row, column])
+        value = original(row, column)
         message = ("expected a number, got a missing value" if np.isnan(value) else
                    "expected a finite number, got Infinity" if np.isinf(value) else
                    "value is outside the float32 range")  # fmt: skip
         problems.add({"loc": ["rows", first_row + row, feature], "row": first_row + row,
                       "feature": feature, "message": message})  # fmt: skip
-    return matrix

@@ -27,6 +27,7 @@ from onnxq.models.results import PredictionResult
 from onnxq.telemetry.log_arrays import RecordBatch, record_batch, schema_message
 
 SEGMENT_BYTES = 256 * 1024 * 1024  # a process starts a new segment past this size
+WRITEV_MOST = 1024  # buffers in one writev (Linux's IOV_MAX)
 
 
 @dataclass
@@ -39,17 +40,22 @@ class _Segment:
     schema_key: tuple[Any, ...]
     size: int = 0
 
-    def frames(self, batch: RecordBatch, first: bool) -> bytes:
+    def frames(self, batch: RecordBatch, first: bool) -> list[Any]:
         """The batch's message, after the segment's schema when it is the first."""
         message = batch.message()
-        return schema_message(batch.schema_key) + message if first else message
+        return [schema_message(batch.schema_key), *message] if first else message
 
-    def append(self, payload: bytes) -> None:
-        view = memoryview(payload)
-        while view:  # a short write is finished before the next batch's frames
-            written = os.write(self.fd, view)
-            view = view[written:]
-        self.size += len(payload)
+    def append(self, parts: list[Any]) -> None:
+        """Write the parts (bytes, numpy buffers) in order, gathered (writev), not copied."""
+        views = [memoryview(part).cast("B") for part in parts]
+        views = [view for view in views if view.nbytes]
+        self.size += sum(view.nbytes for view in views)
+        while views:
+            written = os.writev(self.fd, views[:WRITEV_MOST])
+            while views and written >= views[0].nbytes:
+                written -= views.pop(0).nbytes
+            if written:  # a short write, part way into a buffer: the rest of it goes next
+                views[0] = views[0][written:]
 
 
 class PredictionLog:
@@ -130,16 +136,16 @@ class PredictionLog:
             # Frames by segment (by identity: a batch of another schema, or past the size,
             # leaves its key's segment for a new one, and what was framed for the old one still
             # goes to the old one), each segment's in one write.
-            frames: dict[int, tuple[_Segment, list[bytes]]] = {}
+            frames: dict[int, tuple[_Segment, list[Any]]] = {}
             retired: list[_Segment] = []
             try:
                 for batch in pending:
                     segment = self._segment_for(batch, retired)
                     _, framed = frames.setdefault(id(segment), (segment, []))
-                    framed.append(segment.frames(batch, first=not segment.size and not framed))
+                    framed += segment.frames(batch, first=not segment.size and not framed)
                 for segment, framed in frames.values():
                     try:
-                        segment.append(b"".join(framed))
+                        segment.append(framed)
                     except OSError:
                         # Part of a batch may be in the file: nothing more goes after it.
                         if self._segments.get(segment.key) is segment:

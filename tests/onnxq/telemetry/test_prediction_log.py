@@ -131,13 +131,13 @@ def test_a_batch_writes_its_jobs_in_one_append_when_it_closes(
 ) -> None:
     log = PredictionLog(tmp_path)
     writes: list[int] = []
-    real_write = os.write
+    real_writev = os.writev
 
-    def counted(fd: int, data: bytes) -> int:
-        writes.append(len(data))
-        return real_write(fd, data)
+    def counted(fd: int, buffers: list[memoryview]) -> int:
+        writes.append(sum(len(buffer) for buffer in buffers))
+        return real_writev(fd, buffers)
 
-    monkeypatch.setattr(os, "write", counted)
+    monkeypatch.setattr(os, "writev", counted)
     with log.batch() as batch:
         for job in ("a", "b", "c"):
             assert batch.record(**{**_prediction(), "job_id": job}) == 2
@@ -285,16 +285,16 @@ def test_after_a_failed_write_the_next_batch_starts_a_new_segment(
 ) -> None:
     log = PredictionLog(tmp_path)
     record(log, job_id="a")
-    real_write = os.write
+    real_writev = os.writev
 
-    def disk_fills(fd: int, data: bytes) -> int:
-        real_write(fd, bytes(data)[:10])  # part of the batch reaches the file, then ENOSPC
+    def disk_fills(fd: int, buffers: list[memoryview]) -> int:
+        os.write(fd, bytes(buffers[0])[:10])  # part of the batch reaches the file, then ENOSPC
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "write", disk_fills)
+    monkeypatch.setattr(os, "writev", disk_fills)
     with pytest.raises(OSError, match="No space"):
         record(log, job_id="b")
-    monkeypatch.setattr(os, "write", real_write)
+    monkeypatch.setattr(os, "writev", real_writev)
     record(log, job_id="c")
 
     first, second = prediction_log_files(tmp_path)
@@ -340,3 +340,19 @@ def test_a_new_days_first_batch_closes_the_earlier_days_segments(tmp_path: Path)
         "2026-12-01T23:59:59.999Z", "2026-12-01T23:59:59.999Z",
         "2026-12-02T00:00:00.001Z", "2026-12-02T00:00:00.001Z",
     ]  # fmt: skip
+
+
+def test_short_writes_are_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = PredictionLog(tmp_path)
+    real_writev = os.writev
+
+    def seven_bytes_at_most(fd: int, buffers: list[memoryview]) -> int:
+        return real_writev(fd, [bytes(b"".join(bytes(b) for b in buffers)[:7])])
+
+    monkeypatch.setattr(os, "writev", seven_bytes_at_most)
+    for job in ("a", "b"):
+        record(log, job_id=job)
+
+    assert [(line["job_id"], line["row"]) for line in prediction_lines(tmp_path)] == [
+        (job, row) for job in "ab" for row in (0, 1)
+    ]
