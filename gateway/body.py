@@ -45,7 +45,12 @@ def read_body() -> bytes:
     return g.body  # type: ignore[no-any-return]
 
 
-def receive_body(write: Callable[[bytes], object], limit: int, setting: str = LIMIT) -> int:
+def receive_body(
+    write: Callable[[bytes], object],
+    limit: int,
+    setting: str = LIMIT,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> int:
     """Hand the request body to `write` in chunks as it arrives (a file job's upload goes to
     disk so), within `limit` bytes (413 beyond it, naming `setting`) and the body deadline (408);
     how many bytes it had."""
@@ -56,7 +61,7 @@ def receive_body(write: Callable[[bytes], object], limit: int, setting: str = LI
         with gevent.Timeout(seconds, _Late):
             if declared is not None and declared > limit:
                 _drain_and_refuse(declared, limit, setting)
-            return _read_within(write, limit, setting)
+            return _read_within(write, limit, setting, chunk_bytes)
     except _Late:
         g.close_connection = True
         raise RequestTimeout(
@@ -78,12 +83,14 @@ def _too_large(limit: int, setting: str) -> RequestEntityTooLarge:
     )
 
 
-def _read_within(write: Callable[[bytes], object], limit: int, setting: str) -> int:
+def _read_within(
+    write: Callable[[bytes], object], limit: int, setting: str, chunk_bytes: int
+) -> int:
     """Read to the end of the body (Content-Length or chunked), refusing more than `limit`."""
     stream = request.stream  # werkzeug's: ends at Content-Length, or at the limit if chunked
     size = 0
     try:
-        while chunk := stream.read(CHUNK_BYTES):
+        while chunk := stream.read(chunk_bytes):
             write(chunk)
             size += len(chunk)
     except RequestEntityTooLarge:

@@ -20,6 +20,7 @@ from onnxq.models.session import OnnxModel
 
 QUERY = ("version", "callback_url", "extra")
 FILE_LIMIT = "ONNXQ_JOB_FILE_MAX_BYTES"
+FILE_CHUNK_BYTES = 1024 * 1024  # a file body is read this much at a time (JSON's: 64 KiB)
 # The OpenAPI description of those (a JSON body carries version and callback_url itself).
 FILE_QUERY = [
     {"name": "version", "in": "query", "required": False,
@@ -67,7 +68,7 @@ def file_job(name: str, with_fingerprint: bool) -> tuple[OnnxModel, np.ndarray, 
                 if with_fingerprint:  # hashing a file costs ~1 ms a MB
                     digest.update(chunk)
 
-            receive_body(write, services.settings.job_file_max_bytes, FILE_LIMIT)
+            receive_body(write, services.settings.job_file_max_bytes, FILE_LIMIT, FILE_CHUNK_BYTES)
         data = blobs.read(upload, UPLOAD) or b""
         matrix = file_matrix(request.mimetype, data, model.manifest, extra)
     finally:

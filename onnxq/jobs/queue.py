@@ -18,7 +18,7 @@ from onnxq.errors import QueueUnavailable
 from onnxq.jobs import idempotency, keys, lifecycle
 from onnxq.jobs.record import Job, JobStatus, utc_now
 from onnxq.jobs.store import JobStore
-from onnxq.models.tensors import stored_width
+from onnxq.models.tensors import stored_bytes, stored_width
 from onnxq.telemetry import metrics
 
 log = structlog.get_logger("onnxq.queue")
@@ -174,9 +174,9 @@ class JobQueue:
         if self.broker_is_store:
             queue = self.celery.conf.task_default_queue  # where the predict task is routed
             encoded = encode_task(self.celery, PREDICT_TASK, message, job.job_id, queue, headers)
-            self.store.create(job, matrix.tobytes(), message=encoded)
+            self.store.create(job, stored_bytes(matrix), message=encoded)
             return
-        self.store.create(job, matrix.tobytes())
+        self.store.create(job, stored_bytes(matrix))
         try:
             send_task(self.celery, PREDICT_TASK, message, task_id=job.job_id, headers=headers)
         except QueueUnavailable:

@@ -62,7 +62,7 @@ class JobStore:
         self._watch = client.register_script(scripts.WATCH)
 
     def create(
-        self, job: Job, rows: bytes | None = None, message: QueuedMessage | None = None
+        self, job: Job, rows: bytes | memoryview | None = None, message: QueuedMessage | None = None
     ) -> None:
         """Write a new job record (and its validated input rows, and its broker message, when
         given) in one script: all of it is written, or none (nothing if the id exists).
@@ -79,7 +79,9 @@ class JobStore:
                 self.blobs.delete(job.job_id)
             raise
 
-    def _create_record(self, job: Job, rows: bytes | None, message: QueuedMessage | None) -> None:
+    def _create_record(
+        self, job: Job, rows: bytes | memoryview | None, message: QueuedMessage | None
+    ) -> None:
         with redis_errors_as_unavailable():
             created = self._create(
                 keys=[
