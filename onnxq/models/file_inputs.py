@@ -21,10 +21,10 @@ import mmap
 from collections.abc import Callable
 from typing import Any
 
-import nanoarrow as na
 import numpy as np
 
 from onnxq.errors import InvalidInput, UnsupportedFile
+from onnxq.models.arrow_reader import NUMERIC, ArrowColumns, NotArrow
 from onnxq.models.csv_rows import MAX_LISTED, CsvTable, Problems, csv_columns
 from onnxq.models.manifest import Manifest
 
@@ -32,13 +32,6 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 NPY = "application/x-npy"
 CSV = "text/csv"
 FILE_TYPES = (ARROW_STREAM, NPY, CSV)
-NUMPY_OF_ARROW = {  # Arrow's number types as numpy's (file columns, result tables)
-    na.Type.INT8: np.int8, na.Type.INT16: np.int16, na.Type.INT32: np.int32,
-    na.Type.INT64: np.int64, na.Type.UINT8: np.uint8, na.Type.UINT16: np.uint16,
-    na.Type.UINT32: np.uint32, na.Type.UINT64: np.uint64, na.Type.HALF_FLOAT: np.float16,
-    na.Type.FLOAT: np.float32, na.Type.DOUBLE: np.float64,
-}  # fmt: skip
-_NUMERIC = {na.Type.BOOL, *NUMPY_OF_ARROW}
 ROW_BLOCK = 16_384  # rows of an Arrow batch copied into the matrix at a time
 
 
@@ -104,38 +97,36 @@ def _npy_array(data: bytes | mmap.mmap) -> np.ndarray:
 
 
 def _arrow_columns(data: bytes | mmap.mmap, manifest: Manifest, extra: str) -> np.ndarray:
-    try:  # a map is read as a file; nanoarrow copies each batch as it reads it
-        stream = na.ArrayStream.from_readable(data if isinstance(data, mmap.mmap) else
-                                              io.BytesIO(data))  # fmt: skip
-        schema = stream.schema
-        names = [schema.field(i).name for i in range(schema.n_fields)]
-        batches = list(stream)
-    except Exception as exc:  # nanoarrow's own error: not an Arrow stream, or cut short
+    try:
+        table = ArrowColumns(data)
+        names, types = table.names, table.types
+        features = manifest.feature_names
+        details = column_problems(names, features, extra)
+        for feature in (f for f in features if f in names):
+            kind = types[names.index(feature)]
+            if kind not in NUMERIC:
+                message = f"a column of {kind.name.lower()}, not numbers"
+                details.append({"loc": ["columns", feature], "feature": feature,
+                                "message": message})  # fmt: skip
+        if details:
+            raise InvalidInput(f"{len(details)} problem(s) with the file's columns", details)
+        batches = list(table.batches([names.index(feature) for feature in features]))
+    except NotArrow as exc:
         raise InvalidInput(f"the body is not a whole Arrow IPC stream: {exc}",
                            [{"loc": ["body"], "message": str(exc)}]) from None  # fmt: skip
-    features = manifest.feature_names
-    details = column_problems(names, features, extra)
-    for feature in (f for f in features if f in names):
-        kind = schema.field(names.index(feature)).type
-        if kind not in _NUMERIC:
-            message = f"a column of {kind.name.lower()}, not numbers"
-            details.append({"loc": ["columns", feature], "feature": feature, "message": message})
-    if details:
-        raise InvalidInput(f"{len(details)} problem(s) with the file's columns", details)
-    matrix = np.empty((sum(len(batch) for batch in batches), len(features)), dtype=np.float32)
+    matrix = np.empty((sum(rows for rows, _ in batches), len(features)), dtype=np.float32)
     problems, start = Problems(), 0
-    for batch in batches:
-        columns = [_column(batch.child(names.index(feature))) for feature in features]
-        part = matrix[start : start + len(batch)]
+    for rows, columns in batches:
+        part = matrix[start : start + rows]
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range: inf
             # A block of rows at a time, each column cast as it is copied: the block of the
             # matrix stays in cache (a whole column at a time wrote all of it once a column).
-            for block in range(0, len(batch), ROW_BLOCK):
-                rows = slice(block, block + ROW_BLOCK)
+            for block in range(0, rows, ROW_BLOCK):
+                span = slice(block, block + ROW_BLOCK)
                 for index, column in enumerate(columns):
-                    part[rows, index] = column[rows]
+                    part[span, index] = column[span]
         check_matrix(part, manifest, start, problems, lambda r, c, x=columns: float(x[c][r]))
-        start += len(batch)
+        start += rows
     problems.raise_any("in the file's rows")
     return matrix
 
@@ -165,25 +156,6 @@ def column_problems(names: list[str], features: list[str], extra: str) -> list[d
         unknown = "not a feature of the model (send ?extra=ignore to leave it out)"
         details += [{"loc": ["columns", n], "message": unknown} for n in names if n not in features]
     return details
-
-
-def _column(array: Any) -> np.ndarray:
-    """One numeric column as numpy reads its Arrow buffer (a view, no copy), or as float64 with
-    its nulls NaN when it has a validity bitmap; a boolean column as 0 and 1."""
-    kind, length, offset = array.schema.type, len(array), array.offset
-    if kind == na.Type.BOOL:
-        bits = np.frombuffer(array.buffer(1), dtype=np.uint8)
-        values = np.unpackbits(bits, bitorder="little")[offset : offset + length]
-    else:
-        raw = np.frombuffer(array.buffer(1), dtype=NUMPY_OF_ARROW[kind])
-        values = raw[offset : offset + length]
-    validity = array.buffer(0)
-    if len(validity):  # a bitmap is there when the column may hold nulls
-        bits = np.frombuffer(validity, dtype=np.uint8)
-        valid = np.unpackbits(bits, bitorder="little")[offset : offset + length].astype(bool)
-        values = values.astype(np.float64)
-        values[~valid] = np.nan
-    return values
 
 
 def checked_rows(

@@ -15,7 +15,7 @@ import nanoarrow as na
 import numpy as np
 from nanoarrow.ipc import StreamWriter
 
-from onnxq.models.file_inputs import NUMPY_OF_ARROW
+from onnxq.models.arrow_reader import NUMPY_OF_ARROW
 from onnxq.models.results import PredictionResult, float32_values
 
 
