@@ -73,9 +73,11 @@ def test_a_million_row_arrow_file_in_bounded_memory(stack: Stack, tmp_path: Path
     np.testing.assert_array_equal(result.probabilities.astype(np.float32), probabilities)
     assert logged_rows(stack.prediction_log_dir, job.id) == ROWS
     peaks = {name: peak_rss(pid) for name, pid in service_pids(stack).items()}
+    print("peak RSS (MB):", {name: peak // 2**20 for name, peak in peaks.items()})
     assert max(peaks.values()) <= RSS_BOUND, peaks
     # The rows and the result were never in Redis: its peak grew by the record, not the job.
     grown = int(redis_client.info("memory")["used_memory_peak"]) - redis_peak
+    print("Redis peak grew (bytes):", grown)
     assert grown < 8 * 1024**2, f"Redis peak grew {grown} bytes"
     blobs = Path(stack.env["ONNXQ_STATE_DIR"]) / "blobs"
     assert sorted(p.name for p in blobs.iterdir()) == [f"{job.id}.result"]
