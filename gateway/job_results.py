@@ -2,7 +2,8 @@
 
 `Accept` chooses: `application/json` (the default: `{"rows", "offset", "limit", "columns":
 {name: values}}`, a page of `?offset=&limit=` rows, at most MAX_PAGE), the Arrow IPC stream
-(`application/vnd.apache.arrow.stream`) or CSV (`text/csv`), both of every row. The table's
+(`application/vnd.apache.arrow.stream`), Parquet (`application/vnd.apache.parquet`) or CSV
+(`text/csv`), all of every row. The table's
 columns are onnxq/models/result_table.py's. 409 until the job has succeeded. A result of more
 than ONNXQ_JOB_INLINE_RESULT_ROWS rows is only here (its document links it, `result.href`),
 stored as the Arrow stream the worker wrote (in the blob store, onnxq/jobs/blobs.py).
@@ -21,7 +22,8 @@ from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import InvalidInput, JobExpired, NotAcceptable, ResultNotReady
-from onnxq.models.file_inputs import ARROW_STREAM, CSV
+from onnxq.models.file_inputs import ARROW_STREAM, CSV, PARQUET
+from onnxq.models.parquet_writer import parquet_bytes
 from onnxq.models.result_table import (
     arrow_stream,
     csv_text,
@@ -32,7 +34,7 @@ from onnxq.models.result_table import (
 
 bp = Blueprint("job_results", __name__, url_prefix="/v1")
 JSON = "application/json"
-OFFERED = [JSON, ARROW_STREAM, CSV]
+OFFERED = [JSON, ARROW_STREAM, PARQUET, CSV]
 MAX_PAGE = 100_000
 PAGE_QUERY = [
     {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer",
@@ -76,6 +78,8 @@ def result(job_id: str) -> ResponseReturnValue:
     rows = len(next(iter(columns.values()))) if columns else 0
     if kind == ARROW_STREAM:
         return Response(arrow_stream(columns), mimetype=ARROW_STREAM)
+    if kind == PARQUET:
+        return Response(parquet_bytes(columns), mimetype=PARQUET)
     if kind == CSV:
         return Response(csv_text(columns), mimetype=CSV)
     offset, limit = _page(rows)

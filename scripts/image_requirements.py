@@ -27,6 +27,8 @@ LEFT_OUT: dict[str, dict[str, str]] = {
         "gevent": "only the gateway's gunicorn workers are gevent workers",
         "werkzeug": "flask's, imported by the gateway only",
         "grpcio": "the gRPC service runs from the gateway's image",
+        "pysnappy": "Parquet files are read and written by the gateway",
+        "backports-zstd": "Parquet files are read and written by the gateway",
     },
 }
 # Flower watches the broker with Celery alone; it never loads onnxq's code.

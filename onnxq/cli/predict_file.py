@@ -1,9 +1,9 @@
 """`onnxq predict-file MODEL INPUT --out OUTPUT`: a file of rows in, a file of results out.
 
-INPUT is a .npy (2-D, feature order), .arrows (Arrow IPC stream) or .csv (header row) file;
-OUTPUT is .arrows, .csv or .json. The job goes through onnxq.client (its retries, its
-idempotent submit, its waiting polls); progress is drawn on stderr: the upload, the job's state
-while it waits, the download.
+INPUT is a .parquet, .arrows (Arrow IPC stream), .csv (header row) or .npy (2-D, feature order)
+file; OUTPUT is .parquet, .arrows, .csv or .json. The job goes through onnxq.client (its retries,
+its idempotent submit, its waiting polls); progress is drawn on stderr: the upload, the job's
+state while it waits, the download.
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def add_predict_file_command(commands: argparse._SubParsersAction) -> None:  # t
         "predict-file", help="run a job on a file of rows and write its results to a file"
     )
     command.add_argument("model")
-    command.add_argument("input", help=".npy, .arrows (Arrow IPC stream) or .csv")
-    command.add_argument("--out", required=True, help=".arrows, .csv or .json")
+    command.add_argument("input", help=".parquet, .arrows (Arrow IPC stream), .csv or .npy")
+    command.add_argument("--out", required=True, help=".parquet, .arrows, .csv or .json")
     command.add_argument("--version", type=int, help="a model version (default: the default)")
     command.add_argument("--url", help="the gateway (default: ONNXQ_GATEWAY_HOST and _PORT)")
     command.add_argument("--timeout", type=float, default=600.0, help="seconds for the job")

@@ -32,11 +32,13 @@ ENDED = {"succeeded", "failed", "cancelled"}
 BINARY_ROWS = 1000  # from this many rows, an array goes as a .npy body: no JSON numbers to parse
 FILE_TYPES = {
     ".npy": "application/x-npy",
+    ".parquet": "application/vnd.apache.parquet",
     ".arrows": "application/vnd.apache.arrow.stream",
     ".csv": "text/csv",
 }
 RESULT_TYPES = {
     ".arrows": "application/vnd.apache.arrow.stream",
+    ".parquet": "application/vnd.apache.parquet",
     ".csv": "text/csv",
     ".json": "application/json",  # {"columns": {name: values}}, every page put together
 }
@@ -100,13 +102,13 @@ class Job:
                             request_id=self.document.get("request_id"))  # fmt: skip
 
     def download(self, path: str | os.PathLike[str], timeout: float = 300.0) -> int:
-        """Write the result to `path` as its suffix says (.arrows: Arrow IPC stream, .csv, .json:
-        every row's columns) from the result route; return the bytes written."""
+        """Write the result to `path` as its suffix says (.parquet, .arrows: Arrow IPC stream,
+        .csv, .json: every row's columns) from the result route; return the bytes written."""
         self._succeeded(timeout)
         target = Path(path)
         kind = RESULT_TYPES.get(target.suffix.lower())
         if kind is None:
-            raise ValueError(f"{target}: a result file is .arrows, .csv or .json")
+            raise ValueError(f"{target}: a result file is .parquet, .arrows, .csv or .json")
         url = f"/v1/jobs/{self.id}/result"
         if kind == RESULT_TYPES[".json"]:
             columns: dict[str, list[Any]] = {}
@@ -147,8 +149,8 @@ class Model:
         progress: Progress | None = None,
     ) -> Job:
         """Queue a job of `rows` (a 2-D array, a DataFrame, a list of rows, or the path of a
-        .npy, .arrows or .csv file). A numeric array or DataFrame of BINARY_ROWS rows or more
-        goes as a .npy body (float32, feature order), not JSON. Every submit carries an
+        .parquet, .npy, .arrows or .csv file). A numeric array or DataFrame of BINARY_ROWS rows or
+        more goes as a .npy body (float32, feature order), not JSON. Every submit carries an
         Idempotency-Key (a new one unless given), so a retry after a dropped connection returns
         the same job rather than a second one. `progress(sent, total)` follows a file's upload."""
         headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
@@ -174,7 +176,8 @@ class Model:
             path = Path(rows)
             kind = FILE_TYPES.get(path.suffix.lower())
             if kind is None:
-                raise ValueError(f"{path}: a job file is .npy, .arrows (Arrow IPC stream) or .csv")
+                kinds = ".parquet, .npy, .arrows (Arrow IPC stream) or .csv"
+                raise ValueError(f"{path}: a job file is {kinds}")
             return path.read_bytes(), kind
         if hasattr(rows, "columns") and hasattr(rows, "to_numpy") and len(rows) >= BINARY_ROWS:
             rows = rows[self.feature_names()].to_numpy(dtype=np.float32, na_value=np.nan)

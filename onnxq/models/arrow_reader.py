@@ -84,6 +84,11 @@ class ArrowColumns:
             self._first.append((nodes, buffers))
             nodes, buffers = nodes + layout[0], buffers + layout[1]  # type: ignore[index]
 
+    def not_number(self, index: int) -> str | None:
+        """What the column is, when it is not numbers (None when it is)."""
+        kind = self.types[index]
+        return None if kind in NUMERIC else kind.name.lower()
+
     def batches(self, indexes: list[int]) -> Iterator[tuple[int, list[np.ndarray]]]:
         """(rows, the columns at `indexes`) of each record batch, in order."""
         if not self._mapped:

@@ -1,9 +1,10 @@
-"""A job's rows sent as a file (Arrow IPC stream, CSV, .npy) as the model's float32 matrix.
+"""A job's rows sent as a file (Parquet, Arrow stream, CSV, .npy) as the model's float32 matrix.
 
-- `application/vnd.apache.arrow.stream`: columns are matched to the manifest's features by name
-  (any order); a missing feature is a 422 naming it, an extra column a 422 listing them unless
-  `extra="ignore"`; integer, float and boolean columns are cast to float32, any other type (text,
-  dates, lists) is a 422 naming the column and its type.
+- `application/vnd.apache.parquet` (onnxq/models/parquet_reader.py) and
+  `application/vnd.apache.arrow.stream` (onnxq/models/arrow_reader.py): columns are matched to
+  the manifest's features by name (any order); a missing feature is a 422 naming it, an extra
+  column a 422 listing them unless `extra="ignore"`; integer, float and boolean columns are cast
+  to float32, any other type (text, dates, lists) is a 422 naming the column and its type.
 - `text/csv`: a header row of column names, matched like an Arrow stream's columns
   (onnxq/models/csv_rows.py).
 - `application/x-npy`: a 2-D numeric array in manifest feature order (never pickled objects).
@@ -24,14 +25,16 @@ from typing import Any
 import numpy as np
 
 from onnxq.errors import InvalidInput, UnsupportedFile
-from onnxq.models.arrow_reader import NUMERIC, ArrowColumns, NotArrow
+from onnxq.models.arrow_reader import ArrowColumns, NotArrow
 from onnxq.models.csv_rows import MAX_LISTED, CsvTable, Problems, csv_columns
 from onnxq.models.manifest import Manifest
+from onnxq.models.parquet_reader import NotParquet, ParquetColumns
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+PARQUET = "application/vnd.apache.parquet"
 NPY = "application/x-npy"
 CSV = "text/csv"
-FILE_TYPES = (ARROW_STREAM, NPY, CSV)
+FILE_TYPES = (PARQUET, ARROW_STREAM, NPY, CSV)
 ROW_BLOCK = 16_384  # rows of an Arrow batch copied into the matrix at a time
 
 
@@ -44,8 +47,8 @@ def file_matrix(
         raise UnsupportedFile(f"{manifest.name} is a tensor model: send its rows as JSON")
     if not len(data):
         raise InvalidInput("the file is empty", [{"loc": ["body"], "message": "no bytes"}])
-    if kind == ARROW_STREAM:
-        return _arrow_columns(data, manifest, extra)
+    if kind in (ARROW_STREAM, PARQUET):
+        return _table_columns(kind, data, manifest, extra)
     if kind == CSV:
         return _csv(data, manifest, extra)
     problems = Problems()
@@ -96,23 +99,26 @@ def _npy_array(data: bytes | mmap.mmap) -> np.ndarray:
     return flat.reshape(shape, order="F" if fortran else "C")
 
 
-def _arrow_columns(data: bytes | mmap.mmap, manifest: Manifest, extra: str) -> np.ndarray:
+def _table_columns(
+    kind: str, data: bytes | mmap.mmap, manifest: Manifest, extra: str
+) -> np.ndarray:
+    """An Arrow stream's or a Parquet file's columns by name, a batch (row group) at a time."""
+    what = "a whole Arrow IPC stream" if kind == ARROW_STREAM else "a Parquet file onnxq reads"
     try:
-        table = ArrowColumns(data)
-        names, types = table.names, table.types
+        table = ArrowColumns(data) if kind == ARROW_STREAM else ParquetColumns(data)
+        names = table.names
         features = manifest.feature_names
         details = column_problems(names, features, extra)
         for feature in (f for f in features if f in names):
-            kind = types[names.index(feature)]
-            if kind not in NUMERIC:
-                message = f"a column of {kind.name.lower()}, not numbers"
+            problem = table.not_number(names.index(feature))
+            if problem is not None:
                 details.append({"loc": ["columns", feature], "feature": feature,
-                                "message": message})  # fmt: skip
+                                "message": f"a column of {problem}, not numbers"})  # fmt: skip
         if details:
             raise InvalidInput(f"{len(details)} problem(s) with the file's columns", details)
         batches = list(table.batches([names.index(feature) for feature in features]))
-    except NotArrow as exc:
-        raise InvalidInput(f"the body is not a whole Arrow IPC stream: {exc}",
+    except (NotArrow, NotParquet) as exc:
+        raise InvalidInput(f"the body is not {what}: {exc}",
                            [{"loc": ["body"], "message": str(exc)}]) from None  # fmt: skip
     matrix = np.empty((sum(rows for rows, _ in batches), len(features)), dtype=np.float32)
     problems, start = Problems(), 0
