@@ -28,7 +28,6 @@ LEFT_OUT: dict[str, dict[str, str]] = {
         "werkzeug": "flask's, imported by the gateway only",
         "grpcio": "the gRPC service runs from the gateway's image",
         "pysnappy": "Parquet files are read and written by the gateway",
-        "backports-zstd": "Parquet files are read and written by the gateway",
     },
 }
 # Flower watches the broker with Celery alone; it never loads onnxq's code.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import fakeredis
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -62,3 +63,14 @@ def kinds_app(settings: Settings, kinds_model_dir: Path) -> Flask:
 @pytest.fixture
 def kinds_client(kinds_app: Flask) -> FlaskClient:
     return kinds_app.test_client()
+
+
+@pytest.fixture
+def names(services: Services, demo_model_name: str) -> list[str]:
+    return services.repository.manifest(demo_model_name).feature_names
+
+
+@pytest.fixture
+def matrix(names: list[str]) -> np.ndarray:
+    rng = np.random.default_rng(4)
+    return rng.uniform(1, 100, size=(25, len(names))).astype(np.float32)

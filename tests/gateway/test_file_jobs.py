@@ -10,22 +10,10 @@ from flask.testing import FlaskClient
 from gateway.services import Services
 from onnxq.jobs import keys
 from tests.support.file_bodies import arrow_stream, npy
-from tests.support.jobs import take_messages
-from worker.runner import JobRunner
+from tests.support.file_jobs import json_job, no_jobs, run_job, submit
 
 ARROW = "application/vnd.apache.arrow.stream"
 NPY = "application/x-npy"
-
-
-@pytest.fixture
-def names(services: Services, demo_model_name: str) -> list[str]:
-    return services.repository.manifest(demo_model_name).feature_names
-
-
-@pytest.fixture
-def matrix(names: list[str]) -> np.ndarray:
-    rng = np.random.default_rng(4)
-    return rng.uniform(1, 100, size=(25, len(names))).astype(np.float32)
 
 
 def pickled(array: np.ndarray) -> bytes:
@@ -35,30 +23,6 @@ def pickled(array: np.ndarray) -> bytes:
     out = io.BytesIO()
     np.save(out, array, allow_pickle=True)
     return out.getvalue()
-
-
-def submit(client: FlaskClient, name: str, body: bytes, kind: str, query: str = "", **headers):
-    return client.post(f"/v1/models/{name}/jobs{query}", data=body, content_type=kind,
-                       headers=headers)  # fmt: skip
-
-
-def run_job(client: FlaskClient, services: Services, job_id: str) -> dict:
-    [message] = take_messages(services.queue.celery, services.settings.queue_name, job_id)
-    JobRunner(services.repository, services.jobs, services.prediction_log).run([message])
-    return client.get(f"/v1/jobs/{job_id}").get_json()
-
-
-def json_job(client: FlaskClient, services: Services, name: str, matrix: np.ndarray) -> dict:
-    """The same rows as a JSON job, run: what a file job's document must match."""
-    answer = client.post(f"/v1/models/{name}/jobs", json={"instances": matrix.tolist()})
-    return run_job(client, services, answer.get_json()["job_id"])
-
-
-def no_jobs(services: Services) -> bool:
-    """No job recorded, and nothing of its body left in the blob store."""
-    root = services.settings.blob_root
-    left = list(root.iterdir()) if root.exists() else []
-    return services.redis.keys(keys.JOB_PREFIX + "*") == [] and left == []
 
 
 def test_an_arrow_stream_by_column_name_gives_the_json_jobs_result(

@@ -80,14 +80,21 @@ def _run(code: str, tmp_path: Path, model_dir: Path) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+# Namespace packages that several distributions share: a module under one is its second level's
+# (`backports.zstd` is backports.zstd's, `backports.tarfile` another distribution's).
+NAMESPACES = {"backports"}
+
+
 def _distributions(modules: list[str]) -> set[str]:
     owners = importlib.metadata.packages_distributions()
     top_levels = {module.partition(".")[0] for module in modules}
-    return {
+    found = {
         image_requirements.canonical_name(distribution)
-        for top_level in top_levels
+        for top_level in top_levels - NAMESPACES
         for distribution in owners.get(top_level, [])
     }
+    shared = {".".join(m.split(".")[:2]) for m in modules if m.partition(".")[0] in NAMESPACES}
+    return found | {image_requirements.canonical_name(name) for name in shared if "." in name}
 
 
 def test_the_gateway_image_leaves_out_pandas_and_keeps_every_other_pin() -> None:

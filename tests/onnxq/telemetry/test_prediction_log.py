@@ -342,7 +342,9 @@ def test_a_new_days_first_batch_closes_the_earlier_days_segments(tmp_path: Path)
     ]  # fmt: skip
 
 
-def test_short_writes_are_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_short_writes_are_finished_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     log = PredictionLog(tmp_path)
     real_writev = os.writev
 

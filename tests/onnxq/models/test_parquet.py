@@ -1,0 +1,96 @@
+"""onnxq's Parquet reader and writer against pyarrow's: the files users send (pyarrow's, and so
+pandas' writer, in its encodings and codecs) read back value for value, and the result files onnxq
+writes read back in pyarrow with their types."""
+
+from __future__ import annotations
+
+import datetime
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from onnxq.models.parquet_reader import NotParquet, ParquetColumns
+from onnxq.models.parquet_writer import parquet_bytes
+
+ROWS = 20_011
+NUMBERS = ["f32", "f64", "i64", "i8", "u32", "flag", "nullable", "repeated"]
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    rng = np.random.default_rng(7)
+    return pa.table({
+        "f32": rng.random(ROWS).astype(np.float32),
+        "f64": rng.normal(size=ROWS),
+        "i64": rng.integers(-1000, 1000, ROWS),
+        "i8": pa.array(rng.integers(-5, 5, ROWS).astype(np.int8)),
+        "u32": pa.array(rng.integers(0, 2**32 - 1, ROWS, dtype=np.uint64).astype(np.uint32)),
+        "flag": pa.array(rng.random(ROWS) > 0.5),
+        "text": pa.array([f"id-{i}" for i in range(ROWS)]),
+        "nullable": pa.array([None if i % 7 == 0 else float(i) for i in range(ROWS)]),
+        "repeated": np.resize(rng.random(300), ROWS),
+        "day": pa.array([datetime.date(2026, 1, 1)] * ROWS),
+        "nested": pa.array([[1.0, 2.0]] * ROWS),
+    })  # fmt: skip
+
+
+def parquet(table: pa.Table, **options: object) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(table, out, **options)
+    return out.getvalue()
+
+
+def read(data: bytes, names: list[str]) -> dict[str, np.ndarray]:
+    columns = ParquetColumns(data)
+    indexes = [columns.names.index(name) for name in names]
+    parts = zip(*(c for _, c in columns.batches(indexes)), strict=False)
+    return {name: np.concatenate(part) for name, part in zip(names, parts, strict=True)}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"compression": "none"}, {"compression": "gzip"}, {"compression": "zstd"},
+     {"use_dictionary": False}, {"data_page_version": "2.0"}, {"row_group_size": 3000},
+     {"data_page_size": 512}, {"use_dictionary": False, "use_byte_stream_split": ["f32", "f64"]}],
+)  # fmt: skip
+def test_every_numeric_column_reads_back_as_pyarrow_wrote_it(table: pa.Table, options) -> None:
+    got = read(parquet(table, **options), NUMBERS)
+    for name in NUMBERS:
+        expected = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        np.testing.assert_array_equal(got[name].astype(np.float64), expected, err_msg=name)
+
+
+def test_columns_that_are_not_numbers_are_named(table: pa.Table) -> None:
+    columns = ParquetColumns(parquet(table))
+    described = {name: columns.not_number(i) for i, name in enumerate(columns.names)}
+    assert described == dict.fromkeys(NUMBERS) | {
+        "text": "text", "day": "dates", "nested": "nested values",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("cut", ["magic", "footer", "pages"])
+def test_a_cut_or_foreign_file_is_not_parquet(table: pa.Table, cut: str) -> None:
+    data = parquet(table.select(["f64"]), compression="none")
+    broken = {
+        "magic": b"PAR2" + data[4:],
+        "footer": data[:-30] + data[-8:],  # a footer length past what is left
+        "pages": data[:4] + bytes(64) + data[68:],  # the page header zeroed
+    }[cut]
+    with pytest.raises(NotParquet):
+        read(broken, ["f64"])
+
+
+def test_a_result_file_reads_back_in_pyarrow_with_its_types() -> None:
+    columns = {
+        "label": np.array([0, 1, 1], np.int64),
+        "probability_0": np.array([0.25, 0.5, 0.125], np.float32),
+        "small": np.array([1, 2, 3], np.int8),
+        "name": np.array(["setosa", "versicolor", "é"]),
+    }
+    table = pq.read_table(io.BytesIO(parquet_bytes(columns)))
+    assert [str(t) for t in table.schema.types] == ["int64", "float", "int8", "string"]
+    assert table.to_pydict() == {name: values.tolist() for name, values in columns.items()}
+    assert read(parquet_bytes(columns), ["label", "probability_0"])["label"].tolist() == [0, 1, 1]
