@@ -38,6 +38,11 @@ TARGET = 0.5
 def write_input(path: Path, matrix: np.ndarray, names: list[str]) -> None:
     if path.suffix == ".npy":
         np.save(path, matrix)
+    elif path.suffix == ".parquet":  # as pandas and pyarrow write it: snappy, dictionary pages
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({name: matrix[:, i] for i, name in enumerate(names)}), path)
     else:
         columns = {name: matrix[:, i] for i, name in enumerate(names)}
         path.write_bytes(arrow_stream(columns))
@@ -47,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
     parser.add_argument(
-        "--formats", nargs="+", choices=["arrows", "npy"], default=["arrows", "npy"]
+        "--formats",
+        nargs="+",
+        choices=["parquet", "arrows", "npy"],
+        default=["parquet", "arrows", "npy"],
     )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--no-report", action="store_true")
