@@ -140,18 +140,55 @@ class ParquetColumns:
                                            dictionary)  # fmt: skip
                 parts.append(values)
                 valid_parts.append(valid)
+        lengths = [len(part) for part in parts]
+        parts = _looked_up(parts, dictionary)
         values = np.concatenate(parts) if parts else np.empty(0, dtype)
         if not optional or all(v is None for v in valid_parts):
             if len(values) != rows:
                 raise NotParquet(f"a column holds {len(values)} values for {rows} rows")
             return values
-        valid = np.concatenate([v if v is not None else np.ones(len(p), bool)
-                                for v, p in zip(valid_parts, parts, strict=True)])  # fmt: skip
+        valid = np.concatenate([v if v is not None else np.ones(n, bool)
+                                for v, n in zip(valid_parts, lengths, strict=True)])  # fmt: skip
         if len(valid) != rows or int(valid.sum()) != len(values):
             raise NotParquet("a column's values do not match its rows")
         full = np.full(rows, np.nan)
         full[valid] = values
         return full
+
+
+class _Indexes:
+    """A dictionary page's indexes, not yet unpacked: a column's pages are unpacked together."""
+
+    def __init__(self, width: int, data: Any, count: int):
+        self.width, self.data, self.count = width, data, count
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def _looked_up(parts: list[Any], dictionary: np.ndarray | None) -> list[np.ndarray]:
+    """The pages' values, each run of dictionary pages of one index width unpacked at once."""
+    out: list[np.ndarray] = []
+    at = 0
+    while at < len(parts):
+        if not isinstance(parts[at], _Indexes):
+            out.append(parts[at])
+            at += 1
+            continue
+        end = at
+        while (
+            end < len(parts)
+            and isinstance(parts[end], _Indexes)
+            and (parts[end].width == parts[at].width)
+        ):
+            end += 1
+        indexes = _rle_pages([(p.data, p.count) for p in parts[at:end]], parts[at].width)
+        assert dictionary is not None  # checked as each page was read
+        if len(indexes) and int(indexes.max()) >= len(dictionary):
+            raise NotParquet("a dictionary index past the dictionary")
+        out.append(dictionary[indexes])
+        at = end
+    return out
 
 
 def _descendants(schema: list[dict[int, Any]], index: int) -> int:
@@ -202,10 +239,8 @@ def _data_page(
     if encoding in (PLAIN_DICTIONARY, RLE_DICTIONARY):
         if dictionary is None or not len(data):
             raise NotParquet("a dictionary-encoded page without its dictionary")
-        indexes = _rle(data[1:], data[0], present)
-        if len(indexes) and int(indexes.max()) >= len(dictionary):
-            raise NotParquet("a dictionary index past the dictionary")
-        return dictionary[indexes], valid
+        # Decoded with the column's other dictionary pages, at once (_column).
+        return _Indexes(data[0], data[1:], present), valid
     if encoding == PLAIN:
         return _plain(data, physical, dtype, present), valid
     if encoding == RLE and physical == BOOLEAN:  # v2 pages' booleans: a length, then runs
@@ -244,17 +279,38 @@ def _plain(data: Any, physical: int, dtype: np.dtype, count: int) -> np.ndarray:
 
 
 def _rle(data: Any, width: int, count: int) -> np.ndarray:
-    """`count` values of the RLE/bit-packed hybrid encoding, `width` bits each.
+    """`count` values of the RLE/bit-packed hybrid encoding, `width` bits each."""
+    return _rle_pages([(data, count)], width)
+
+
+def _rle_pages(pages: list[tuple[Any, int]], width: int) -> np.ndarray:
+    """The values of several pages' RLE/bit-packed runs (data, count), one after another.
 
     A first pass reads the runs' headers; the bit-packed runs (each a whole number of bytes)
     are then unpacked together, with numpy, and put in their places."""
-    out = np.empty(count, np.uint32)
-    filled, at, size = 0, 0, len(data)
+    out = np.empty(sum(count for _, count in pages), np.uint32)
     value_bytes = (width + 7) // 8
     packed: list[Any] = []
     places: list[tuple[int, int, int]] = []  # (first row, rows, first packed value)
-    packed_values = 0
-    while filled < count:
+    packed_values = filled = 0
+    for data, count in pages:
+        filled, packed_values = _runs(data, width, count, value_bytes, out, filled, packed,
+                                      places, packed_values)  # fmt: skip
+    if places:
+        values = _unpacked(b"".join(bytes(p) for p in packed), width)
+        for first, n, start in places:
+            out[first : first + n] = values[start : start + n]
+    return out
+
+
+def _runs(
+    data: Any, width: int, count: int, value_bytes: int, out: np.ndarray, filled: int,
+    packed: list[Any], places: list[tuple[int, int, int]], packed_values: int,
+) -> tuple[int, int]:  # fmt: skip
+    """Read one page's run headers from `filled` on: repeated values written to `out`,
+    bit-packed bytes gathered in `packed` with their `places`."""
+    at, size, end = 0, len(data), filled + count
+    while filled < end:
         shift = header = 0
         while True:  # the run's header: a varint
             if at >= size:
@@ -271,21 +327,17 @@ def _rle(data: Any, width: int, count: int) -> np.ndarray:
                 raise NotParquet("levels or indexes end early")
             packed.append(data[at : at + groups * width])
             at += groups * width
-            n = min(groups * 8, count - filled)
+            n = min(groups * 8, end - filled)
             places.append((filled, n, packed_values))
             packed_values += groups * 8
         else:  # a run of one value
-            n = min(header >> 1, count - filled)
+            n = min(header >> 1, end - filled)
             out[filled : filled + n] = int.from_bytes(bytes(data[at : at + value_bytes]), "little")
             at += value_bytes
         filled += n
         if not n:
             raise NotParquet("an empty run in levels or indexes")
-    if places:
-        values = _unpacked(b"".join(bytes(p) for p in packed), width)
-        for first, n, start in places:
-            out[first : first + n] = values[start : start + n]
-    return out
+    return filled, packed_values
 
 
 def _unpacked(stream: bytes, width: int) -> np.ndarray:
