@@ -21,6 +21,7 @@ from gateway import (
     models,
     openapi,
     predict,
+    queue_status,
     request_log,
     services,
     v2,
@@ -70,5 +71,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(models.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(drift.bp)
+    app.register_blueprint(queue_status.bp)
     app.register_blueprint(metrics.bp)
     return app

@@ -19,10 +19,14 @@ UNMATCHED_ROUTE = "unmatched"
 
 @bp.get("/metrics")
 def scrape() -> Response:
-    """Every gateway process's metrics (multiprocess mode) plus the queue depths read now."""
+    """Every gateway process's metrics (multiprocess mode) plus queue depths and backlog now."""
     services = current_services()
     queues = [services.settings.queue_name, callback_queue(services.settings)]
-    body = metrics.exposition([metrics.QueueDepthCollector(services.redis, queues)])
+    collectors = [
+        metrics.QueueDepthCollector(services.redis, queues),
+        metrics.BacklogCollector(services.redis),
+    ]
+    body = metrics.exposition(collectors)
     return Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -32,6 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from onnxq.jobs.backlog import read_backlog
 from onnxq.telemetry.multiprocess_metrics import current_dir
 
 log = structlog.get_logger("onnxq.metrics")
@@ -242,6 +244,31 @@ class QueueDepthCollector(Collector):
         for queue, depth in zip(self.queues, depths, strict=True):
             family.add_metric([queue], float(depth))
         yield family
+
+
+class BacklogCollector(Collector):
+    """Outstanding jobs and the age of the oldest, read at scrape time (onnxq/jobs/backlog.py):
+    the worker autoscaler's signal, in Redis, so every gateway process reports the same value."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            backlog = read_backlog(self.client, datetime.now(UTC))
+        except Exception as exc:  # a scrape must answer even with Redis down
+            log.warning("backlog_unavailable", error=repr(exc))
+            return
+        yield GaugeMetricFamily(
+            "onnxq_jobs_outstanding",
+            "Jobs not yet ended (queued, taken by a worker or running), read at scrape time.",
+            value=backlog.outstanding,
+        )
+        yield GaugeMetricFamily(
+            "onnxq_jobs_oldest_outstanding_age_seconds",
+            "Seconds since the oldest last change of a job not yet ended (0 when none), at scrape.",
+            value=backlog.oldest_age_seconds,
+        )
 
 
 def scrape_registry() -> CollectorRegistry:
