@@ -10,7 +10,6 @@ sweep removes the blobs of jobs whose record has expired (onnxq/jobs/store.py, s
 from __future__ import annotations
 
 import contextlib
-import io
 import mmap
 import os
 import time
@@ -123,39 +122,3 @@ class DirectoryBlobs:
                     if entry.stat().st_mtime <= cutoff:
                         found.add(job_id)
         return found
-
-
-class MemoryBlobs:
-    """Blobs in a dict, for unit tests of the store with fakeredis (one process)."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[tuple[str, str], tuple[bytes, float]] = {}
-
-    @contextlib.contextmanager
-    def writer(self, job_id: str, kind: str) -> Iterator[io.BytesIO]:
-        out = io.BytesIO()
-        yield out
-        self.blobs[(job_id, kind)] = (out.getvalue(), time.time())
-
-    def put(self, job_id: str, kind: str, data: bytes | memoryview) -> None:
-        self.blobs[(job_id, kind)] = (bytes(data), time.time())
-
-    def read(self, job_id: str, kind: str) -> bytes | None:
-        found = self.blobs.get((job_id, kind))
-        return found[0] if found else None
-
-    def open(self, job_id: str, kind: str) -> BinaryIO | None:
-        data = self.read(job_id, kind)
-        return io.BytesIO(data) if data is not None else None
-
-    def size(self, job_id: str, kind: str) -> int | None:
-        data = self.read(job_id, kind)
-        return len(data) if data is not None else None
-
-    def delete(self, job_id: str, *kinds: str) -> None:
-        for kind in kinds or KINDS:
-            self.blobs.pop((job_id, kind), None)
-
-    def job_ids(self, older_than_seconds: float) -> set[str]:
-        cutoff = time.time() - older_than_seconds
-        return {job_id for (job_id, _), (_, at) in self.blobs.items() if at <= cutoff}

@@ -112,22 +112,14 @@ class ArrowColumns:
     ) -> np.ndarray:
         (validity_at, validity_bytes), (data_at, data_bytes) = spans
         kind = self.types[index]
-        if kind == na.Type.BOOL:
-            if data_bytes * 8 < rows:
-                raise NotArrow("a boolean column is shorter than its batch")
-            bits = np.frombuffer(self.data, np.uint8, data_bytes, body_at + data_at)
-            values = np.unpackbits(bits, bitorder="little")[:rows]
-        else:
-            dtype = np.dtype(NUMPY_OF_ARROW[kind])
-            if data_bytes < rows * dtype.itemsize:
-                raise NotArrow("a column is shorter than its batch")
-            values = np.frombuffer(self.data, dtype, rows, body_at + data_at)
+        width = 1 / 8 if kind == na.Type.BOOL else np.dtype(NUMPY_OF_ARROW[kind]).itemsize
+        if data_bytes < rows * width:
+            raise NotArrow("a column is shorter than its batch")
+        data = memoryview(self.data)[body_at + data_at : body_at + data_at + data_bytes]
+        validity = b""
         if nulls and validity_bytes:
-            bits = np.frombuffer(self.data, np.uint8, validity_bytes, body_at + validity_at)
-            valid = np.unpackbits(bits, bitorder="little")[:rows].astype(bool)
-            values = values.astype(np.float64)
-            values[~valid] = np.nan
-        return values
+            validity = memoryview(self.data)[body_at + validity_at :][:validity_bytes]
+        return column_values(kind, data, validity, 0, rows)
 
     def _copied(self, indexes: list[int]) -> Iterator[tuple[int, list[np.ndarray]]]:
         """The same through nanoarrow's reader, which copies each batch."""
@@ -139,22 +131,28 @@ class ArrowColumns:
         except Exception as exc:
             raise NotArrow(str(exc)) from None
         for batch in batches:
-            yield len(batch), [copied_column(batch.child(index)) for index in indexes]
+            children = [batch.child(index) for index in indexes]
+            yield (
+                len(batch),
+                [
+                    column_values(c.schema.type, c.buffer(1), c.buffer(0), c.offset, len(c))
+                    for c in children
+                ],
+            )
 
 
-def copied_column(array: Any) -> np.ndarray:
-    """One numeric column of a nanoarrow array, read like ArrowColumns' own."""
-    kind, length, offset = array.schema.type, len(array), array.offset
+def column_values(kind: Any, data: Any, validity: Any, offset: int, rows: int) -> np.ndarray:
+    """Rows `offset` .. `offset + rows` of a numeric Arrow column from its data and validity
+    buffers: numbers as numpy reads them (a view), booleans as 0/1, and as float64 with NaN for
+    the nulls when there is a bitmap."""
     if kind == na.Type.BOOL:
-        bits = np.frombuffer(array.buffer(1), dtype=np.uint8)
-        values = np.unpackbits(bits, bitorder="little")[offset : offset + length]
+        bits = np.frombuffer(data, dtype=np.uint8)
+        values = np.unpackbits(bits, bitorder="little")[offset : offset + rows]
     else:
-        raw = np.frombuffer(array.buffer(1), dtype=NUMPY_OF_ARROW[kind])
-        values = raw[offset : offset + length]
-    validity = array.buffer(0)
+        values = np.frombuffer(data, dtype=NUMPY_OF_ARROW[kind])[offset : offset + rows]
     if len(validity):  # a bitmap is there when the column may hold nulls
         bits = np.frombuffer(validity, dtype=np.uint8)
-        valid = np.unpackbits(bits, bitorder="little")[offset : offset + length].astype(bool)
+        valid = np.unpackbits(bits, bitorder="little")[offset : offset + rows].astype(bool)
         values = values.astype(np.float64)
         values[~valid] = np.nan
     return values
