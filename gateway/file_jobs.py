@@ -13,8 +13,9 @@ from gateway.inputs import model_for
 from gateway.services import current_services
 from onnxq.errors import InvalidInput
 from onnxq.jobs.blobs import UPLOAD
+from onnxq.jobs.new_rows import NewJobRows, RowsInBlob
 from onnxq.jobs.queue import new_job_id
-from onnxq.models.file_inputs import file_matrix
+from onnxq.models.file_inputs import file_rows
 from onnxq.models.inputs import check_row_limit
 from onnxq.models.session import OnnxModel
 
@@ -35,12 +36,15 @@ FILE_QUERY = [
 ]  # fmt: skip
 
 
-def file_job(name: str, with_fingerprint: bool) -> tuple[OnnxModel, np.ndarray, str | None, str]:
+def file_job(
+    name: str, job_id: str, with_fingerprint: bool
+) -> tuple[OnnxModel, np.ndarray | RowsInBlob, str | None, str]:
     """The model, the checked rows, the callback URL and (for an idempotent submit) the
-    fingerprint of a file submit.
+    fingerprint of a file submit of job `job_id`.
 
     The body goes to the blob store as it arrives (ONNXQ_JOB_FILE_MAX_BYTES), is read from there
-    mapped, not copied, and is removed once its rows are checked, whatever the outcome."""
+    mapped, not copied, and is removed once its rows are checked, whatever the outcome. The rows
+    of a large file go to the job's rows blob as they are checked (onnxq/jobs/new_rows.py)."""
     unknown = sorted(set(request.args) - set(QUERY))
     extra = request.args.get("extra", "reject")
     details = [{"loc": ["query", key], "message": "unknown parameter"} for key in unknown]
@@ -60,19 +64,27 @@ def file_job(name: str, with_fingerprint: bool) -> tuple[OnnxModel, np.ndarray, 
     digest = hashlib.sha256()
     for part in (name, request.mimetype, sorted(request.args.items(multi=True))):
         digest.update(repr(part).encode())
-    try:
-        with blobs.writer(upload, UPLOAD) as out:
+    width, limit = len(model.manifest.features), services.settings.job_file_max_rows
+    with NewJobRows(blobs, job_id, width, services.jobs.inline_rows) as rows:
+        try:
+            with blobs.writer(upload, UPLOAD) as out:
 
-            def write(chunk: bytes) -> None:
-                out.write(chunk)
-                if with_fingerprint:  # hashing a file costs ~1 ms a MB
-                    digest.update(chunk)
+                def write(chunk: bytes) -> None:
+                    out.write(chunk)
+                    if with_fingerprint:  # hashing a file costs ~1 ms a MB
+                        digest.update(chunk)
 
-            receive_body(write, services.settings.job_file_max_bytes, FILE_LIMIT, FILE_CHUNK_BYTES)
-        data = blobs.read(upload, UPLOAD) or b""
-        matrix = file_matrix(request.mimetype, data, model.manifest, extra)
-    finally:
-        blobs.delete(upload, UPLOAD)
-    check_row_limit(len(matrix), services.settings.job_file_max_rows)
-    g.rows = len(matrix)
-    return model, matrix, callback_url, digest.hexdigest() if with_fingerprint else ""
+                receive_body(write, services.settings.job_file_max_bytes, FILE_LIMIT,
+                             FILE_CHUNK_BYTES)  # fmt: skip
+            data = blobs.read(upload, UPLOAD) or b""
+
+            def add(block: np.ndarray) -> None:
+                check_row_limit(rows.rows + len(block), limit)  # 413 before more is written
+                rows.add(block)
+
+            file_rows(request.mimetype, data, model.manifest, add, extra)
+        finally:
+            blobs.delete(upload, UPLOAD)
+        checked = rows.finish()
+    g.rows = rows.rows
+    return model, checked, callback_url, digest.hexdigest() if with_fingerprint else ""

@@ -17,6 +17,7 @@ from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import InvalidInput, JobNotFound
+from onnxq.jobs.new_rows import RowsInBlob
 from onnxq.jobs.queue import Submission, new_job_id
 from onnxq.jobs.record import Job, JobList
 from onnxq.models.file_inputs import FILE_TYPES
@@ -93,14 +94,13 @@ def _waited(job: Job, seconds: float | None) -> Job:
     return services.waiter.until_ended(services.jobs, job.job_id, seconds)
 
 
-def _submitted_and_waited(seconds: float | None, **job: Any) -> tuple[Submission, Job]:
-    """Queue the job; with `Prefer: wait`, wait for it, registered before it exists so that
+def _submitted_and_waited(seconds: float | None, job_id: str, **job: Any) -> tuple[Submission, Job]:
+    """Queue job `job_id`; with `Prefer: wait`, wait for it, registered before it exists so that
     its end cannot be missed and need not be read back."""
     services = current_services()
     if seconds is None or seconds <= 0:
-        submission = services.queue.submit(**job)
+        submission = services.queue.submit(job_id=job_id, **job)
         return submission, submission.job
-    job_id = new_job_id()
     with services.waiter.registered(job_id) as waiting:
         submission = services.queue.submit(job_id=job_id, notify=services.waiter.channel, **job)
         if submission.replayed:  # an earlier job of this idempotency key: wait for that one
@@ -149,13 +149,15 @@ def submit(name: str) -> ResponseReturnValue:
     as a file: an Arrow IPC stream or a .npy array (`version`, `callback_url` and
     `extra=ignore` then in the query)."""
     key = _idempotency_key()
+    seconds = _wait_seconds(query=False)
+    job_id = new_job_id()  # a large file's rows are written under it as they are read
     if request.mimetype in FILE_TYPES:
-        model, matrix, callback_url, fingerprint = file_job(name, with_fingerprint=key is not None)
+        model, matrix, callback_url, fingerprint = file_job(name, job_id, key is not None)
     else:
         model, matrix, callback_url, fingerprint = _json_job(name, with_fingerprint=key is not None)
-    seconds = _wait_seconds(query=False)
     submission, job = _submitted_and_waited(
         seconds,
+        job_id,
         model=model.name,
         version=model.version,
         matrix=matrix,
@@ -175,7 +177,9 @@ def submit(name: str) -> ResponseReturnValue:
     return response
 
 
-def _json_job(name: str, with_fingerprint: bool) -> tuple[OnnxModel, np.ndarray, str | None, str]:
+def _json_job(
+    name: str, with_fingerprint: bool
+) -> tuple[OnnxModel, np.ndarray | RowsInBlob, str | None, str]:
     body = json_body()
     check_row_limit(row_count(body), current_services().settings.job_max_rows)
     job_request = parse_request(JobRequest, body)

@@ -16,6 +16,8 @@ from onnxq.broker.celery_app import CALLBACK_TASK, PREDICT_TASK
 from onnxq.broker.task_message import AWAITED_HEADER, encode_task
 from onnxq.errors import QueueUnavailable
 from onnxq.jobs import idempotency, keys, lifecycle
+from onnxq.jobs.blobs import ROWS
+from onnxq.jobs.new_rows import RowsInBlob
 from onnxq.jobs.record import Job, JobStatus, utc_now
 from onnxq.jobs.store import JobStore
 from onnxq.models.tensors import stored_bytes, stored_width
@@ -113,7 +115,7 @@ class JobQueue:
         *,
         model: str,
         version: int,
-        matrix: np.ndarray,
+        matrix: np.ndarray | RowsInBlob,
         request_id: str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
@@ -124,15 +126,21 @@ class JobQueue:
     ) -> Submission:
         """Queue a job of validated rows (under `job_id` if given: a caller may wait for it
         before it exists, its end announced on `notify`); with an idempotency key, the same key
-        and body return the first job."""
-        # A tabular model's float32 matrix, or a tensor model's records (onnxq.models.tensors).
-        matrix = np.ascontiguousarray(matrix, dtype=None if matrix.dtype.names else np.float32)
+        and body return the first job. Rows already in the blob store (a large file job's) are
+        the job's under their id; removed if the submit does not use them."""
+        if isinstance(matrix, RowsInBlob):
+            job_id, rows = matrix.job_id, matrix.rows
+        else:
+            # A tabular model's float32 matrix, or a tensor model's records (onnxq.models.tensors).
+            matrix = np.ascontiguousarray(matrix, dtype=None if matrix.dtype.names else np.float32)
+            rows = len(matrix)
         job = Job(
             job_id=job_id or new_job_id(),
             status=JobStatus.QUEUED,
             model=model,
             version=version,
-            rows=len(matrix),
+            rows=rows,
+            rows_in_blob=isinstance(matrix, RowsInBlob),
             request_id=request_id,
             submitted_at=utc_now(),
             callback_url=callback_url,
@@ -143,6 +151,8 @@ class JobQueue:
             claim_key = keys.idempotency(idempotency_scope, idempotency_key)
             earlier = idempotency.claim(self.store, claim_key, job.job_id, fingerprint)
             if earlier is not None:
+                if job.rows_in_blob and self.store.blobs is not None:
+                    self.store.blobs.delete(job.job_id, ROWS)  # this job will not be
                 return Submission(earlier, replayed=True)
         try:
             self._enqueue(job, matrix)
@@ -168,15 +178,20 @@ class JobQueue:
         message = predict_message(job, width or 0, job.rows)
         send_task(self.celery, PREDICT_TASK, message, job.job_id, predict_headers(job))
 
-    def _enqueue(self, job: Job, matrix: np.ndarray) -> None:
-        message = predict_message(job, stored_width(matrix), int(matrix.shape[0]))
+    def _enqueue(self, job: Job, matrix: np.ndarray | RowsInBlob) -> None:
+        if isinstance(matrix, RowsInBlob):
+            message = predict_message(job, matrix.width, matrix.rows)
+            rows = None  # the store has them (the record says rows_in_blob)
+        else:
+            message = predict_message(job, stored_width(matrix), int(matrix.shape[0]))
+            rows = stored_bytes(matrix)
         headers = predict_headers(job)
         if self.broker_is_store:
             queue = self.celery.conf.task_default_queue  # where the predict task is routed
             encoded = encode_task(self.celery, PREDICT_TASK, message, job.job_id, queue, headers)
-            self.store.create(job, stored_bytes(matrix), message=encoded)
+            self.store.create(job, rows, message=encoded)
             return
-        self.store.create(job, stored_bytes(matrix))
+        self.store.create(job, rows)
         try:
             send_task(self.celery, PREDICT_TASK, message, task_id=job.job_id, headers=headers)
         except QueueUnavailable:

@@ -35,26 +35,53 @@ PARQUET = "application/vnd.apache.parquet"
 NPY = "application/x-npy"
 CSV = "text/csv"
 FILE_TYPES = (PARQUET, ARROW_STREAM, NPY, CSV)
-ROW_BLOCK = 16_384  # rows of an Arrow batch copied into the matrix at a time
+ROW_BLOCK = 16_384  # rows of a file checked and handed on at a time (2 MB of 30 features)
+
+
+# Where a file's checked rows go: float32 blocks of the model's features, in order (a block's
+# array is reused for the next one: what is kept must be copied).
+RowSink = Callable[[np.ndarray], object]
+
+
+def file_rows(
+    kind: str, data: bytes | mmap.mmap, manifest: Manifest, sink: RowSink, extra: str = "reject"
+) -> int:
+    """Check the rows of a file body of media type `kind` for a tabular model (`data`: its
+    bytes, or the blob store's map of them) and hand them to `sink` a block at a time, never as
+    one more copy of the whole; how many rows it had. A file with problems raises InvalidInput
+    (after `sink` had the blocks before the first one)."""
+    if not manifest.tabular:
+        raise UnsupportedFile(f"{manifest.name} is a tensor model: send its rows as JSON")
+    if not len(data):
+        raise InvalidInput("the file is empty", [{"loc": ["body"], "message": "no bytes"}])
+    problems = Problems()
+    if kind in (ARROW_STREAM, PARQUET):
+        rows = _table_rows(kind, data, manifest, extra, sink, problems)
+    elif kind == CSV:
+        rows = _csv_rows(data, manifest, extra, sink, problems)
+    else:
+        rows = _npy_rows(_npy(data, manifest), manifest, sink, problems)
+    problems.raise_any("in the file's rows")
+    return rows
 
 
 def file_matrix(
     kind: str, data: bytes | mmap.mmap, manifest: Manifest, extra: str = "reject"
 ) -> np.ndarray:
-    """The float32 matrix of a file body of media type `kind` for a tabular model (`data`: its
-    bytes, or the blob store's map of them)."""
-    if not manifest.tabular:
-        raise UnsupportedFile(f"{manifest.name} is a tensor model: send its rows as JSON")
-    if not len(data):
-        raise InvalidInput("the file is empty", [{"loc": ["body"], "message": "no bytes"}])
-    if kind in (ARROW_STREAM, PARQUET):
-        return _table_columns(kind, data, manifest, extra)
-    if kind == CSV:
-        return _csv(data, manifest, extra)
-    problems = Problems()
-    matrix = checked_rows(_npy(data, manifest), manifest, 0, problems)
-    problems.raise_any("in the file's rows")
-    return matrix
+    """The whole float32 matrix of a file body (file_rows' blocks, joined)."""
+    blocks: list[np.ndarray] = []
+    file_rows(kind, data, manifest, lambda block: blocks.append(block.copy()), extra)
+    if not blocks:
+        return np.empty((0, len(manifest.features)), np.float32)
+    return np.concatenate(blocks)
+
+
+def _npy_rows(array: np.ndarray, manifest: Manifest, sink: RowSink, problems: Problems) -> int:
+    for first in range(0, len(array), ROW_BLOCK):
+        block = checked_rows(array[first : first + ROW_BLOCK], manifest, first, problems)
+        if not problems.count:
+            sink(block)
+    return len(array)
 
 
 def _npy(data: bytes | mmap.mmap, manifest: Manifest) -> np.ndarray:
@@ -99,11 +126,15 @@ def _npy_array(data: bytes | mmap.mmap) -> np.ndarray:
     return flat.reshape(shape, order="F" if fortran else "C")
 
 
-def _table_columns(
-    kind: str, data: bytes | mmap.mmap, manifest: Manifest, extra: str
-) -> np.ndarray:
+def _table_rows(
+    kind: str, data: bytes | mmap.mmap, manifest: Manifest, extra: str, sink: RowSink,
+    problems: Problems,
+) -> int:  # fmt: skip
     """An Arrow stream's or a Parquet file's columns by name, a batch (row group) at a time."""
     what = "a whole Arrow IPC stream" if kind == ARROW_STREAM else "a Parquet file onnxq reads"
+    width = len(manifest.features)
+    block = np.empty((ROW_BLOCK, width), dtype=np.float32)
+    start = 0
     try:
         table = ArrowColumns(data) if kind == ARROW_STREAM else ParquetColumns(data)
         names = table.names
@@ -116,41 +147,43 @@ def _table_columns(
                                 "message": f"a column of {problem}, not numbers"})  # fmt: skip
         if details:
             raise InvalidInput(f"{len(details)} problem(s) with the file's columns", details)
-        batches = list(table.batches([names.index(feature) for feature in features]))
+        for rows, columns in table.batches([names.index(feature) for feature in features]):
+            # A block of rows at a time, each column cast as it is copied: the block stays in
+            # cache while it is filled, checked and handed on.
+            for first in range(0, rows, ROW_BLOCK):
+                part = block[: min(ROW_BLOCK, rows - first)]
+                with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range: inf
+                    for index, column in enumerate(columns):
+                        part[:, index] = column[first : first + len(part)]
+                check_matrix(part, manifest, start + first, problems,
+                             lambda r, c, x=columns, f=first: float(x[c][f + r]))  # fmt: skip
+                if not problems.count:
+                    sink(part)
+            start += rows
     except (NotArrow, NotParquet) as exc:
         raise InvalidInput(f"the body is not {what}: {exc}",
                            [{"loc": ["body"], "message": str(exc)}]) from None  # fmt: skip
-    matrix = np.empty((sum(rows for rows, _ in batches), len(features)), dtype=np.float32)
-    problems, start = Problems(), 0
-    for rows, columns in batches:
-        part = matrix[start : start + rows]
-        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range: inf
-            # A block of rows at a time, each column cast as it is copied: the block of the
-            # matrix stays in cache (a whole column at a time wrote all of it once a column).
-            for block in range(0, rows, ROW_BLOCK):
-                span = slice(block, block + ROW_BLOCK)
-                for index, column in enumerate(columns):
-                    part[span, index] = column[span]
-        check_matrix(part, manifest, start, problems, lambda r, c, x=columns: float(x[c][r]))
-        start += rows
-    problems.raise_any("in the file's rows")
-    return matrix
+    return start
 
 
-def _csv(data: bytes | mmap.mmap, manifest: Manifest, extra: str) -> np.ndarray:
+def _csv_rows(
+    data: bytes | mmap.mmap, manifest: Manifest, extra: str, sink: RowSink, problems: Problems
+) -> int:
     table = CsvTable(data)
     features = manifest.feature_names
     details = column_problems(table.header, features, extra)
     if details:
         raise InvalidInput(f"{len(details)} problem(s) with the file's columns", details)
-    problems, parts = Problems(), []
+    count = 0
     for start, rows in table.chunks():
         values = csv_columns(table.header, rows, features, start, problems)
-        parts.append(checked_rows(values, manifest, start, problems))
-    if not parts:
+        block = checked_rows(values, manifest, start, problems)
+        if not problems.count:
+            sink(block)
+        count = start + len(rows)
+    if not count:
         raise InvalidInput("the CSV body has no rows", [{"loc": ["body"], "message": "no rows"}])
-    problems.raise_any("in the file's rows")
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return count
 
 
 def column_problems(names: list[str], features: list[str], extra: str) -> list[dict[str, Any]]:

@@ -142,7 +142,8 @@ class ParquetColumns:
                 valid_parts.append(valid)
         lengths = [len(part) for part in parts]
         parts = _looked_up(parts, dictionary)
-        values = np.concatenate(parts) if parts else np.empty(0, dtype)
+        values = (parts[0] if len(parts) == 1 else np.concatenate(parts) if parts
+                  else np.empty(0, dtype))  # fmt: skip
         if not optional or all(v is None for v in valid_parts):
             if len(values) != rows:
                 raise NotParquet(f"a column holds {len(values)} values for {rows} rows")
@@ -184,9 +185,10 @@ def _looked_up(parts: list[Any], dictionary: np.ndarray | None) -> list[np.ndarr
             end += 1
         indexes = _rle_pages([(p.data, p.count) for p in parts[at:end]], parts[at].width)
         assert dictionary is not None  # checked as each page was read
-        if len(indexes) and int(indexes.max()) >= len(dictionary):
-            raise NotParquet("a dictionary index past the dictionary")
-        out.append(dictionary[indexes])
+        try:
+            out.append(dictionary[indexes])
+        except IndexError:
+            raise NotParquet("a dictionary index past the dictionary") from None
         at = end
     return out
 
@@ -297,7 +299,7 @@ def _rle_pages(pages: list[tuple[Any, int]], width: int) -> np.ndarray:
         filled, packed_values = _runs(data, width, count, value_bytes, out, filled, packed,
                                       places, packed_values)  # fmt: skip
     if places:
-        values = _unpacked(b"".join(bytes(p) for p in packed), width)
+        values = _unpacked(b"".join(packed), width)
         for first, n, start in places:
             out[first : first + n] = values[start : start + n]
     return out
@@ -328,7 +330,11 @@ def _runs(
             packed.append(data[at : at + groups * width])
             at += groups * width
             n = min(groups * 8, end - filled)
-            places.append((filled, n, packed_values))
+            first, done, start = places[-1] if places else (0, -1, 0)
+            if first + done == filled and start + done == packed_values:
+                places[-1] = (first, done + n, start)  # the last run goes on: one copy
+            else:
+                places.append((filled, n, packed_values))
             packed_values += groups * 8
         else:  # a run of one value
             n = min(header >> 1, end - filled)
@@ -342,17 +348,16 @@ def _runs(
 
 def _unpacked(stream: bytes, width: int) -> np.ndarray:
     """Bit-packed values, `width` bits each, LSB first: 8 values to each `width` bytes."""
-    groups = len(stream) // width if width else 0
     if not width:
-        return np.zeros(len(stream), np.uint32)
-    table = np.frombuffer(stream, np.uint8, groups * width).reshape(groups, width)
-    wide = np.uint64 if width > 24 else np.uint32
+        return np.zeros(len(stream) * 8, np.uint32)
+    if width > 32:
+        raise NotParquet(f"levels or indexes of {width} bits")
+    groups = len(stream) // width
+    padded = np.frombuffer(stream + bytes(8), np.uint8)
     out = np.empty((groups, 8), np.uint32)
-    mask = wide((1 << width) - 1)
-    for j in range(8):  # the j-th value of every group: the same bytes and shift in each
-        first, shift = divmod(j * width, 8)
-        value = table[:, first].astype(wide)
-        for k in range(1, (shift + width + 7) // 8):
-            value |= table[:, first + k].astype(wide) << wide(8 * k)
-        out[:, j] = (value >> wide(shift)) & mask
+    mask = np.uint64((1 << width) - 1)
+    for j in range(8):  # the j-th value of every group: 8 bytes read from the same offset in each
+        first, shift = divmod(j * width, 8)  # shift + width <= 39: one (unaligned) 64-bit word
+        words = np.ndarray((groups,), "<u8", padded, first, (width,))
+        np.bitwise_and(words >> np.uint64(shift), mask, out=out[:, j], casting="unsafe")
     return out.reshape(-1)

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 
 from gateway.services import Services
 from onnxq.jobs import keys
+from onnxq.models import file_inputs
 from tests.support.file_bodies import arrow_stream, npy
 from tests.support.file_jobs import json_job, no_jobs, run_job, submit
 
@@ -297,3 +298,36 @@ def test_a_large_file_jobs_rows_wait_in_the_blob_store_not_in_redis(
 
     assert done["result"] == json_job(client, services, demo_model_name, matrix)["result"]
     assert not (services.settings.blob_root / f"{job_id}.rows").exists()
+
+
+def test_a_large_file_refused_part_way_leaves_no_rows_blob(
+    client: FlaskClient,
+    services: Services,
+    demo_model_name: str,
+    names,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services.jobs.inline_rows = 10  # its rows go to the blob store as they are checked,
+    monkeypatch.setattr(file_inputs, "ROW_BLOCK", 100)  # a block at a time
+    limit = services.settings.job_file_max_rows
+    ones = np.ones((limit + 1, len(names)), np.float32)
+    too_many = submit(client, demo_model_name, npy(ones), NPY)
+    bad_last_row = ones[:limit].copy()
+    bad_last_row[-1, 0] = np.inf
+    bad = submit(client, demo_model_name, npy(bad_last_row), NPY)
+    assert too_many.status_code == 413
+    assert bad.status_code == 422
+    assert bad.get_json()["error"]["details"][0]["row"] == limit - 1
+    assert no_jobs(services)
+    assert list(services.settings.blob_root.iterdir()) == []
+
+
+def test_a_replayed_large_file_keeps_only_the_first_jobs_rows(
+    client: FlaskClient, services: Services, demo_model_name: str, matrix
+) -> None:
+    services.jobs.inline_rows = 10
+    first = submit(client, demo_model_name, npy(matrix), NPY, **{"Idempotency-Key": "k2"})
+    again = submit(client, demo_model_name, npy(matrix), NPY, **{"Idempotency-Key": "k2"})
+    job_id = first.get_json()["job_id"]
+    assert again.get_json()["job_id"] == job_id
+    assert [p.name for p in services.settings.blob_root.iterdir()] == [f"{job_id}.rows"]
