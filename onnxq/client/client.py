@@ -12,8 +12,10 @@ frame = result.to_pandas()
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import mmap
 import os
 import time
 import uuid
@@ -166,11 +168,18 @@ class Model:
             query = {k: v for k, v in (("version", self.version), ("callback_url", callback_url))
                      if v is not None}  # fmt: skip
             suffix = f"?{urlencode(query)}" if query else ""
-            answer = self._transport.request("POST", path + suffix, headers=headers, data=data,
-                                             content_type=kind, progress=progress)  # fmt: skip
+            try:
+                answer = self._transport.request("POST", path + suffix, headers=headers,
+                                                 data=data, content_type=kind,
+                                                 progress=progress)  # fmt: skip
+            finally:
+                if isinstance(data, mmap.mmap):
+                    # A view of it may live on in a traceback: the map then closes when freed.
+                    with contextlib.suppress(BufferError):
+                        data.close()
         return Job(self._transport, answer.body)
 
-    def _file_body(self, rows: Any) -> tuple[bytes, str] | None:
+    def _file_body(self, rows: Any) -> tuple[bytes | mmap.mmap, str] | None:
         """The body and media type of rows sent as a file; None for a JSON body."""
         if isinstance(rows, str | os.PathLike):
             path = Path(rows)
@@ -178,7 +187,10 @@ class Model:
             if kind is None:
                 kinds = ".parquet, .npy, .arrows (Arrow IPC stream) or .csv"
                 raise ValueError(f"{path}: a job file is {kinds}")
-            return path.read_bytes(), kind
+            with path.open("rb") as handle:  # sent from the page cache, not read into memory
+                if not os.fstat(handle.fileno()).st_size:
+                    return b"", kind
+                return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ), kind
         if hasattr(rows, "columns") and hasattr(rows, "to_numpy") and len(rows) >= BINARY_ROWS:
             rows = rows[self.feature_names()].to_numpy(dtype=np.float32, na_value=np.nan)
         if isinstance(rows, np.ndarray) and rows.dtype.kind in "biuf" and len(rows) >= BINARY_ROWS:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import mmap
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -22,13 +23,14 @@ from onnxq.client.errors import ClientError, Unavailable, error_for
 RETRIED_STATUSES = {429, 503}
 CHUNK_BYTES = 1024 * 1024
 Progress = Callable[[int, int], None]  # (bytes sent, bytes in all)
+Body = bytes | mmap.mmap  # a file's body: its map, sent from the page cache
 
 
-def _chunks(payload: bytes, progress: Progress) -> Iterator[bytes]:
+def _chunks(payload: Body, progress: Progress) -> Iterator[memoryview]:
     view = memoryview(payload)
     progress(0, len(view))
     for start in range(0, len(view), CHUNK_BYTES):
-        yield bytes(view[start : start + CHUNK_BYTES])
+        yield view[start : start + CHUNK_BYTES]
         progress(min(start + CHUNK_BYTES, len(view)), len(view))
 
 
@@ -74,7 +76,7 @@ class Transport:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
         *,
-        data: bytes | None = None,
+        data: Body | None = None,
         content_type: str | None = None,
         progress: Progress | None = None,
     ) -> Answer:
@@ -110,7 +112,7 @@ class Transport:
         return self.backoff * (2**attempt) * (0.5 + random.random() / 2)
 
     def _send(
-        self, method: str, path: str, payload: bytes | None, headers: dict[str, str],
+        self, method: str, path: str, payload: Body | None, headers: dict[str, str],
         timeout: float, progress: Progress | None = None,
     ) -> Answer:  # fmt: skip
         if self._connection is None:
@@ -123,11 +125,16 @@ class Transport:
         self._connection.timeout = timeout
         if self._connection.sock is not None:
             self._connection.sock.settimeout(timeout)
-        body: Any = payload
+        # A map as a view: http.client would read a map, having `read`, as a file, chunked.
+        body: Any = memoryview(payload) if isinstance(payload, mmap.mmap) else payload
         if payload is not None and progress is not None:
             headers = {**headers, "Content-Length": str(len(payload))}  # not chunked
             body = _chunks(payload, progress)
-        self._connection.request(method, self._prefix + path, body=body, headers=headers)
+        try:
+            self._connection.request(method, self._prefix + path, body=body, headers=headers)
+        finally:
+            if isinstance(body, memoryview):
+                body.release()
         response = self._connection.getresponse()
         raw = response.read()
         answer_headers = {k.lower(): v for k, v in response.getheaders()}

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,3 +160,22 @@ def test_large_arrays_and_frames_go_as_npy_in_feature_order(server: ScriptedServ
     sent = np.load(io.BytesIO(body))
     assert sent.dtype == np.float32 and sent[:2].tolist() == [[-0.0, 0.0], [-1.0, 1.0]]
     assert np.load(io.BytesIO(array_body)).shape == (1000, 2)
+
+
+@pytest.mark.parametrize("with_progress", [False, True])
+def test_a_file_is_sent_whole_with_its_length_on_every_retry(
+    tmp_path: Path, with_progress: bool
+) -> None:
+    body = bytes(range(256)) * 5000  # 1.28 MB: two of the progress's chunks
+    path = tmp_path / "rows.parquet"
+    path.write_bytes(body)
+    seen: list[tuple[int, int]] = []
+    progress = (lambda sent, total: seen.append((sent, total))) if with_progress else None
+    for server in serving([UNAVAILABLE, UNAVAILABLE, (202, {}, JOB)]):
+        job = Client(server.url, backoff=0.01).model("m").submit(path, progress=progress)
+        assert job.id == "j1"
+        assert len(server.requests) == 3
+        for _, _, headers, sent, _ in server.requests:  # the map is sent from its start each time
+            assert headers["Content-Length"] == str(len(body)) and sent == body
+            assert headers["Content-Type"] == "application/vnd.apache.parquet"
+    assert seen[-1:] == ([(len(body), len(body))] if with_progress else [])
