@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.processes import ROOT, Service
+from bench.processes import ROOT, Service, stop_all
 from onnxq.devtools import processes
 from onnxq.devtools.metrics_text import sample
 from onnxq.devtools.processes import gateway_answers, gateway_command, worker_command, worker_ready
@@ -73,15 +73,40 @@ def start_onnxq(
     worker = Service("worker", worker_command(), env, workdir / "worker.log").start()
     stack = OnnxqStack(gateway, worker, port)
     try:
-        wait_until(
-            lambda: gateway_answers(local_url(port), "/ready"), 60, "the onnxq gateway to be ready"
-        )
+        wait_for_gateway(gateway)
         wait_until(lambda: worker_ready(worker, CONCURRENCY), 60, "the onnxq worker to be ready")
-        wait_until(lambda: len(stack.gateway_workers()) >= CONCURRENCY, 30, "gunicorn's workers")
     except BaseException:
         stack.stop()
         raise
     return stack
+
+
+def wait_for_gateway(gateway: Service) -> None:
+    """Until the gateway answers /ready and gunicorn has its CONCURRENCY workers."""
+    assert gateway.port is not None
+    url = local_url(gateway.port)
+    wait_until(lambda: gateway_answers(url, "/ready"), 60, "the onnxq gateway to be ready")
+    wait_until(lambda: len(gateway.children()) >= CONCURRENCY, 30, "gunicorn's workers")
+
+
+def start_pod_workers(env: dict[str, str], workdir: Path, count: int) -> list[Service]:
+    """`count` `python -m worker` processes of one pool process each, as the Kubernetes worker
+    pods run (ONNXQ_WORKER_CONCURRENCY=1, deploy/kubernetes/base/worker.yaml), each with its own
+    Celery node name, metrics port and log; no beat (the worker never embeds one). Returned
+    once every one has loaded its models; all stopped if one is not ready."""
+    workers = []
+    try:
+        for i in range(1, count + 1):
+            own = {**env, "ONNXQ_WORKER_CONCURRENCY": "1"}
+            own["ONNXQ_WORKER_METRICS_PORT"] = str(free_port())
+            command = [*worker_command(), "--hostname", f"worker{i}@%h"]
+            workers.append(Service(f"worker{i}", command, own, workdir / f"worker{i}.log").start())
+        for worker in workers:
+            wait_until(lambda w=worker: worker_ready(w, 1), 60, f"{worker.name} to be ready")
+    except BaseException:
+        stop_all(workers)
+        raise
+    return workers
 
 
 def start_bare_worker(
