@@ -1,6 +1,6 @@
 """The scaling signal under a burst (issue 19): GET /v1/queue each second while workers drain it.
 
-    .venv/bin/python bench/queue_signal.py [--workers 1 2 3] [--jobs 120] [--rows 100000]
+    .venv/bin/python bench/queue_signal.py [--workers 1 2 3] [--jobs 150] [--rows 100000]
 
 Per worker count: its own redis-server, a gunicorn gateway and N `python -m worker` of one pool
 process each, as the Kubernetes worker pods run them (bench/stack.py), no beat. After a warm-up
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -120,7 +120,8 @@ class Sampler(threading.Thread):
 @dataclass
 class Run:
     workers: int
-    load_before: float
+    cpu_before: float  # the machine's CPU use (%, all cores) in the 2 s before the run
+    cpu_during: float = 0.0  # and from the burst's start until the count was 0 again
     submit_seconds: float = 0.0
     drain_seconds: float = 0.0  # burst start -> the last job's finished_at
     samples: list[Sample] = field(default_factory=list)
@@ -135,7 +136,7 @@ class Run:
 
 def measure(workers: int, source: Path, jobs: int, model_dir: Path, timeout: float) -> Run:
     """One burst of `jobs` jobs of the file `source` against `workers` one-process workers."""
-    run = Run(workers, os.getloadavg()[0])
+    run = Run(workers, psutil.cpu_percent(interval=2))
     with (
         tempfile.TemporaryDirectory(prefix="onnxq-queue-signal-") as work,
         own_redis(Path(work) / "redis") as redis,
@@ -158,6 +159,7 @@ def measure(workers: int, source: Path, jobs: int, model_dir: Path, timeout: flo
 
             sampler = Sampler(url, time.monotonic())
             burst_start = time.time()
+            psutil.cpu_percent()  # the start of cpu_during
             sampler.start()
             try:
                 with ThreadPoolExecutor(SUBMIT_THREADS) as pool:
@@ -166,6 +168,7 @@ def measure(workers: int, source: Path, jobs: int, model_dir: Path, timeout: flo
                 sampler.submitted.set()
                 say(f"{workers} worker(s): {jobs} jobs submitted in {run.submit_seconds:.1f} s")
                 wait_until(sampler.stopped.is_set, timeout, "outstanding to be back to 0")
+                run.cpu_during = psutil.cpu_percent()
             finally:
                 sampler.stopped.set()
                 sampler.join(10)
@@ -215,7 +218,7 @@ def cell(value: float | None) -> str:
 def render_summary(runs: list[Run], jobs: int, rows: int) -> list[str]:
     header = ["workers", "submit s", "drained s", "first 0 reading s", "peak outstanding",
               "peak oldest age s", "jobs/s", "rows/s", "not succeeded", "latest reading s",
-              "missed readings", "load before"]  # fmt: skip
+              "missed readings", "CPU % before", "CPU % during"]  # fmt: skip
     body = []
     for r in runs:
         counts = [s.outstanding for s in r.samples if s.outstanding is not None]
@@ -228,7 +231,7 @@ def render_summary(runs: list[Run], jobs: int, rows: int) -> list[str]:
                      f"{jobs / r.drain_seconds:.1f}", f"{jobs * rows / r.drain_seconds:,.0f}",
                      f"**{failed}**" if failed else "0", f"{max(s.late for s in r.samples):.2f}",
                      sum(s.outstanding is None for s in r.samples),
-                     f"{r.load_before:.2f}"])  # fmt: skip
+                     f"{r.cpu_before:.0f}", f"{r.cpu_during:.0f}"])  # fmt: skip
     return table(header, "r" * len(header), body)
 
 
@@ -254,7 +257,8 @@ def render(runs: list[Run], scaling: Scaling, args: argparse.Namespace, details:
         "last job's `finished_at`; first 0 reading s, the first sample reading 0 (after the "
         "start); jobs/s and rows/s over the drain; not succeeded, jobs whose document did not "
         "end `succeeded`; latest reading s, the most a sample's answer came after its second; "
-        "load before, the 1-minute load average before the run.",
+        "CPU % before and during: the machine's CPU use (all cores, 100 = both busy) in the 2 s "
+        "before the run and from the burst's start until the count read 0.",
         "",
         *render_summary(runs, args.jobs, args.rows),
     ]
@@ -264,7 +268,7 @@ def render(runs: list[Run], scaling: Scaling, args: argparse.Namespace, details:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--jobs", type=int, default=120, help="jobs in the burst")
+    parser.add_argument("--jobs", type=int, default=150, help="jobs in the burst")
     parser.add_argument("--rows", type=int, default=100_000, help="rows of each job")
     parser.add_argument("--every", type=int, default=0, help="seconds between table rows")
     parser.add_argument("--timeout", type=float, default=900, help="seconds a burst may take")
