@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -39,6 +40,7 @@ from onnxq.client.transport import HttpOptions, Transport
 from onnxq.devtools.processes import gateway_command
 from onnxq.devtools.redis_server import free_port
 from onnxq.devtools.waiting import wait_until
+from onnxq.settings import Settings
 
 OWNER = "bench/queue_signal.py"
 SCALED_OBJECT = ROOT / "deploy" / "kubernetes" / "components" / "keda" / "scaled-object.yaml"
@@ -47,6 +49,7 @@ SAMPLE_SECONDS = 1.0
 SUBMIT_THREADS = 4
 MAX_TABLE_ROWS = 25
 MISSING = "-"  # a reading the gateway did not answer
+QUEUE_LIST = Settings.model_fields["queue_name"].default  # kombu keeps its messages in this list
 
 
 @dataclass(frozen=True)
@@ -84,15 +87,18 @@ class Sample:
     late: float  # seconds after that moment its answer came
     outstanding: int | None  # None: the gateway did not answer
     oldest_age: float | None
+    listed: int | None = None  # LLEN of the predict queue's list, read just after
 
 
 class Sampler(threading.Thread):
     """GET /v1/queue every SAMPLE_SECONDS from `started` (a monotonic time), on a fixed schedule,
-    until a reading taken after `submitted` was set says 0."""
+    until a reading taken after `submitted` was set says 0; each time also the LLEN of Celery's
+    list of predict messages, what KEDA's `redis` list scaler would read instead."""
 
-    def __init__(self, url: str, started: float):
+    def __init__(self, url: str, redis_url: str, started: float):
         super().__init__(daemon=True)
         self.queue = Transport(url, options=HttpOptions(timeout=5, retries=0))
+        self.redis = redis.Redis.from_url(redis_url, socket_timeout=5)
         self.started = started
         self.submitted = threading.Event()
         self.stopped = threading.Event()
@@ -104,11 +110,12 @@ class Sampler(threading.Thread):
             after_submit = self.submitted.is_set()
             try:
                 body = self.queue.request("GET", "/v1/queue").body
+                listed = int(self.redis.llen(QUEUE_LIST))
                 outstanding, age = int(body["outstanding"]), float(body["oldest_age_seconds"])
             except Exception:  # counted as a missing reading, never the end of the sampling
-                outstanding, age = None, None
+                outstanding, age, listed = None, None, None
             late = time.monotonic() - self.due(tick)
-            self.samples.append(Sample(tick, late, outstanding, age))
+            self.samples.append(Sample(tick, late, outstanding, age, listed))
             if after_submit and outstanding == 0:
                 self.stopped.set()
             tick += 1
@@ -139,10 +146,10 @@ def measure(workers: int, source: Path, jobs: int, model_dir: Path, timeout: flo
     run = Run(workers, psutil.cpu_percent(interval=2))
     with (
         tempfile.TemporaryDirectory(prefix="onnxq-queue-signal-") as work,
-        own_redis(Path(work) / "redis") as redis,
+        own_redis(Path(work) / "redis") as server,
     ):
         workdir, port = Path(work), free_port()
-        env = service_env(redis.url, model_dir, workdir / "predictions", port)
+        env = service_env(server.url, model_dir, workdir / "predictions", port)
         gateway = Service("gateway", gateway_command(), env, workdir / "gateway.log", port=port)
         services = [gateway.start()]
         try:
@@ -157,7 +164,7 @@ def measure(workers: int, source: Path, jobs: int, model_dir: Path, timeout: flo
                     clients.model = Client(url, timeout=120).model(MODEL_NAME)
                 return clients.model.submit(source).id
 
-            sampler = Sampler(url, time.monotonic())
+            sampler = Sampler(url, server.url, time.monotonic())
             burst_start = time.time()
             psutil.cpu_percent()  # the start of cpu_during
             sampler.start()
@@ -176,17 +183,13 @@ def measure(workers: int, source: Path, jobs: int, model_dir: Path, timeout: flo
             client = Client(url)
             documents = [client.job(job_id).document for job_id in ids]
             run.statuses = Counter(str(d["status"]) for d in documents)
-            ended = [stamp(d["finished_at"]) for d in documents if d.get("finished_at")]
+            ended = [datetime.fromisoformat(d["finished_at"]).timestamp() for d in documents
+                     if d.get("finished_at")]  # fmt: skip
             run.drain_seconds = max(ended) - burst_start if ended else math.nan
         finally:
             stop_all(services)
     say(f"{workers} worker(s): drained in {run.drain_seconds:.1f} s, {dict(run.statuses)}")
     return run
-
-
-def stamp(value: str) -> float:
-    """A job document's ISO 8601 time as seconds since the epoch."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def render_table(runs: list[Run], scaling: Scaling, every: int) -> list[str]:
@@ -216,48 +219,47 @@ def cell(value: float | None) -> str:
 
 
 def render_summary(runs: list[Run], jobs: int, rows: int) -> list[str]:
-    header = ["workers", "submit s", "drained s", "first 0 reading s", "peak outstanding",
-              "peak oldest age s", "jobs/s", "rows/s", "not succeeded", "latest reading s",
-              "missed readings", "CPU % before", "CPU % during"]  # fmt: skip
+    header = ["workers", "submit s", "drained s", "outstanding 0 at s", "list empty from s",
+              "peak outstanding", "jobs/s", "rows/s", "not succeeded", "latest reading s",
+              "missed readings", "CPU % before / during"]  # fmt: skip
     body = []
     for r in runs:
-        counts = [s.outstanding for s in r.samples if s.outstanding is not None]
-        ages = [s.oldest_age for s in r.samples if s.oldest_age is not None]
         zero = next((s.tick for s in r.samples if s.outstanding == 0 and s.tick > 0), None)
+        listed = [s.tick for s in r.samples if s.listed]
         failed = jobs - r.statuses.get("succeeded", 0)
         body.append([r.workers, f"{r.submit_seconds:.1f}", f"{r.drain_seconds:.1f}",
                      MISSING if zero is None else f"{zero * SAMPLE_SECONDS:g}",
-                     max(counts, default=0), f"{max(ages, default=0):.1f}",
+                     f"{(listed[-1] + 1) * SAMPLE_SECONDS:g}" if listed else MISSING,
+                     max((s.outstanding or 0 for s in r.samples), default=0),
                      f"{jobs / r.drain_seconds:.1f}", f"{jobs * rows / r.drain_seconds:,.0f}",
                      f"**{failed}**" if failed else "0", f"{max(s.late for s in r.samples):.2f}",
                      sum(s.outstanding is None for s in r.samples),
-                     f"{r.cpu_before:.0f}", f"{r.cpu_during:.0f}"])  # fmt: skip
+                     f"{r.cpu_before:.0f} / {r.cpu_during:.0f}"])  # fmt: skip
     return table(header, "r" * len(header), body)
 
 
 def render(runs: list[Run], scaling: Scaling, args: argparse.Namespace, details: dict) -> str:
-    target = f"{scaling.target:g}"
     lines = [
         "## The scaling signal under a burst (issue 19)",
         "",
         f"{details['date']}, `{details['command']}`, {details['machine']['nproc']} x "
         f"{details['machine']['cpu']}, git {details['git']}. Each run: its own redis-server, a "
-        "gunicorn gateway (2 workers) and N `python -m worker` of one pool process each "
-        "(ONNXQ_WORKER_CONCURRENCY=1 as in the Kubernetes worker pods, ONNXQ_JOB_CHUNK_THREADS "
-        f"at its default 2), no beat, all on this machine. After one warm-up job, {args.jobs} "
-        f"jobs of {args.rows:,} rows (a .npy body each) submitted from {SUBMIT_THREADS} "
+        "gunicorn gateway (2 workers), N `python -m worker` of one pool process each "
+        "(ONNXQ_WORKER_CONCURRENCY=1 as in the Kubernetes worker pods; ONNXQ_JOB_CHUNK_THREADS "
+        f"2, its default and the pods'), no beat, all on this machine. After a warm-up job, "
+        f"{args.jobs} jobs of {args.rows:,} rows (.npy bodies) submitted from {SUBMIT_THREADS} "
         "threads; `GET /v1/queue` read every second from the burst's start until `outstanding` "
-        f"was 0 again. KEDA's replicas: ceil(outstanding / {target}) within "
+        f"was 0 again. KEDA's replicas: ceil(outstanding / {scaling.target:g}) within "
         f"{scaling.min_replicas}-{scaling.max_replicas} (`{SCALED_OBJECT.relative_to(ROOT)}`), "
-        "what the HPA aims at, before its scale-up policy and the 10 s polling interval.",
+        "what the HPA aims at, before its scale-up policy and KEDA's polling interval.",
         "",
         *render_table(runs, scaling, args.every),
         "",
-        "Per run: submit s, the burst's submits answered; drained s, the burst's start to the "
-        "last job's `finished_at`; first 0 reading s, the first sample reading 0 (after the "
-        "start); jobs/s and rows/s over the drain; not succeeded, jobs whose document did not "
-        "end `succeeded`; latest reading s, the most a sample's answer came after its second; "
-        "CPU % before and during: the machine's CPU use (all cores, 100 = both busy) in the 2 s "
+        "Drained: the burst's start to the last job's `finished_at`. Outstanding 0 at: the first "
+        f"reading of 0. List empty from: the reading from which LLEN `{QUEUE_LIST}` (Celery's "
+        "list of waiting messages, what KEDA's `redis` list scaler reads) stayed 0. Not "
+        "succeeded: jobs whose document did not end `succeeded`. Latest reading: the most an "
+        "answer came after its second. CPU %: the machine's (100 = every core busy), in the 2 s "
         "before the run and from the burst's start until the count read 0.",
         "",
         *render_summary(runs, args.jobs, args.rows),
