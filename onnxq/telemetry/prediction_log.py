@@ -24,10 +24,10 @@ import numpy as np
 
 from drift import log_segments as fmt
 from onnxq.models.results import PredictionResult
+from onnxq.telemetry.direct_writes import DIRECT_MIN_BYTES, DirectAppender, open_direct, write_all
 from onnxq.telemetry.log_arrays import RecordBatch, record_batch, schema_message
 
 SEGMENT_BYTES = 256 * 1024 * 1024  # a process starts a new segment past this size
-WRITEV_MOST = 1024  # buffers in one writev (Linux's IOV_MAX)
 
 
 @dataclass
@@ -39,23 +39,34 @@ class _Segment:
     key: tuple[str, str, int]  # (day, model, version)
     schema_key: tuple[Any, ...]
     size: int = 0
+    direct_fd: int | None = None  # large appends, past the page cache (direct_writes.py)
+    direct_tried: bool = False
 
     def frames(self, batch: RecordBatch, first: bool) -> list[Any]:
         """The batch's message, after the segment's schema when it is the first."""
         message = batch.message()
         return [schema_message(batch.schema_key), *message] if first else message
 
-    def append(self, parts: list[Any]) -> None:
-        """Write the parts (bytes, numpy buffers) in order, gathered (writev), not copied."""
+    def append(self, parts: list[Any], direct: DirectAppender) -> None:
+        """Write the parts (bytes, numpy buffers) in order, gathered, not copied; a large append
+        past the page cache."""
         views = [memoryview(part).cast("B") for part in parts]
-        views = [view for view in views if view.nbytes]
-        self.size += sum(view.nbytes for view in views)
-        while views:
-            written = os.writev(self.fd, views[:WRITEV_MOST])
-            while views and written >= views[0].nbytes:
-                written -= views.pop(0).nbytes
-            if written:  # a short write, part way into a buffer: the rest of it goes next
-                views[0] = views[0][written:]
+        total = sum(view.nbytes for view in views)
+        if total >= DIRECT_MIN_BYTES and not self.direct_tried:
+            self.direct_tried = True
+            self.direct_fd = open_direct(self.path)
+        if total >= DIRECT_MIN_BYTES and self.direct_fd is not None:
+            if not direct.append(self.fd, self.direct_fd, self.size, views):
+                os.close(self.direct_fd)  # refused: every later append goes through `fd`
+                self.direct_fd = None
+        else:
+            write_all(self.fd, views)
+        self.size += total
+
+    def close(self) -> None:
+        os.close(self.fd)
+        if self.direct_fd is not None:
+            os.close(self.direct_fd)
 
 
 class PredictionLog:
@@ -74,6 +85,7 @@ class PredictionLog:
         self.clock = clock
         self._lock = threading.Lock()
         self._segments: dict[tuple[str, str, int], _Segment] = {}
+        self._direct = DirectAppender()
         self._start_naming()
 
     def _start_naming(self) -> None:
@@ -145,7 +157,7 @@ class PredictionLog:
                     framed += segment.frames(batch, first=not segment.size and not framed)
                 for segment, framed in frames.values():
                     try:
-                        segment.append(framed)
+                        segment.append(framed, self._direct)
                     except OSError:
                         # Part of a batch may be in the file: nothing more goes after it.
                         if self._segments.get(segment.key) is segment:
@@ -154,7 +166,7 @@ class PredictionLog:
                         raise
             finally:
                 for segment in retired:
-                    os.close(segment.fd)
+                    segment.close()
 
     def _segment_for(self, batch: RecordBatch, retired: list[_Segment]) -> _Segment:
         key = batch.segment_key
@@ -188,14 +200,14 @@ class PredictionLog:
     def _forked(self) -> None:
         """In a child forked with open segments: they are the parent's; start this process's own."""
         for segment in self._segments.values():
-            os.close(segment.fd)
+            segment.close()
         self._segments.clear()
         self._start_naming()
 
     def close(self) -> None:
         with self._lock:
             for segment in self._segments.values():
-                os.close(segment.fd)
+                segment.close()
             self._segments.clear()
 
 
