@@ -24,6 +24,8 @@ ALIGN = 4096  # a multiple of any device's logical block size
 BOUNCE_BYTES = 8 * 1024 * 1024  # the aligned buffer whole blocks are copied through
 DIRECT_MIN_BYTES = 8 * 1024 * 1024  # smaller appends stay in the page cache
 WRITEV_MOST = 1024  # buffers in one writev (Linux's IOV_MAX)
+# What a file system that cannot write this direct answers (nothing written).
+REFUSED = {errno.EINVAL, errno.EOPNOTSUPP}
 
 
 def write_all(fd: int, views: list[memoryview]) -> None:
@@ -79,14 +81,14 @@ class DirectAppender:
 
 
 def _write_direct(fd: int, direct_fd: int, block: memoryview, length: int) -> bool:
-    """Write `length` bytes (whole blocks) of `block` direct; on EINVAL (refused, nothing
-    written), through `fd` instead, and False."""
+    """Write `length` bytes (whole blocks) of `block` direct; when refused (nothing written),
+    through `fd` instead, and False."""
     done = 0
     while done < length:
         try:
             done += os.write(direct_fd, block[done:length])
         except OSError as exc:
-            if exc.errno != errno.EINVAL or done:
+            if exc.errno not in REFUSED or done:
                 raise
             write_all(fd, [block[:length]])
             return False
