@@ -313,6 +313,7 @@ def _runs(
     bit-packed bytes gathered in `packed` with their `places`."""
     at, size, end = 0, len(data), filled + count
     while filled < end:
+        run_at = at
         shift = header = 0
         while True:  # the run's header: a varint
             if at >= size:
@@ -327,8 +328,13 @@ def _runs(
             groups = header >> 1
             if at + groups * width > size:
                 raise NotParquet("levels or indexes end early")
-            packed.append(data[at : at + groups * width])
-            at += groups * width
+            # Writers cut long bit-packed stretches into runs of one length (pyarrow: 504
+            # values): those that follow with the same header are taken at once.
+            body, run_bytes = groups * width, at - run_at + groups * width
+            runs = _same_runs(data, run_at, at - run_at, body, (end - filled) // (groups * 8 or 1))
+            taken = len(runs) // body if runs is not None else 1
+            packed.append(runs if runs is not None else data[at : at + body])
+            at, groups = run_at + taken * run_bytes, groups * taken
             n = min(groups * 8, end - filled)
             first, done, start = places[-1] if places else (0, -1, 0)
             if first + done == filled and start + done == packed_values:
@@ -346,6 +352,20 @@ def _runs(
     return filled, packed_values
 
 
+def _same_runs(data: Any, at: int, head: int, body: int, most: int) -> np.ndarray | None:
+    """The bodies, joined, of the bit-packed runs from `at` on that have the header (`head`
+    bytes) and body length of the first, up to `most` of them; None unless there are two or more."""
+    most = min(most, (len(data) - at) // (head + body))
+    if most < 2:
+        return None
+    runs = np.frombuffer(data, np.uint8, most * (head + body), at).reshape(most, head + body)
+    same = (runs[:, :head] == runs[0, :head]).all(axis=1)
+    count = most if same.all() else int(np.argmin(same))
+    if count < 2:
+        return None
+    return np.ascontiguousarray(runs[:count, head:]).reshape(-1)
+
+
 def _unpacked(stream: bytes, width: int) -> np.ndarray:
     """Bit-packed values, `width` bits each, LSB first: 8 values to each `width` bytes."""
     if not width:
@@ -354,10 +374,10 @@ def _unpacked(stream: bytes, width: int) -> np.ndarray:
         raise NotParquet(f"levels or indexes of {width} bits")
     groups = len(stream) // width
     padded = np.frombuffer(stream + bytes(8), np.uint8)
-    out = np.empty((groups, 8), np.uint32)
+    out = np.empty((8, groups), np.uint32)  # the j-th values of the groups, then transposed
     mask = np.uint64((1 << width) - 1)
     for j in range(8):  # the j-th value of every group: 8 bytes read from the same offset in each
         first, shift = divmod(j * width, 8)  # shift + width <= 39: one (unaligned) 64-bit word
         words = np.ndarray((groups,), "<u8", padded, first, (width,))
-        np.bitwise_and(words >> np.uint64(shift), mask, out=out[:, j], casting="unsafe")
-    return out.reshape(-1)
+        out[j] = (words >> np.uint64(shift)) & mask
+    return out.T.reshape(-1)

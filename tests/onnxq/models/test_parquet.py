@@ -94,3 +94,47 @@ def test_a_result_file_reads_back_in_pyarrow_with_its_types() -> None:
     assert [str(t) for t in table.schema.types] == ["int64", "float", "int8", "string"]
     assert table.to_pydict() == {name: values.tolist() for name, values in columns.items()}
     assert read(parquet_bytes(columns), ["label", "probability_0"])["label"].tolist() == [0, 1, 1]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
+def _bit_packed(values: list[int], width: int) -> bytes:
+    """A bit-packed run of `values` (padded to groups of 8), as the spec lays it out."""
+    values = values + [0] * (-len(values) % 8)
+    bits = sum(v << (i * width) for i, v in enumerate(values))
+    return _varint(len(values) // 8 << 1 | 1) + bits.to_bytes(len(values) * width // 8, "little")
+
+
+def _repeated(value: int, count: int, width: int) -> bytes:
+    return _varint(count << 1) + value.to_bytes((width + 7) // 8, "little")
+
+
+@pytest.mark.parametrize("width", [1, 3, 10, 17, 32])
+def test_rle_bit_packed_hybrid_runs_decode_in_order_across_pages(width: int) -> None:
+    from onnxq.models.parquet_reader import _rle_pages
+
+    rng = np.random.default_rng(width)
+    top = 1 << width
+    # Page 1: five full 504-value runs (one header), a shorter run, a repeat, two more full ones.
+    # Page 2: a repeat, three full runs, and a last run cut by the page's count.
+    runs1 = [rng.integers(0, top, n).tolist() for n in (504,) * 5 + (16,)]
+    repeat1, more1 = int(rng.integers(0, top)), [rng.integers(0, top, 504).tolist()] * 2
+    page1 = b"".join(_bit_packed(r, width) for r in runs1) + _repeated(repeat1, 40, width)
+    page1 += b"".join(_bit_packed(r, width) for r in more1)
+    values1 = [v for r in runs1 for v in r] + [repeat1] * 40 + [v for r in more1 for v in r]
+    repeat2 = int(rng.integers(0, top))
+    runs2 = [rng.integers(0, top, 504).tolist() for _ in range(3)] + [
+        rng.integers(0, top, 13).tolist()
+    ]
+    page2 = _repeated(repeat2, 9, width) + b"".join(_bit_packed(r, width) for r in runs2)
+    values2 = [repeat2] * 9 + [v for r in runs2 for v in r][:-5]  # the page ends 5 values early
+
+    got = _rle_pages([(page1, len(values1)), (memoryview(page2), len(values2))], width)
+
+    assert got.tolist() == values1 + values2
