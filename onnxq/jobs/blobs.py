@@ -4,7 +4,7 @@
 stand in for `DirectoryBlobs` (files under `<state_dir>/blobs`, a volume every gateway and worker
 shares in compose). A blob is named by its job and its kind; it is written whole or not at all
 (a temporary name, renamed when complete), and lives as long as its job's record: the reconciler's
-sweep removes the blobs of jobs whose record has expired (onnxq/jobs/store.py, sweep_blobs).
+sweep removes the blobs of jobs whose record has expired (onnxq/jobs/large_data.py, sweep_blobs).
 """
 
 from __future__ import annotations

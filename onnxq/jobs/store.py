@@ -7,11 +7,10 @@ of its state onnxq.jobs.lifecycle.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from datetime import datetime
-from typing import BinaryIO, NoReturn
+from typing import NoReturn
 
 import redis
 
@@ -21,6 +20,7 @@ from onnxq.errors import JobExpired, JobNotFound
 from onnxq.jobs import blobs as kinds
 from onnxq.jobs import keys, lifecycle, scripts
 from onnxq.jobs.blobs import JobBlobs
+from onnxq.jobs.large_data import LargeJobData
 from onnxq.jobs.lifecycle import Claim
 from onnxq.jobs.record import Job, dump_job, load_job, utc_now
 
@@ -32,7 +32,7 @@ def _loaded(job_ids: list[str], raws: list[bytes | None]) -> dict[str, Job]:
     return {job_id: load_job(raw) for job_id, raw in zip(job_ids, raws, strict=True) if raw}
 
 
-class JobStore:
+class JobStore(LargeJobData):
     """One JSON value per job, expiring `ttl_seconds` after its last write.
 
     Celery's own result backend cannot tell an unknown id from a queued one, so
@@ -281,47 +281,6 @@ class JobStore:
         for job in jobs:
             if job.rows_in_blob and self.blobs is not None:
                 self.blobs.delete(job.job_id, kinds.ROWS)
-
-    def put_results(self, results: dict[str, bytes]) -> None:
-        """Store large results (Arrow streams) for as long as their jobs' records are kept;
-        written before the records that link them (one left by a record that could not be
-        written goes with the TTL: in Redis by expiring, as a blob by sweep_blobs)."""
-        if not results:
-            return
-        if self.blobs is not None:
-            for job_id, data in results.items():
-                self.blobs.put(job_id, kinds.RESULT, data)
-            return
-        with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
-            for job_id, data in results.items():
-                pipe.set(keys.result(job_id), data, ex=self.ttl_seconds)
-            pipe.execute()
-
-    def result_file(self, job_id: str) -> BinaryIO | None:
-        """A large result stored by put_results, to read; None once it has expired."""
-        found = self.blobs.open(job_id, kinds.RESULT) if self.blobs is not None else None
-        if found is not None:
-            return found
-        with redis_errors_as_unavailable():  # where an earlier release, or no blob store, kept it
-            data = self.client.get(keys.result(job_id))
-        return io.BytesIO(data) if data is not None else None
-
-    def sweep_blobs(self, older_than_seconds: float) -> int:
-        """Remove the blobs of jobs whose record is gone (expired, or never written: a refused
-        upload, a writer killed), once last written `older_than_seconds` ago; how many jobs'."""
-        if self.blobs is None:
-            return 0
-        job_ids = sorted(self.blobs.job_ids(older_than_seconds))
-        if not job_ids:
-            return 0
-        with redis_errors_as_unavailable(), self.client.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.exists(keys.job(job_id))
-            found = pipe.execute()
-        gone = [job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists]
-        for job_id in gone:
-            self.blobs.delete(job_id)
-        return len(gone)
 
     def stale_active(self, idle_seconds: float, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of jobs not ended whose last change is more than `idle_seconds` old."""
