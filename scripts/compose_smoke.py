@@ -2,6 +2,7 @@
 
     python3 scripts/compose_smoke.py wait-ready <base url> <timeout s>
     python3 scripts/compose_smoke.py submit <base url> <api key> <jobs> <timeout s> <job ids file>
+    python3 scripts/compose_smoke.py file-job <base url> <api key> <rows> <timeout s>
     python3 scripts/compose_smoke.py served-by <job ids file> <container log file>...
     python3 scripts/compose_smoke.py slow-clients <base url> <api key> <connections>
 
@@ -10,8 +11,10 @@ Each prints what it found and exits 1 with a message saying what did not happen.
 
 from __future__ import annotations
 
+import array
 import json
 import socket
+import struct
 import sys
 import time
 import urllib.error
@@ -156,6 +159,43 @@ def submit(base_url: str, api_key: str, jobs: int, timeout_seconds: float, ids_f
     print(f"jobs: {len(job_ids)} submitted through the gateway, all succeeded ({elapsed:.1f} s)")
 
 
+def _npy(rows: list[list[float]], count: int) -> bytes:
+    """A float32 .npy body of `count` rows cycling through `rows` (format 1.0, by hand)."""
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({count}, {len(rows[0])}), }}"
+    header += " " * (-(len(header) + 11) % 64) + "\n"
+    values = array.array("f", [v for i in range(count) for v in rows[i % len(rows)]])
+    if sys.byteorder != "little":
+        values.byteswap()
+    lead = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header))
+    return lead + header.encode() + values.tobytes()
+
+
+def file_job(base_url: str, api_key: str, rows: int, timeout_seconds: float) -> None:
+    """A large file job: its rows through the blob store on the shared volume, its prediction
+    log batch (past 8 MiB) written direct, its result behind a link, paged as JSON."""
+    body = _npy(ROWS, rows)
+    request = urllib.request.Request(
+        f"{base_url}/v1/models/{MODEL}/jobs", data=body, method="POST",
+        headers={"Content-Type": "application/x-npy", "Authorization": f"Bearer {api_key}"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=60) as response:
+        job = json.loads(response.read())
+    deadline, started = time.monotonic() + timeout_seconds, time.monotonic()
+    while job["status"] not in ("succeeded", "failed", "cancelled"):
+        if time.monotonic() > deadline:
+            raise SmokeFailure(f"file job {job['job_id']} still {job['status']} at the deadline")
+        time.sleep(0.5)
+        _, job = _request(f"{base_url}/v1/jobs/{job['job_id']}", api_key)
+    if job["status"] != "succeeded" or job["rows"] != rows:
+        raise SmokeFailure(f"file job: {json.dumps(job)[:500]}")
+    page_url = f"{base_url}/v1/jobs/{job['job_id']}/result?offset={rows - 2}&limit=2"
+    status, page = _request(page_url, api_key)
+    if status != 200 or page.get("columns", {}).get("label") != EXPECTED_LABELS:
+        raise SmokeFailure(f"the file job's last result page: {status} {json.dumps(page)[:500]}")
+    elapsed = time.monotonic() - started
+    print(f"file job: {rows:,} rows ({len(body) / 1e6:.0f} MB .npy) succeeded in {elapsed:.1f} s")
+
+
 def served_by(ids_file: Path, log_files: list[Path]) -> None:
     job_ids = set(ids_file.read_text().split())
     served: Counter[str] = Counter()
@@ -237,6 +277,8 @@ def main(argv: list[str]) -> int:
                 wait_ready(base_url, float(timeout))
             case ["submit", base_url, api_key, jobs, timeout, ids_file]:
                 submit(base_url, api_key, int(jobs), float(timeout), Path(ids_file))
+            case ["file-job", base_url, api_key, rows, timeout]:
+                file_job(base_url, api_key, int(rows), float(timeout))
             case ["slow-clients", base_url, api_key, connections]:
                 slow_clients(base_url, api_key, int(connections))
             case ["served-by", ids_file, *log_files] if log_files:
