@@ -71,3 +71,23 @@ def test_a_bad_file_is_reported_and_fails(stack: Stack, tmp_path: Path, monkeypa
     assert code == 2
     assert "422 invalid_input" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_parquet_file_in_parquet_out_past_the_inline_size(
+    stack: Stack, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = load_breast_cancer()
+    rows = np.resize(data.data, (15_000, 30))  # its rows and result kept as blobs, not in Redis
+    names = data.feature_names.tolist()
+    source = tmp_path / "rows.parquet"  # as pandas writes it: float64, snappy, dictionary pages
+    pq.write_table(pa.table({name: rows[:, i] for i, name in reversed(list(enumerate(names)))}),
+                   source)  # fmt: skip
+    predict_file(stack, source, tmp_path / "out.parquet", monkeypatch, capsys)
+    labels, probabilities = reference(stack.model_dir, rows.astype(np.float32))
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.column_names == ["label", "probability_0", "probability_1"]
+    assert out.column("label").to_pylist() == labels.tolist()
+    np.testing.assert_array_equal(out.column("probability_1").to_numpy(), probabilities[:, 1])
