@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 
 from drift import log_segments as fmt
 from onnxq.models.results import PredictionResult
 from onnxq.telemetry.direct_writes import DIRECT_MIN_BYTES, DirectAppender, open_direct, write_all
 from onnxq.telemetry.log_arrays import RecordBatch, record_batch, schema_message
+
+log = structlog.get_logger("onnxq.prediction_log")
 
 SEGMENT_BYTES = 256 * 1024 * 1024  # a process starts a new segment past this size
 
@@ -59,6 +62,7 @@ class _Segment:
             if not direct.append(self.fd, self.direct_fd, self.size, views):
                 os.close(self.direct_fd)  # refused: every later append goes through `fd`
                 self.direct_fd = None
+                log.warning("prediction_log_direct_refused", segment=str(self.path))
         else:
             write_all(self.fd, views)
         self.size += total

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from drift import log_segments
 from onnxq.models.results import PredictionResult
@@ -101,9 +102,12 @@ def test_a_direct_write_refused_part_way_is_finished_buffered_and_not_tried_agai
 
     monkeypatch.setattr(prediction_log, "open_direct", opening)
     monkeypatch.setattr(os, "write", refused)
-    expected = written(tmp_path, [1, LARGE_ROWS, LARGE_ROWS])
+    with capture_logs() as events:
+        expected = written(tmp_path, [1, LARGE_ROWS, LARGE_ROWS])
     assert len(opened) == 1  # opened once, dropped at its refusal
     same(read_back(tmp_path), expected)
+    [refusal] = [e for e in events if e["event"] == "prediction_log_direct_refused"]
+    assert refusal["log_level"] == "warning" and refusal["segment"].endswith(".arrows")
 
 
 @pytest.mark.parametrize("start", [0, 1, ALIGN - 1, ALIGN, 3 * ALIGN + 17])
