@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from onnxq.models import parquet_thrift as thrift
+from onnxq.models.parquet_rle import RunsError, rle_pages, rle_values
 
 MAGIC = b"PAR1"
 # Parquet's physical types, and the numpy type of each numeric one.
@@ -109,7 +110,10 @@ class ParquetColumns:
                 chunk = chunks.get((self.names[index].encode(),))
                 if chunk is None:
                     raise NotParquet(f"a row group has no column {self.names[index]!r}")
-                columns.append(self._column(self._elements[index], chunk, rows))
+                try:
+                    columns.append(self._column(self._elements[index], chunk, rows))
+                except RunsError as exc:
+                    raise NotParquet(str(exc)) from None
             yield rows, columns
 
     def _column(self, element: dict[int, Any], chunk: dict[int, Any], rows: int) -> np.ndarray:
@@ -183,7 +187,7 @@ def _looked_up(parts: list[Any], dictionary: np.ndarray | None) -> list[np.ndarr
             and (parts[end].width == parts[at].width)
         ):
             end += 1
-        indexes = _rle_pages([(p.data, p.count) for p in parts[at:end]], parts[at].width)
+        indexes = rle_pages([(p.data, p.count) for p in parts[at:end]], parts[at].width)
         assert dictionary is not None  # checked as each page was read
         try:
             out.append(dictionary[indexes])
@@ -247,7 +251,7 @@ def _data_page(
         return _plain(data, physical, dtype, present), valid
     if encoding == RLE and physical == BOOLEAN:  # v2 pages' booleans: a length, then runs
         (size,) = struct.unpack_from("<I", data, 0)
-        return _rle(data[4 : 4 + size], 1, present).astype(np.uint8), valid
+        return rle_values(data[4 : 4 + size], 1, present).astype(np.uint8), valid
     if encoding == BYTE_STREAM_SPLIT and physical in (FLOAT, DOUBLE, INT32, INT64):
         width = dtype.itemsize
         raw = np.frombuffer(data, np.uint8, present * width).reshape(width, present)
@@ -268,7 +272,7 @@ def _levels(data: Any, count: int) -> np.ndarray | None:
                 break
         if not header & 1 and header >> 1 >= count and at < len(data) and data[at] == 1:
             return None
-    return _rle(data, 1, count).astype(bool)
+    return rle_values(data, 1, count).astype(bool)
 
 
 def _plain(data: Any, physical: int, dtype: np.dtype, count: int) -> np.ndarray:
@@ -278,106 +282,3 @@ def _plain(data: Any, physical: int, dtype: np.dtype, count: int) -> np.ndarray:
     if len(data) < count * dtype.itemsize:
         raise NotParquet("a page holds fewer values than it says")
     return np.frombuffer(data, dtype, count)
-
-
-def _rle(data: Any, width: int, count: int) -> np.ndarray:
-    """`count` values of the RLE/bit-packed hybrid encoding, `width` bits each."""
-    return _rle_pages([(data, count)], width)
-
-
-def _rle_pages(pages: list[tuple[Any, int]], width: int) -> np.ndarray:
-    """The values of several pages' RLE/bit-packed runs (data, count), one after another.
-
-    A first pass reads the runs' headers; the bit-packed runs (each a whole number of bytes)
-    are then unpacked together, with numpy, and put in their places."""
-    out = np.empty(sum(count for _, count in pages), np.uint32)
-    value_bytes = (width + 7) // 8
-    packed: list[Any] = []
-    places: list[tuple[int, int, int]] = []  # (first row, rows, first packed value)
-    packed_values = filled = 0
-    for data, count in pages:
-        filled, packed_values = _runs(data, width, count, value_bytes, out, filled, packed,
-                                      places, packed_values)  # fmt: skip
-    if places:
-        values = _unpacked(b"".join(packed), width)
-        for first, n, start in places:
-            out[first : first + n] = values[start : start + n]
-    return out
-
-
-def _runs(
-    data: Any, width: int, count: int, value_bytes: int, out: np.ndarray, filled: int,
-    packed: list[Any], places: list[tuple[int, int, int]], packed_values: int,
-) -> tuple[int, int]:  # fmt: skip
-    """Read one page's run headers from `filled` on: repeated values written to `out`,
-    bit-packed bytes gathered in `packed` with their `places`."""
-    at, size, end = 0, len(data), filled + count
-    while filled < end:
-        run_at = at
-        shift = header = 0
-        while True:  # the run's header: a varint
-            if at >= size:
-                raise NotParquet("levels or indexes end early")
-            byte = data[at]
-            at += 1
-            header |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        if header & 1:  # bit-packed: groups of 8 values
-            groups = header >> 1
-            if at + groups * width > size:
-                raise NotParquet("levels or indexes end early")
-            # Writers cut long bit-packed stretches into runs of one length (pyarrow: 504
-            # values): those that follow with the same header are taken at once.
-            body, run_bytes = groups * width, at - run_at + groups * width
-            runs = _same_runs(data, run_at, at - run_at, body, (end - filled) // (groups * 8 or 1))
-            taken = len(runs) // body if runs is not None else 1
-            packed.append(runs if runs is not None else data[at : at + body])
-            at, groups = run_at + taken * run_bytes, groups * taken
-            n = min(groups * 8, end - filled)
-            first, done, start = places[-1] if places else (0, -1, 0)
-            if first + done == filled and start + done == packed_values:
-                places[-1] = (first, done + n, start)  # the last run goes on: one copy
-            else:
-                places.append((filled, n, packed_values))
-            packed_values += groups * 8
-        else:  # a run of one value
-            n = min(header >> 1, end - filled)
-            out[filled : filled + n] = int.from_bytes(bytes(data[at : at + value_bytes]), "little")
-            at += value_bytes
-        filled += n
-        if not n:
-            raise NotParquet("an empty run in levels or indexes")
-    return filled, packed_values
-
-
-def _same_runs(data: Any, at: int, head: int, body: int, most: int) -> np.ndarray | None:
-    """The bodies, joined, of the bit-packed runs from `at` on that have the header (`head`
-    bytes) and body length of the first, up to `most` of them; None unless there are two or more."""
-    most = min(most, (len(data) - at) // (head + body))
-    if most < 2:
-        return None
-    runs = np.frombuffer(data, np.uint8, most * (head + body), at).reshape(most, head + body)
-    same = (runs[:, :head] == runs[0, :head]).all(axis=1)
-    count = most if same.all() else int(np.argmin(same))
-    if count < 2:
-        return None
-    return np.ascontiguousarray(runs[:count, head:]).reshape(-1)
-
-
-def _unpacked(stream: bytes, width: int) -> np.ndarray:
-    """Bit-packed values, `width` bits each, LSB first: 8 values to each `width` bytes."""
-    if not width:
-        return np.zeros(len(stream) * 8, np.uint32)
-    if width > 32:
-        raise NotParquet(f"levels or indexes of {width} bits")
-    groups = len(stream) // width
-    padded = np.frombuffer(stream + bytes(8), np.uint8)
-    out = np.empty((8, groups), np.uint32)  # the j-th values of the groups, then transposed
-    mask = np.uint64((1 << width) - 1)
-    for j in range(8):  # the j-th value of every group: 8 bytes read from the same offset in each
-        first, shift = divmod(j * width, 8)  # shift + width <= 39: one (unaligned) 64-bit word
-        words = np.ndarray((groups,), "<u8", padded, first, (width,))
-        out[j] = (words >> np.uint64(shift)) & mask
-    return out.T.reshape(-1)

@@ -117,7 +117,7 @@ def _repeated(value: int, count: int, width: int) -> bytes:
 
 @pytest.mark.parametrize("width", [1, 3, 10, 17, 32])
 def test_rle_bit_packed_hybrid_runs_decode_in_order_across_pages(width: int) -> None:
-    from onnxq.models.parquet_reader import _rle_pages
+    from onnxq.models.parquet_rle import rle_pages
 
     rng = np.random.default_rng(width)
     top = 1 << width
@@ -135,6 +135,23 @@ def test_rle_bit_packed_hybrid_runs_decode_in_order_across_pages(width: int) -> 
     page2 = _repeated(repeat2, 9, width) + b"".join(_bit_packed(r, width) for r in runs2)
     values2 = [repeat2] * 9 + [v for r in runs2 for v in r][:-5]  # the page ends 5 values early
 
-    got = _rle_pages([(page1, len(values1)), (memoryview(page2), len(values2))], width)
+    got = rle_pages([(page1, len(values1)), (memoryview(page2), len(values2))], width)
 
     assert got.tolist() == values1 + values2
+
+
+def test_runs_cut_short_are_not_parquet(table: pa.Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnxq.models import parquet_reader
+    from onnxq.models.parquet_rle import RunsError, rle_values
+
+    with pytest.raises(RunsError, match="end early"):
+        rle_values(b"\x03", 10, 8)  # a bit-packed run of one group, its 10 bytes missing
+    with pytest.raises(RunsError, match="end early"):
+        rle_values(b"\x10", 10, 8)  # a repeated run of 8, its value missing
+
+    def cut(*args: object) -> None:
+        raise RunsError("levels or indexes end early")
+
+    monkeypatch.setattr(parquet_reader, "rle_pages", cut)  # as a page cut inside its indexes
+    with pytest.raises(NotParquet, match="end early"):
+        read(parquet(table.select(["i64"])), ["i64"])
