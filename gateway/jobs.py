@@ -17,7 +17,6 @@ from gateway.openapi import documented
 from gateway.responses import describe_error_statuses
 from gateway.services import current_services
 from onnxq.errors import InvalidInput, JobNotFound
-from onnxq.jobs.new_rows import RowsInBlob
 from onnxq.jobs.queue import Submission, new_job_id
 from onnxq.jobs.record import Job, JobList
 from onnxq.models.file_inputs import FILE_TYPES
@@ -177,9 +176,7 @@ def submit(name: str) -> ResponseReturnValue:
     return response
 
 
-def _json_job(
-    name: str, with_fingerprint: bool
-) -> tuple[OnnxModel, np.ndarray | RowsInBlob, str | None, str]:
+def _json_job(name: str, with_fingerprint: bool) -> tuple[OnnxModel, np.ndarray, str | None, str]:
     body = json_body()
     check_row_limit(row_count(body), current_services().settings.job_max_rows)
     job_request = parse_request(JobRequest, body)

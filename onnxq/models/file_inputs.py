@@ -65,17 +65,6 @@ def file_rows(
     return rows
 
 
-def file_matrix(
-    kind: str, data: bytes | mmap.mmap, manifest: Manifest, extra: str = "reject"
-) -> np.ndarray:
-    """The whole float32 matrix of a file body (file_rows' blocks, joined)."""
-    blocks: list[np.ndarray] = []
-    file_rows(kind, data, manifest, lambda block: blocks.append(block.copy()), extra)
-    if not blocks:
-        return np.empty((0, len(manifest.features)), np.float32)
-    return np.concatenate(blocks)
-
-
 def _npy_rows(array: np.ndarray, manifest: Manifest, sink: RowSink, problems: Problems) -> int:
     for first in range(0, len(array), ROW_BLOCK):
         block = checked_rows(array[first : first + ROW_BLOCK], manifest, first, problems)
