@@ -32,7 +32,7 @@ def rle_pages(pages: list[tuple[Any, int]], width: int) -> np.ndarray:
         filled, packed_values = _runs(data, width, count, value_bytes, out, filled, packed,
                                       places, packed_values)  # fmt: skip
     if places:
-        values = _unpacked(b"".join(packed), width)
+        values = _unpacked(b"".join(packed), width, packed_values)
         for first, n, start in places:
             out[first : first + n] = values[start : start + n]
     return out
@@ -64,7 +64,8 @@ def _runs(
             # Writers cut long bit-packed stretches into runs of one length (pyarrow: 504
             # values): those that follow with the same header are taken at once.
             body, run_bytes = groups * width, at - run_at + groups * width
-            runs = _same_runs(data, run_at, at - run_at, body, (end - filled) // (groups * 8 or 1))
+            most = (end - filled) // (groups * 8) if body else 0  # 0 bits: no bytes to take
+            runs = _same_runs(data, run_at, at - run_at, body, most)
             taken = len(runs) // body if runs is not None else 1
             packed.append(runs if runs is not None else data[at : at + body])
             at, groups = run_at + taken * run_bytes, groups * taken
@@ -101,10 +102,10 @@ def _same_runs(data: Any, at: int, head: int, body: int, most: int) -> np.ndarra
     return np.ascontiguousarray(runs[:count, head:]).reshape(-1)
 
 
-def _unpacked(stream: bytes, width: int) -> np.ndarray:
+def _unpacked(stream: bytes, width: int, count: int) -> np.ndarray:
     """Bit-packed values, `width` bits each, LSB first: 8 values to each `width` bytes."""
-    if not width:
-        return np.zeros(len(stream) * 8, np.uint32)
+    if not width:  # a one-entry dictionary's indexes: no bytes for their `count` values
+        return np.zeros(count, np.uint32)
     if width > 32:
         raise RunsError(f"levels or indexes of {width} bits")
     groups = len(stream) // width

@@ -155,3 +155,12 @@ def test_runs_cut_short_are_not_parquet(table: pa.Table, monkeypatch: pytest.Mon
     monkeypatch.setattr(parquet_reader, "rle_pages", cut)  # as a page cut inside its indexes
     with pytest.raises(NotParquet, match="end early"):
         read(parquet(table.select(["i64"])), ["i64"])
+
+
+def test_indexes_of_zero_bits_are_all_the_first_entry() -> None:
+    from onnxq.models.parquet_rle import rle_pages
+
+    # A one-entry dictionary's indexes take 0 bits: bit-packed runs of no bytes, or repeats.
+    page = b"".join(_bit_packed([0] * 504, 0) for _ in range(3)) + _repeated(0, 7, 0)
+    page += _bit_packed([0] * 16, 0)
+    assert rle_pages([(page, 504 * 3 + 7 + 16)], 0).tolist() == [0] * (504 * 3 + 7 + 16)
